@@ -1,0 +1,43 @@
+# Shared by bin/run and bin/test: a virtualenv with the project installed, and running services.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ensure_venv() {
+  if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv
+  fi
+  local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "Installing dependencies into .venv ..."
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e ".[dev]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+  fi
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "PostgreSQL is not running; starting it ..."
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    for _ in $(seq 20); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 0.5; done
+  fi
+  if [ -n "${DATABASE_URL:-}" ]; then return; fi  # a remote database the user configured
+  echo "ERROR: PostgreSQL is not reachable on 127.0.0.1:5432. Start it or set DATABASE_URL." >&2
+  exit 1
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  if command -v redis-server >/dev/null; then
+    echo "Redis is not running; starting it ..."
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    for _ in $(seq 20); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && return; sleep 0.5; done
+  fi
+  if [ -n "${REDIS_URL:-}" ]; then return; fi
+  echo "ERROR: Redis is not reachable on 127.0.0.1:6379. Start it or set REDIS_URL." >&2
+  exit 1
+}

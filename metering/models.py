@@ -1,0 +1,123 @@
+from django.db import models
+
+from openmeter_site.core.fields import DecimalColumn
+from openmeter_site.core.models import BaseModel, SoftDeleteModel
+
+
+class MeterAggregation(models.TextChoices):
+    SUM = "SUM"
+    COUNT = "COUNT"
+    UNIQUE_COUNT = "UNIQUE_COUNT"
+    AVG = "AVG"
+    MIN = "MIN"
+    MAX = "MAX"
+    LATEST = "LATEST"
+
+
+class WindowSize(models.TextChoices):
+    MINUTE = "MINUTE"
+    HOUR = "HOUR"
+    DAY = "DAY"
+    MONTH = "MONTH"
+
+
+class Meter(SoftDeleteModel):
+    slug = models.CharField(max_length=64)
+    name = models.CharField(max_length=256)
+    description = models.CharField(max_length=1024, blank=True, null=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    aggregation = models.CharField(max_length=16, choices=MeterAggregation.choices)
+    event_type = models.CharField(max_length=256, db_index=True)
+    event_from = models.DateTimeField(null=True, blank=True)
+    value_property = models.CharField(max_length=512, null=True, blank=True)
+    group_by = models.JSONField(default=dict, blank=True, help_text="Group-by key → JSONPath")
+    # While not null, the meter's rollups are being (re)built and cover only events with seq < this cursor;
+    # queries read raw events meanwhile. NULL = rollups complete.
+    backfill_cursor = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["slug"], condition=models.Q(deleted_at__isnull=True), name="meter_slug_live")
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Event(models.Model):
+    """A stored CloudEvent. Written only by the ingest store (one multi-row statement per batch)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    id = models.CharField(max_length=512)
+    source = models.CharField(max_length=512)
+    type = models.CharField(max_length=256)
+    subject = models.CharField(max_length=512)
+    time = models.DateTimeField()
+    data = models.JSONField(null=True, blank=True)
+    ingested_at = models.DateTimeField(db_default=models.functions.Now())
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "id"], name="event_source_id_unique")]
+        indexes = [
+            models.Index(fields=["time", "seq"], name="event_time_seq"),
+            models.Index(fields=["subject", "time"], name="event_subject_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.id}"
+
+
+class PendingEvent(models.Model):
+    """Events stored but not yet folded into rollups (the raw tail that queries add to the rollups)."""
+
+    seq = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        managed = True
+
+
+class Rollup(models.Model):
+    """Per-meter pre-aggregates at minute, hour and day (UTC) resolution."""
+
+    class Resolution(models.IntegerChoices):
+        MINUTE = 1
+        HOUR = 2
+        DAY = 3
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    resolution = models.SmallIntegerField(choices=Resolution.choices)
+    bucket = models.DateTimeField()
+    subject = models.CharField(max_length=512)
+    groups = models.JSONField(default=dict)
+    uvalue = models.TextField(default="", blank=True, help_text="Distinct value (UNIQUE_COUNT meters only)")
+    sum = DecimalColumn(null=True)
+    count = models.BigIntegerField(default=0)
+    min = DecimalColumn(null=True)
+    max = DecimalColumn(null=True)
+    latest_time = models.DateTimeField(null=True)
+    latest_value = DecimalColumn(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "resolution", "bucket", "subject", "groups", "uvalue"], name="rollup_key"
+            )
+        ]
+        indexes = [models.Index(fields=["meter", "resolution", "subject", "bucket"], name="rollup_subject")]
+
+
+class Subject(BaseModel):
+    key = models.CharField(max_length=512, unique=True)
+    display_name = models.CharField(max_length=512, null=True, blank=True)
+    metadata = models.JSONField(null=True, blank=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,63 @@
+"""Serializer fields for the spec's wire types."""
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rest_framework import serializers
+
+from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.time import format_rfc3339, parse_rfc3339
+
+
+def decimal_to_str(value: Decimal) -> str:
+    """`Decimal('10.5000')` → `"10.5"`, never an exponent."""
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", ""} else text
+
+
+class RFC3339Field(serializers.Field):
+    default_error_messages = {"invalid": "invalid RFC 3339 date-time"}
+
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        try:
+            return parse_rfc3339(data, self.field_name or "time")
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.detail) from exc
+
+    def to_representation(self, value: dt.datetime) -> str | None:
+        return format_rfc3339(value)
+
+
+class NumericField(serializers.Field):
+    """The spec's `Numeric`: a decimal string in JSON, a Decimal in Python. Numbers are accepted too."""
+
+    def __init__(self, *, min_value: Decimal | None = None, **kwargs: Any) -> None:
+        self.min_value = min_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            raise serializers.ValidationError("expected a decimal number as a string, e.g. \"12.50\"")
+        try:
+            value = Decimal(str(data).strip())
+        except InvalidOperation as exc:
+            raise serializers.ValidationError(f"not a decimal number: {data!r}") from exc
+        if not value.is_finite():
+            raise serializers.ValidationError("must be a finite number")
+        if self.min_value is not None and value < self.min_value:
+            raise serializers.ValidationError(f"must be at least {self.min_value}")
+        return value
+
+    def to_representation(self, value: Decimal) -> str:
+        return decimal_to_str(Decimal(value))
+
+
+class MetadataField(serializers.DictField):
+    """`Metadata`: a map of string to string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.CharField(allow_blank=True))
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)

@@ -1,0 +1,49 @@
+import logging
+from urllib.parse import unquote
+
+from django.http import HttpRequest, HttpResponse
+
+from openmeter_site.api.converters import encode_segment
+from openmeter_site.api.problems import problem_response
+
+logger = logging.getLogger(__name__)
+
+
+def _raw_path(request: HttpRequest) -> str | None:
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        return raw.split("?", 1)[0]
+    scope_raw = getattr(request, "scope", {}).get("raw_path") if hasattr(request, "scope") else None
+    if scope_raw:
+        return scope_raw.decode("latin-1")
+    return None
+
+
+class RawPathMiddleware:
+    """Route on segments as the client encoded them, so `a%2Fb` stays one path parameter."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        raw = _raw_path(request)
+        if raw and raw.startswith("/api/") and "%" in raw:
+            segments = [encode_segment(unquote(s, encoding="utf-8", errors="replace")) for s in raw.split("/")]
+            request.path_info = "/".join(segments)
+        return self.get_response(request)
+
+
+class ApiProblemMiddleware:
+    """Unhandled exceptions under /api/ become a problem+json 500, also with DEBUG on."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(500, "", request=request)

@@ -1,0 +1,67 @@
+"""The spec's three list shapes: page envelopes, legacy offset/limit arrays, and plain arrays.
+
+`features.list`, `entitlementsV1.list` and `grants.listAll` answer a plain array unless `page` or `pageSize`
+is sent; every `*PaginatedResponse` endpoint always answers `{totalCount, page, pageSize, items}`.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import QueryDict
+
+from openmeter_site.api.params import get_choice, get_int
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def page_params(query: QueryDict) -> Page:
+    return Page(
+        page=get_int(query, "page", 1, 1),
+        page_size=get_int(query, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+    )
+
+
+def wants_page(query: QueryDict) -> bool:
+    return "page" in query or "pageSize" in query
+
+
+def order_queryset(query: QueryDict, qs: QuerySet, order_by: Mapping[str, str], default: str) -> QuerySet:
+    """`order=ASC|DESC` and `orderBy=<spec enum>` mapped onto model fields; the pk breaks ties."""
+    key = get_choice(query, "orderBy", order_by.keys(), default) or default
+    direction = get_choice(query, "order", ["ASC", "DESC", "asc", "desc"], "ASC") or "ASC"
+    field = order_by[key]
+    prefix = "-" if direction.upper() == "DESC" else ""
+    return qs.order_by(f"{prefix}{field}", f"{prefix}pk")
+
+
+def page_envelope(items: Sequence[Any], total: int, page: Page) -> dict[str, Any]:
+    return {"totalCount": total, "page": page.page, "pageSize": page.page_size, "items": list(items)}
+
+
+def paginate(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> dict[str, Any]:
+    page = page_params(query)
+    total = qs.count()
+    rows = qs[page.offset : page.offset + page.page_size]
+    return page_envelope([serialize(r) for r in rows], total, page)
+
+
+def paginate_or_list(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> Any:
+    """Envelope when `page`/`pageSize` is sent, else the legacy `offset`/`limit` plain array."""
+    if wants_page(query):
+        return paginate(query, qs, serialize)
+    offset = get_int(query, "offset", 0, 0)
+    limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    return [serialize(r) for r in qs[offset : offset + limit]]

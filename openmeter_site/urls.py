@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path, register_converter
+from drf_spectacular.views import SpectacularAPIView
+
+from openmeter_site.api.converters import SegmentConverter
+from openmeter_site.api.info_views import CurrencyListView
+
+register_converter(SegmentConverter, "seg")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/v1/info/currencies", CurrencyListView.as_view()),
+    path("", include("metering.api.urls")),
+    path("", include("customers.api.urls")),
+    path("", include("catalog.api.urls")),
+    path("", include("entitlements.api.urls")),
+    path("", include("billing.api.urls")),
+    path("", include("notifications.api.urls")),
+    path("", include("portal.api.urls")),
+]
+
+handler404 = "openmeter_site.api.problems.not_found_view"
+handler500 = "openmeter_site.api.problems.server_error_view"

@@ -1,0 +1,69 @@
+import pytest
+import requests
+
+from openmeter_site.core.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+PROBLEM = "application/problem+json"
+
+
+def test_request_without_key_is_401_problem(client):
+    response = client.get("/api/v1/info/currencies")
+    assert response.status_code == 401
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 401
+    assert body["title"] == "Unauthorized"
+    assert "API key" in body["detail"]
+
+
+def test_revoked_key_is_rejected(client):
+    key, raw = ApiKey.issue("to-revoke")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    assert client.get("/api/v1/info/currencies").status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at="2026-01-01T00:00:00Z")
+    assert client.get("/api/v1/info/currencies").status_code == 401
+
+
+def test_key_is_stored_hashed_and_last_use_recorded(api, api_key):
+    key = ApiKey.objects.get()
+    assert api_key not in (key.key_hash, key.prefix)
+    assert key.last_used_at is None
+    api.get("/api/v1/info/currencies")
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+
+
+def test_unknown_route_is_404_problem(api):
+    response = api.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["status"] == 404
+
+
+def test_wrong_method_is_405_problem(api):
+    response = api.delete("/api/v1/info/currencies")
+    assert response.status_code == 405
+    assert response["Content-Type"] == PROBLEM
+
+
+def test_currencies_are_a_plain_array_with_subunits(api):
+    response = api.get("/api/v1/info/currencies")
+    assert response.status_code == 200
+    by_code = {c["code"]: c for c in response.json()}
+    assert by_code["USD"] == {"code": "USD", "name": "US Dollar", "symbol": "$", "subunits": 100}
+    assert by_code["JPY"]["subunits"] == 1
+    assert by_code["KWD"]["subunits"] == 1000
+
+
+def test_openapi_document_is_served(api):
+    response = api.get("/api/openapi.json", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_server_unhandled_404_and_encoded_slash(live_server_url, api_key):
+    response = requests.get(f"{live_server_url}/api/v1/nothing%2Fhere", headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == PROBLEM
