@@ -74,8 +74,8 @@ class PendingEvent(models.Model):
 
     seq = models.BigIntegerField(primary_key=True)
 
-    class Meta:
-        managed = True
+    def __str__(self) -> str:
+        return str(self.seq)
 
 
 class Rollup(models.Model):
@@ -106,6 +106,9 @@ class Rollup(models.Model):
             )
         ]
         indexes = [models.Index(fields=["meter", "resolution", "subject", "bucket"], name="rollup_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}/{self.resolution}/{self.bucket:%Y-%m-%dT%H:%M}/{self.subject}"
 
 
 class Subject(BaseModel):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from psycopg import sql
 
-from metering.models import Meter, MeterAggregation, WindowSize
+from metering.models import Meter, MeterAggregation
 
 UTC = ZoneInfo("UTC")
 RESERVED_GROUP_BY = ("subject", "customer_id")

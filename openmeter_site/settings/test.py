@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("OPENMETER_WEBHOOK_ALLOW_PRIVATE", "1")
 
-from .base import *  # noqa: E402, F403
+from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
