@@ -20,9 +20,6 @@ class Migration(migrations.Migration):
             fields=[
                 ('seq', models.BigIntegerField(primary_key=True, serialize=False)),
             ],
-            options={
-                'managed': True,
-            },
         ),
         migrations.CreateModel(
             name='Subject',
