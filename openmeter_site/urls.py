@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("billing.api.urls")),
     path("", include("notifications.api.urls")),
     path("", include("portal.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 handler404 = "openmeter_site.api.problems.not_found_view"

@@ -1,0 +1,48 @@
+"""The event store (HOT PATH): one multi-row statement per batch, de-duplicated on (source, id) by the database.
+
+An event is stored and queued for the rollups in the same statement, so it is either pending (read raw by
+queries) or folded into rollups, never both and never neither.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+INSERT_SQL = """
+WITH ins AS (
+    INSERT INTO metering_event (id, source, type, subject, time, data)
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])
+    ON CONFLICT (source, id) DO NOTHING
+    RETURNING seq
+)
+INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: dt.datetime
+    data_json: str | None  # the event's `data` as JSON text
+
+
+def insert_events(rows: Sequence[EventRow]) -> int:
+    """Store a batch all-or-nothing; returns how many were new (duplicates are dropped silently)."""
+    if not rows:
+        return 0
+    columns = (
+        [r.id for r in rows],
+        [r.source for r in rows],
+        [r.type for r in rows],
+        [r.subject for r in rows],
+        [r.time for r in rows],
+        [r.data_json for r in rows],
+    )
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(INSERT_SQL, columns)
+        return cur.rowcount

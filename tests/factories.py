@@ -1,0 +1,70 @@
+"""Factories shared by every app's tests."""
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import factory
+
+from catalog.models import Feature
+from customers.models import Customer, CustomerSubject
+from metering.events.store import EventRow, insert_events
+from metering.models import Meter
+
+
+class MeterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Meter
+
+    slug = factory.Sequence(lambda n: f"meter_{n}")
+    name = factory.LazyAttribute(lambda o: o.slug)
+    aggregation = "SUM"
+    event_type = "request"
+    value_property = "$.tokens"
+    group_by = factory.LazyFunction(lambda: {"model": "$.model"})
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    key = factory.Sequence(lambda n: f"customer-{n}")
+    name = factory.Sequence(lambda n: f"Customer {n}")
+    currency = "USD"
+
+    @factory.post_generation
+    def subjects(self, create: bool, extracted: Iterable[str] | None, **kwargs: Any) -> None:
+        for key in extracted or ():
+            CustomerSubject.objects.create(customer=self, subject_key=key)
+
+
+class FeatureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Feature
+
+    key = factory.Sequence(lambda n: f"feature_{n}")
+    name = factory.LazyAttribute(lambda o: o.key)
+    meter = factory.SubFactory(MeterFactory)
+    meter_slug = factory.LazyAttribute(lambda o: o.meter.slug if o.meter else None)
+
+
+_event_counter = iter(range(10**9))
+
+
+def ingest(
+    events: Iterable[Mapping[str, Any]], *, type: str = "request", source: str = "tests"
+) -> int:
+    """Store events through the real event store. Each mapping: subject, time, data, optional id/type/source."""
+    rows = [
+        EventRow(
+            id=str(e.get("id") or f"evt-{next(_event_counter)}"),
+            source=str(e.get("source", source)),
+            type=str(e.get("type", type)),
+            subject=str(e["subject"]),
+            time=e["time"] if isinstance(e["time"], dt.datetime) else dt.datetime.fromisoformat(e["time"]),
+            data_json=json.dumps(e["data"]) if e.get("data") is not None else None,
+        )
+        for e in events
+    ]
+    return insert_events(rows)
