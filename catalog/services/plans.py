@@ -201,9 +201,14 @@ def plan_delete(*, plan_id: str, at: dt.datetime | None = None) -> None:
 
 @transaction.atomic
 def plan_new_version(*, plan_id: str) -> Plan:
-    """A draft copy of a plan as the next version of its key (the admin's "new version" action)."""
+    """A draft copy of a plan (phases, rate cards, add-on links) as the next version of its key."""
     plan = plan_get(id_or_key=plan_id)
-    return plan_create(key=plan.key, data=plan_as_input(plan))
+    draft = plan_create(key=plan.key, data=plan_as_input(plan))
+    for link in plan.plan_addons.filter(deleted_at__isnull=True):
+        draft.plan_addons.create(
+            addon=link.addon, from_plan_phase=link.from_plan_phase, max_quantity=link.max_quantity, metadata=link.metadata
+        )
+    return draft
 
 
 def plan_as_input(plan: Plan) -> PlanInput:
