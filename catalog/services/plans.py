@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from catalog.models import CatalogStatus, Plan, PlanPhase, RateCard
 from catalog.periods import is_multiple_of, parse_duration
-from catalog.services.ratecards import cadence_problems, check_rate_cards, raise_problems, rate_card_as_input, rate_card_rows
+from catalog.services.ratecards import (
+    cadence_problems,
+    check_rate_cards,
+    features_by_key,
+    raise_problems,
+    rate_card_as_input,
+    rate_card_rows,
+)
 from catalog.services.versioning import (
     archive_version,
     get_version,
@@ -80,30 +87,30 @@ def check_plan_input(data: PlanInput) -> dict[str, Any]:
 
 def plan_validation_errors(plan: Plan) -> list[dict[str, str]]:
     """What stops a plan from being published (the spec's `validationErrors`)."""
+    return plan_input_validation_errors(plan_as_input(plan))
+
+
+def plan_input_validation_errors(data: PlanInput) -> list[dict[str, str]]:
+    """Rules for a plan that subscriptions can use (published plans and custom plans alike)."""
     errors: list[dict[str, str]] = []
-    phases = list(plan.phases.all())
-    if phases and phases[-1].duration is not None:
+    if data.phases and data.phases[-1].duration is not None:
         errors.append(_error("phases", "plan_last_phase_not_open_ended", "the last phase must be open-ended (no duration)"))
-    for i, phase in enumerate(phases):
+    live_features = features_by_key(c.get("featureKey") for p in data.phases for c in p.rate_cards)
+    for i, phase in enumerate(data.phases):
         field_ = f"phases[{i}]"
-        cards = list(phase.rate_cards.all())
-        if not cards:
+        if not phase.rate_cards:
             errors.append(_error(f"{field_}.rateCards", "plan_phase_has_no_rate_cards", "a phase needs rate cards"))
-        if phase.duration and not is_multiple_of(phase.duration, plan.billing_cadence):
-            errors.append(
-                _error(
-                    f"{field_}.duration",
-                    "plan_phase_duration_not_aligned",
-                    f"phase duration {phase.duration} must be a whole number of billing periods ({plan.billing_cadence})",
-                )
-            )
-        for problem in cadence_problems(cards, plan.billing_cadence, plan.billables_must_align, f"{field_}.rateCards"):
+        if phase.duration and not is_multiple_of(phase.duration, data.billing_cadence):
+            message = f"phase duration {phase.duration} must be a whole number of billing periods ({data.billing_cadence})"
+            errors.append(_error(f"{field_}.duration", "plan_phase_duration_not_aligned", message))
+        cadence_issues = cadence_problems(phase.rate_cards, data.billing_cadence, data.billables_must_align, field_)
+        for problem in cadence_issues:
             path, _, message = problem.partition(": ")
             errors.append(_error(path, "rate_card_billing_cadence_unaligned", message))
         errors += [
-            _error(f"{field_}.rateCards.{c.key}.featureKey", "feature_archived", f"feature {c.feature_key!r} is archived")
-            for c in cards
-            if c.feature is not None and c.feature.archived_at is not None
+            _error(f"{field_}.rateCards.{c['key']}.featureKey", "feature_archived", f"feature {c['featureKey']} is archived")
+            for c in phase.rate_cards  # features that no longer resolve were archived after the draft was saved
+            if c.get("featureKey") and c["featureKey"] not in live_features
         ]
     return errors
 

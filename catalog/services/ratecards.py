@@ -71,20 +71,18 @@ def _as_validation_error(problem: str) -> dict[str, str]:
     return {"field": field, "code": "invalid", "message": message or problem}
 
 
-def cadence_problems(cards: Sequence[RateCard], cadence: str, must_align: bool, field: str) -> list[str]:
-    """Publish-time rule: recurring rate cards bill on the plan's cadence (or a whole fraction of it)."""
+def cadence_problems(cards: Sequence[dict[str, Any]], cadence: str, must_align: bool, field: str) -> list[str]:
+    """Publish-time rule: recurring rate cards bill on the plan's cadence (or, unaligned, a multiple or fraction)."""
     problems = []
     for card in cards:
-        if card.billing_cadence is None:
+        card_cadence = card["billingCadence"]
+        where = f"{field}.rateCards.{card['key']}.billingCadence"
+        if card_cadence is None:
             continue
-        if must_align and card.billing_cadence != cadence:
-            problems.append(
-                f"{field}.{card.key}.billingCadence: must equal the billing cadence {cadence} (billablesMustAlign)"
-            )
-        elif not must_align and not (
-            is_multiple_of(cadence, card.billing_cadence) or is_multiple_of(card.billing_cadence, cadence)
-        ):
-            problems.append(f"{field}.{card.key}.billingCadence: {card.billing_cadence} does not divide {cadence}")
+        if must_align and card_cadence != cadence:
+            problems.append(f"{where}: must equal the billing cadence {cadence} (billablesMustAlign)")
+        elif not (is_multiple_of(cadence, card_cadence) or is_multiple_of(card_cadence, cadence)):
+            problems.append(f"{where}: {card_cadence} and {cadence} are not multiples of each other")
     return problems
 
 
