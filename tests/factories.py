@@ -107,7 +107,9 @@ def plan_body(key: str = "pro", phases: list[dict] | None = None, **extra: Any) 
     }
 
 
-def addon_body(key: str = "extra_seats", instance_type: str = "multiple", cards: list[dict] | None = None, **extra: Any) -> dict:
+def addon_body(
+    key: str = "extra_seats", instance_type: str = "multiple", cards: list[dict] | None = None, **extra: Any
+) -> dict:
     return {
         "key": key,
         "name": key.title(),

@@ -86,7 +86,8 @@ def test_plan_addon_create_get_update_delete(api):
     assert updated.status_code == 200
     assert updated.json()["maxQuantity"] == 10
 
-    again = api.post(f"/api/v1/plans/{plan['id']}/addons", {"addonId": addon["id"], "fromPlanPhase": "default"}, format="json")
+    link_again = {"addonId": addon["id"], "fromPlanPhase": "default"}
+    again = api.post(f"/api/v1/plans/{plan['id']}/addons", link_again, format="json")
     assert_problem(again, 409, "already assigned")
 
     assert api.delete(f"/api/v1/plans/{plan['id']}/addons/{addon['id']}").status_code == 204

@@ -36,7 +36,8 @@ def test_plan_create_returns_draft_with_phases_and_every_price_kind(api):
         "mode": "graduated",
         "tiers": [
             {"upToAmount": "1000", "unitPrice": {"type": "unit", "amount": "0.01"}, "flatPrice": None},
-            {"upToAmount": None, "unitPrice": {"type": "unit", "amount": "0.005"}, "flatPrice": {"type": "flat", "amount": "2"}},
+            {"upToAmount": None, "unitPrice": {"type": "unit", "amount": "0.005"},
+             "flatPrice": {"type": "flat", "amount": "2"}},
         ],
         "minimumAmount": "5",
     }

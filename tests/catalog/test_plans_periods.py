@@ -1,6 +1,7 @@
 """Period arithmetic (catalog.periods): hand-computed month ends and leap years, plus hypothesis properties."""
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -125,7 +126,7 @@ def test_periods_cover_the_range_exactly_once(anchor, cadence, start, length_day
         return
     assert periods[0].start == start
     assert periods[-1].end == end
-    for before, after in zip(periods, periods[1:], strict=False):
+    for before, after in itertools.pairwise(periods):
         assert before.end == after.start  # no gap, no overlap
     assert all(p.start < p.end for p in periods)
     # every boundary inside the range is a recurrence of the anchor
