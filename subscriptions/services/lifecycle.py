@@ -317,11 +317,11 @@ def subscription_change(
     switch_at = resolve_timing(timing, current, at)
     current.active_to = switch_at
     current.save(update_fields=["active_to", "updated_at"])
+    provisioning.sync_entitlements(subscription=current, at=at)  # end the old entitlements before the new start
     new = _subscribe(
         customer=current.customer, plan=plan, data=data, start=switch_at,
         anchor=options.billing_anchor or current.billing_anchor, options=options, at=at, replaces=current.pk,
     )
-    provisioning.sync_entitlements(subscription=current, at=at)
     return subscription_get(subscription_id=current.pk), subscription_get(subscription_id=new.pk)
 
 
