@@ -438,7 +438,10 @@ def meter_usage(
     if not subjects or start >= end:
         return Decimal(0)
     rows = run_query(QuerySpec(meter=meter, start=start, end=end, subjects=subjects, group_filters=group_filters or {}))
-    return sum((r.value for r in rows), Decimal(0))
+    total = Decimal(0)
+    for row in rows:
+        total = EXACT.add(total, row.value)  # the default context would round to 28 digits
+    return total
 
 
 def meter_usage_by_customer(

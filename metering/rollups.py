@@ -125,6 +125,7 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         if not cur.fetchone()[0]:
             return 0
         cur.execute(FOLD_TABLE_SQL)
+        cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
         cur.execute(CLAIM_SQL, [limit])
         claimed = cur.rowcount
         if claimed == 0:

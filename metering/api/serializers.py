@@ -14,7 +14,7 @@ from openmeter_site.core.time import format_rfc3339
 
 class MeterCreateSerializer(serializers.Serializer):
     slug = serializers.RegexField(KEY_RE, min_length=1, max_length=64)
-    name = serializers.CharField(min_length=1, max_length=256, required=False)
+    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
     description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     aggregation = serializers.ChoiceField(choices=MeterAggregation.values)
@@ -25,7 +25,7 @@ class MeterCreateSerializer(serializers.Serializer):
 
 
 class MeterUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=256, required=False)
+    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
     description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     groupBy = serializers.DictField(child=serializers.CharField(min_length=1, max_length=512), required=False)
