@@ -158,17 +158,6 @@ def window_bounds_sql(column: sql.Composable, window_size: str, tz: ZoneInfo) ->
 # --- the query ----------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Sql:
-    """A query being assembled: bound parameters by name."""
-
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def bind(self, name: str, value: Any) -> sql.Composable:
-        self.params[name] = value
-        return sql.Placeholder(name)
-
-
 def _effective_start(spec: QuerySpec) -> dt.datetime | None:
     event_from = spec.meter.event_from
     if event_from is not None and (spec.start is None or spec.start < event_from):
@@ -176,22 +165,22 @@ def _effective_start(spec: QuerySpec) -> dt.datetime | None:
     return spec.start
 
 
-def _time_range_sql(q: _Sql, column: sql.Composable, lo: dt.datetime | None, hi: dt.datetime | None, tag: str):
+def _time_range_sql(column: sql.Composable, lo: dt.datetime | None, hi: dt.datetime | None) -> list[sql.Composable]:
     parts: list[sql.Composable] = []
     if lo is not None:
-        parts.append(sql.SQL("{} >= {}").format(column, q.bind(f"{tag}_lo", lo)))
+        parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lo)))
     if hi is not None:
-        parts.append(sql.SQL("{} < {}").format(column, q.bind(f"{tag}_hi", hi)))
+        parts.append(sql.SQL("{} < {}").format(column, sql.Literal(hi)))
     return parts
 
 
-def _outer_query(spec: QuerySpec, q: _Sql, source: sql.Composable, keys: list[str]) -> sql.Composable:
+def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sql.Composable:
     """Aggregate rollup-shaped rows of `source` into the result rows (windows, subject, customer, groups)."""
     where: list[sql.Composable] = []
     if spec.subjects is not None:
-        where.append(sql.SQL("src.subject = ANY({})").format(q.bind("subjects", list(spec.subjects))))
-    for i, (key, values) in enumerate(sorted(spec.group_filters.items())):
-        where.append(sql.SQL("(src.groups->>{}) = ANY({})").format(sql.Literal(key), q.bind(f"gf{i}", list(values))))
+        where.append(sql.SQL("src.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
+    for key, values in sorted(spec.group_filters.items()):
+        where.append(sql.SQL("(src.groups->>{}) = ANY({}::text[])").format(sql.Literal(key), sql.Literal(list(values))))
     for key, spec_filter in sorted(spec.advanced_filters.items()):
         expr = sql.SQL("(src.groups->>{})").format(sql.Literal(key))
         where.append(compile_filter_string(expr, spec_filter, f"advancedMeterGroupByFilters.{key}"))
@@ -213,7 +202,7 @@ def _outer_query(spec: QuerySpec, q: _Sql, source: sql.Composable, keys: list[st
     if "customer_id" in spec.group_by:
         mapping = spec.subject_customers or {}
         from_sql = sql.SQL("{} JOIN unnest({}::text[], {}::text[]) AS c(subject, customer_id) ON c.subject = src.subject").format(
-            from_sql, q.bind("cs", list(mapping.keys())), q.bind("cc", list(mapping.values()))
+            from_sql, sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
         )
         select.append(sql.SQL("c.customer_id"))
         group.append(sql.SQL("c.customer_id"))
@@ -233,9 +222,11 @@ def _outer_query(spec: QuerySpec, q: _Sql, source: sql.Composable, keys: list[st
     )
 
 
-def _execute(spec: QuerySpec, query: sql.Composable, params: dict[str, Any], keys: list[str]) -> list[Row]:
+def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
+    """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
+    meter's JSONPath or event type needs no escaping."""
     with connection.cursor() as cur:
-        cur.execute(query, params)
+        cur.execute(query)
         records = cur.fetchall()
     return _rows(spec, keys, records)
 
@@ -247,16 +238,15 @@ def _group_keys(spec: QuerySpec) -> list[str]:
 def run_raw_query(spec: QuerySpec) -> list[Row]:
     """The query straight over the event table, extracting JSON per event."""
     meter = spec.meter
-    q = _Sql()
     where = [eligible_sql(meter)]
-    where += _time_range_sql(q, sql.SQL("e.time"), _effective_start(spec), spec.end, "raw")
+    where += _time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)
     if spec.subjects is not None:  # also filtered outside; here so the subject index is used
-        where.append(sql.SQL("e.subject = ANY({})").format(q.bind("raw_subjects", list(spec.subjects))))
+        where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
     source = sql.SQL("SELECT {} FROM metering_event e WHERE {}").format(
         event_as_rollup_sql(meter), sql.SQL(" AND ").join(where)
     )
     keys = _group_keys(spec)
-    return _execute(spec, _outer_query(spec, q, source, keys), q.params, keys)
+    return _execute(spec, _outer_query(spec, source, keys), keys)
 
 
 def run_query(spec: QuerySpec) -> list[Row]:
@@ -276,25 +266,24 @@ def run_query(spec: QuerySpec) -> list[Row]:
     if resolution is None:  # an offset that is not a whole minute (LMT-era zones): buckets never nest
         return run_raw_query(spec)
 
-    q = _Sql()
     parts: list[sql.Composable] = []
     if extent:
-        parts += _rollup_parts(q, meter, spec, resolution, *extent)
+        parts += _rollup_parts(meter, resolution, *extent)
     tail = [sql.SQL("e.seq = p.seq"), eligible_sql(meter)]
-    tail += _time_range_sql(q, sql.SQL("e.time"), a, b, "tail")
+    tail += _time_range_sql(sql.SQL("e.time"), a, b)
     parts.append(
         sql.SQL("SELECT {} FROM metering_pendingevent p JOIN metering_event e ON {}").format(
             event_as_rollup_sql(meter), sql.SQL(" AND ").join(tail)
         )
     )
-    for i, (lo, hi) in enumerate(_edges(start, a, b, end)):
-        edge = [eligible_sql(meter), *_time_range_sql(q, sql.SQL("e.time"), lo, hi, f"edge{i}")]
+    for lo, hi in _edges(start, a, b, end):
+        edge = [eligible_sql(meter), *_time_range_sql(sql.SQL("e.time"), lo, hi)]
         parts.append(
             sql.SQL("SELECT {} FROM metering_event e WHERE {}").format(event_as_rollup_sql(meter), sql.SQL(" AND ").join(edge))
         )
     source = sql.SQL(" UNION ALL ").join(parts)
     keys = _group_keys(spec)
-    return _execute(spec, _outer_query(spec, q, source, keys), q.params, keys)
+    return _execute(spec, _outer_query(spec, source, keys), keys)
 
 
 def _edges(start, a, b, end) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -365,19 +354,19 @@ def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int
     return [*decompose(a, lo, resolution - 1), (resolution, lo, hi), *decompose(hi, b, resolution - 1)]
 
 
-def _rollup_parts(q: _Sql, meter: Meter, spec: QuerySpec, resolution: int, a, b) -> list[sql.Composable]:
+def _rollup_parts(meter: Meter, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
     parts = []
-    for i, (res, lo, hi) in enumerate(decompose(a, b, resolution)):
+    for res, lo, hi in decompose(a, b, resolution):
         parts.append(
             sql.SQL(
                 "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, "
                 "latest_seq, latest_value FROM metering_rollup "
                 "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi}"
             ).format(
-                meter=q.bind("meter", meter.pk),
+                meter=sql.Literal(meter.pk),
                 res=sql.Literal(res),
-                lo=q.bind(f"r{i}_lo", lo),
-                hi=q.bind(f"r{i}_hi", hi),
+                lo=sql.Literal(lo),
+                hi=sql.Literal(hi),
             )
         )
     return parts

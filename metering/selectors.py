@@ -106,12 +106,13 @@ class EventFilter:
     limit: int = 100
 
 
-def _fetch_events(where: list[sql.Composable], params: list[Any], limit: int) -> list[StoredEvent]:
+def _fetch_events(where: list[sql.Composable], limit: int) -> list[StoredEvent]:
+    """Values are quoted literals (no placeholders), as in metering/query.py."""
     query = sql.SQL("SELECT {} FROM metering_event e WHERE {} ORDER BY e.time DESC, e.seq DESC LIMIT {}").format(
         sql.SQL(EVENT_COLUMNS), sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE"), sql.Literal(limit)
     )
     with connection.cursor() as cur:
-        cur.execute(query, params)
+        cur.execute(query)
         rows = cur.fetchall()
     return _annotate([StoredEvent(*row[:6], _json_fragment(row[6]), row[7]) for row in rows])
 
@@ -128,22 +129,20 @@ def event_list(*, filters: EventFilter, now: dt.datetime) -> list[StoredEvent]:
         raise InvalidInput("ingestedAtFrom: must be within the last 32 days")
     if filters.end is not None and filters.end < filters.start:
         raise InvalidInput("to: must not be before from")
-    where = [sql.SQL("e.time >= %s")]
-    params: list[Any] = [filters.start]
+    where = [sql.SQL("e.time >= {}").format(sql.Literal(filters.start))]
     for clause, value in (
-        ("e.time < %s", filters.end),
-        ("e.ingested_at >= %s", filters.ingested_from),
-        ("e.ingested_at < %s", filters.ingested_to),
-        ("strpos(e.id, %s) > 0", filters.id_contains),
-        ("strpos(e.subject, %s) > 0", filters.subject_contains),
+        ("e.time < {}", filters.end),
+        ("e.ingested_at >= {}", filters.ingested_from),
+        ("e.ingested_at < {}", filters.ingested_to),
+        ("strpos(e.id, {}) > 0", filters.id_contains),
+        ("strpos(e.subject, {}) > 0", filters.subject_contains),
     ):
         if value is not None:
-            where.append(sql.SQL(clause))
-            params.append(value)
+            where.append(sql.SQL(clause).format(sql.Literal(value)))
     if filters.customer_ids:
-        where.append(sql.SQL("e.subject = ANY(%s)"))
-        params.append(list(subject_customers_for(customer_ids=filters.customer_ids)))
-    return _fetch_events(where, params, filters.limit)
+        subjects = list(subject_customers_for(customer_ids=filters.customer_ids))
+        where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(subjects)))
+    return _fetch_events(where, filters.limit)
 
 
 def encode_cursor(event: StoredEvent) -> str:
@@ -165,7 +164,6 @@ V2_TIME_FIELDS = {"time": "e.time", "ingestedAt": "e.ingested_at"}
 def event_list_v2(*, filter_spec: dict[str, Any], cursor: str | None, limit: int) -> list[StoredEvent]:
     """`events.listV2`: newest first; `cursor` is the (time, seq) of the last event of the previous page."""
     where: list[sql.Composable] = []
-    params: list[Any] = []
     for name, spec in filter_spec.items():
         if spec is None:
             continue
@@ -177,15 +175,14 @@ def event_list_v2(*, filter_spec: dict[str, Any], cursor: str | None, limit: int
             ids = spec.get("$in") if isinstance(spec, dict) else None
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
                 raise InvalidInput('filter.customerId: expected {"$in": [customer ids]}')
-            where.append(sql.SQL("e.subject = ANY(%s)"))
-            params.append(list(subject_customers_for(customer_ids=ids)))
+            subjects = list(subject_customers_for(customer_ids=ids))
+            where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(subjects)))
         else:
             raise InvalidInput(f"filter: unknown field {name!r}")
     if cursor:
         time, seq = decode_cursor(cursor)
-        where.append(sql.SQL("(e.time, e.seq) < (%s, %s)"))
-        params += [time, seq]
-    return _fetch_events(where, params, limit)
+        where.append(sql.SQL("(e.time, e.seq) < ({}, {})").format(sql.Literal(time), sql.Literal(seq)))
+    return _fetch_events(where, limit)
 
 
 def _annotate(events: list[StoredEvent]) -> list[StoredEvent]:
