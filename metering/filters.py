@@ -67,7 +67,7 @@ def _string_op(expr: sql.Composable, op: str, value: Any, field: str) -> sql.Com
 def compile_filter_string(expr: sql.Composable, spec: Any, field: str) -> sql.Composable:
     """`{"$in": ["a", "b"]}` over `expr` → `expr = ANY('{a,b}')`; several operators are ANDed."""
     if not isinstance(spec, dict):
-        raise InvalidInput(f"{field}: expected a filter object such as {{\"$eq\": \"value\"}}")
+        raise InvalidInput(f'{field}: expected a filter object such as {{"$eq": "value"}}')
     parts = []
     for op, value in spec.items():
         if value is None:
@@ -81,7 +81,7 @@ def compile_filter_string(expr: sql.Composable, spec: Any, field: str) -> sql.Co
 
 def compile_filter_time(expr: sql.Composable, spec: Any, field: str) -> sql.Composable:
     if not isinstance(spec, dict):
-        raise InvalidInput(f"{field}: expected a filter object such as {{\"$gte\": \"2025-01-01T00:00:00Z\"}}")
+        raise InvalidInput(f'{field}: expected a filter object such as {{"$gte": "2025-01-01T00:00:00Z"}}')
     parts = []
     for op, value in spec.items():
         if value is None:

@@ -125,9 +125,7 @@ def meter_query(*, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
     return MeterQueryOutput(rows, keys, "subject" in group_by, "customer_id" in group_by)
 
 
-def meter_group_by_values(
-    *, meter: Meter, key: str, start: dt.datetime | None, end: dt.datetime | None
-) -> list[str]:
+def meter_group_by_values(*, meter: Meter, key: str, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
     """Distinct values of one groupBy key (default window: the last 24 hours)."""
     if key not in meter.group_by:
         raise InvalidInput(f"invalid group by: {key}")

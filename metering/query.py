@@ -201,9 +201,10 @@ def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sq
         select.append(sql.SQL("NULL::text"))
     if "customer_id" in spec.group_by:
         mapping = spec.subject_customers or {}
-        from_sql = sql.SQL("{} JOIN unnest({}::text[], {}::text[]) AS c(subject, customer_id) ON c.subject = src.subject").format(
-            from_sql, sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
+        customers = sql.SQL("unnest({}::text[], {}::text[]) AS c(subject, customer_id)").format(
+            sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
         )
+        from_sql = sql.SQL("{} JOIN {} ON c.subject = src.subject").format(from_sql, customers)
         select.append(sql.SQL("c.customer_id"))
         group.append(sql.SQL("c.customer_id"))
     else:
@@ -212,8 +213,9 @@ def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sq
         expr = sql.SQL("(src.groups->>{})").format(sql.Literal(key))
         select.append(expr)
         group.append(expr)
+    # HAVING: an aggregate without GROUP BY over no rows still yields a row (COUNT 0); no events, no row
     order = [sql.SQL(str(i)) for i in range(2, len(select) + 1)]
-    return sql.SQL("SELECT {select} FROM {src}{where}{group} ORDER BY {order}").format(
+    return sql.SQL("SELECT {select} FROM {src}{where}{group} HAVING count(*) > 0 ORDER BY {order}").format(
         select=sql.SQL(", ").join(select),
         src=from_sql,
         where=sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
@@ -278,9 +280,8 @@ def run_query(spec: QuerySpec) -> list[Row]:
     )
     for lo, hi in _edges(start, a, b, end):
         edge = [eligible_sql(meter), *_time_range_sql(sql.SQL("e.time"), lo, hi)]
-        parts.append(
-            sql.SQL("SELECT {} FROM metering_event e WHERE {}").format(event_as_rollup_sql(meter), sql.SQL(" AND ").join(edge))
-        )
+        edge_sql = sql.SQL("SELECT {} FROM metering_event e WHERE {}")
+        parts.append(edge_sql.format(event_as_rollup_sql(meter), sql.SQL(" AND ").join(edge)))
     source = sql.SQL(" UNION ALL ").join(parts)
     keys = _group_keys(spec)
     return _execute(spec, _outer_query(spec, source, keys), keys)

@@ -29,9 +29,7 @@ ROLLUP_LOCK = 0x6F6D5F726F6C6C  # "om_roll": one folder or backfill step at a ti
 FOLD_BATCH = 50_000
 BACKFILL_CHUNK = 200_000
 
-_LATEST_MERGE = (
-    "(excluded.latest_time, excluded.latest_seq) > (metering_rollup.latest_time, metering_rollup.latest_seq)"
-)
+_LATEST_MERGE = "(excluded.latest_time, excluded.latest_seq) > (metering_rollup.latest_time, metering_rollup.latest_seq)"
 UPSERT_TAIL = f"""
 ON CONFLICT (meter_id, resolution, bucket, subject, groups, uvalue) DO UPDATE SET
     sum = metering_rollup.sum + excluded.sum,

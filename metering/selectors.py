@@ -48,10 +48,11 @@ def subject_customers_for(*, customer_ids: Sequence[str]) -> dict[str, str]:
     if missing:
         raise InvalidInput(f"customer not found: {', '.join(missing)}")
     mapping = {c.key: c.pk for c in customers.values() if c.key}
-    for subject_key, customer_id in CustomerSubject.objects.filter(
-        customer_id__in=customers, deleted_at__isnull=True
-    ).values_list("subject_key", "customer_id"):
-        mapping[subject_key] = customer_id
+    mapping.update(
+        CustomerSubject.objects.filter(customer_id__in=customers, deleted_at__isnull=True).values_list(
+            "subject_key", "customer_id"
+        )
+    )
     return mapping
 
 
@@ -60,9 +61,7 @@ def customers_of_subjects(subjects: Iterable[str]) -> dict[str, str]:
     keys = list(set(subjects))
     if not keys:
         return {}
-    mapping = dict(
-        Customer.objects.filter(key__in=keys, deleted_at__isnull=True).values_list("key", "pk")
-    )
+    mapping = dict(Customer.objects.filter(key__in=keys, deleted_at__isnull=True).values_list("key", "pk"))
     mapping.update(
         CustomerSubject.objects.filter(
             subject_key__in=keys, deleted_at__isnull=True, customer__deleted_at__isnull=True
@@ -192,9 +191,7 @@ def _annotate(events: list[StoredEvent]) -> list[StoredEvent]:
     customers = customers_of_subjects(e.subject for e in events)
     errors = _validation_errors(events)
     return [
-        StoredEvent(
-            **{**e.__dict__, "customer_id": customers.get(e.subject), "validation_error": errors.get(e.seq)}
-        )
+        StoredEvent(**{**e.__dict__, "customer_id": customers.get(e.subject), "validation_error": errors.get(e.seq)})
         for e in events
     ]
 

@@ -51,6 +51,15 @@ def _check_group_by(group_by: Mapping[str, str]) -> None:
         _check_jsonpath(path, f"groupBy.{key}")
 
 
+def meter_check_definition(*, aggregation: str, value_property: str | None, group_by: Mapping[str, str]) -> None:
+    """The meter's JSONPaths must be valid; valueProperty is required except for COUNT."""
+    if aggregation != MeterAggregation.COUNT:
+        if not value_property:
+            raise InvalidInput(f"valueProperty: required for {aggregation} meters")
+        _check_jsonpath(value_property, "valueProperty")
+    _check_group_by(group_by)
+
+
 def meter_create(
     *,
     slug: str,
@@ -65,13 +74,9 @@ def meter_create(
 ) -> Meter:
     """Create a meter; its rollups are backfilled from the events already stored (queries read raw events
     until the backfill ends)."""
+    meter_check_definition(aggregation=aggregation, value_property=value_property, group_by=group_by or {})
     if aggregation == MeterAggregation.COUNT:
         value_property = None
-    elif not value_property:
-        raise InvalidInput(f"valueProperty: required for {aggregation} meters")
-    else:
-        _check_jsonpath(value_property, "valueProperty")
-    _check_group_by(group_by or {})
     with transaction.atomic():
         if Meter.objects.filter(slug=slug, deleted_at__isnull=True).exists():
             raise Conflict(f"meter with slug {slug!r} already exists")

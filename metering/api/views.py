@@ -105,8 +105,13 @@ class EventsV2View(APIView):
 class MetersView(APIView):
     """`GET /api/v1/meters` (a plain array) and `POST /api/v1/meters`."""
 
-    ORDER_BY = {"key": "slug", "name": "name", "aggregation": "aggregation", "createdAt": "created_at",
-                "updatedAt": "updated_at"}
+    ORDER_BY = {
+        "key": "slug",
+        "name": "name",
+        "aggregation": "aggregation",
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+    }
 
     def get(self, request: Request) -> Response:
         query = request.query_params
@@ -313,4 +318,3 @@ class ProgressView(APIView):
                 "updatedAt": format_rfc3339(found.updated_at),
             }
         )
-

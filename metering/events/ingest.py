@@ -56,9 +56,7 @@ def parse_ingest_body(body: bytes, content_type: str | None, *, now: dt.datetime
     if not events:
         raise InvalidInput("invalid event: no events found")
     if len(events) > settings.OPENMETER_INGEST_MAX_EVENTS:
-        raise PayloadTooLarge(
-            f"too many events in one request: {len(events)} > {settings.OPENMETER_INGEST_MAX_EVENTS}"
-        )
+        raise PayloadTooLarge(f"too many events in one request: {len(events)} > {settings.OPENMETER_INGEST_MAX_EVENTS}")
     return IngestBatch(body=text, times=validate_events(events, now))
 
 

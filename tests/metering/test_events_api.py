@@ -23,8 +23,10 @@ def events(api):
         ],
         type="prompt",
     )
-    raw = ('{"id":"big","source":"tests","specversion":"1.0","type":"prompt","subject":"other",'
-           '"time":"2026-02-10T09:00:00Z","data":{"tokens":0.1000000000000000000001,"user":"u"}}')
+    raw = (
+        '{"id":"big","source":"tests","specversion":"1.0","type":"prompt","subject":"other",'
+        '"time":"2026-02-10T09:00:00Z","data":{"tokens":0.1000000000000000000001,"user":"u"}}'
+    )
     assert api.generic("POST", "/api/v1/events", raw, content_type="application/cloudevents+json").status_code == 204
     ingest([{"id": "orphan", "subject": "acme-1", "time": NOW - dt.timedelta(hours=4), "data": None}], type="nothing")
     ingest([{"id": "old", "subject": "acme-1", "time": NOW - dt.timedelta(days=4), "data": {}}], type="prompt")
@@ -40,8 +42,13 @@ def test_list_newest_first_with_validation_errors_and_customers(api, events):
     assert [e["event"]["id"] for e in body] == ["ok", "nan", "big", "orphan"]
     by_id = {e["event"]["id"]: e for e in body}
     assert by_id["ok"]["event"] == {
-        "id": "ok", "source": "tests", "specversion": "1.0", "type": "prompt", "subject": "acme-1",
-        "time": "2026-02-10T11:00:00Z", "data": {"tokens": 5, "user": "u"},
+        "id": "ok",
+        "source": "tests",
+        "specversion": "1.0",
+        "type": "prompt",
+        "subject": "acme-1",
+        "time": "2026-02-10T11:00:00Z",
+        "data": {"tokens": 5, "user": "u"},
     }
     assert "validationError" not in by_id["ok"]
     assert by_id["ok"]["customerId"] == acme.pk
@@ -69,8 +76,13 @@ def test_list_filters(api, events):
 @time_machine.travel(NOW, tick=False)
 @pytest.mark.parametrize(
     "params",
-    [{"from": "2025-12-01T00:00:00Z"}, {"limit": "0"}, {"limit": "101"}, {"from": "bad"},
-     {"to": "2026-02-01T00:00:00Z", "from": "2026-02-09T00:00:00Z"}],
+    [
+        {"from": "2025-12-01T00:00:00Z"},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"from": "bad"},
+        {"to": "2026-02-01T00:00:00Z", "from": "2026-02-09T00:00:00Z"},
+    ],
 )
 def test_list_bad_parameters_are_400(api, events, params):
     response = api.get("/api/v1/events", params)
@@ -89,8 +101,11 @@ def test_list_v2_cursor_pages_and_filters(api, events):
     assert "nextCursor" not in third
     filtered = api.get(
         "/api/v2/events",
-        {"filter": json.dumps({"subject": {"$like": "acme%"}, "type": {"$eq": "prompt"},
-                               "time": {"$gte": "2026-02-10T00:00:00Z"}})},
+        {
+            "filter": json.dumps(
+                {"subject": {"$like": "acme%"}, "type": {"$eq": "prompt"}, "time": {"$gte": "2026-02-10T00:00:00Z"}}
+            )
+        },
     ).json()
     assert [e["event"]["id"] for e in filtered["items"]] == ["ok", "nan"]
 
@@ -98,8 +113,13 @@ def test_list_v2_cursor_pages_and_filters(api, events):
 @time_machine.travel(NOW, tick=False)
 @pytest.mark.parametrize(
     "params",
-    [{"filter": "{bad"}, {"filter": '{"colour": {"$eq": "x"}}'}, {"filter": '{"id": {"$foo": "x"}}'},
-     {"cursor": "!!!"}, {"filter": '{"time": {"$gte": "never"}}'}],
+    [
+        {"filter": "{bad"},
+        {"filter": '{"colour": {"$eq": "x"}}'},
+        {"filter": '{"id": {"$foo": "x"}}'},
+        {"cursor": "!!!"},
+        {"filter": '{"time": {"$gte": "never"}}'},
+    ],
 )
 def test_list_v2_bad_parameters_are_400(api, events, params):
     response = api.get("/api/v2/events", params)

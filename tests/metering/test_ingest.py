@@ -1,6 +1,5 @@
 import datetime as dt
 import json
-from decimal import Decimal
 
 import pytest
 import time_machine
@@ -175,7 +174,6 @@ def test_numbers_in_data_are_stored_exactly(api):
     with __import__("django").db.connection.cursor() as cur:
         cur.execute("SELECT data->>'big', data->>'small' FROM metering_event")
         assert cur.fetchone() == ("123456789012345678901234567890", "0.1000000000000000000001")
-    assert Decimal("0.1000000000000000000001") != Decimal(0.1000000000000000000001)
 
 
 def test_null_data_is_stored_as_null(api):

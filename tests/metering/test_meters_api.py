@@ -115,8 +115,10 @@ def test_group_by_change_rebuilds_rollups(api, django_capture_on_commit_callback
     # given a folded meter grouped by model
     with django_capture_on_commit_callbacks(execute=True):
         meter_id = create(api, groupBy={"model": "$.model"}).json()["id"]
-    ingest([{"subject": "s", "time": "2026-01-01T00:00:00+00:00", "data": {"tokens": 5, "model": "a", "type": "in"}}],
-           type="prompt")
+    ingest(
+        [{"subject": "s", "time": "2026-01-01T00:00:00+00:00", "data": {"tokens": 5, "model": "a", "type": "in"}}],
+        type="prompt",
+    )
     fold_all()
     assert {tuple(sorted(g.items())) for g in Rollup.objects.values_list("groups", flat=True)} == {(("model", "a"),)}
     # when groupBy gains a key

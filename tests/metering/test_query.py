@@ -233,12 +233,15 @@ def test_duplicates_are_counted_once(path):
 
 def test_values_are_exact_decimals(path):
     m = meter("SUM")
-    load(path, [
-        {"subject": "s", "time": T0, "data": {"tokens": "0.1"}},
-        {"subject": "s", "time": T0, "data": {"tokens": "0.2"}},
-        {"subject": "s", "time": T0, "data": {"tokens": "123456789012345678.1234567890123456789"}},
-        {"subject": "s", "time": T0, "data": {"tokens": "1e400"}},  # out of NUMERIC(38,19): skipped
-    ])
+    load(
+        path,
+        [
+            {"subject": "s", "time": T0, "data": {"tokens": "0.1"}},
+            {"subject": "s", "time": T0, "data": {"tokens": "0.2"}},
+            {"subject": "s", "time": T0, "data": {"tokens": "123456789012345678.1234567890123456789"}},
+            {"subject": "s", "time": T0, "data": {"tokens": "1e400"}},  # out of NUMERIC(38,19): skipped
+        ],
+    )
     total = meter_usage(meter=m, subjects=["s"], start=T0, end=T0 + dt.timedelta(hours=1))
     assert total == Decimal("123456789012345678.4234567890123456789")  # 0.1 + 0.2 + the big one, exactly
 

@@ -40,17 +40,32 @@ def test_query_windows_and_groups(api, meter):
     assert body["windowSize"] == "DAY"
     assert body["data"] == [
         # day 1: a = 10 + 100, b = 5; day 2: a = 1.25
-        {"value": 110, "windowStart": "2026-01-05T00:00:00Z", "windowEnd": "2026-01-06T00:00:00Z", "subject": None,
-         "groupBy": {"model": "a"}},
-        {"value": 5, "windowStart": "2026-01-05T00:00:00Z", "windowEnd": "2026-01-06T00:00:00Z", "subject": None,
-         "groupBy": {"model": "b"}},
-        {"value": 1.25, "windowStart": "2026-01-06T00:00:00Z", "windowEnd": "2026-01-07T00:00:00Z", "subject": None,
-         "groupBy": {"model": "a"}},
+        {
+            "value": 110,
+            "windowStart": "2026-01-05T00:00:00Z",
+            "windowEnd": "2026-01-06T00:00:00Z",
+            "subject": None,
+            "groupBy": {"model": "a"},
+        },
+        {
+            "value": 5,
+            "windowStart": "2026-01-05T00:00:00Z",
+            "windowEnd": "2026-01-06T00:00:00Z",
+            "subject": None,
+            "groupBy": {"model": "b"},
+        },
+        {
+            "value": 1.25,
+            "windowStart": "2026-01-06T00:00:00Z",
+            "windowEnd": "2026-01-07T00:00:00Z",
+            "subject": None,
+            "groupBy": {"model": "a"},
+        },
     ]
 
 
 def test_values_are_exact_json_numbers(api, meter):
-    ingest([{"subject": "s1", "time": T0, "data": {"tokens": "0.1"}}, {"subject": "s1", "time": T0, "data": {"tokens": "0.2"}}])
+    ingest([{"subject": "s1", "time": T0, "data": {"tokens": t}} for t in ("0.1", "0.2")])
     response = get(api, {**RANGE, "subject": ["s1"]})
     assert b'"value":15.3' in response.content  # 10 + 5 + 0.1 + 0.2, no float noise
 
@@ -81,8 +96,13 @@ def test_filter_group_by_deep_object_and_advanced_filters(api, meter):
 def test_post_query_takes_the_same_parameters_as_json(api, meter):
     response = api.post(
         "/api/v1/meters/tokens/query",
-        {**RANGE, "windowSize": "HOUR", "windowTimeZone": "Asia/Kolkata", "filterGroupBy": {"model": ["a"]},
-         "subject": ["s1"]},
+        {
+            **RANGE,
+            "windowSize": "HOUR",
+            "windowTimeZone": "Asia/Kolkata",
+            "filterGroupBy": {"model": ["a"]},
+            "subject": ["s1"],
+        },
         format="json",
     )
     assert response.status_code == 200, response.content

@@ -111,15 +111,15 @@ def test_decompose_covers_the_range_exactly_once_with_aligned_buckets(start, len
 def test_fold_writes_minute_hour_and_day_buckets():
     meter = MeterFactory(aggregation="SUM", group_by={"model": "$.model"})
     t = dt.datetime(2026, 1, 1, 10, 5, 30, tzinfo=UTC)
-    ingest([
-        {"subject": "s", "time": t, "data": {"tokens": 2, "model": "a"}},
-        {"subject": "s", "time": t + dt.timedelta(minutes=20), "data": {"tokens": 3, "model": "a"}},
-        {"subject": "s", "time": t, "data": {"tokens": "x", "model": "a"}},  # not a number: not folded
-    ])
-    assert fold_pending() == 3
-    buckets = sorted(
-        (r.resolution, r.bucket, r.sum, r.count) for r in Rollup.objects.filter(meter=meter)
+    ingest(
+        [
+            {"subject": "s", "time": t, "data": {"tokens": 2, "model": "a"}},
+            {"subject": "s", "time": t + dt.timedelta(minutes=20), "data": {"tokens": 3, "model": "a"}},
+            {"subject": "s", "time": t, "data": {"tokens": "x", "model": "a"}},  # not a number: not folded
+        ]
     )
+    assert fold_pending() == 3
+    buckets = sorted((r.resolution, r.bucket, r.sum, r.count) for r in Rollup.objects.filter(meter=meter))
     assert buckets == [
         (1, dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC), Decimal(2), 1),
         (1, dt.datetime(2026, 1, 1, 10, 25, tzinfo=UTC), Decimal(3), 1),

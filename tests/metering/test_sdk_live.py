@@ -24,17 +24,28 @@ def test_ingest_then_query_through_the_python_client(client):
     slug = f"tokens_{uuid.uuid4().hex[:8]}"
     event_type = f"prompt-{slug}"
     meter = client.meters.create(
-        {"slug": slug, "aggregation": "SUM", "eventType": event_type, "valueProperty": "$.tokens",
-         "groupBy": {"model": "$.model"}}
+        {
+            "slug": slug,
+            "aggregation": "SUM",
+            "eventType": event_type,
+            "valueProperty": "$.tokens",
+            "groupBy": {"model": "$.model"},
+        }
     )
     assert meter.slug == slug
     # when events arrive through each ingest method
     t0 = (dt.datetime.now(UTC) - dt.timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
 
     def event(i, tokens, model):
-        return {"id": f"{slug}-{i}", "source": "sdk-test", "specversion": "1.0", "type": event_type,
-                "subject": "customer-1", "time": (t0 + dt.timedelta(minutes=i)).isoformat(),
-                "data": {"tokens": tokens, "model": model}}
+        return {
+            "id": f"{slug}-{i}",
+            "source": "sdk-test",
+            "specversion": "1.0",
+            "type": event_type,
+            "subject": "customer-1",
+            "time": (t0 + dt.timedelta(minutes=i)).isoformat(),
+            "data": {"tokens": tokens, "model": model},
+        }
 
     client.events.ingest_events([event(1, 10, "gpt-4"), event(2, "2.5", "gpt-3")])
     client.events.ingest_event(event(3, 7, "gpt-4"))
@@ -43,7 +54,11 @@ def test_ingest_then_query_through_the_python_client(client):
     client.events.ingest_events([event(5, 100, "gpt-4")])  # still pending
     # then the query sees every event once: gpt-4 = 10 + 7 + 1 + 100, gpt-3 = 2.5
     result = client.meters.query_json(
-        slug, from_parameter=t0, to=t0 + dt.timedelta(hours=1), window_size="HOUR", group_by=["model"],
+        slug,
+        from_parameter=t0,
+        to=t0 + dt.timedelta(hours=1),
+        window_size="HOUR",
+        group_by=["model"],
         subject=["customer-1"],
     )
     rows = {row.group_by["model"]: row.value for row in result.data}
@@ -72,6 +87,7 @@ def test_meter_and_subject_crud_through_the_python_client(client):
     assert progress.total == progress.success
     key = f"team/{uuid.uuid4().hex[:6]}"  # a key with a slash
     [subject] = client.subjects.upsert([{"key": key, "displayName": "Team"}])
+    assert subject.key == key
     assert client.subjects.get(key).display_name == "Team"
     client.subjects.delete(key)
     assert key not in [s.key for s in client.subjects.list()]

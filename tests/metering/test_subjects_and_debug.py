@@ -41,8 +41,13 @@ def test_subject_get_by_key_or_id_and_delete(api):
 
 @pytest.mark.parametrize(
     "body",
-    [{"key": "not-an-array"}, [{"displayName": "no key"}], [{"key": ""}], [{"key": "a"}, {"key": "a"}],
-     [{"key": "a", "currentPeriodStart": "soon"}]],
+    [
+        {"key": "not-an-array"},
+        [{"displayName": "no key"}],
+        [{"key": ""}],
+        [{"key": "a"}, {"key": "a"}],
+        [{"key": "a", "currentPeriodStart": "soon"}],
+    ],
 )
 def test_subject_upsert_bad_input_is_400_and_writes_nothing(api, body):
     response = api.post("/api/v1/subjects", body, format="json")
@@ -54,12 +59,14 @@ def test_subject_upsert_bad_input_is_400_and_writes_nothing(api, body):
 @time_machine.travel(dt.datetime(2026, 2, 10, 12, tzinfo=dt.UTC), tick=False)
 def test_debug_metrics_counts_events_per_subject_since_midnight_utc(api):
     midnight = dt.datetime(2026, 2, 10, tzinfo=dt.UTC)
-    ingest([
-        {"subject": "a", "time": midnight, "data": {}},
-        {"subject": "a", "time": midnight + dt.timedelta(hours=1), "data": {}},
-        {"subject": 'b"q', "time": midnight + dt.timedelta(hours=2), "data": {}},
-        {"subject": "a", "time": midnight - dt.timedelta(seconds=1), "data": {}},  # yesterday
-    ])
+    ingest(
+        [
+            {"subject": "a", "time": midnight, "data": {}},
+            {"subject": "a", "time": midnight + dt.timedelta(hours=1), "data": {}},
+            {"subject": 'b"q', "time": midnight + dt.timedelta(hours=2), "data": {}},
+            {"subject": "a", "time": midnight - dt.timedelta(seconds=1), "data": {}},  # yesterday
+        ]
+    )
     response = api.get("/api/v1/debug/metrics", HTTP_ACCEPT="text/plain")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; version=0.0.4"
