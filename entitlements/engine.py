@@ -329,9 +329,18 @@ def run(
         segments.append(segment)
     if until in reset_at:
         current = rollover(current, by_id, reset_at[until], ordered)
-        current = replace(current, balances=_activate(current.balances, ordered, until))
         period_states.append(current)
+    current = _settle(current, until, ordered)
     return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states))
+
+
+def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec]) -> State:
+    """The state at the instant `at`: grant changes at `at` applied, carried overage paid if it can be."""
+    balances = _activate(state.balances, ordered, at)
+    active = [g for g in ordered if g.id in balances]
+    balances, used, overage = burn(balances, active, state.overage)
+    burnt = sum(used.values(), ZERO)
+    return replace(state, balances=balances, overage=overage, grant_usage=state.grant_usage + burnt)
 
 
 def _run_phase(
