@@ -30,7 +30,8 @@ def events_usage(events):
     return usage
 
 
-def grant(gid, amount, *, priority=1, at=T0, expires=None, voided=None, min_r="0", max_r=None, recurrence=None, created=None):
+def grant(gid, amount, *, priority=1, at=T0, expires=None, voided=None, min_r="0", max_r=None, recurrence=None,
+          created=None):
     return GrantSpec(
         id=gid, amount=D(amount), priority=priority, effective_at=at, created_at=created or T0,
         max_rollover=D(max_r) if max_r is not None else D(amount), min_rollover=D(min_r),

@@ -32,8 +32,8 @@ def use(subject, when, tokens, model="gpt-4"):
 
 
 def create_metered(api, customer, **extra):
-    body = {"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": {"interval": "MONTH", "anchor": "2026-03-01T00:00:00Z"},
-            **extra}
+    period = {"interval": "MONTH", "anchor": "2026-03-01T00:00:00Z"}
+    body = {"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": period, **extra}
     return api.post(f"/api/v2/customers/{customer.key}/entitlements", body, format="json")
 
 
@@ -164,7 +164,8 @@ def test_second_active_entitlement_is_409_and_writes_nothing(api, setup):
         ({"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": {"interval": "DAY"}, "issueAfterReset": -1},
          400, "issueAfterReset"),
         ({"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": {"interval": "DAY"},
-          "grants": [{"amount": 5, "effectiveAt": "2026-03-01T00:00:00Z", "expiration": {"duration": "DECADE", "count": 1}}]},
+          "grants": [{"amount": 5, "effectiveAt": "2026-03-01T00:00:00Z",
+                      "expiration": {"duration": "DECADE", "count": 1}}]},
          400, "duration"),
         ({"type": "unknown", "featureKey": "gpt_tokens"}, 400, "type"),
     ],
@@ -213,7 +214,7 @@ def test_bad_grant_input_is_400_and_writes_nothing(api, setup, body, needle):
 
 
 def test_grants_on_a_boolean_entitlement_are_rejected(api, setup):
-    customer, _ = setup
+    _customer, _ = setup
     FeatureFactory(key="sso", meter=None)
     api.post("/api/v2/customers/acme/entitlements", {"type": "boolean", "featureKey": "sso"}, format="json")
     response = api.post("/api/v2/customers/acme/entitlements/sso/grants",
