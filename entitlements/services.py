@@ -365,9 +365,9 @@ def entitlement_reset(
         raise InvalidInput("effectiveAt: before the entitlement started measuring usage")
     with transaction.atomic():
         Entitlement.objects.select_for_update().filter(pk=entitlement.pk).first()
-        last = entitlement.resets.filter(automatic=False).order_by("-reset_at").first()
-        if last is not None and at <= last.reset_at:
-            raise Conflict(f"effectiveAt: must be after the last reset ({last.reset_at.isoformat()})")
+        period_start, _ = balance.current_period(entitlement=entitlement, at=now)
+        if at < period_start:
+            raise Conflict(f"effectiveAt: must not be before the current usage period ({period_start.isoformat()})")
         reset, _ = UsageReset.objects.update_or_create(
             entitlement=entitlement,
             reset_at=at,
@@ -381,17 +381,22 @@ def entitlement_reset(
     return reset
 
 
-def entitlement_reset_due(*, at: dt.datetime | None = None, limit: int = 500) -> int:
-    """Beat job: record the automatic reset at the start of each metered entitlement's current period and
-    save its balance snapshot. Idempotent (unique per entitlement and minute); values never depend on it."""
+def entitlement_reset_due(*, at: dt.datetime | None = None) -> int:
+    """Beat job: record the automatic reset at the start of each metered entitlement's current usage period,
+    and make sure the balance snapshot at that boundary exists once it is past the grace window.
+
+    Idempotent and safe under two workers: resets are unique per (entitlement, minute) and snapshots per
+    (entitlement, instant), both written with conflict-ignoring inserts. Values never depend on this job:
+    reads compute the same boundaries from the usage period.
+    """
     now = at or timezone.now()
     recorded = 0
     qs = _active_at(Entitlement.objects.filter(type=EntitlementType.METERED), now).select_related(
         "customer", "feature__meter"
     )
-    for entitlement in qs.order_by("pk")[:limit]:
+    for entitlement in qs.order_by("pk").iterator(chunk_size=200):
         start, _ = balance.current_period(entitlement=entitlement, at=now)
-        if start <= (entitlement.measure_usage_from or start):
+        if entitlement.measure_usage_from is None or start <= entitlement.measure_usage_from:
             continue
         _, created = UsageReset.objects.get_or_create(
             entitlement=entitlement,
@@ -399,7 +404,8 @@ def entitlement_reset_due(*, at: dt.datetime | None = None, limit: int = 500) ->
             defaults={"retain_anchor": True, "preserve_overage": entitlement.preserve_overage_at_reset, "automatic": True},
         )
         recorded += int(created)
-        balance.value(entitlement=entitlement, at=now)  # saves the boundary snapshot once it is past the grace window
+        if start <= now - balance.GRACE and not entitlement.snapshots.filter(at=start).exists():
+            balance.compute(entitlement, now)
     return recorded
 
 
