@@ -28,7 +28,16 @@ from django.utils import timezone
 
 from catalog.features import feature_group_filters
 from entitlements import engine
-from entitlements.engine import GrantSpec, ManualReset, Recurrence, RunResult, State, ceil_minute, floor_minute
+from entitlements.engine import (
+    GrantSpec,
+    ManualReset,
+    Recurrence,
+    RunResult,
+    State,
+    ceil_minute,
+    exact_sum,
+    floor_minute,
+)
 from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant, UsageReset
 from metering.query import meter_usage
 from openmeter_site.core.errors import InvalidInput
@@ -150,9 +159,14 @@ def _start_state(entitlement: Entitlement, at: dt.datetime) -> State:
     return State(at=start, period_start=start)
 
 
-def compute(entitlement: Entitlement, at: dt.datetime, split_at: Iterable[dt.datetime] = ()) -> RunResult:
+def compute(
+    entitlement: Entitlement,
+    at: dt.datetime,
+    split_at: Iterable[dt.datetime] = (),
+    resets: list[ManualReset] | None = None,
+) -> RunResult:
     """Run the engine from the newest usable snapshot to `at` (the partial minute of `at` is included)."""
-    resets = manual_resets(entitlement)
+    resets = manual_resets(entitlement) if resets is None else resets
     state = _start_state(entitlement, at)
     timeline = engine.reset_timeline(
         usage_period=usage_period(entitlement),
@@ -208,8 +222,9 @@ def value(*, entitlement: Entitlement, at: dt.datetime) -> EntitlementValue:
             type=entitlement.type, has_access=False, at=at, balance=ZERO, usage=ZERO, overage=ZERO,
             total_available_grant_amount=ZERO,
         )
-    state = compute(entitlement, at).state
-    period_start, period_end = current_period(entitlement=entitlement, at=at)
+    resets = manual_resets(entitlement)
+    state = compute(entitlement, at, resets=resets).state
+    period_start, period_end = current_period(entitlement=entitlement, at=at, resets=resets)
     bal = state.balance
     return EntitlementValue(
         type=entitlement.type,
@@ -218,7 +233,7 @@ def value(*, entitlement: Entitlement, at: dt.datetime) -> EntitlementValue:
         balance=bal,
         usage=state.usage,
         overage=state.overage,
-        total_available_grant_amount=state.grant_usage + bal,
+        total_available_grant_amount=exact_sum([state.grant_usage, bal]),
         grant_balances=dict(state.balances),
         period_start=period_start,
         period_end=period_end,
@@ -301,7 +316,7 @@ def _windows(result: RunResult, starts: list[dt.datetime], end: dt.datetime) -> 
     segments = list(result.segments)
     for w_start, w_end in itertools.pairwise(bounds):
         inside = [s for s in segments if w_start <= s.start < w_end]
-        used = sum((s.usage for s in inside), ZERO)
+        used = exact_sum(s.usage for s in inside)
         if used == 0 or not inside:
             continue
         out.append(HistoryWindow(start=w_start, end=w_end, usage=used, balance_at_start=inside[0].balance_at_start))

@@ -43,13 +43,15 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 from dateutil.relativedelta import relativedelta
 
 from openmeter_site.core.errors import InvalidInput
 
 ZERO = Decimal(0)
+# Sums of NUMERIC(38,19) values never round in 76 significant digits (the default context has 28).
+EXACT = Context(prec=76)
 MINUTE = dt.timedelta(minutes=1)
 FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -62,6 +64,11 @@ _NAMED_INTERVALS = {
     "YEAR": relativedelta(years=1),
 }
 _ISO_INTERVALS = {"DAY": "P1D", "WEEK": "P1W", "MONTH": "P1M", "YEAR": "P1Y"}
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    with localcontext(EXACT):
+        return sum(values, ZERO)
 
 
 def floor_minute(t: dt.datetime) -> dt.datetime:
@@ -206,7 +213,7 @@ class State:
 
     @property
     def balance(self) -> Decimal:
-        return sum(self.balances.values(), ZERO)
+        return exact_sum(self.balances.values())
 
 
 @dataclass(frozen=True)
@@ -223,11 +230,11 @@ class Segment:
 
     @property
     def balance_at_start(self) -> Decimal:
-        return sum(self.balances_at_start.values(), ZERO)
+        return exact_sum(self.balances_at_start.values())
 
     @property
     def balance_at_end(self) -> Decimal:
-        return sum(self.balances_at_end.values(), ZERO)
+        return exact_sum(self.balances_at_end.values())
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,19 @@ def run(
     split_at: Iterable[dt.datetime] = (),
 ) -> RunResult:
     """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until)."""
+    with localcontext(EXACT):
+        return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at)
+
+
+def _run(
+    *,
+    state: State,
+    until: dt.datetime,
+    grants: Sequence[GrantSpec],
+    resets: Sequence[ResetSpec],
+    usage: UsageFn,
+    split_at: Iterable[dt.datetime],
+) -> RunResult:
     ordered = burn_order(grants)
     by_id = {g.id: g for g in grants}
     reset_at = {r.at: r for r in resets if state.at < r.at <= until}

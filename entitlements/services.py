@@ -68,10 +68,11 @@ def entitlement_for_customer(
     *, customer: Customer, id_or_feature_key: str, at: dt.datetime | None = None, include_deleted: bool = False
 ) -> Entitlement:
     """By id, else the customer's entitlement of that feature active at `at` (default now)."""
-    qs = Entitlement.objects.select_related("customer", "feature__meter").filter(customer=customer)
+    qs = Entitlement.objects.select_related("feature__meter").filter(customer=customer)
     if is_ulid(id_or_feature_key):
         found = qs.filter(pk=id_or_feature_key.upper()).first()
         if found is not None:
+            found.customer = customer
             return found
     at = at or timezone.now()
     found = (
@@ -83,6 +84,7 @@ def entitlement_for_customer(
         found = qs.filter(feature_key=id_or_feature_key, deleted_at__isnull=True).order_by("-created_at").first()
     if found is None:
         raise NotFound(f"no entitlement {id_or_feature_key!r} for customer {customer.pk}")
+    found.customer = customer  # keeps the caller's prefetched subjects
     return found
 
 

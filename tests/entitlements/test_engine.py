@@ -13,6 +13,7 @@ from entitlements.engine import (
     ResetSpec,
     State,
     current_period,
+    exact_sum,
     reset_timeline,
     run,
 )
@@ -236,3 +237,11 @@ def test_current_period_contains_the_instant_and_boundaries_line_up(interval, an
     assert period.nth(period.index_at(at)) == start
     resets = reset_timeline(usage_period=period, manual=[], preserve_overage_at_reset=False, start=start - MIN, until=at)
     assert resets and resets[-1].at == start
+
+
+def test_arithmetic_is_exact_beyond_the_default_28_digits():
+    # 10^18 + 10^-18 has 37 significant digits: the default decimal context would round it
+    g = grant("big", "1000000000000000000.000000000000000001")
+    s = run_to(T0 + DAY, [g], [(T0 + MIN, D("0.000000000000000001"))])
+    assert s.balance == D("1000000000000000000")
+    assert exact_sum([s.grant_usage, s.balance]) == D("1000000000000000000.000000000000000001")
