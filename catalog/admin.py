@@ -1,3 +1,2 @@
-
-
-import catalog.admin_plans  # noqa: F401  (registers the plan and add-on back office)
+from catalog import admin_features  # noqa: F401  (Feature admin)
+from catalog import admin_plans  # noqa: F401  (plan and add-on back office)

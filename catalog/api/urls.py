@@ -1,6 +1,11 @@
 from django.urls import path
 
-from catalog.api import addons, plans
+from catalog.api import addons, features, plans
+
+urlpatterns = [
+    path("api/v1/features", features.FeatureListView.as_view()),
+    path("api/v1/features/<seg:feature_id>", features.FeatureDetailView.as_view()),
+]
 
 plan_urls = [
     path("api/v1/plans", plans.PlanListView.as_view()),
@@ -18,5 +23,4 @@ addon_urls = [
     path("api/v1/addons/<seg:addon_id>/archive", addons.AddonArchiveView.as_view()),
 ]
 
-urlpatterns: list = []
 urlpatterns = urlpatterns + plan_urls + addon_urls
