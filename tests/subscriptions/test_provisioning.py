@@ -1,7 +1,6 @@
 """Entitlements provisioned from subscription items: created when items start, ended when they end,
 usage carried over on a plan change. Dates worked out by hand."""
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -42,7 +41,8 @@ def features():
 
 
 def live(customer) -> list[Entitlement]:
-    return list(Entitlement.objects.filter(customer=customer, deleted_at__isnull=True).order_by("active_from", "feature_key"))
+    qs = Entitlement.objects.filter(customer=customer, deleted_at__isnull=True)
+    return list(qs.order_by("active_from", "feature_key"))
 
 
 def test_items_provision_when_they_start_and_end_with_their_phase(api, features):
@@ -172,3 +172,14 @@ def test_a_conflicting_manual_entitlement_stops_the_subscription(api, features):
     assert response.status_code == 409
     assert "already has an active entitlement" in response.json()["detail"]
     assert not SubscriptionItem.objects.exists()
+
+
+def test_periodic_task_runs_eagerly(api, features):
+    from subscriptions.tasks import sync_entitlements_due_task
+
+    publish_plan(api, metered_plan())
+    customer = CustomerFactory()
+    subscribe(api, customer, utc(2026, 1, 31, 12))
+    with time_machine.travel(utc(2026, 3, 1), tick=False):
+        assert sync_entitlements_due_task.delay().get() == 1
+    assert {e.feature_key for e in live(customer) if e.active_to is None} == {"tokens", "sso", "limits"}
