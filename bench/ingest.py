@@ -6,6 +6,7 @@ Prints figures, asserts nothing. Uses its own database (BENCH_DATABASE_URL, defa
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import random
@@ -15,7 +16,6 @@ import uuid
 
 import orjson
 import psutil
-
 from _support import BENCH_DATABASE_URL, load_average, prepare_database, setup_django, start_gunicorn
 
 BATCH = 1000
@@ -114,9 +114,15 @@ def http_rate(port: int, key: str, bodies: list[bytes], clients: int) -> float:
                     return
                 body = queue.pop()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/api/v1/events", body, {
-                "Content-Type": "application/cloudevents-batch+json", "Authorization": f"Bearer {key}",
-            })
+            conn.request(
+                "POST",
+                "/api/v1/events",
+                body,
+                {
+                    "Content-Type": "application/cloudevents-batch+json",
+                    "Authorization": f"Bearer {key}",
+                },
+            )
             response = conn.getresponse()
             response.read()
             if response.status != 204:
@@ -138,10 +144,8 @@ def http_rate(port: int, key: str, bodies: list[bytes], clients: int) -> float:
 def watch_rss(master: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
     while not stop.is_set():
         for child in master.children():
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 peak[0] = max(peak[0], child.memory_info().rss)
-            except psutil.NoSuchProcess:
-                pass
         time.sleep(0.05)
 
 
@@ -165,8 +169,10 @@ def main() -> None:
     copy = copy_rate(batches)
 
     unnest_store, copy_store = store_comparison(run, 20)
-    print(f"  store, in process (20 batches): jsonb/unnest statement {unnest_store:9,.0f} ev/s | "
-          f"COPY to temp table + INSERT SELECT {copy_store:9,.0f} ev/s")
+    print(
+        f"  store, in process (20 batches): jsonb/unnest statement {unnest_store:9,.0f} ev/s | "
+        f"COPY to temp table + INSERT SELECT {copy_store:9,.0f} ev/s"
+    )
 
     process, port = start_gunicorn(args.workers)
     try:

@@ -16,7 +16,6 @@ import urllib.parse
 
 import orjson
 import psycopg
-
 from _support import BENCH_DATABASE_URL, load_average, ms, prepare_database, setup_django, start_gunicorn
 
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -32,7 +31,7 @@ WITH ins AS (
            jsonb_build_object('tokens', (g * 7919) %% 5000 + 1,
                               'model', (ARRAY['gpt-4','gpt-4o','gpt-3.5','claude','llama'])[1 + (g / 1000) %% 5],
                               'type', 'input')
-    FROM generate_series(%(lo)s, %(hi)s) AS g
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
     RETURNING seq
 )
 INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
@@ -101,6 +100,7 @@ def main() -> None:
     prepare_database(fresh=not args.reuse)
     setup_django()
     from _support import api_key
+
     from metering.models import Meter
     from metering.query import QuerySpec, meter_usage, run_query, run_raw_query
 
@@ -108,7 +108,11 @@ def main() -> None:
     meter = Meter.objects.filter(slug="bench_tokens", deleted_at__isnull=True).first()
     if meter is None:
         meter = Meter.objects.create(
-            slug="bench_tokens", name="bench", aggregation="SUM", event_type="prompt", value_property="$.tokens",
+            slug="bench_tokens",
+            name="bench",
+            aggregation="SUM",
+            event_type="prompt",
+            value_property="$.tokens",
             group_by={"model": "$.model", "type": "$.type"},
         )
     if not args.reuse:
@@ -140,10 +144,14 @@ def main() -> None:
     all_raw = timed(lambda: run_raw_query(all_spec), args.naive_runs)
     rows = len(run_query(all_spec))
 
-    print(f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
-          f"naive raw SQL {ms(one_raw)}   (target p50 <= 5 ms)")
-    print(f"  all subjects, month, DAY, by model  HTTP {ms(all_http)} | in process {ms(all_rollup)} | "
-          f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)")
+    print(
+        f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
+        f"naive raw SQL {ms(one_raw)}   (target p50 <= 5 ms)"
+    )
+    print(
+        f"  all subjects, month, DAY, by model  HTTP {ms(all_http)} | in process {ms(all_rollup)} | "
+        f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)"
+    )
     print(f"  meter_usage (entitlements), one subject, month: in process {ms(usage)}")
     print(f"  after: {load_average()}")
 

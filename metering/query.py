@@ -254,7 +254,8 @@ def run_raw_query(spec: QuerySpec) -> list[Row]:
 def run_query(spec: QuerySpec) -> list[Row]:
     """Rollups + raw tail when the meter's rollups are complete, else the raw query."""
     meter = spec.meter
-    if meter.backfill_cursor is not None:
+    # read fresh: a caller may hold the meter from before a rebuild started (its rollups are gone meanwhile)
+    if Meter.objects.filter(pk=meter.pk).values_list("backfill_cursor", flat=True).first() is not None:
         return run_raw_query(spec)
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
