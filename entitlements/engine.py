@@ -242,6 +242,7 @@ class RunResult:
     state: State
     segments: tuple[Segment, ...]
     period_states: tuple[State, ...]  # the state right after each reset crossed, in time order
+    captured: State | None = None  # the state at `capture_at`, when asked
 
 
 def burn_order(grants: Iterable[GrantSpec]) -> list[GrantSpec]:
@@ -319,10 +320,16 @@ def run(
     resets: Sequence[ResetSpec],
     usage: UsageFn,
     split_at: Iterable[dt.datetime] = (),
+    capture_at: dt.datetime | None = None,
 ) -> RunResult:
-    """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until)."""
+    """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until).
+
+    `capture_at` (inside (state.at, until)) also returns the state at that instant, equal to what
+    `run(..., until=capture_at).state` gives: a checkpoint the caller may store as a snapshot.
+    """
     with localcontext(EXACT):
-        return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at)
+        return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at,
+                    capture_at=capture_at)
 
 
 def _run(
@@ -333,25 +340,30 @@ def _run(
     resets: Sequence[ResetSpec],
     usage: UsageFn,
     split_at: Iterable[dt.datetime],
+    capture_at: dt.datetime | None,
 ) -> RunResult:
     ordered = burn_order(grants)
     by_id = {g.id: g for g in grants}
     reset_at = {r.at: r for r in resets if state.at < r.at <= until}
-    points = _split_points(state.at, until, grants, list(reset_at.values()), split_at)
+    extra = [*split_at, capture_at] if capture_at is not None else split_at
+    points = _split_points(state.at, until, grants, list(reset_at.values()), extra)
     current = state
+    captured: State | None = None
     segments: list[Segment] = []
     period_states: list[State] = []
     for start, end in itertools.pairwise(points):
         if start in reset_at:
             current = rollover(current, by_id, reset_at[start], ordered)
             period_states.append(current)
+        if start == capture_at:
+            captured = _settle(current, start, ordered)
         current, segment = _run_phase(current, start, end, ordered, usage)
         segments.append(segment)
     if until in reset_at:
         current = rollover(current, by_id, reset_at[until], ordered)
         period_states.append(current)
     current = _settle(current, until, ordered)
-    return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states))
+    return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states), captured=captured)
 
 
 def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec]) -> State:

@@ -223,6 +223,10 @@ def test_resuming_from_any_intermediate_state_gives_the_same_result(case, cut, r
     middle = T0 + cut * MIN
     first = run(state=start_state(), until=middle, grants=grants, resets=resets, usage=usage).state
     resumed = run(state=first, until=UNTIL, grants=grants, resets=resets, usage=usage).state
+    if T0 < middle < UNTIL:
+        captured = run(state=start_state(), until=UNTIL, grants=grants, resets=resets, usage=usage,
+                       capture_at=middle).captured
+        assert captured == first
     assert resumed.balances == whole.balances
     assert (resumed.overage, resumed.usage, resumed.period_start) == (whole.overage, whole.usage, whole.period_start)
 
