@@ -40,7 +40,7 @@ from entitlements.engine import (
     exact_sum,
     floor_minute,
 )
-from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant, UsageReset
+from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant
 from metering.query import meter_usage
 from openmeter_site.core.errors import InvalidInput
 
@@ -94,8 +94,11 @@ def usage_period(entitlement: Entitlement) -> Recurrence:
 
 
 def manual_resets(entitlement: Entitlement) -> list[ManualReset]:
-    rows = UsageReset.objects.filter(entitlement=entitlement).values_list("reset_at", "preserve_overage", "retain_anchor")
-    return [ManualReset(at=r, preserve_overage=p, retain_anchor=k) for r, p, k in rows]
+    """Recorded resets (manual, and automatic ones the job recorded, which the engine would derive anyway)."""
+    return [
+        ManualReset(at=r.reset_at, preserve_overage=r.preserve_overage, retain_anchor=r.retain_anchor)
+        for r in entitlement.resets.all()
+    ]
 
 
 def grant_specs(entitlement: Entitlement) -> list[GrantSpec]:
