@@ -31,9 +31,21 @@ Algorithm
    same period is burnt from the active grants in burn order: priority ascending, then expiresAt ascending
    (grants that never expire last), then createdAt, then id. Each grant gives `min(balance, remaining)`.
    What no grant covers is the overage.
-4. Balance = Σ balances of active grants (never negative). Usage = usage since the current period started.
+4. At `until` the same step 2b is applied and any carried overage is paid from grants starting exactly then
+   (`_settle`), so `run(a→c)` equals `run(run(a→b)→c)` for every b: what snapshots rely on.
+5. Balance = Σ balances of active grants (never negative). Usage = usage since the current period started.
    totalAvailableGrantAmount = balance + what grants burnt during the current period.
    `hasAccess` is decided by the caller: `isSoftLimit or balance > 0`.
+
+Rules at the edges
+------------------
+* Times are minute-aligned: grant effectiveAt is ceiled, resets/voids/anchors are floored to the minute by the
+  services; a read at a sub-minute time counts that whole minute (usage up to the next minute).
+* A grant expiring exactly at a reset is not rolled over; a grant starting exactly at a reset starts at amount.
+* A recurrence at the same minute as a reset wins: the balance is the grant's amount, not the rollover.
+* Month and year intervals add calendar months from the anchor and clamp to the month's end
+  (anchor Jan 31 → Feb 28 → Mar 31), never drifting.
+* All arithmetic runs in a 76-digit decimal context (`EXACT`): sums of NUMERIC(38,19) values never round.
 
 Invariant (property-tested): within one period with no expiry, recurrence or void,
 `balance + usage - overage == Σ amounts of the grants that became active`.
