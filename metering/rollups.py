@@ -117,6 +117,7 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
         if not cur.fetchone()[0]:
             return 0
+        cur.execute("SET LOCAL work_mem = '64MB'")  # the batch aggregates in memory instead of spilling
         cur.execute(FOLD_TABLE_SQL)
         cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
         cur.execute(CLAIM_SQL, [limit])
@@ -170,6 +171,7 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
         if meter is None or meter.backfill_cursor is None:
             return True
         cursor = meter.backfill_cursor
+        cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute("SELECT coalesce(max(seq), 0) FROM metering_event")
         max_seq = cur.fetchone()[0]
         if cursor > max_seq:
