@@ -80,7 +80,13 @@ class EventsView(APIView):
             customer_ids=get_list(query, "customerId"),
             limit=get_int(query, "limit", 100, 1, 100),
         )
-        return Response([event_to_api(e) for e in selectors.event_list(filters=filters, now=now)])
+        client_id = get_str(query, "clientId")
+        if client_id:
+            progress.progress_set(client_id, total=1, success=0)
+        events = selectors.event_list(filters=filters, now=now)
+        if client_id:
+            progress.progress_set(client_id, total=1, success=1)
+        return Response([event_to_api(e) for e in events])
 
 
 class EventsV2View(APIView):
