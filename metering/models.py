@@ -81,6 +81,9 @@ class PendingEvent(models.Model):
 class Rollup(models.Model):
     """Per-meter pre-aggregates at minute, hour and day (UTC) resolution (derived data: rebuildable from events).
 
+    Rows with subject '' (never a real subject: ingest requires one) hold HOUR and DAY buckets of all subjects
+    together, for queries that neither filter nor group by subject or customer.
+
     The composite primary key is the upsert target and serves per-subject reads; no foreign-key check and no
     surrogate id, so a fold writes one heap row and two index entries per bucket."""
 

@@ -22,7 +22,7 @@ from decimal import Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 from psycopg import sql
 
 from metering.filters import compile_filter_string
@@ -240,7 +240,8 @@ def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sq
 def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
     """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
     meter's JSONPath or event type needs no escaping."""
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL jit = off")  # compiling costs more than these short aggregations gain
         cur.execute(query)
         records = cur.fetchall()
     return _rows(spec, keys, records)
@@ -281,8 +282,12 @@ def run_query(spec: QuerySpec) -> list[Row]:
 
     parts: list[sql.Composable] = []
     if extent:
-        parts += _rollup_parts(meter, resolution, *extent)
-    pending = sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
+        parts += _rollup_parts(spec, resolution, *extent)
+    # LATERAL: always look pending events up by seq (the pending queue is short; its statistics are often stale
+    # and a hash join would scan the whole event table)
+    pending = sql.SQL(
+        "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
+    )
     parts.append(events_as_rollups_sql(meter, pending, _time_range_sql(sql.SQL("e.time"), a, b)))
     for lo, hi in _edges(start, a, b, end):
         parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
@@ -359,19 +364,24 @@ def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int
     return [*decompose(a, lo, resolution - 1), (resolution, lo, hi), *decompose(hi, b, resolution - 1)]
 
 
-def _rollup_parts(meter: Meter, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
+def _rollup_parts(spec: QuerySpec, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
+    """Rollup rows covering [a, b): per-subject rows, or the all-subjects rows (subject '', HOUR and DAY) when
+    the query neither filters nor groups by subject or customer."""
+    all_subjects = spec.subjects is None and not set(spec.group_by) & set(RESERVED_GROUP_BY)
     parts = []
     for res, lo, hi in decompose(a, b, resolution):
+        use_all = all_subjects and res != Rollup.Resolution.MINUTE
         parts.append(
             sql.SQL(
                 "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, "
                 "latest_seq, latest_value FROM metering_rollup "
-                "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi}"
+                "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi} AND {subject}"
             ).format(
-                meter=sql.Literal(meter.pk),
+                meter=sql.Literal(spec.meter.pk),
                 res=sql.Literal(res),
                 lo=sql.Literal(lo),
                 hi=sql.Literal(hi),
+                subject=sql.SQL("subject = ''" if use_all else "subject <> ''"),
             )
         )
     return parts

@@ -48,13 +48,23 @@ def _latest_sql(meter: Meter, order: str, seq: str, value: str) -> sql.Composabl
 
 
 def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Composable) -> sql.Composable:
-    """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution and add them
-    to the rollups in one statement."""
-    rollup_from_minutes = sql.SQL(
-        "SELECT {res}, date_trunc({unit}, bucket, 'UTC'), subject, groups, uvalue, sum(sum), sum(count), min(min), "
-        "max(max), min(first_time), max(latest_time), {latest} FROM m GROUP BY 2, 3, 4, 5"
-    )
+    """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution, per subject
+    and (hours and days) for all subjects together, and add them to the rollups in one statement."""
     latest_rollup = _latest_sql(meter, "latest_time DESC, latest_seq DESC", "latest_seq", "latest_value")
+
+    def from_minutes(resolution: int, unit: str, per_subject: bool) -> sql.Composable:
+        """Roll the batch's minute buckets up to hours or days, per subject or for all subjects (subject '')."""
+        return sql.SQL(
+            "SELECT {res}, date_trunc({unit}, bucket, 'UTC'), {subject}, groups, uvalue, sum(sum), sum(count), "
+            "min(min), max(max), min(first_time), max(latest_time), {latest} FROM m GROUP BY {group}"
+        ).format(
+            res=sql.Literal(resolution),
+            unit=sql.Literal(unit),
+            subject=sql.SQL("subject" if per_subject else "''::varchar"),
+            latest=latest_rollup,
+            group=sql.SQL("2, 3, 4, 5" if per_subject else "2, 4, 5"),
+        )
+
     return sql.SQL(
         """
         WITH m AS (
@@ -65,8 +75,8 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
             GROUP BY 1, 2, 3, 4
         ), r AS (
             SELECT 1, * FROM m
-            UNION ALL {hours}
-            UNION ALL {days}
+            UNION ALL {hours} UNION ALL {days}
+            UNION ALL {all_hours} UNION ALL {all_days}
         )
         INSERT INTO metering_rollup (resolution, bucket, subject, groups, uvalue, sum, count, min, max, first_time,
                                      latest_time, latest_seq, latest_value, meter_id)
@@ -81,8 +91,10 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
         source=source,
         eligible=eligible_sql(meter),
         condition=condition,
-        hours=rollup_from_minutes.format(res=sql.Literal(2), unit=sql.Literal("hour"), latest=latest_rollup),
-        days=rollup_from_minutes.format(res=sql.Literal(3), unit=sql.Literal("day"), latest=latest_rollup),
+        hours=from_minutes(2, "hour", per_subject=True),
+        days=from_minutes(3, "day", per_subject=True),
+        all_hours=from_minutes(2, "hour", per_subject=False),
+        all_days=from_minutes(3, "day", per_subject=False),
         meter=sql.Literal(meter.pk),
     ) + sql.SQL(UPSERT_TAIL)
 
