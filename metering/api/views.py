@@ -268,10 +268,7 @@ class SubjectsView(APIView):
             raise InvalidInput("expected an array of subjects")
         serializer = SubjectUpsertSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
-        items = [SubjectUpsertSerializer(data=item) for item in request.data]
-        for item in items:
-            item.is_valid(raise_exception=True)
-        subjects = services.subjects_upsert(items=[item.to_service() for item in items])
+        subjects = services.subjects_upsert(items=[SubjectUpsertSerializer.to_service(i) for i in serializer.validated_data])
         return Response([subject_to_api(s) for s in subjects])
 
 
