@@ -16,7 +16,7 @@ is ready (cursor NULL) and queries switch from raw events to rollups.
 
 import logging
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
 from metering import progress
@@ -139,11 +139,24 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         cur.execute("SELECT DISTINCT type FROM om_fold")
         types = [t for (t,) in cur.fetchall()]
         for meter in Meter.objects.filter(deleted_at__isnull=True, event_type__in=types):
-            condition = sql.SQL("TRUE")
-            if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
-                condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
-            cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
+            _fold_meter(cur, meter)
         return claimed
+
+
+def _fold_meter(cur, meter: Meter) -> None:
+    """Add the batch to one meter's rollups. A meter whose JSONPath fails at run time (e.g. a division by zero
+    in a filter) must not stop the fold for every other meter: it is marked for a rebuild instead, so its
+    queries read raw events (and show the error) until it is fixed."""
+    condition = sql.SQL("TRUE")
+    if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
+        condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
+    try:
+        with transaction.atomic():
+            cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
+    except DatabaseError:
+        logger.exception("folding meter %s failed; marking it for a rollup rebuild", meter.slug)
+        Meter.objects.filter(pk=meter.pk).update(backfill_cursor=0)
+        cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
 
 
 def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:

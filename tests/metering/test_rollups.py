@@ -239,3 +239,14 @@ def test_rebuild_drops_old_rollups_and_reads_raw_until_done():
     backfill(meter_id=meter.pk)
     meter.refresh_from_db()
     assert meter_usage(meter=meter, subjects=["s0", "s1", "s2"], start=BASE, end=end) == 6
+
+
+def test_a_meter_failing_at_run_time_does_not_block_the_fold():
+    good = MeterFactory(aggregation="SUM", group_by={})
+    bad = MeterFactory(aggregation="SUM", value_property="$.tokens / $.zero", group_by={})  # division by zero
+    ingest([{"subject": "s", "time": BASE, "data": {"tokens": 5, "zero": 0}}])
+    assert fold_pending() == 1
+    end = BASE + dt.timedelta(hours=1)
+    assert meter_usage(meter=good, subjects=["s"], start=BASE, end=end) == 5
+    bad.refresh_from_db()
+    assert bad.backfill_cursor == 0  # marked for a rebuild: its queries read raw events
