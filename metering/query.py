@@ -283,17 +283,23 @@ def run_query(spec: QuerySpec) -> list[Row]:
     parts: list[sql.Composable] = []
     if extent:
         parts += _rollup_parts(spec, resolution, *extent)
-    # LATERAL: always look pending events up by seq (the pending queue is short; its statistics are often stale
-    # and a hash join would scan the whole event table)
-    pending = sql.SQL(
-        "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
-    )
-    parts.append(events_as_rollups_sql(meter, pending, _time_range_sql(sql.SQL("e.time"), a, b)))
+    parts.append(events_as_rollups_sql(meter, _pending_source(spec), _time_range_sql(sql.SQL("e.time"), a, b)))
     for lo, hi in _edges(start, a, b, end):
         parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
     source = sql.SQL(" UNION ALL ").join(parts)
     keys = _group_keys(spec)
     return _execute(spec, _outer_query(spec, source, keys), keys)
+
+
+def _pending_source(spec: QuerySpec) -> sql.Composable:
+    """Pending events joined to their rows. With a subject filter the planner may start from the subject's
+    events (index on subject, time); without one, always from the pending queue, looked up by seq: the queue
+    is short, its statistics are often stale, and a hash join would scan every event in the range."""
+    if spec.subjects is not None:
+        return sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
+    return sql.SQL(
+        "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
+    )
 
 
 def _edges(start, a, b, end) -> list[tuple[dt.datetime, dt.datetime]]:
