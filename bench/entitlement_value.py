@@ -139,11 +139,12 @@ def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float
         return sum((r.value for r in rows), Decimal(0))
 
     t0 = time.perf_counter()
-    resets = balance.manual_resets(entitlement)
+    inputs = balance.load_inputs(entitlement, entitlement.measure_usage_from)
+    resets = inputs.resets
     start = engine.State(at=entitlement.measure_usage_from, period_start=entitlement.measure_usage_from)
     timeline = engine.reset_timeline(usage_period=balance.usage_period(entitlement), manual=resets,
                                      preserve_overage_at_reset=False, start=start.at, until=at)
-    result = engine.run(state=start, until=engine.ceil_minute(at), grants=balance.grant_specs(entitlement),
+    result = engine.run(state=start, until=engine.ceil_minute(at), grants=inputs.grants,
                         resets=timeline, usage=usage)
     return time.perf_counter() - t0, result.state.balance
 
@@ -179,11 +180,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--reuse", action="store_true", help="keep the events and grants of the previous run")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    reset_bench_rows()
-    now = dt.datetime.now(dt.UTC)
-    entitlement, anchor = setup(args.events, now)
+    existing = Entitlement.objects.filter(customer__key="bench-customer").select_related("customer", "feature").first()
+    if args.reuse and existing is not None:
+        entitlement, anchor = existing, balance.current_period(entitlement=existing, at=dt.datetime.now(dt.UTC))[0]
+    else:
+        reset_bench_rows()
+        entitlement, anchor = setup(args.events, dt.datetime.now(dt.UTC))
     _, raw_key = ApiKey.issue("bench")
     process, url = serve()
     try:
@@ -205,6 +210,7 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=10)
     raw_seconds, raw_balance = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
     print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
