@@ -176,6 +176,22 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def in_process_cpu_ms(raw_key: str, n: int) -> list[float]:
+    """CPU time of the whole request in this process: less sensitive than wall time to other load on the box."""
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="127.0.0.1")
+    url = "/api/v2/customers/bench-customer/entitlements/bench_tokens/value"
+    for _ in range(10):
+        client.get(url)
+    out = []
+    for _ in range(n):
+        t0 = time.process_time()
+        client.get(url)
+        out.append((time.process_time() - t0) * 1000)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -209,12 +225,15 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    cpu = in_process_cpu_ms(raw_key, args.requests // 5)
     raw_seconds, raw_balance = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
     print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
           f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
+    print(f"server CPU per request (in-process Django client, same view): p50 {statistics.median(cpu):.2f} ms, "
+          f"p99 {percentile(cpu, 99):.2f} ms")
     print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")
     print(f"balance via API {body['balance']} / recomputed {raw_balance.normalize()}; usage {body['usage']}")
     ApiKey.objects.filter(name="bench").delete()

@@ -93,7 +93,10 @@ class EntitlementOverrideView(ScopedView):
 class EntitlementValueView(ScopedView):
     def get(self, request: Request, owner: str, entitlement: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        found = self.entitlement(owner, entitlement, at=at)
+        if self.v2:
+            found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
+        else:
+            found = self.entitlement(owner, entitlement, at=at)
         return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=self.v2))
 
 
@@ -163,8 +166,7 @@ class CustomerFeatureValueView(APIView):
 
     def get(self, request: Request, owner: str, feature_key: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        customer = customer_get(id_or_key=owner)
-        found = services.entitlement_for_customer(customer=customer, id_or_feature_key=feature_key, at=at)
+        found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
         return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=False))
 
 
