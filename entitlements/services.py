@@ -33,6 +33,9 @@ EXPIRATION_DURATIONS = {
     "YEAR": "years",
 }
 MAX_PRIORITY = 255
+# Usage is summed over burn-down phases (UNIQUE_COUNT per phase, as upstream). Upstream also accepts LATEST,
+# with grants acting as limits; that mode is not implemented, so LATEST (and AVG/MIN/MAX) are refused.
+METERED_AGGREGATIONS = ("SUM", "COUNT", "UNIQUE_COUNT")
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,11 @@ def _check_feature(feature: Feature, type: str) -> None:
         raise InvalidInput(f"type: must be one of {', '.join(EntitlementType.values)}")
     if type == EntitlementType.METERED and feature.meter_id is None:
         raise InvalidInput(f"feature {feature.key!r} has no meter: a metered entitlement needs one")
+    if type == EntitlementType.METERED and feature.meter.aggregation not in METERED_AGGREGATIONS:
+        raise InvalidInput(
+            f"feature {feature.key!r}: meters aggregated with {feature.meter.aggregation} cannot back a metered "
+            f"entitlement (use {', '.join(METERED_AGGREGATIONS)})"
+        )
 
 
 def _check_config(type: str, config: str | None) -> None:

@@ -158,6 +158,7 @@ def test_second_active_entitlement_is_409_and_writes_nothing(api, setup):
         ({"type": "metered", "featureKey": "gpt_tokens"}, 400, "usagePeriod"),
         ({"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": {"interval": "FORTNIGHT"}}, 400, "interval"),
         ({"type": "metered", "featureKey": "plain", "usagePeriod": {"interval": "DAY"}}, 400, "meter"),
+        ({"type": "metered", "featureKey": "averaged", "usagePeriod": {"interval": "DAY"}}, 400, "AVG"),
         ({"type": "static", "featureKey": "plain"}, 400, "config"),
         ({"type": "static", "featureKey": "plain", "config": "[1, 2]"}, 400, "config"),
         ({"type": "boolean"}, 400, "featureKey"),
@@ -173,6 +174,7 @@ def test_second_active_entitlement_is_409_and_writes_nothing(api, setup):
 def test_bad_entitlement_input_is_4xx_and_writes_nothing(api, setup, body, status, needle):
     customer, _ = setup
     FeatureFactory(key="plain", meter=None)
+    FeatureFactory(key="averaged", meter=MeterFactory(slug="avg_meter", aggregation="AVG"))
     response = api.post(f"/api/v2/customers/{customer.key}/entitlements", body, format="json")
     assert response.status_code == status, response.json()
     assert response["Content-Type"] == PROBLEM
