@@ -222,6 +222,11 @@ def main() -> None:
             samples.append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200
         body = response.json()
+        floor = []  # the framework's floor in the same conditions: a trivial authenticated endpoint
+        for _ in range(args.requests // 2):
+            t0 = time.perf_counter()
+            session.get(f"{url}/api/v1/info/currencies")
+            floor.append((time.perf_counter() - t0) * 1000)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -232,6 +237,8 @@ def main() -> None:
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
     print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
           f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
+    print(f"floor: GET /api/v1/info/currencies (auth + framework only): p50 {statistics.median(floor):.2f} ms, "
+          f"p99 {percentile(floor, 99):.2f} ms")
     print(f"server CPU per request (in-process Django client, same view): p50 {statistics.median(cpu):.2f} ms, "
           f"p99 {percentile(cpu, 99):.2f} ms")
     print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")
