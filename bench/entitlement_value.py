@@ -128,7 +128,7 @@ def fold_rollups() -> None:
         cur.execute("ANALYZE")
 
 
-def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float, Decimal]:
+def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float, engine.State]:
     """The baseline: no snapshot, usage from a scan of the raw events for every phase."""
     feature = entitlement.feature
     subjects = entitlement.customer.subject_keys()
@@ -146,7 +146,7 @@ def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float
                                      preserve_overage_at_reset=False, start=start.at, until=at)
     result = engine.run(state=start, until=engine.ceil_minute(at), grants=inputs.grants,
                         resets=timeline, usage=usage)
-    return time.perf_counter() - t0, result.state.balance
+    return time.perf_counter() - t0, result.state
 
 
 def free_port() -> int:
@@ -231,7 +231,7 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=10)
     cpu = in_process_cpu_ms(raw_key, args.requests // 5)
-    raw_seconds, raw_balance = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
+    raw_seconds, raw = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
@@ -242,7 +242,8 @@ def main() -> None:
     print(f"server CPU per request (in-process Django client, same view): p50 {statistics.median(cpu):.2f} ms, "
           f"p99 {percentile(cpu, 99):.2f} ms")
     print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")
-    print(f"balance via API {body['balance']} / recomputed {raw_balance.normalize()}; usage {body['usage']}")
+    print(f"via API: balance {body['balance']}, usage {body['usage']}, overage {body['overage']}; recomputed: "
+          f"balance {raw.balance.normalize()}, usage {raw.usage.normalize()}, overage {raw.overage.normalize()}")
     ApiKey.objects.filter(name="bench").delete()
 
 

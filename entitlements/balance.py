@@ -180,6 +180,7 @@ def usage_function(entitlement: Entitlement) -> engine.UsageFn:
     """`meter_usage` for the entitlement's customer and feature filters, memoised per range."""
     feature = entitlement.feature
     meter = feature.meter
+    assert meter is not None  # metered entitlements are only created on features with a meter
     subjects = entitlement.customer.subject_keys()
     filters = feature_group_filters(feature)
     cache: dict[tuple[dt.datetime, dt.datetime], Decimal] = {}

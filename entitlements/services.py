@@ -186,9 +186,11 @@ def _check_feature(feature: Feature, type: str) -> None:
         raise InvalidInput(f"feature {feature.key!r} is archived: it cannot get new entitlements")
     if type not in EntitlementType.values:
         raise InvalidInput(f"type: must be one of {', '.join(EntitlementType.values)}")
-    if type == EntitlementType.METERED and feature.meter_id is None:
+    if type != EntitlementType.METERED:
+        return
+    if feature.meter is None:
         raise InvalidInput(f"feature {feature.key!r} has no meter: a metered entitlement needs one")
-    if type == EntitlementType.METERED and feature.meter.aggregation not in METERED_AGGREGATIONS:
+    if feature.meter.aggregation not in METERED_AGGREGATIONS:
         raise InvalidInput(
             f"feature {feature.key!r}: meters aggregated with {feature.meter.aggregation} cannot back a metered "
             f"entitlement (use {', '.join(METERED_AGGREGATIONS)})"

@@ -22,7 +22,7 @@ from entitlements.api.serializers import (
 from entitlements.models import Entitlement
 from openmeter_site.api.pagination import order_queryset, paginate, paginate_or_list
 from openmeter_site.api.params import get_bool, get_choice, get_datetime, get_list, get_str
-from openmeter_site.core.errors import NotFound
+from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.time import parse_time_zone
 
 ENTITLEMENT_ORDER_BY = {"createdAt": "created_at", "updatedAt": "updated_at"}
@@ -105,8 +105,6 @@ class EntitlementHistoryView(ScopedView):
         q = request.query_params
         window_size = get_choice(q, "windowSize", ["MINUTE", "HOUR", "DAY", "MONTH"])
         if window_size is None:
-            from openmeter_site.core.errors import InvalidInput
-
             raise InvalidInput("windowSize: required (MINUTE, HOUR, DAY or MONTH)")
         found = self.entitlement(owner, entitlement)
         history = balance.history(
