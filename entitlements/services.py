@@ -418,7 +418,7 @@ def entitlement_reset_due(*, at: dt.datetime | None = None) -> int:
     recorded = 0
     qs = _active_at(Entitlement.objects.filter(type=EntitlementType.METERED), now).select_related(
         "customer", "feature__meter"
-    )
+    ).prefetch_related("resets", "customer__subjects")
     for entitlement in qs.order_by("pk").iterator(chunk_size=200):
         start, _ = balance.current_period(entitlement=entitlement, at=now)
         if entitlement.measure_usage_from is None or start <= entitlement.measure_usage_from:
