@@ -26,6 +26,7 @@ from billing.services.state import Trigger
 from billing.services.workflow import add_duration
 from customers.models import Customer
 from integrations.backends import SyncResult, backend_for
+from integrations.models import AppType
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import new_id
 from openmeter_site.core.money import is_currency
@@ -85,12 +86,13 @@ def gathering_invoice_get_or_create(customer: Customer, currency: str) -> tuple[
 
 
 def refresh_gathering(invoice: Invoice) -> None:
-    """Period and next collection time from the remaining lines; an empty gathering invoice is deleted."""
+    """Period and next collection time from the remaining lines; an emptied gathering invoice is removed (it is a
+    staging area with no history of its own: its lines moved to standard invoices)."""
     lines = list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True)
                  .values_list("period_start", "period_end", "invoice_at"))
     if not lines:
-        invoice.deleted_at = timezone.now()
-        invoice.save(update_fields=["deleted_at", "updated_at"])
+        if not invoice.all_lines.exists():
+            invoice.delete()
         return
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
@@ -373,11 +375,11 @@ def _step_validate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage]
         raise StepFailed("openmeter", "; ".join(i["message"] for i in invoice.validation_issues))
 
 
-def _apply_sync(invoice: Invoice, result: SyncResult, *, final: bool) -> None:
+def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
     invoice.app_sync_done = result.done
     if result.external_id:
         invoice.external_ids = {**invoice.external_ids, "invoicing": result.external_id}
-    if result.invoice_number and final:
+    if result.invoice_number:
         invoice.number = result.invoice_number
     invoice.save(update_fields=["app_sync_done", "external_ids", "number", "updated_at"])
     for line_id, external_id in result.line_external_ids.items():
@@ -396,12 +398,12 @@ def _call_app(invoice: Invoice, call: str) -> SyncResult:
 
 def _step_sync_draft(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
     invoice.app_sync_done = False
-    _apply_sync(invoice, _call_app(invoice, "sync_draft"), final=False)
+    _apply_sync(invoice, _call_app(invoice, "sync_draft"))
 
 
 def _step_finalize(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
     invoice.app_sync_done = False
-    _apply_sync(invoice, _call_app(invoice, "finalize"), final=True)
+    _apply_sync(invoice, _call_app(invoice, "finalize"))
 
 
 def _step_issued(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
@@ -594,6 +596,20 @@ def _already_applied(invoice: Invoice, trigger: str) -> bool:
     return invoice.status in reached[trigger]
 
 
+def _require_app(invoice: Invoice, app_type: str) -> None:
+    if invoice.invoicing_app.type != app_type:
+        raise InvalidInput(f"invoice {invoice.pk} is not invoiced by a {app_type} app")
+
+
+def invoice_trigger_payment_from_app(*, invoice_id: str, trigger: str, app_type: str) -> Invoice:
+    """Payment news from a specific app type (checked), e.g. the custom invoicing payment-status callback."""
+    head = Invoice.objects.filter(pk=invoice_id).select_related("invoicing_app").first()
+    if head is None:
+        raise NotFound(f"invoice {invoice_id} not found")
+    _require_app(head, app_type)
+    return invoice_trigger_payment(invoice_id=invoice_id, trigger=trigger)
+
+
 def invoice_app_sync_completed(
     *, invoice_id: str, step: str, result: SyncResult, sent_to_customer_at: dt.datetime | None = None,
     payment_external_id: str | None = None, actor: str = "app",
@@ -603,6 +619,7 @@ def invoice_app_sync_completed(
     at = timezone.now()
     with transaction.atomic():
         invoice = _locked_invoice(invoice_id)
+        _require_app(invoice, AppType.CUSTOM_INVOICING)
         if invoice.status != expected:
             raise InvalidInput(
                 f"invoice {invoice_id} is in status {invoice.status}, not {expected.value}: nothing to synchronize",
@@ -612,7 +629,7 @@ def invoice_app_sync_completed(
             from integrations.custom_invoicing import generated_number
 
             result = SyncResult(done=True, invoice_number=generated_number(invoice), external_id=result.external_id)
-        _apply_sync(invoice, result, final=step == "issuing")
+        _apply_sync(invoice, result)
         if sent_to_customer_at is not None:
             invoice.sent_to_customer_at = sent_to_customer_at
         if payment_external_id:
