@@ -91,13 +91,22 @@ def refresh_gathering(invoice: Invoice) -> None:
     lines = list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True)
                  .values_list("period_start", "period_end", "invoice_at"))
     if not lines:
-        if not invoice.all_lines.exists():
+        if invoice.all_lines.exists():  # only deleted lines left: keep it for history, nothing to collect
+            invoice.collection_at = None
+            invoice.save(update_fields=["collection_at", "updated_at"])
+        else:
             invoice.delete()
         return
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
-    invoice.collection_at = min(a for _, _, a in lines)
+    # collect once the earliest line is due and the grace period for late events has passed
+    invoice.collection_at = add_duration(min(a for _, _, a in lines), invoice.workflow["collection"]["interval"])
     invoice.save(update_fields=["period_start", "period_end", "collection_at", "updated_at"])
+
+
+def refresh_gathering_for_customer(customer_id: str) -> None:
+    for invoice in Invoice.objects.filter(customer_id=customer_id, status=S.GATHERING, deleted_at__isnull=True):
+        refresh_gathering(invoice)
 
 
 # --- pending lines ------------------------------------------------------------------------------------------
@@ -285,10 +294,12 @@ def invoice_pending_lines(
     progressive_billing_override: bool | None = None,
     usage: Mapping[str, Usage] | None = None,
     actor: str = "api",
+    at: dt.datetime | None = None,
 ) -> list[Invoice]:
-    """Turn the customer's invoicable pending lines into standard invoices (one per currency), then advance them."""
-    now = timezone.now()
-    as_of = min(as_of or now, now).replace(second=0, microsecond=0) if as_of else now
+    """Turn the customer's invoicable pending lines into standard invoices (one per currency), then advance them.
+    `as_of` (default now, never later than now) is truncated to the minute, as meters bucket by minute."""
+    now = at or timezone.now()
+    as_of = min(as_of, now).replace(second=0, microsecond=0) if as_of else now
     customer = _customer(customer_id)
     with transaction.atomic():
         lock_customer(customer.pk)

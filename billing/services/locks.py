@@ -14,3 +14,12 @@ def advisory_lock(name: str) -> None:
 def lock_customer(customer_id: str) -> None:
     """All invoice mutations of one customer are serialised (as OpenMeter's billing customer lock)."""
     advisory_lock(f"billing:customer:{customer_id}")
+
+
+def try_lock_customer(customer_id: str) -> bool:
+    """Like `lock_customer`, but give up at once when another worker holds it (jobs skip that customer)."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"billing:customer:{customer_id}"])
+        return bool(cur.fetchone()[0])
