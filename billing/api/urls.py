@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/billing/customers", views.OverrideListView.as_view()),
     path("api/v1/billing/customers/<seg:customer_id>", views.OverrideDetailView.as_view()),
     path("api/v1/billing/customers/<seg:customer_id>/invoices/pending-lines", views.PendingLinesCreateView.as_view()),
+    path("api/v1/billing/customers/<seg:customer_id>/invoices/simulate", views.InvoiceSimulateView.as_view()),
     path("api/v1/billing/invoices", views.InvoiceListView.as_view()),
     path("api/v1/billing/invoices/invoice", views.InvoicePendingLinesActionView.as_view()),
     path(INVOICE, views.InvoiceDetailView.as_view()),

@@ -1,6 +1,7 @@
 """Billing API: thin views (parse → service → render)."""
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import status
@@ -12,7 +13,7 @@ from billing import selectors
 from billing.api import render
 from billing.api import serializers as s
 from billing.models import Invoice
-from billing.services import invoicing, profiles
+from billing.services import editing, invoicing, profiles
 from billing.services.invoicing import LineInput
 from billing.services.profiles import ProfileApps
 from openmeter_site.api.pagination import order_queryset, paginate
@@ -200,6 +201,19 @@ class PendingLinesCreateView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+class InvoiceSimulateView(APIView):
+    def post(self, request: Request, customer_id: str) -> Response:
+        data = _valid(s.SimulationInputSerializer, request.data)
+        lines = [
+            editing.SimulatedLine(line_input(line), line["quantity"], line.get("preLinePeriodQuantity") or Decimal(0))
+            for line in data["lines"]
+        ]
+        simulation = editing.invoice_simulate(
+            customer_id=_ulid(customer_id, "customer"), currency=data["currency"], lines=lines, number=data.get("number")
+        )
+        return Response(render.invoice_to_api(simulation.invoice, lines=simulation.lines))
+
+
 class InvoiceDetailView(APIView):
     def get(self, request: Request, invoice_id: str) -> Response:
         invoice = Invoice.objects.filter(pk=_ulid(invoice_id, "invoice")).first()
@@ -210,6 +224,16 @@ class InvoiceDetailView(APIView):
         if "lines" in expand:
             lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))
         return Response(render.invoice_to_api(invoice, lines=lines, expand_apps="workflow.apps" in expand))
+
+    def put(self, request: Request, invoice_id: str) -> Response:
+        data = _valid(s.InvoiceUpdateSerializer, request.data)
+        changes = editing.InvoiceChanges(
+            supplier=data["supplier"], customer=data["customer"], lines=[line_input(line) for line in data["lines"]],
+            workflow=(data["workflow"].get("workflow") or {}), metadata=data.get("metadata"),
+            description=data.get("description"),
+        )
+        invoice = editing.invoice_update(invoice_id=_ulid(invoice_id, "invoice"), changes=changes)
+        return invoice_response(invoice)
 
     def delete(self, request: Request, invoice_id: str) -> Response:
         invoicing.invoice_delete(invoice_id=_ulid(invoice_id, "invoice"))

@@ -147,12 +147,12 @@ def calculate_lines(lines: Sequence[InvoiceLine], usage: Mapping[str, Usage]) ->
     return [calculate_line(line, usage.get(line.pk, (ZERO, ZERO)), billed.get(line.pk, ZERO)) for line in lines]
 
 
-def _set_totals(obj: Invoice | InvoiceLine, totals: Totals) -> None:
+def set_totals(obj: Invoice | InvoiceLine, totals: Totals) -> None:
     for f in TOTAL_FIELDS:
         setattr(obj, f, getattr(totals, f))
 
 
-def _detailed(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]:
+def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]:
     line = calc.line
     out = []
     for index, c in enumerate(calc.charges):
@@ -166,7 +166,7 @@ def _detailed(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]:
             ],
             created_at=now,
         )
-        _set_totals(child, charge_totals(c))
+        set_totals(child, charge_totals(c))
         out.append(child)
     return out
 
@@ -183,17 +183,17 @@ def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, sna
         cur.execute(
             f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
         )
-    children = [child for c in calcs for child in _detailed(c, now)]
+    children = [child for c in calcs for child in detailed_lines(c, now)]
     if children:
         InvoiceLine.objects.bulk_create(children, batch_size=1000)
     for c in calcs:
         c.line.quantity = c.line.metered_quantity = c.quantity
         c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
         c.line.updated_at = now
-        _set_totals(c.line, c.totals)
+        set_totals(c.line, c.totals)
     if lines:
         InvoiceLine.objects.bulk_update(lines, LINE_FIELDS, batch_size=1000)
-    _set_totals(invoice, sum_totals(c.totals for c in calcs))
+    set_totals(invoice, sum_totals(c.totals for c in calcs))
     fields = [*TOTAL_FIELDS, "updated_at"]
     if snapshot_at is not None:
         invoice.quantity_snapshotted_at = snapshot_at

@@ -66,7 +66,7 @@ def _new_invoice(customer: Customer, profile: BillingProfile, *, currency: str, 
     )
 
 
-def _customer(customer_id: str) -> Customer:
+def customer_get(customer_id: str) -> Customer:
     customer = Customer.objects.filter(pk=customer_id, deleted_at__isnull=True).first()
     if customer is None:
         raise NotFound(f"customer {customer_id} not found")
@@ -148,7 +148,7 @@ def validate_lines(lines: Sequence[LineInput], *, field: str = "lines") -> None:
                 raise InvalidInput(f"{where}.featureKey: feature {line.feature_key!r} not found or has no meter")
 
 
-def _line_from_input(invoice: Invoice, line: LineInput, currency: str) -> InvoiceLine:
+def line_from_input(invoice: Invoice, line: LineInput, currency: str) -> InvoiceLine:
     sub = line.subscription or {}
     return InvoiceLine(
         id=line.line_id or new_id(),
@@ -188,12 +188,12 @@ def pending_lines_create(*, customer_id: str, currency: str, lines: Sequence[Lin
         raise InvalidInput(f"currency: unknown currency {currency!r}")
     if not lines:
         raise InvalidInput("lines: at least one line is required")
-    customer = _customer(customer_id)
+    customer = customer_get(customer_id)
     validate_lines(lines)
     with transaction.atomic():
         lock_customer(customer.pk)
         invoice, is_new = gathering_invoice_get_or_create(customer, currency)
-        rows = InvoiceLine.objects.bulk_create([_line_from_input(invoice, line, currency) for line in lines])
+        rows = InvoiceLine.objects.bulk_create([line_from_input(invoice, line, currency) for line in lines])
         refresh_gathering(invoice)
     return PendingLinesResult(rows, invoice, is_new)
 
@@ -300,7 +300,7 @@ def invoice_pending_lines(
     `as_of` (default now, never later than now) is truncated to the minute, as meters bucket by minute."""
     now = at or timezone.now()
     as_of = min(as_of, now).replace(second=0, microsecond=0) if as_of else now
-    customer = _customer(customer_id)
+    customer = customer_get(customer_id)
     with transaction.atomic():
         lock_customer(customer.pk)
         gathering = list(Invoice.objects.select_for_update().filter(
@@ -498,7 +498,7 @@ def advance_until_stable(
 
 # --- actions ----------------------------------------------------------------------------------------------
 
-def _locked_invoice(invoice_id: str) -> Invoice:
+def locked_invoice(invoice_id: str) -> Invoice:
     """Customer lock, then the invoice row lock (caller is inside a transaction)."""
     head = Invoice.objects.filter(pk=invoice_id).values("customer_id").first()
     if head is None:
@@ -514,7 +514,7 @@ def invoice_action(
     at = at or timezone.now()
     trigger = state.ACTIONS[action]
     with transaction.atomic():
-        invoice = _locked_invoice(invoice_id)
+        invoice = locked_invoice(invoice_id)
         if invoice.deleted_at is not None and invoice.status != S.DELETED:
             raise NotFound(f"invoice {invoice_id} not found")
         if not fire(invoice, trigger, at=at, actor=actor):
@@ -549,7 +549,7 @@ def invoice_delete(*, invoice_id: str, at: dt.datetime | None = None, actor: str
     """Drafts only; a gathering invoice's pending lines are deleted with it."""
     at = at or timezone.now()
     with transaction.atomic():
-        invoice = _locked_invoice(invoice_id)
+        invoice = locked_invoice(invoice_id)
         if invoice.status == S.GATHERING and invoice.deleted_at is None:
             invoice.all_lines.update(deleted_at=at)
             invoice.deleted_at = at
@@ -564,7 +564,7 @@ def invoice_recalculate(*, invoice_id: str, at: dt.datetime | None = None, actor
     """Recalculate a mutable draft (taxes included: no tax app computes taxes yet, so they stay zero)."""
     at = at or timezone.now()
     with transaction.atomic():
-        invoice = _locked_invoice(invoice_id)
+        invoice = locked_invoice(invoice_id)
         if not fire(invoice, Trigger.UPDATED, at=at, actor=actor):
             raise state.action_not_available(invoice, "recalculateTax")
         return advance_until_stable(invoice, at=at, actor=actor)
@@ -588,7 +588,7 @@ def invoice_trigger_payment(*, invoice_id: str, trigger: str, at: dt.datetime | 
         raise InvalidInput(f"trigger: must be one of {', '.join(PAYMENT_TRIGGERS)}")
     at = at or timezone.now()
     with transaction.atomic():
-        invoice = _locked_invoice(invoice_id)
+        invoice = locked_invoice(invoice_id)
         if invoice.status == S.ISSUED:
             fire(invoice, Trigger.NEXT, at=at, actor=actor)
         if not fire(invoice, PAYMENT_TRIGGERS[trigger], at=at, actor=actor):
@@ -629,7 +629,7 @@ def invoice_app_sync_completed(
     expected = {"draft": S.DRAFT_SYNCING, "issuing": S.ISSUING_SYNCING}[step]
     at = timezone.now()
     with transaction.atomic():
-        invoice = _locked_invoice(invoice_id)
+        invoice = locked_invoice(invoice_id)
         _require_app(invoice, AppType.CUSTOM_INVOICING)
         if invoice.status != expected:
             raise InvalidInput(
