@@ -172,7 +172,26 @@ def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]
 
 
 LINE_FIELDS = ["quantity", "metered_quantity", "pre_line_period_quantity", "metered_pre_line_period_quantity",
-               *TOTAL_FIELDS, "updated_at"]
+               *TOTAL_FIELDS]
+
+
+def _update_lines(lines: Sequence[InvoiceLine]) -> None:
+    """One `UPDATE … FROM (VALUES …)` for all lines (Django's bulk_update builds a CASE per field, slowly)."""
+    if connection.vendor != "postgresql":
+        InvoiceLine.objects.bulk_update(lines, [*LINE_FIELDS, "updated_at"])
+        return
+    table = InvoiceLine._meta.db_table
+    row = "(%s, " + ", ".join(["%s::numeric"] * len(LINE_FIELDS)) + ", %s::timestamptz)"
+    sets = ", ".join(f"{f} = v.{f}" for f in [*LINE_FIELDS, "updated_at"])
+    params: list = []
+    for line in lines:
+        params += [line.pk, *(getattr(line, f) for f in LINE_FIELDS), line.updated_at]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(lines))}) "
+            f"AS v(id, {', '.join(LINE_FIELDS)}, updated_at) WHERE t.id = v.id",
+            params,
+        )
 
 
 def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None) -> None:
@@ -192,7 +211,7 @@ def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, sna
         c.line.updated_at = now
         set_totals(c.line, c.totals)
     if lines:
-        InvoiceLine.objects.bulk_update(lines, LINE_FIELDS, batch_size=1000)
+        _update_lines(lines)
     set_totals(invoice, sum_totals(c.totals for c in calcs))
     fields = [*TOTAL_FIELDS, "updated_at"]
     if snapshot_at is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import BillingProfile, Invoice, InvoiceEvent, InvoiceLine, LineManagedBy
@@ -51,7 +51,8 @@ def customer_party(customer: Customer) -> dict[str, Any]:
 
 
 def _new_invoice(customer: Customer, profile: BillingProfile, *, currency: str, status: S, number: str) -> Invoice:
-    return Invoice.objects.create(
+    """An unsaved invoice with the profile's snapshots (apps attached, so the state machine needs no lookups)."""
+    return Invoice(
         customer=customer,
         billing_profile=profile,
         status=status,
@@ -60,9 +61,9 @@ def _new_invoice(customer: Customer, profile: BillingProfile, *, currency: str, 
         supplier=profile.supplier,
         customer_snapshot=customer_party(customer),
         workflow=profile.workflow,
-        tax_app_id=profile.tax_app_id,
-        invoicing_app_id=profile.invoicing_app_id,
-        payment_app_id=profile.payment_app_id,
+        tax_app=profile.tax_app,
+        invoicing_app=profile.invoicing_app,
+        payment_app=profile.payment_app,
     )
 
 
@@ -82,7 +83,9 @@ def gathering_invoice_get_or_create(customer: Customer, currency: str) -> tuple[
         return existing, False
     profile = profile_for_customer(customer)
     number = numbering.gathering_number(profile_id=profile.pk, customer_name=customer.name, currency=currency)
-    return _new_invoice(customer, profile, currency=currency, status=S.GATHERING, number=number), True
+    invoice = _new_invoice(customer, profile, currency=currency, status=S.GATHERING, number=number)
+    invoice.save(force_insert=True)
+    return invoice, True
 
 
 def refresh_gathering(invoice: Invoice) -> None:
@@ -94,8 +97,9 @@ def refresh_gathering(invoice: Invoice) -> None:
         if invoice.all_lines.exists():  # only deleted lines left: keep it for history, nothing to collect
             invoice.collection_at = None
             invoice.save(update_fields=["collection_at", "updated_at"])
-        else:
-            invoice.delete()
+        else:  # nothing refers to an empty gathering invoice (no lines, no events): one plain DELETE
+            with connection.cursor() as cur:
+                cur.execute(f"DELETE FROM {Invoice._meta.db_table} WHERE id = %s", [invoice.pk])
         return
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
@@ -277,7 +281,7 @@ def _create_standard_invoice(
     invoice.period_start = min(line.period_start for line in lines)
     invoice.period_end = max(line.period_end for line in lines)
     _draft_timing(invoice, lines, now)
-    invoice.save(update_fields=["period_start", "period_end", "collection_at", "draft_until", "due_at"])
+    invoice.save(force_insert=True)
     InvoiceLine.objects.filter(pk__in=[line.pk for line in lines]).update(invoice=invoice, updated_at=now)
     for line in lines:
         line.invoice_id = invoice.pk

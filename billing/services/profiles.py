@@ -170,9 +170,13 @@ def _customer(customer_id: str) -> Customer:
 
 def profile_for_customer(customer: Customer) -> BillingProfile:
     """The profile that bills a customer: its pinned profile, else the default one."""
-    override = CustomerOverride.objects.filter(customer=customer).select_related("billing_profile").first()
-    if override is not None and override.billing_profile is not None and override.billing_profile.deleted_at is None:
-        return billing_profile_get(profile_id=override.billing_profile_id)
+    override = (
+        CustomerOverride.objects.filter(customer=customer, billing_profile__deleted_at__isnull=True)
+        .select_related("billing_profile__tax_app", "billing_profile__invoicing_app", "billing_profile__payment_app")
+        .first()
+    )
+    if override is not None and override.billing_profile is not None:
+        return override.billing_profile
     return billing_profile_default_ensure()
 
 
