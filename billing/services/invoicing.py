@@ -91,10 +91,11 @@ def gathering_invoice_get_or_create(customer: Customer, currency: str) -> tuple[
 def refresh_gathering(invoice: Invoice) -> None:
     """Period and next collection time from the remaining lines; an emptied gathering invoice is removed (it is a
     staging area with no history of its own: its lines moved to standard invoices)."""
-    lines = list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True)
-                 .values_list("period_start", "period_end", "invoice_at"))
+    rows = list(invoice.all_lines.filter(parent__isnull=True).values_list("period_start", "period_end", "invoice_at",
+                                                                          "deleted_at"))
+    lines = [(s, e, a) for s, e, a, deleted in rows if deleted is None]
     if not lines:
-        if invoice.all_lines.exists():  # only deleted lines left: keep it for history, nothing to collect
+        if rows:  # only deleted lines left: keep it for history, nothing to collect
             invoice.collection_at = None
             invoice.save(update_fields=["collection_at", "updated_at"])
         else:  # nothing refers to an empty gathering invoice (no lines, no events): one plain DELETE
@@ -384,10 +385,12 @@ def _validation_issues(invoice: Invoice) -> list[dict[str, Any]]:
 
 
 def _step_validate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
-    invoice.validation_issues = _validation_issues(invoice)
-    invoice.save(update_fields=["validation_issues", "updated_at"])
-    if invoice.validation_issues:
-        raise StepFailed("openmeter", "; ".join(i["message"] for i in invoice.validation_issues))
+    issues = _validation_issues(invoice)
+    if issues:
+        raise StepFailed("openmeter", "; ".join(i["message"] for i in issues))
+    if invoice.validation_issues:  # issues of an earlier attempt are resolved
+        invoice.validation_issues = []
+        invoice.save(update_fields=["validation_issues", "updated_at"])
 
 
 def _apply_sync(invoice: Invoice, result: SyncResult) -> None:

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceEvent
@@ -258,12 +258,30 @@ def action_not_available(invoice: Invoice, action: str) -> InvalidInput:
     )
 
 
+MOVE_SQL = f"""
+WITH moved AS (
+    UPDATE {Invoice._meta.db_table} SET status = %(to)s, updated_at = %(now)s
+    WHERE id = %(id)s AND status = %(from)s RETURNING id
+)
+INSERT INTO {InvoiceEvent._meta.db_table} (invoice_id, from_status, to_status, trigger, actor, note, created_at)
+SELECT id, %(from)s, %(to)s, %(trigger)s, %(actor)s, %(note)s, %(now)s FROM moved
+"""
+
+
 def move(invoice: Invoice, to: S, trigger: Trigger, *, actor: str, note: str = "") -> None:
-    """Compare-and-set the status and write the audit row (the caller's transaction covers both)."""
-    moved = Invoice.objects.filter(pk=invoice.pk, status=invoice.status).update(status=to, updated_at=timezone.now())
+    """Compare-and-set the status and write the audit row, in one statement (the audit row exists exactly when
+    the status moved)."""
+    params = {"id": invoice.pk, "from": invoice.status, "to": to.value, "trigger": trigger.value, "actor": actor,
+              "note": note, "now": timezone.now()}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(MOVE_SQL, params)
+            moved = cur.rowcount
+    else:
+        moved = Invoice.objects.filter(pk=invoice.pk, status=invoice.status).update(status=to, updated_at=params["now"])
+        if moved:
+            InvoiceEvent.objects.create(invoice_id=invoice.pk, from_status=invoice.status, to_status=to,
+                                        trigger=trigger, actor=actor, note=note)
     if not moved:
         raise InvoiceConcurrentlyModified(invoice.pk)
-    InvoiceEvent.objects.create(
-        invoice_id=invoice.pk, from_status=invoice.status, to_status=to, trigger=trigger, actor=actor, note=note
-    )
     invoice.status = to

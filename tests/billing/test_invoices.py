@@ -298,3 +298,27 @@ def test_invoice_numbers_are_gap_free_per_profile(api):
         assert bad.status_code == 400
         numbers = [_invoice(api, c)[0]["number"] for c in customers]
     assert numbers == ["OM-SANDBOX-CU0-1", "OM-SANDBOX-CU1-2", "OM-SANDBOX-CU2-3"]
+
+
+def test_invalid_draft_then_retry(api):
+    # given: a usage line whose feature is archived before collection
+    from catalog.models import Feature
+
+    feature = metered_feature()
+    cust = customer()
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        _pending(api, cust, "USD", usage_line(feature.key, {"type": "unit", "amount": "1"}))
+        Feature.objects.filter(pk=feature.pk).update(archived_at=AFTER_CLOSE)
+        [inv] = _invoice(api, cust)
+        # then: validation fails, the issue is shown, retry is the way out
+        assert inv["statusDetails"]["extendedStatus"] == "draft.invalid"
+        assert inv["statusDetails"]["failed"] is True
+        assert "retry" in inv["statusDetails"]["availableActions"]
+        assert feature.key in inv["validationIssues"][0]["message"]
+        assert inv["validationIssues"][0]["severity"] == "critical"
+        # when: the feature is back and the invoice is retried
+        Feature.objects.filter(pk=feature.pk).update(archived_at=None)
+        r = api.post(f"/api/v1/billing/invoices/{inv['id']}/retry")
+    assert r.status_code == 200, r.json()
+    assert r.json()["status"] == "paid"
+    assert r.json()["validationIssues"] == []
