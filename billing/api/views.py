@@ -191,7 +191,7 @@ class PendingLinesCreateView(APIView):
             lines=[line_input(line) for line in data["lines"]],
         )
         invoice = Invoice.objects.get(pk=result.invoice.pk)
-        all_lines = selectors.invoice_lines(invoice)
+        all_lines = editing.gathering_preview(invoice, selectors.invoice_lines(invoice))
         created = {line.pk for line in result.lines}
         body = {
             "lines": [line for line in render.lines_to_api(invoice, all_lines) if line["id"] in created],
@@ -223,6 +223,8 @@ class InvoiceDetailView(APIView):
         lines = None
         if "lines" in expand:
             lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))
+            if invoice.is_gathering:  # pending usage is shown as of now, calculated on the fly
+                lines = editing.gathering_preview(invoice, lines)
         return Response(render.invoice_to_api(invoice, lines=lines, expand_apps="workflow.apps" in expand))
 
     def put(self, request: Request, invoice_id: str) -> Response:

@@ -158,3 +158,25 @@ def invoice_simulate(
     invoice.period_start = min((r.period_start for r in rows), default=None)
     invoice.period_end = max((r.period_end for r in rows), default=None)
     return Simulation(invoice, [*rows, *children])
+
+
+def gathering_preview(invoice: Invoice, lines: Sequence[InvoiceLine]) -> list[InvoiceLine]:
+    """A gathering invoice as it would be invoiced now: usage to date, totals and detailed lines, computed on the
+    fly and not saved (`invoice` and `lines` are updated in memory only)."""
+    top = [line for line in lines if line.parent_id is None and line.deleted_at is None]
+    customer = invoice.customer
+    usage = calculation.usage_for_lines(
+        top, customer_by_invoice={invoice.pk: customer.pk}, subjects_by_customer={customer.pk: customer.subject_keys()}
+    )
+    calcs = calculation.calculate_lines(top, usage)
+    now = timezone.now()
+    children = []
+    for c in calcs:
+        c.line.quantity = c.line.metered_quantity = c.quantity
+        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
+        calculation.set_totals(c.line, c.totals)
+        for child in calculation.detailed_lines(c, now):
+            child.updated_at = now
+            children.append(child)
+    calculation.set_totals(invoice, sum_totals(c.totals for c in calcs))
+    return [*top, *children]

@@ -322,3 +322,19 @@ def test_invalid_draft_then_retry(api):
     assert r.status_code == 200, r.json()
     assert r.json()["status"] == "paid"
     assert r.json()["validationIssues"] == []
+
+
+def test_gathering_invoice_shows_usage_to_date(api):
+    feature = metered_feature()
+    cust = customer()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=1), "data": {"tokens": 30}}])
+    with time_machine.travel(T0 + dt.timedelta(days=5), tick=False):
+        created = _pending(api, cust, "USD", usage_line(feature.key, {"type": "unit", "amount": "0.5"}))
+        # 30 * 0.5 = 15 so far
+        assert created["invoice"]["totals"]["total"] == "15"
+        ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=2), "data": {"tokens": 10}}])
+        got = api.get(f"/api/v1/billing/invoices/{created['invoice']['id']}").json()
+    # 40 * 0.5 = 20, nothing stored
+    assert got["totals"]["total"] == "20"
+    assert got["lines"][0]["quantity"] == "40"
+    assert Invoice.objects.get(pk=got["id"]).total == 0
