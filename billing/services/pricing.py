@@ -347,3 +347,13 @@ def sum_totals(items: Iterable[Totals]) -> Totals:
     for t in items:
         out = out + t
     return out
+
+
+def prorate(amount: Decimal, part: tuple[Any, Any], full: tuple[Any, Any], currency: str) -> Decimal:
+    """A flat amount for part of its billing period: amount * |part| / |full|, rounded to the currency (as
+    OpenMeter's `prorate_prices` mode). Periods are (start, end) datetimes; lengths are exact seconds."""
+    full_seconds = Decimal(int((full[1] - full[0]).total_seconds() * 1_000_000))
+    part_seconds = Decimal(int((part[1] - part[0]).total_seconds() * 1_000_000))
+    if full_seconds <= 0 or part_seconds >= full_seconds:
+        return round_money(amount, currency)
+    return round_money(amount * part_seconds / full_seconds, currency)

@@ -239,3 +239,35 @@ def test_line_total_is_the_sum_of_its_charges_and_rounded(items, currency, pct):
         assert totals.amount == totals.amount.quantize(exponent)
         assert totals.total == totals.total.quantize(exponent)
         assert D(0) <= totals.total <= totals.amount
+
+
+# --- pro-rating ---------------------------------------------------------------------------------------------
+
+def test_prorate_mid_period_start_and_cancel():
+    import datetime as dt
+
+    from billing.services.pricing import prorate
+
+    jan = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    # start on Jan 11: 21 of 31 days of 31.00 = 21.00
+    assert prorate(D("31"), (dt.datetime(2026, 1, 11, tzinfo=dt.UTC), jan[1]), jan, "USD") == D("21.00")
+    # cancel on Jan 21 after starting on Jan 11: 10 of 31 days of 100 = 32.258… → 32.26
+    assert prorate(D("100"), (dt.datetime(2026, 1, 11, tzinfo=dt.UTC), dt.datetime(2026, 1, 21, tzinfo=dt.UTC)),
+                   jan, "USD") == D("32.26")
+    assert prorate(D("100"), jan, jan, "USD") == D(100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=0, max_value=10**5, places=2), st.integers(min_value=1, max_value=31 * 24 - 1))
+def test_prorated_parts_add_up_to_the_whole_within_rounding(amount, split_hour):
+    import datetime as dt
+
+    from billing.services.pricing import prorate
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    cut = start + dt.timedelta(hours=split_hour)
+    first = prorate(amount, (start, cut), (start, end), "USD")
+    second = prorate(amount, (cut, end), (start, end), "USD")
+    assert abs(first + second - amount) <= D("0.01")  # each part is rounded to the cent once
+    assert D(0) <= first <= amount
