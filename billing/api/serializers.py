@@ -336,6 +336,16 @@ class VoidActionSerializer(serializers.Serializer):
 
 
 class VoidInputSerializer(serializers.Serializer):
+    """Only a full void is supported: percentage 100 with action `discard`, no per-line overrides."""
+
     action = VoidActionSerializer()
     reason = serializers.CharField()
     overrides = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        action = attrs["action"]
+        if action["percentage"] != 100 or action["action"].get("type") != "discard" or attrs.get("overrides"):
+            raise serializers.ValidationError(
+                {"action": "only a full void is supported: percentage 100, action {type: discard}, no overrides"}
+            )
+        return attrs

@@ -234,6 +234,10 @@ def test_sandbox_target_payment_status_then_void(api):
         assert r.json()["statusDetails"]["extendedStatus"] == "payment_processing.failed"
         assert r.json()["status"] == "payment_processing"
         assert "void" in r.json()["statusDetails"]["availableActions"]
+        partial = api.post(f"/api/v1/billing/invoices/{inv['id']}/void", {"action": {"percentage": 50, "action": {
+            "type": "discard"}}, "reason": "half"}, format="json")
+        assert partial.status_code == 400
+        assert Invoice.objects.get(pk=inv["id"]).status == "payment_processing.failed"
         r = api.post(f"/api/v1/billing/invoices/{inv['id']}/void", {"action": {"percentage": 100, "action": {
             "type": "discard"}}, "reason": "customer left"}, format="json")
     assert r.status_code == 200, r.json()
