@@ -194,14 +194,18 @@ def _update_lines(lines: Sequence[InvoiceLine]) -> None:
         )
 
 
-def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None) -> None:
-    """Replace the detailed lines, update line and invoice totals: five statements whatever the line count."""
+def store_calculation(
+    invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None, replace: bool = True
+) -> None:
+    """Replace the detailed lines, update line and invoice totals: four statements whatever the line count
+    (three for a new invoice, which has no detailed lines to remove)."""
     now = timezone.now()
     lines = [c.line for c in calcs]
-    with connection.cursor() as cur:
-        cur.execute(
-            f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
-        )
+    if replace:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
+            )
     children = [child for c in calcs for child in detailed_lines(c, now)]
     if children:
         InvoiceLine.objects.bulk_create(children, batch_size=1000)

@@ -287,7 +287,7 @@ def _create_standard_invoice(
     for line in lines:
         line.invoice_id = invoice.pk
     InvoiceEvent.objects.create(invoice=invoice, from_status="", to_status=invoice.status, trigger="create", actor="system")
-    _snapshot(invoice, lines, now, usage)
+    _snapshot(invoice, lines, now, usage, new=True)
     return invoice
 
 
@@ -339,7 +339,9 @@ def _lines(invoice: Invoice) -> list[InvoiceLine]:
     return list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).order_by("index", "created_at", "id"))
 
 
-def _snapshot(invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
+def _snapshot(
+    invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, usage: Mapping[str, Usage] | None, *, new: bool = False
+) -> None:
     if usage is None or any(line.pk not in usage for line in lines):
         customer = invoice.customer
         usage = calculation.usage_for_lines(
@@ -348,14 +350,17 @@ def _snapshot(invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, u
             subjects_by_customer={customer.pk: customer.subject_keys()},
         )
     calcs = calculation.calculate_lines(lines, usage)
-    calculation.store_calculation(invoice, calcs, snapshot_at=at)
+    calculation.store_calculation(invoice, calcs, snapshot_at=at, replace=not new)
+
+
+def snapshot_is_final(invoice: Invoice) -> bool:
+    """Quantities taken after the collection time (end of the grace period for late events) are final."""
+    return invoice.quantity_snapshotted_at is not None and invoice.collection_at is not None \
+        and invoice.quantity_snapshotted_at >= invoice.collection_at
 
 
 def _step_collect(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
-    fresh = invoice.quantity_snapshotted_at is not None and invoice.collection_at is not None \
-        and invoice.quantity_snapshotted_at >= invoice.collection_at
-    if not fresh:
-        _snapshot(invoice, _lines(invoice), at, usage)
+    _snapshot(invoice, _lines(invoice), at, usage)
 
 
 def _step_recalculate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
@@ -467,7 +472,7 @@ def fire(
         return False
     state.move(invoice, edge.to, trigger, actor=actor)
     step = STEPS.get(edge.to)
-    if step is None:
+    if step is None or (step is _step_collect and snapshot_is_final(invoice)):
         return True
     try:
         with transaction.atomic():  # a failed step's partial writes are undone, the move above stays
