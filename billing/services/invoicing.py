@@ -463,6 +463,10 @@ STEPS = {
 }
 
 
+# steps that raise StepFailed before writing anything need no savepoint
+STEPS_WITHOUT_WRITES_BEFORE_FAILING = {_step_validate}
+
+
 def fire(
     invoice: Invoice, trigger: Trigger, *, at: dt.datetime, actor: str, usage: Mapping[str, Usage] | None = None
 ) -> bool:
@@ -475,8 +479,11 @@ def fire(
     if step is None or (step is _step_collect and snapshot_is_final(invoice)):
         return True
     try:
-        with transaction.atomic():  # a failed step's partial writes are undone, the move above stays
+        if step in STEPS_WITHOUT_WRITES_BEFORE_FAILING:
             step(invoice, at, usage)
+        else:
+            with transaction.atomic():  # a failed step's partial writes are undone, the move above stays
+                step(invoice, at, usage)
     except StepFailed as exc:
         invoice.refresh_from_db()
         _record_failure(invoice, exc)
