@@ -33,3 +33,10 @@ def mark_overdue_invoices_task(batch_size: int = BATCH) -> int:
     if seen == batch_size:
         mark_overdue_invoices_task.delay(batch_size)
     return seen
+
+
+@shared_task(name="billing.sync_subscriptions", acks_late=True, reject_on_worker_lost=True)
+def sync_subscriptions_task() -> int:
+    from billing.services.subscription_sync import subscriptions_sync_all
+
+    return subscriptions_sync_all()
