@@ -1,5 +1,6 @@
-"""Period close: 1,000 customers, each with one flat fee and two usage-based lines over 1,000,000 events, turned
-into draft invoices by one worker (`billing.services.jobs.collect_gathering_invoices`, as the beat job runs it).
+"""Period close: 1,000 customers, each subscribed to a plan with one flat fee and two usage rate cards, over
+1,000,000 events, turned into draft invoices by one worker (`billing.services.jobs.collect_gathering_invoices`, as
+the beat job runs it) after the subscription sync has put January's lines on the gathering invoices.
 
 Prints the wall time, invoices per second and SQL queries per invoice, beside a baseline measured in the same run:
 the two batched meter queries alone (the metering share of the work), and a second close with three times the
@@ -8,9 +9,8 @@ lines and ten times the events per customer, to show that queries per invoice do
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench .venv/bin/python bench/period_close.py \
         [--customers 1000] [--events 1000000]
 
-The pending lines are created through `pending_lines_create` with the shape a subscription produces (a flat fee in
-advance, two usage rate cards in arrears). The database is migrated; the bench's own rows (customers `bench-close-*`,
-meters `bench_close_*`) are replaced on each run, other data is left alone.
+The database is migrated; the bench's own rows (customers `bench-close-*`, plans and meters `bench_close*`) are
+replaced on each run, other data is left alone.
 """
 
 import argparse
@@ -37,13 +37,16 @@ from django.db import connection  # noqa: E402
 from billing.models import BillingProfile, CustomerOverride, Invoice  # noqa: E402
 from billing.models import InvoiceStatus as S  # noqa: E402
 from billing.services import jobs  # noqa: E402
-from billing.services.invoicing import LineInput, pending_lines_create  # noqa: E402
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure  # noqa: E402
-from catalog.models import Feature  # noqa: E402
+from billing.services.subscription_sync import subscriptions_sync_all  # noqa: E402
+from catalog.models import Feature, Plan  # noqa: E402
+from catalog.services.plans import PhaseInput, PlanInput, plan_create, plan_publish  # noqa: E402
 from customers.models import Customer, CustomerSubject  # noqa: E402
 from metering.events.store import EventRow, insert_events  # noqa: E402
 from metering.models import Meter  # noqa: E402
 from metering.query import meter_usage_by_customer  # noqa: E402
+from subscriptions.models import Subscription  # noqa: E402
+from subscriptions.services.lifecycle import SubscriptionOptions, subscription_create  # noqa: E402
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 END = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
@@ -70,6 +73,8 @@ def count_queries() -> Iterator[list[int]]:
 
 def reset() -> None:
     customers = Customer.objects.filter(key__startswith=PREFIX)
+    Subscription.objects.filter(customer__in=customers).delete()
+    Plan.objects.filter(key__startswith="bench_close").delete()
     invoices = Invoice.objects.filter(customer__in=customers)
     invoices.filter(status=S.GATHERING).delete()
     invoices.delete()
@@ -121,19 +126,28 @@ def events(rows: list[Customer], total: int) -> float:
     return time.perf_counter() - started
 
 
-def pending_lines(rows: list[Customer], tokens: Feature, calls: Feature, copies: int) -> None:
+def plan(key: str, tokens: Feature, calls: Feature, copies: int) -> str:
+    cards = []
+    for k in range(copies):
+        cards += [
+            {"type": "flat_fee", "key": f"platform_fee_{k}", "name": f"Platform fee {k}", "billingCadence": "P1M",
+             "price": {"type": "flat", "amount": "49", "paymentTerm": "in_advance"}},
+            {"type": "usage_based", "key": f"tokens_{k}", "name": f"Tokens {k}", "featureKey": tokens.key,
+             "billingCadence": "P1M", "price": {"type": "unit", "amount": "0.0001"}},
+            {"type": "usage_based", "key": f"api_calls_{k}", "name": f"API calls {k}", "featureKey": calls.key,
+             "billingCadence": "P1M", "price": GRADUATED},
+        ]
+    data = PlanInput(name=key, billing_cadence="P1M",
+                     phases=[PhaseInput(key="main", name="Main", duration=None, rate_cards=cards)])
+    created = plan_create(key=key, data=data)
+    plan_publish(plan_id=created.pk, at=START - dt.timedelta(days=1))
+    return key
+
+
+def subscribe(rows: list[Customer], plan_key: str) -> None:
     for c in rows:
-        lines = []
-        for k in range(copies):
-            lines += [
-                LineInput(name=f"Platform fee {k}", period_start=START, period_end=END, invoice_at=START,
-                          price={"type": "flat", "amount": "49", "paymentTerm": "in_advance"}),
-                LineInput(name=f"Tokens {k}", period_start=START, period_end=END, invoice_at=END,
-                          feature_key=tokens.key, price={"type": "unit", "amount": "0.0001"}),
-                LineInput(name=f"API calls {k}", period_start=START, period_end=END, invoice_at=END,
-                          feature_key=calls.key, price=GRADUATED),
-            ]
-        pending_lines_create(customer_id=c.pk, currency="USD", lines=lines)
+        subscription_create(customer=c.pk, plan_key=plan_key, timing=START,
+                            options=SubscriptionOptions(billing_anchor=START), at=START)
 
 
 def close(rows: list[Customer]) -> tuple[float, int, int]:
@@ -164,9 +178,12 @@ def main() -> None:
     print(f"setup: {args.customers} customers, inserting {args.events:,} events ...", flush=True)
     ingest_s = events(main_rows, args.events)
     events(wide_rows, args.events // args.customers * 10 * small)
-    print(f"setup: events stored in {ingest_s:.1f}s; creating pending lines ...", flush=True)
-    pending_lines(main_rows, tokens, calls, copies=1)
-    pending_lines(wide_rows, tokens, calls, copies=3)
+    print(f"setup: events stored in {ingest_s:.1f}s; subscribing ...", flush=True)
+    subscribe(main_rows, plan("bench_close", tokens, calls, copies=1))
+    subscribe(wide_rows, plan("bench_close_wide", tokens, calls, copies=3))
+    started = time.perf_counter()
+    synced = subscriptions_sync_all(at=START + dt.timedelta(minutes=5))
+    sync_s = time.perf_counter() - started
 
     # baseline: the batched meter queries alone (what the close spends on metering)
     subjects = {f"{c.key}-api": c.pk for c in main_rows}
@@ -180,6 +197,7 @@ def main() -> None:
 
     sample = Invoice.objects.filter(customer__in=main_rows).order_by("customer__key").first()
     print()
+    print(f"subscription sync (January's lines): {synced} subscriptions in {sync_s:.2f}s")
     print(f"period close, {args.customers} customers x 3 lines, {args.events:,} events, one worker")
     print(f"  draft invoices created : {made} in {elapsed:.2f}s ({made / elapsed:.0f} invoices/s)  [target <= 30s]")
     print(f"  SQL queries            : {queries} total, {queries / max(made, 1):.1f} per invoice")
