@@ -271,3 +271,37 @@ def test_prorated_parts_add_up_to_the_whole_within_rounding(amount, split_hour):
     second = prorate(amount, (cut, end), (start, end), "USD")
     assert abs(first + second - amount) <= D("0.01")  # each part is rounded to the cent once
     assert D(0) <= first <= amount
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["unit", "graduated", "volume", "package", "flat"]), quantities, amounts),
+                min_size=1, max_size=6),
+       st.sampled_from(["USD", "JPY", "KWD"]))
+def test_invoice_total_is_the_sum_of_its_lines(items, currency):
+    import datetime as dt
+
+    from billing.models import InvoiceLine
+    from billing.services.calculation import calculate_lines
+    from billing.services.pricing import TOTAL_FIELDS
+
+    tiers = [{"upToAmount": "100", "flatPrice": {"type": "flat", "amount": "1.5"}, "unitPrice": {"type": "unit",
+              "amount": "0.333"}}, {"unitPrice": {"type": "unit", "amount": "0.1"}}]
+    prices = {
+        "unit": lambda a: {"type": "unit", "amount": str(a)},
+        "graduated": lambda a: {"type": "tiered", "mode": "graduated", "tiers": tiers},
+        "volume": lambda a: {"type": "tiered", "mode": "volume", "tiers": tiers},
+        "package": lambda a: {"type": "package", "amount": str(a), "quantityPerPackage": "7"},
+        "flat": lambda a: {"type": "flat", "amount": str(a), "paymentTerm": "in_advance"},
+    }
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    lines = [InvoiceLine(name=f"l{i}", currency=currency, period_start=start, period_end=start + dt.timedelta(days=1),
+                         invoice_at=start, price=prices[kind](amount)) for i, (kind, _, amount) in enumerate(items)]
+    usage = {line.pk: (qty, D(0)) for line, (_, qty, _) in zip(lines, items, strict=True)}
+    calcs = calculate_lines(lines, usage)
+    invoice_totals = sum_totals(c.totals for c in calcs)
+    for f in TOTAL_FIELDS:
+        assert getattr(invoice_totals, f) == sum((getattr(c.totals, f) for c in calcs), D(0))
+    for c in calcs:
+        assert c.totals.total == sum((ch.total for ch in c.charges), D(0))
+    exponent = {"USD": D("0.01"), "JPY": D(1), "KWD": D("0.001")}[currency]
+    assert invoice_totals.total == invoice_totals.total.quantize(exponent)
