@@ -99,3 +99,24 @@ def test_update_gathering_invoice_lines(api):
     assert r.status_code == 200, r.json()
     assert r.json()["status"] == "gathering"
     assert [line["period"]["from"] for line in r.json()["lines"]] == [iso(FEB)]
+
+
+def test_recalculate_picks_up_late_usage_on_a_draft_and_is_400_once_issued(api):
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    cust = customer()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=1), "data": {"tokens": 10}}])
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        api.post(f"/api/v1/billing/customers/{cust.pk}/invoices/pending-lines", {"currency": "USD", "lines": [
+            usage_line(feature.key, {"type": "unit", "amount": "1"})]}, format="json")
+        [inv] = api.post("/api/v1/billing/invoices/invoice", {"customerId": cust.pk}, format="json").json()
+        assert inv["totals"]["total"] == "10"
+        ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=2), "data": {"tokens": 5}}])
+        r = api.post(f"/api/v1/billing/invoices/{inv['id']}/taxes/recalculate")
+        assert r.status_code == 200, r.json()
+        # 15 tokens * 1; still waiting for approval
+        assert r.json()["totals"]["total"] == "15"
+        assert r.json()["statusDetails"]["extendedStatus"] == "draft.manual_approval_needed"
+        api.post(f"/api/v1/billing/invoices/{inv['id']}/approve")
+        r = api.post(f"/api/v1/billing/invoices/{inv['id']}/taxes/recalculate")
+    assert r.status_code == 400
