@@ -108,8 +108,8 @@ class StripeAccount:
 def account_get(api_key: str) -> StripeAccount:
     """Validates the key: Stripe answers the key's own account, or 401."""
     with stripe_errors("retrieve the account"):
-        account = client_for_key(api_key).accounts.retrieve_current()
-    return StripeAccount(id=account.id, livemode=api_key.startswith("sk_live_") or bool(account.get("livemode")))
+        account = client_for_key(api_key).v1.accounts.retrieve_current().to_dict()
+    return StripeAccount(id=account["id"], livemode=api_key.startswith("sk_live_") or bool(account.get("livemode")))
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def webhook_endpoint_create(*, api_key: str, app_id: str, base_url: str) -> Webh
         "metadata": {METADATA_APP_ID: app_id, METADATA_NAMESPACE: NAMESPACE},
     }
     with stripe_errors("create the webhook endpoint"):
-        endpoint = client_for_key(api_key).webhook_endpoints.create(params, _options(f"app:{app_id}:webhook"))
+        endpoint = client_for_key(api_key).v1.webhook_endpoints.create(params, _options(f"app:{app_id}:webhook"))
     return WebhookEndpoint(id=endpoint.id, secret=endpoint.secret)
 
 
@@ -136,7 +136,7 @@ def webhook_endpoint_delete(*, app: App) -> None:
         return
     try:
         with stripe_errors("delete the webhook endpoint"):
-            client_for(app).webhook_endpoints.delete(app.stripe_webhook_endpoint_id)
+            client_for(app).v1.webhook_endpoints.delete(app.stripe_webhook_endpoint_id)
     except StripeRequestFailed:
         pass  # already gone in Stripe: nothing to clean up
 
@@ -158,12 +158,12 @@ def construct_event(*, payload: bytes, signature: str, secret: str) -> Mapping[s
 def customer_get(*, app: App, stripe_customer_id: str) -> Mapping[str, Any]:
     try:
         with stripe_errors("retrieve the customer"):
-            customer = client_for(app).customers.retrieve(stripe_customer_id)
+            customer = client_for(app).v1.customers.retrieve(stripe_customer_id).to_dict()
     except StripeRequestFailed as exc:
         raise InvalidInput(f"stripeCustomerId: Stripe customer {stripe_customer_id!r} not found ({exc.detail})") from exc
     if customer.get("deleted"):
         raise InvalidInput(f"stripeCustomerId: Stripe customer {stripe_customer_id!r} is deleted")
-    return customer.to_dict()
+    return customer
 
 
 def customer_create(
@@ -176,14 +176,14 @@ def customer_create(
     if email:
         params["email"] = email
     with stripe_errors("create the customer"):
-        created = client_for(app).customers.create(params, _options(idempotency_key))
+        created = client_for(app).v1.customers.create(params, _options(idempotency_key))
     return created.id
 
 
 def payment_method_check(*, app: App, stripe_customer_id: str, payment_method_id: str) -> None:
     try:
         with stripe_errors("retrieve the payment method"):
-            method = client_for(app).payment_methods.retrieve(payment_method_id)
+            method = client_for(app).v1.payment_methods.retrieve(payment_method_id).to_dict()
     except StripeRequestFailed as exc:
         raise InvalidInput(f"stripeDefaultPaymentMethodId: payment method {payment_method_id!r} not found") from exc
     owner = method.get("customer")
@@ -196,7 +196,7 @@ def payment_method_check(*, app: App, stripe_customer_id: str, payment_method_id
 def customer_set_default_payment_method(*, app: App, stripe_customer_id: str, payment_method_id: str) -> None:
     params = {"invoice_settings": {"default_payment_method": payment_method_id}}
     with stripe_errors("set the default payment method"):
-        client_for(app).customers.update(stripe_customer_id, params)
+        client_for(app).v1.customers.update(stripe_customer_id, params)
 
 
 # --- checkout and portal sessions -------------------------------------------------------------------------------
@@ -204,13 +204,13 @@ def customer_set_default_payment_method(*, app: App, stripe_customer_id: str, pa
 
 def checkout_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, Any]:
     with stripe_errors("create the checkout session"):
-        session = client_for(app).checkout.sessions.create(params)
+        session = client_for(app).v1.checkout.sessions.create(params)
     return session.to_dict()
 
 
 def portal_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, Any]:
     with stripe_errors("create the customer portal session"):
-        session = client_for(app).billing_portal.sessions.create(params)
+        session = client_for(app).v1.billing_portal.sessions.create(params)
     return session.to_dict()
 
 
@@ -219,29 +219,29 @@ def portal_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, A
 
 def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> str:
     with stripe_errors("create an invoice item"):
-        item = client_for(app).invoice_items.create(params, _options(idempotency_key))
+        item = client_for(app).v1.invoice_items.create(params, _options(idempotency_key))
     return item.id
 
 
 def invoice_item_delete(*, app: App, item_id: str) -> None:
     with stripe_errors("delete an invoice item"):
-        client_for(app).invoice_items.delete(item_id)
+        client_for(app).v1.invoice_items.delete(item_id)
 
 
 def invoice_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Mapping[str, Any]:
     with stripe_errors("create the invoice"):
-        invoice = client_for(app).invoices.create(params, _options(idempotency_key))
+        invoice = client_for(app).v1.invoices.create(params, _options(idempotency_key))
     return invoice.to_dict()
 
 
 def invoice_get(*, app: App, stripe_invoice_id: str) -> Mapping[str, Any]:
     with stripe_errors("retrieve the invoice"):
-        return client_for(app).invoices.retrieve(stripe_invoice_id).to_dict()
+        return client_for(app).v1.invoices.retrieve(stripe_invoice_id).to_dict()
 
 
 def invoice_finalize(*, app: App, stripe_invoice_id: str, idempotency_key: str) -> Mapping[str, Any]:
     with stripe_errors("finalize the invoice"):
-        invoice = client_for(app).invoices.finalize_invoice(stripe_invoice_id, None, _options(idempotency_key))
+        invoice = client_for(app).v1.invoices.finalize_invoice(stripe_invoice_id, None, _options(idempotency_key))
     return invoice.to_dict()
 
 
@@ -253,6 +253,6 @@ def invoice_delete_or_void(*, app: App, stripe_invoice_id: str) -> None:
         raise NotFound(f"Stripe invoice {stripe_invoice_id} not found") from exc
     with stripe_errors("delete the invoice"):
         if current.get("status") == "draft":
-            client_for(app).invoices.delete(stripe_invoice_id)
+            client_for(app).v1.invoices.delete(stripe_invoice_id)
         elif current.get("status") == "open":
-            client_for(app).invoices.void_invoice(stripe_invoice_id)
+            client_for(app).v1.invoices.void_invoice(stripe_invoice_id)

@@ -161,6 +161,20 @@ def _paid_alongside_succeeded() -> None:
     resources.Invoice._on_payment_success = on_payment_success
 
 
+def _standalone_invoices() -> None:
+    """localstripe creates invoices only for subscriptions; Stripe also creates them from a customer's pending
+    invoice items (`pending_invoice_items_behavior=include`), which is what we use."""
+    subscription_invoice = resources.Invoice._api_create
+
+    def api_create(cls, customer=None, subscription=None, description=None, metadata=None, **options):  # type: ignore[no-untyped-def]
+        if subscription is not None:
+            return subscription_invoice(customer=customer, subscription=subscription, description=description,
+                                        metadata=metadata)
+        return cls(customer=customer, description=description, metadata=metadata)
+
+    resources.Invoice._api_create = classmethod(api_create)
+
+
 def main() -> None:
     port = int(sys.argv[1])
     resources.Store.dump_to_disk = lambda self: None  # keep the state in memory only (no shared /tmp pickle)
@@ -173,6 +187,7 @@ def main() -> None:
     app.router.add_post("/v1/checkout/sessions", checkout_session_create)
     app.router.add_post("/v1/billing_portal/sessions", portal_session_create)
     _paid_alongside_succeeded()
+    _standalone_invoices()
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
