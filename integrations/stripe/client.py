@@ -224,8 +224,13 @@ def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: st
 
 
 def invoice_item_delete(*, app: App, item_id: str) -> None:
-    with stripe_errors("delete an invoice item"):
-        client_for(app).v1.invoice_items.delete(item_id)
+    """Idempotent: an item that is already gone is fine (a rerun after a crash repeats the delete)."""
+    try:
+        with stripe_errors("delete an invoice item"):
+            client_for(app).v1.invoice_items.delete(item_id)
+    except StripeRequestFailed as exc:
+        if not isinstance(exc.__cause__, stripe.InvalidRequestError) or exc.__cause__.http_status != 404:
+            raise
 
 
 def invoice_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Mapping[str, Any]:

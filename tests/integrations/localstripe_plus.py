@@ -162,17 +162,54 @@ def _paid_alongside_succeeded() -> None:
 
 
 def _standalone_invoices() -> None:
-    """localstripe creates invoices only for subscriptions; Stripe also creates them from a customer's pending
-    invoice items (`pending_invoice_items_behavior=include`), which is what we use."""
+    """localstripe creates invoices only for subscriptions; Stripe also creates standalone drafts, with or without
+    the customer's pending items (`pending_invoice_items_behavior`), in a given currency."""
     subscription_invoice = resources.Invoice._api_create
 
-    def api_create(cls, customer=None, subscription=None, description=None, metadata=None, **options):  # type: ignore[no-untyped-def]
+    def api_create(cls, customer=None, subscription=None, description=None, metadata=None,  # type: ignore[no-untyped-def]
+                   pending_invoice_items_behavior="exclude", currency=None, **options):
         if subscription is not None:
             return subscription_invoice(customer=customer, subscription=subscription, description=description,
                                         metadata=metadata)
-        return cls(customer=customer, description=description, metadata=metadata)
+        invoice = cls(customer=customer, description=description, metadata=metadata)
+        if pending_invoice_items_behavior == "exclude":
+            for line in invoice.lines._list:
+                resources.InvoiceItem._api_retrieve(line.invoice_item).invoice = None
+            invoice.lines._list = []
+        if currency:
+            invoice.currency = currency
+        return invoice
 
     resources.Invoice._api_create = classmethod(api_create)
+
+
+def _items_attached_to_invoices() -> None:
+    """Stripe adds an item created with `invoice=` to that draft's lines (localstripe only records the id), and
+    removes a deleted item from them."""
+    create, delete = resources.InvoiceItem._api_create, resources.InvoiceItem._api_delete
+
+    def rebuild_lines(invoice_id):  # type: ignore[no-untyped-def]
+        invoice = resources.Invoice._api_retrieve(invoice_id)
+        if invoice.status != "draft":
+            raise UserError(400, "You can only modify the items of a draft invoice")
+        items = [v for k, v in resources.store.items() if k.startswith("invoiceitem:") and v.invoice == invoice_id]
+        invoice.lines._list = [resources.InvoiceLineItem(item) for item in items]
+
+    def api_create(cls, **data):  # type: ignore[no-untyped-def]
+        item = create(**data)
+        if item.invoice:
+            rebuild_lines(item.invoice)
+        return item
+
+    def api_delete(cls, id):  # type: ignore[no-untyped-def]
+        invoice_id = resources.InvoiceItem._api_retrieve(id).invoice
+        deleted = delete(id)
+        if invoice_id:
+            rebuild_lines(invoice_id)
+        return deleted
+
+    resources.InvoiceItem._api_create = classmethod(api_create)
+    resources.InvoiceItem._api_delete = classmethod(api_delete)
 
 
 def main() -> None:
@@ -188,6 +225,7 @@ def main() -> None:
     app.router.add_post("/v1/billing_portal/sessions", portal_session_create)
     _paid_alongside_succeeded()
     _standalone_invoices()
+    _items_attached_to_invoices()
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
