@@ -20,7 +20,6 @@ from integrations.models import App
 from openmeter_site.core.errors import FailedDependency, InvalidInput, NotFound
 from openmeter_site.core.money import ROUNDING, minor_units
 
-MAX_NETWORK_RETRIES = 3
 METADATA_APP_ID = "om_app_id"
 METADATA_NAMESPACE = "om_namespace"
 METADATA_INVOICE_ID = "om_invoice_id"
@@ -59,7 +58,7 @@ def client_for_key(api_key: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": base} if base else None,
-        max_network_retries=MAX_NETWORK_RETRIES,
+        max_network_retries=settings.OPENMETER_STRIPE_MAX_NETWORK_RETRIES,
     )
 
 
@@ -217,10 +216,45 @@ def portal_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, A
 # --- invoices ---------------------------------------------------------------------------------------------------
 
 
-def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> str:
+@dataclass(frozen=True)
+class Created:
+    id: str
+    replayed: bool  # Stripe answered from its idempotency cache (`Idempotent-Replayed: true`)
+
+
+def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Created:
     with stripe_errors("create an invoice item"):
         item = client_for(app).v1.invoice_items.create(params, _options(idempotency_key))
-    return item.id
+    headers = item.last_response.headers if item.last_response is not None else {}
+    return Created(id=item.id, replayed=str(headers.get("Idempotent-Replayed", "")).lower() == "true")
+
+
+def invoice_item_update(*, app: App, item_id: str, params: dict[str, Any]) -> None:
+    with stripe_errors("update an invoice item"):
+        client_for(app).v1.invoice_items.update(item_id, params)
+
+
+@dataclass(frozen=True)
+class StripeLine:
+    item_id: str
+    line_id: str | None  # our line id, from the item's metadata
+    amount: int
+    description: str | None
+
+
+def invoice_items_of(*, app: App, stripe_invoice_id: str) -> list[StripeLine]:
+    """The invoice items on a Stripe invoice as Stripe has them now (the truth our stored mapping may lag)."""
+    with stripe_errors("list the invoice lines"):
+        lines = client_for(app).v1.invoices.line_items.list(stripe_invoice_id, {"limit": 100})
+        found = [line.to_dict() for line in lines.auto_paging_iter()]
+    out = []
+    for line in found:
+        details = (line.get("parent") or {}).get("invoice_item_details") or {}
+        item_id = line.get("invoice_item") or details.get("invoice_item")
+        if item_id:
+            metadata = line.get("metadata") or {}
+            out.append(StripeLine(item_id, metadata.get(METADATA_LINE_ID), line["amount"], line.get("description")))
+    return out
 
 
 def invoice_item_delete(*, app: App, item_id: str) -> None:
@@ -246,7 +280,9 @@ def invoice_get(*, app: App, stripe_invoice_id: str) -> Mapping[str, Any]:
 
 def invoice_finalize(*, app: App, stripe_invoice_id: str, idempotency_key: str) -> Mapping[str, Any]:
     with stripe_errors("finalize the invoice"):
-        invoice = client_for(app).v1.invoices.finalize_invoice(stripe_invoice_id, None, _options(idempotency_key))
+        invoice = client_for(app).v1.invoices.finalize_invoice(
+            stripe_invoice_id, {"auto_advance": True}, _options(idempotency_key)
+        )
     return invoice.to_dict()
 
 

@@ -1,23 +1,20 @@
 """Stripe as an invoicing backend: our invoice becomes a Stripe invoice, its lines Stripe invoice items.
 
-Crash safety (Zulip's pattern): each step commits a STARTED marker on `StripeInvoiceSync` before calling Stripe and
-DONE after. Every Stripe write carries an idempotency key derived from our ids (`invoice:{id}:create`,
-`invoice:{id}:item:{line}:{amount}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats
-the same requests and Stripe answers them with the objects it already created: nothing is doubled.
+Crash safety (Zulip's pattern): each step records a STARTED marker on `StripeInvoiceSync` before calling Stripe and
+DONE after. Every Stripe create carries an idempotency key derived from our ids (`invoice:{id}:create:{customer}`,
+`invoice:{id}:item:{line}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats the same
+requests and Stripe answers them with the objects it already created; and the items are reconciled against the
+Stripe invoice's actual lines (tagged with our line ids) before every finalize: nothing is doubled or lost.
 
-Concurrency: one worker at a time per customer and app (a PostgreSQL advisory lock); a second worker gets
-`StripeSyncBusy` (transient, retried later). The draft invoice is created empty (`pending_invoice_items_behavior=
-exclude`) and items are attached to it by id, so items of two invoices of one customer never mix.
+Billing calls these methods inside its invoice transaction while holding the customer's lock, so one worker at a time
+syncs a customer; if that transaction rolls back, the markers roll back with it and the rerun still repeats the same
+idempotent requests. The draft invoice is created empty (`pending_invoice_items_behavior=exclude`) and items are
+attached to it by id, so the items of two invoices of one customer never mix.
 """
 
-import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-
-from django.db import connection, transaction
 
 from integrations.backends import SyncResult
 from integrations.models import App, StripeInvoiceSync, SyncState
@@ -29,8 +26,7 @@ if TYPE_CHECKING:
     from billing.models import Invoice
 
 
-class StripeSyncBusy(client.StripeTransientError):
-    """Another worker is syncing this customer's invoices right now."""
+MAX_SPENT_KEYS = 5
 
 
 @dataclass(frozen=True)
@@ -41,31 +37,18 @@ class LineToSync:
 
 
 def _lines(invoice: "Invoice") -> list[LineToSync]:
-    """Our invoice lines as Stripe items: the line total, rounded to the currency's minor unit, in minor units."""
+    """One Stripe item per top-level line: its total (charges - discounts - credits + exclusive taxes, already
+    rounded to the currency's minor unit), so the Stripe invoice total equals ours to the cent."""
     currency = invoice.currency
+    lines = invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).order_by("index", "created_at", "id")
     return [
         LineToSync(
             id=line.id,
             description=line.name,
-            amount=client.to_minor_units(round_money(Decimal(line.totals_total), currency), currency),
+            amount=client.to_minor_units(round_money(Decimal(line.total), currency), currency),
         )
-        for line in invoice.lines.filter(deleted_at__isnull=True).order_by("created_at", "id")
+        for line in lines
     ]
-
-
-@contextmanager
-def _customer_lock(app: App, customer_id: str) -> Iterator[None]:
-    digest = hashlib.sha256(f"stripe-sync:{app.id}:{customer_id}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        if not cursor.fetchone()[0]:
-            raise StripeSyncBusy(f"another worker is syncing customer {customer_id} with Stripe")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _sync_row(app: App, invoice_id: str) -> StripeInvoiceSync:
@@ -74,11 +57,10 @@ def _sync_row(app: App, invoice_id: str) -> StripeInvoiceSync:
 
 
 def _mark(row: StripeInvoiceSync, **fields: Any) -> None:
-    """Commit progress now (autocommit), so a crash right after still finds it."""
+    """Record progress before the next Stripe call (durable at once when the caller runs outside a transaction)."""
     for name, value in fields.items():
         setattr(row, name, value)
-    with transaction.atomic():
-        row.save(update_fields=[*fields, "updated_at"])
+    row.save(update_fields=[*fields, "updated_at"])
 
 
 def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
@@ -97,78 +79,91 @@ class StripeInvoicingBackend:
     def sync_draft(self, invoice: "Invoice") -> SyncResult:
         """Ensure the Stripe customer, the draft Stripe invoice, and one invoice item per line (added, updated or
         removed to match our lines)."""
-        with _customer_lock(self.app, invoice.customer_id):
-            row = _sync_row(self.app, invoice.id)
-            _mark(row, draft_state=SyncState.STARTED)
-            customer = ensure_stripe_customer(app=self.app, customer=invoice.customer)
-            stripe_customer_id = customer.stripe_customer_id or ""
-            stripe_invoice = client.invoice_create(
-                app=self.app,
-                params={
-                    "customer": stripe_customer_id,
-                    "currency": invoice.currency.lower(),
-                    "auto_advance": False,
-                    "pending_invoice_items_behavior": "exclude",
-                    "metadata": _metadata(self.app, invoice.id),
-                },
-                idempotency_key=f"invoice:{invoice.id}:create",
-            )
-            _mark(row, stripe_customer_id=stripe_customer_id, stripe_invoice_id=stripe_invoice["id"])
-            items = self._sync_items(invoice, row, stripe_customer_id)
-            _mark(row, line_items=items, draft_state=SyncState.DONE)
+        row = _sync_row(self.app, invoice.id)
+        _mark(row, draft_state=SyncState.STARTED)
+        customer = ensure_stripe_customer(app=self.app, customer=invoice.customer)
+        stripe_customer_id = customer.stripe_customer_id or ""
+        stripe_invoice = client.invoice_create(
+            app=self.app,
+            params={
+                "customer": stripe_customer_id,
+                "currency": invoice.currency.lower(),
+                "auto_advance": False,
+                "pending_invoice_items_behavior": "exclude",
+                "metadata": _metadata(self.app, invoice.id),
+            },
+            idempotency_key=f"invoice:{invoice.id}:create:{stripe_customer_id}",
+        )
+        _mark(row, stripe_customer_id=stripe_customer_id, stripe_invoice_id=stripe_invoice["id"])
+        items = self._sync_items(invoice, row, stripe_customer_id)
+        _mark(row, line_items=items, draft_state=SyncState.DONE)
         return SyncResult(
             done=True,
             external_id=row.stripe_invoice_id,
-            line_external_ids={line_id: item["id"] for line_id, item in items.items()},
+            line_external_ids=items,
         )
 
-    def _sync_items(self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str) -> dict[str, dict]:
-        """Make the Stripe items match our lines: create missing ones, replace changed ones, delete removed ones.
+    def _sync_items(self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str) -> dict[str, str]:
+        """Make the Stripe invoice's items match our lines, reconciling against what Stripe has now (our stored
+        mapping may be stale after a rolled-back transaction): one item per line, tagged with the line id; extra
+        or orphaned items are deleted, changed ones updated in place, missing ones created.
 
-        The stored mapping is line id → {id, amount, rev}. A replacement bumps `rev` (persisted before the call), so
-        its idempotency key is new; a rerun finds the entry without an id and repeats the same key.
+        A missing line's item is created with the key `invoice:{id}:item:{line}` the first time, and
+        `...:after:{lost item}` when the item we had recorded is gone from Stripe, so a key is never replayed onto
+        a deleted item, and a rerun after a crash repeats the same key.
         """
-        synced: dict[str, dict] = {k: dict(v) for k, v in (row.line_items or {}).items()}
+        recorded: dict[str, str] = dict(row.line_items or {})
         wanted = {line.id: line for line in _lines(invoice)}
-        for line_id in sorted(set(synced) - set(wanted)):
-            if synced[line_id]["id"]:
-                client.invoice_item_delete(app=self.app, item_id=synced[line_id]["id"])
-            del synced[line_id]
-            _mark(row, line_items=synced)
-        for line in wanted.values():
-            entry = synced.get(line.id)
-            if entry is not None and entry["id"] and entry["amount"] == line.amount:
+        kept: dict[str, str] = {}
+        for item in client.invoice_items_of(app=self.app, stripe_invoice_id=row.stripe_invoice_id or ""):
+            line = wanted.get(item.line_id or "")
+            if line is None or line.id in kept:
+                client.invoice_item_delete(app=self.app, item_id=item.item_id)
                 continue
-            if entry is None:
-                entry = {"id": None, "amount": None, "rev": 0}
-            elif entry["id"]:
-                client.invoice_item_delete(app=self.app, item_id=entry["id"])
-                entry = {"id": None, "amount": None, "rev": entry["rev"] + 1}
-            synced[line.id] = entry
-            _mark(row, line_items=synced)
-            entry["id"] = client.invoice_item_create(
-                app=self.app,
-                params={
-                    "customer": stripe_customer_id,
-                    "invoice": row.stripe_invoice_id,
-                    "amount": line.amount,
-                    "currency": invoice.currency.lower(),
-                    "description": line.description,
-                    "metadata": _metadata(self.app, invoice.id, **{client.METADATA_LINE_ID: line.id}),
-                },
-                idempotency_key=f"invoice:{invoice.id}:item:{line.id}:{entry['rev']}",
-            )
-            entry["amount"] = line.amount
-            _mark(row, line_items=synced)
-        return synced
+            if (item.amount, item.description) != (line.amount, line.description):
+                client.invoice_item_update(
+                    app=self.app, item_id=item.item_id, params={"amount": line.amount, "description": line.description}
+                )
+            kept[line.id] = item.item_id
+        for line in wanted.values():
+            if line.id not in kept:
+                kept[line.id] = self._create_item(invoice, row, stripe_customer_id, line, lost=recorded.get(line.id))
+                _mark(row, line_items={**recorded, **kept})
+        return kept
+
+    def _create_item(
+        self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str, line: LineToSync, lost: str | None
+    ) -> str:
+        """Create the line's item. A replayed answer naming an item that is no longer on the invoice (it was deleted
+        since) means the key is spent: try again with a key chained after that item."""
+        params = {
+            "customer": stripe_customer_id,
+            "invoice": row.stripe_invoice_id,
+            "amount": line.amount,
+            "currency": invoice.currency.lower(),
+            "description": line.description,
+            "metadata": _metadata(self.app, invoice.id, **{client.METADATA_LINE_ID: line.id}),
+        }
+        key = f"invoice:{invoice.id}:item:{line.id}" + (f":after:{lost}" if lost else "")
+        for _ in range(MAX_SPENT_KEYS):
+            created = client.invoice_item_create(app=self.app, params=params, idempotency_key=key)
+            if not created.replayed or self._on_invoice(row, created.id):
+                return created.id
+            lost = created.id
+            key = f"invoice:{invoice.id}:item:{line.id}:after:{lost}"
+        raise client.StripeRequestFailed(f"could not create a Stripe invoice item for line {line.id}")
+
+    def _on_invoice(self, row: StripeInvoiceSync, item_id: str) -> bool:
+        items = client.invoice_items_of(app=self.app, stripe_invoice_id=row.stripe_invoice_id or "")
+        return any(item.item_id == item_id for item in items)
 
     def finalize(self, invoice: "Invoice") -> SyncResult:
-        """Finalize the Stripe invoice; its number becomes ours."""
+        """Re-check the draft against our lines (cheap, and it heals anything a rolled-back run left behind), then
+        finalize the Stripe invoice; its number becomes ours."""
         row = StripeInvoiceSync.objects.filter(invoice_id=invoice.id).first()
-        if row is None or row.draft_state != SyncState.DONE:
+        if row is None or row.finalize_state != SyncState.DONE:
             self.sync_draft(invoice)
             row = StripeInvoiceSync.objects.get(invoice_id=invoice.id)
-        if row.finalize_state != SyncState.DONE:
             _mark(row, finalize_state=SyncState.STARTED)
             finalized = client.invoice_finalize(
                 app=self.app,
