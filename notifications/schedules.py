@@ -1,0 +1,3 @@
+SCHEDULES = [
+    ("notifications: re-enqueue lost webhook deliveries", "notifications.dispatch_due", 60),
+]
