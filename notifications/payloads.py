@@ -19,7 +19,7 @@ def _default(value: Any) -> Any:
 
 def dumps(data: Any) -> str:
     """Decimals become exact JSON numbers (`12.5`, never `1.25E+1`); datetimes RFC 3339 with `Z`."""
-    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def build(*, event_id: str, event_type: str, timestamp: dt.datetime, data: dict[str, Any]) -> str:

@@ -3,14 +3,17 @@
 from celery import shared_task
 
 
-@shared_task(name="notifications.deliver", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def deliver_task(self, delivery_id: str, expected_attempt: int) -> None:
-    """One webhook attempt; on a retryable failure the retry is this task again after an exponential countdown."""
+@shared_task(name="notifications.deliver", acks_late=True, reject_on_worker_lost=True)
+def deliver_task(delivery_id: str, expected_attempt: int) -> None:
+    """One webhook attempt; after a retryable failure the next attempt is queued with an exponential countdown.
+
+    (A new message rather than `self.retry`, so eager mode runs the retries inline as a worker would, minus the wait.)
+    """
     from notifications.services.delivery import delivery_attempt
 
     plan = delivery_attempt(delivery_id=delivery_id, expected_attempt=expected_attempt)
     if plan is not None:
-        raise self.retry(args=(plan.delivery_id, plan.expected_attempt), countdown=plan.countdown)
+        deliver_task.apply_async((plan.delivery_id, plan.expected_attempt), countdown=plan.countdown)
 
 
 @shared_task(name="notifications.dispatch_due")
