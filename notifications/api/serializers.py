@@ -84,9 +84,9 @@ class ResendSerializer(serializers.Serializer):
 
 
 def _timestamps(obj: Any) -> dict[str, Any]:
-    out = {"createdAt": obj.created_at, "updatedAt": obj.updated_at}
+    out = {"createdAt": format_rfc3339(obj.created_at), "updatedAt": format_rfc3339(obj.updated_at)}
     if getattr(obj, "deleted_at", None) is not None:
-        out["deletedAt"] = obj.deleted_at
+        out["deletedAt"] = format_rfc3339(obj.deleted_at)
     return out
 
 
@@ -129,13 +129,13 @@ def delivery_to_api(delivery: NotificationDelivery) -> dict[str, Any]:
     out: dict[str, Any] = {
         "state": delivery.state,
         "reason": delivery.reason,
-        "updatedAt": delivery.updated_at,
+        "updatedAt": format_rfc3339(delivery.updated_at),
         "channel": {"id": delivery.channel_id, "type": delivery.channel.type},
         "annotations": {},
         "attempts": [
             {
                 "state": a.state,
-                "timestamp": a.timestamp,
+                "timestamp": format_rfc3339(a.timestamp),
                 "response": {
                     **({"statusCode": a.status_code} if a.status_code is not None else {}),
                     "body": a.response_body,
@@ -156,7 +156,7 @@ def event_to_api(event: NotificationEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "type": event.type,
-        "createdAt": event.created_at,
+        "createdAt": format_rfc3339(event.created_at),
         "rule": rule_to_api(event.rule),
         "deliveryStatus": [delivery_to_api(d) for d in event.deliveries.all()],
         "payload": orjson.Fragment(event.payload_json),

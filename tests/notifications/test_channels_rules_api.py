@@ -25,6 +25,7 @@ def test_channel_create_generates_a_whsec_secret_and_stores_it_encrypted(api):
     body = create_channel(api, customHeaders={"X-Team": "billing"}, metadata={"env": "test"})
     # then
     assert body["type"] == "WEBHOOK"
+    assert body["createdAt"].endswith("Z")
     assert body["disabled"] is False
     assert body["customHeaders"] == {"X-Team": "billing"}
     assert body["metadata"] == {"env": "test"}
