@@ -77,7 +77,7 @@ def live_server_url(django_db_setup, django_db_blocker) -> str:
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
-        "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
+        "DJANGO_SETTINGS_MODULE": "openmeter_site.settings.test",
         "OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1",
         "CELERY_TASK_ALWAYS_EAGER": "1",
     }
@@ -92,3 +92,17 @@ def live_server_url(django_db_setup, django_db_blocker) -> str:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        wait_for_no_connections(settings.DATABASES["default"]["NAME"], django_db_blocker)
+
+
+def wait_for_no_connections(db_name: str, django_db_blocker, timeout: float = 10) -> None:
+    """A stopped server's PostgreSQL sessions end a moment after it exits; the test database is dropped next."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db_name])
+            if cur.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
