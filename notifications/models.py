@@ -37,7 +37,7 @@ class NotificationChannel(SoftDeleteModel):
     type = models.CharField(max_length=16, choices=ChannelType.choices, default=ChannelType.WEBHOOK, editable=False)
     name = models.CharField(max_length=256)
     disabled = models.BooleanField(default=False)
-    url = models.URLField(max_length=2048)
+    url = models.CharField(max_length=2048, help_text="http(s) URL the events are POSTed to")
     custom_headers = models.JSONField(default=dict, blank=True)
     signing_secret_encrypted = models.TextField(editable=False)
     metadata = models.JSONField(null=True, blank=True)
@@ -55,7 +55,7 @@ class NotificationChannel(SoftDeleteModel):
 
 
 class NotificationRule(SoftDeleteModel):
-    type = models.CharField(max_length=64, choices=EventType.choices, editable=False)
+    type = models.CharField(max_length=64, choices=EventType.choices, help_text="Immutable once created")
     name = models.CharField(max_length=256)
     disabled = models.BooleanField(default=False)
     channels = models.ManyToManyField(NotificationChannel, related_name="rules")

@@ -11,6 +11,13 @@ from openmeter_site.core.crypto import encrypt
 from openmeter_site.core.errors import InvalidInput, NotFound
 
 
+def validate_channel_input(*, url: str, signing_secret: str | None) -> None:
+    """The checks channel_create/channel_update make, for forms that want to show them before saving."""
+    _validate_url(url)
+    if signing_secret:
+        _validate_secret(signing_secret)
+
+
 def _validate_url(url: str) -> None:
     try:
         check_target(url)

@@ -67,7 +67,8 @@ def _features(event_type: str, refs: Sequence[str]) -> list[Feature]:
     return found
 
 
-def _thresholds(event_type: str, thresholds: Sequence[Threshold]) -> list[dict[str, str]]:
+def validate_thresholds(event_type: str, thresholds: Sequence[Threshold]) -> list[dict[str, str]]:
+    """The thresholds as stored; raises InvalidInput naming the bad one."""
     if event_type != EventType.BALANCE_THRESHOLD:
         if thresholds:
             raise InvalidInput(f"thresholds: not supported for rule type {event_type}")
@@ -106,7 +107,7 @@ def rule_create(
         type=type,
         name=name,
         disabled=disabled,
-        thresholds=_thresholds(type, thresholds),
+        thresholds=validate_thresholds(type, thresholds),
         metadata=dict(metadata) if metadata is not None else None,
     )
     rule.channels.set(channels)
@@ -136,7 +137,7 @@ def rule_update(
     features = _features(type, feature_refs)
     rule.name = name
     rule.disabled = disabled
-    rule.thresholds = _thresholds(type, thresholds)
+    rule.thresholds = validate_thresholds(type, thresholds)
     rule.metadata = dict(metadata) if metadata is not None else None
     rule.save()
     rule.channels.set(channels)
