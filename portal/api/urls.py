@@ -6,5 +6,4 @@ urlpatterns = [
     path("api/v1/portal/tokens", views.PortalTokenListView.as_view()),
     path("api/v1/portal/tokens/invalidate", views.PortalTokenInvalidateView.as_view()),
     path("api/v1/portal/meters/<seg:meter_slug>/query", views.PortalMeterQueryView.as_view()),
-    path("api/v1/debug/metrics", views.DebugMetricsView.as_view()),
 ]

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from django.http import HttpResponse, QueryDict
-from rest_framework import renderers, status
+from django.http import QueryDict
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,7 +11,6 @@ from rest_framework.views import APIView
 from metering.models import Meter, WindowSize
 from metering.query import QuerySpec
 from openmeter_site.api.params import get_choice, get_datetime, get_deep_object, get_int, get_list, get_str
-from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import format_rfc3339, parse_time_zone
 from portal import services
@@ -22,7 +21,6 @@ from portal.api.serializers import (
     portal_token_to_api,
     row_to_api,
 )
-from portal.debug import events_today_by_subject, openmetrics
 
 PORTAL_QUERY_PARAMS = {"clientId", "from", "to", "windowSize", "windowTimeZone", "filterGroupBy", "groupBy"}
 NOT_ON_PORTAL = {"subject", "filterCustomerId", "advancedMeterGroupByFilters"}
@@ -101,16 +99,3 @@ class PortalMeterQueryView(APIView):
             body["windowSize"] = spec.window_size
         return Response(body)
 
-
-class PlainTextRenderer(renderers.BaseRenderer):
-    media_type = "text/plain"
-    format = "txt"
-
-
-class DebugMetricsView(APIView):
-    """`GET /api/v1/debug/metrics` → text/plain OpenMetrics (API key required, like every operator endpoint)."""
-
-    renderer_classes = [PlainTextRenderer, JSONRenderer]
-
-    def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(openmetrics(events_today_by_subject()), content_type="text/plain; charset=utf-8")
