@@ -3,13 +3,14 @@
 import datetime as dt
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from metering.meter_queries import MeterQueryOutput, MeterQueryParams, meter_query
 from metering.models import Meter
-from metering.query import QuerySpec, Row, run_query
 from openmeter_site.core.errors import Forbidden, InvalidInput, NotFound
 from openmeter_site.core.models import hash_secret
 from portal.errors import PortalUnauthorized
@@ -84,20 +85,9 @@ def portal_meter(*, token: PortalToken, slug: str) -> Meter:
     return meter
 
 
-def portal_query(*, token: PortalToken, spec: QuerySpec) -> list[Row]:
-    """The caller's query, always limited to the token's subject (and so grouped by subject, as upstream)."""
-    group_by = ["subject", *(g for g in spec.group_by if g != "subject")]
-    scoped = QuerySpec(
-        meter=spec.meter,
-        start=spec.start,
-        end=spec.end,
-        window_size=spec.window_size,
-        time_zone=spec.time_zone,
-        subjects=[token.subject],
-        group_by=group_by,
-        group_filters=spec.group_filters,
-    )
-    return run_query(scoped)
+def portal_query(*, token: PortalToken, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
+    """The meter query, always limited to the token's subject (and so grouped by subject, as upstream)."""
+    return meter_query(meter=meter, params=replace(params, subjects=[token.subject], customer_ids=()))
 
 
 def portal_token_list_qs() -> QuerySet[PortalToken]:

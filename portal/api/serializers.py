@@ -3,7 +3,6 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from metering.query import Row
 from openmeter_site.api.fields import RFC3339Field
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339
@@ -36,14 +35,3 @@ def portal_token_to_api(token: PortalToken, raw: str | None = None) -> dict[str,
     if raw is not None:
         out["token"] = raw
     return out
-
-
-def row_to_api(row: Row) -> dict[str, Any]:
-    """MeterQueryRow; `value` stays a Decimal, which the renderer writes as an exact JSON number."""
-    return {
-        "value": row.value,
-        "windowStart": format_rfc3339(row.window_start),
-        "windowEnd": format_rfc3339(row.window_end),
-        "subject": row.subject,
-        "groupBy": row.group_by,
-    }

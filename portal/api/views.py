@@ -2,28 +2,28 @@
 
 from typing import Any
 
-from django.http import QueryDict
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metering.models import Meter, WindowSize
-from metering.query import QuerySpec
-from openmeter_site.api.params import get_choice, get_datetime, get_deep_object, get_int, get_list, get_str
+from metering.api.serializers import MeterQuerySerializer, row_to_api
+from metering.api.views import CSVRenderer, _query_params_from_get
+from metering.meter_queries import MeterQueryParams
+from openmeter_site.api.params import get_int
+from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput
-from openmeter_site.core.time import format_rfc3339, parse_time_zone
+from openmeter_site.core.time import format_rfc3339
 from portal import services
 from portal.api.auth import IsPortalToken, PortalTokenAuthentication
 from portal.api.serializers import (
     PortalTokenCreateSerializer,
     PortalTokenInvalidateSerializer,
     portal_token_to_api,
-    row_to_api,
 )
 
-PORTAL_QUERY_PARAMS = {"clientId", "from", "to", "windowSize", "windowTimeZone", "filterGroupBy", "groupBy"}
-NOT_ON_PORTAL = {"subject", "filterCustomerId", "advancedMeterGroupByFilters"}
+# The portal answers for the token's subject only: these would widen or re-scope the query.
+NOT_ON_PORTAL = ("subject", "filterCustomerId")
 
 
 class PortalTokenListView(APIView):
@@ -51,32 +51,14 @@ class PortalTokenInvalidateView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _query_spec(meter: Meter, query: QueryDict) -> QuerySpec:
-    sent = {k.split("[", 1)[0] for k in query}
-    if refused := sorted(sent & NOT_ON_PORTAL):
+def _query_params(request: Request) -> MeterQueryParams:
+    """The meter query's own parsing (GET form → MeterQueryRequest shape → params), minus the scoping params."""
+    raw = _query_params_from_get(request)
+    if refused := [name for name in NOT_ON_PORTAL if name in raw]:
         raise InvalidInput(f"{', '.join(refused)}: not available on the portal query (it is scoped to the token's subject)")
-    if unknown := sorted(sent - PORTAL_QUERY_PARAMS):
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
-    start, end = get_datetime(query, "from"), get_datetime(query, "to")
-    if start and end and start > end:
-        raise InvalidInput("from: must not be after to")
-    group_by = get_list(query, "groupBy")
-    for key in group_by:
-        if key != "subject" and key not in meter.group_by:
-            raise InvalidInput(f"groupBy: meter {meter.slug} has no group-by key {key!r}")
-    filters = get_deep_object(query, "filterGroupBy")
-    for key in filters:
-        if key not in meter.group_by:
-            raise InvalidInput(f"filterGroupBy: meter {meter.slug} has no group-by key {key!r}")
-    return QuerySpec(
-        meter=meter,
-        start=start,
-        end=end,
-        window_size=get_choice(query, "windowSize", WindowSize.values),
-        time_zone=parse_time_zone(get_str(query, "windowTimeZone")),
-        group_by=group_by,
-        group_filters={k: [v] for k, v in filters.items()},
-    )
+    serializer = MeterQuerySerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    return MeterQueryParams.from_request(serializer.validated_data)
 
 
 class PortalMeterQueryView(APIView):
@@ -84,18 +66,19 @@ class PortalMeterQueryView(APIView):
 
     authentication_classes = [PortalTokenAuthentication]
     permission_classes = [IsPortalToken]
+    renderer_classes = [JSONRenderer, CSVRenderer]
 
     def get(self, request: Request, meter_slug: str) -> Response:
         token = request.auth
         meter = services.portal_meter(token=token, slug=meter_slug)
-        spec = _query_spec(meter, request.query_params)
-        rows = services.portal_query(token=token, spec=spec)
-        body: dict[str, Any] = {"data": [row_to_api(r) for r in rows]}
-        if spec.start:
-            body["from"] = format_rfc3339(spec.start)
-        if spec.end:
-            body["to"] = format_rfc3339(spec.end)
-        if spec.window_size:
-            body["windowSize"] = spec.window_size
+        params = _query_params(request)
+        result = services.portal_query(token=token, meter=meter, params=params)
+        if request.accepted_renderer.format == "csv":
+            return Response(result.to_csv())
+        body: dict[str, Any] = {"data": [row_to_api(r) for r in result.rows]}
+        for key, value in (("from", params.start), ("to", params.end)):
+            if value is not None:
+                body[key] = format_rfc3339(value)
+        if params.window_size:
+            body["windowSize"] = params.window_size
         return Response(body)
-

@@ -121,13 +121,28 @@ def test_portal_query_windows_group_by_and_filters(api, usage):
 @pytest.mark.parametrize(
     "params",
     [{"subject": "customer-b"}, {"filterCustomerId": "x"}, {"groupBy": "nope"}, {"filterGroupBy[nope]": "x"},
-     {"windowSize": "WEEK"}, {"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"}, {"bogus": "1"},
+     {"windowSize": "WEEK"}, {"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"},
      {"windowTimeZone": "Mars/Olympus"}],
 )
 def test_portal_query_rejects_bad_or_foreign_parameters(api, usage, params):
     response = portal_client(create_token(api)["token"]).get("/api/v1/portal/meters/tokens_total/query", params)
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.django_db
+def test_portal_query_csv_and_advanced_filters_share_the_meter_query(api, usage):
+    client = portal_client(create_token(api)["token"])
+    response = client.get("/api/v1/portal/meters/tokens_total/query", {"groupBy": "model"}, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    lines = response.content.decode().splitlines()
+    assert lines[0] == "window_start,window_end,subject,subject_display_name,model,value"
+    assert sorted(line.rsplit(",", 2)[1:] for line in lines[1:]) == [["claude", "7"], ["gpt", "12.5"]]
+    assert "customer-b" not in response.content.decode()
+    advanced = client.get("/api/v1/portal/meters/tokens_total/query",
+                          {"advancedMeterGroupByFilters": '{"model": {"$eq": "gpt"}}'}).json()
+    assert [(r["subject"], Decimal(str(r["value"]))) for r in advanced["data"]] == [("customer-a", Decimal("12.5"))]
 
 
 @pytest.mark.django_db
@@ -197,7 +212,7 @@ def test_python_client_portal_flow(live_server_url, api_key):
     assert [t.id for t in admin.portal.portal_tokens.list(limit=10)] == [created.id]
 
     portal = Client(endpoint=live_server_url, token=created.token)
-    result = portal.portal.portal_meters.query_json("tokens_total", group_by=["model"])
+    result = portal.portal.portal_meters.query_json("tokens_total", group_by=["model"], filter_group_by={"model": "gpt"})
     assert [(r.subject, r.value, r.group_by) for r in result.data] == [("customer-a", 4, {"model": "gpt"})]
     from corehttp.exceptions import HttpResponseError
 
