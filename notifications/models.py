@@ -142,3 +142,14 @@ class NotificationDeliveryAttempt(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} @ {self.timestamp:%Y-%m-%dT%H:%M:%S}: {self.state}"
+
+
+class EvaluationCursor(models.Model):
+    """How far a scanning job has read (e.g. the last event `seq` checked for balance thresholds)."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"

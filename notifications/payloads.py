@@ -28,5 +28,5 @@ def build(*, event_id: str, event_type: str, timestamp: dt.datetime, data: dict[
 
 def number_str(value: Decimal) -> str:
     """`Decimal('10.5000')` → `"10.5"`, never an exponent."""
-    text = format(value.normalize(), "f")
+    text = format(Decimal(value).normalize(), "f")
     return "0" if text in {"-0", ""} else text

@@ -25,3 +25,26 @@ def dispatch_due_task() -> int:
     for delivery_id, expected in due:
         deliver_task.delay(delivery_id, expected)
     return len(due)
+
+
+@shared_task(name="notifications.evaluate_new_usage", acks_late=True)
+def evaluate_new_usage_task() -> int:
+    """After ingest (and every minute): balance thresholds of the entitlements whose subjects got new events."""
+    from notifications.services.sources import thresholds_evaluate_new_usage
+
+    return len(thresholds_evaluate_new_usage())
+
+
+@shared_task(name="notifications.evaluate_all_thresholds", acks_late=True)
+def evaluate_all_thresholds_task() -> int:
+    from notifications.services.sources import thresholds_evaluate_all
+
+    return len(thresholds_evaluate_all())
+
+
+@shared_task(name="notifications.emit_recent_resets", acks_late=True)
+def emit_recent_resets_task() -> int:
+    """Usage resets (manual or automatic) recorded in the last hour, each notified once."""
+    from notifications.services.sources import resets_emit_recent
+
+    return len(resets_emit_recent())

@@ -1,0 +1,128 @@
+"""Balance thresholds and resets from real entitlements, usage and resets, delivered to a real receiver."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from entitlements.models import Entitlement
+from notifications.models import NotificationEvent
+from notifications.services.channels import channel_create
+from notifications.services.rules import Threshold, rule_create
+from notifications.tasks import emit_recent_resets_task, evaluate_all_thresholds_task, evaluate_new_usage_task
+from tests.factories import CustomerFactory, FeatureFactory, MeterFactory, ingest
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+ENT = "/api/v2/customers/acme/entitlements/tokens"
+
+
+def z(when):
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def use(when, *tokens, subject="acme"):
+    ingest([{"subject": subject, "time": when, "data": {"tokens": t, "model": "m"}} for t in tokens])
+
+
+@pytest.fixture
+def entitlement(api):
+    """A monthly metered entitlement anchored on March 1 with one 100-token grant."""
+    FeatureFactory(key="tokens", meter=MeterFactory(slug="tokens"))
+    CustomerFactory(key="acme")
+    with time_machine.travel(T0, tick=False):
+        body = {"type": "metered", "featureKey": "tokens", "usagePeriod": {"interval": "MONTH", "anchor": z(T0)}}
+        response = api.post("/api/v2/customers/acme/entitlements", body, format="json")
+        assert response.status_code == 201, response.json()
+        assert api.post(f"{ENT}/grants", {"amount": 100, "effectiveAt": z(T0)}, format="json").status_code == 201
+    return Entitlement.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def channel(receiver):
+    return channel_create(name="hook", url=receiver.url)
+
+
+def run(task, when, capture):
+    with time_machine.travel(when, tick=False), capture(execute=True):
+        return task()
+
+
+def test_one_big_batch_crosses_two_thresholds_each_fires_once(
+    entitlement, channel, receiver, django_capture_on_commit_callbacks
+):
+    # given 50%, 80% and 100% thresholds on the 100-token grant
+    rule_create(type="entitlements.balance.threshold", name="usage", channel_ids=[channel.id],
+                thresholds=[Threshold("usage_percentage", 50), Threshold("usage_percentage", 80),
+                            Threshold("usage_percentage", 100)])
+    # when one batch brings usage to 85 (40 + 45)
+    use(T0 + dt.timedelta(days=1), 40, 45)
+    assert run(evaluate_new_usage_task, T0 + dt.timedelta(days=1, hours=1), django_capture_on_commit_callbacks) == 2
+    # then 50% and 80% were sent, once each, with the entitlement's value
+    bodies = sorted((r.json() for r in receiver.requests), key=lambda b: b["data"]["threshold"]["value"])
+    assert [b["data"]["threshold"] for b in bodies] == [
+        {"type": "usage_percentage", "value": 50}, {"type": "usage_percentage", "value": 80},
+    ]
+    data = bodies[0]["data"]
+    assert data["entitlement"]["id"] == entitlement.pk
+    assert data["feature"]["key"] == "tokens"
+    assert data["subject"]["key"] == "acme"
+    assert data["customer"]["key"] == "acme"
+    assert (data["value"]["usage"], data["value"]["balance"], data["value"]["totalAvailableGrantAmount"]) == (85, 15, 100)
+    assert all(receiver.verify(r, channel.signing_secret) for r in receiver.requests)
+    # and more usage below 100 fires nothing; crossing 100 fires 100 only
+    use(T0 + dt.timedelta(days=2), 5)
+    assert run(evaluate_new_usage_task, T0 + dt.timedelta(days=2, hours=1), django_capture_on_commit_callbacks) == 0
+    use(T0 + dt.timedelta(days=3), 10)  # 85 + 5 + 10 = 100
+    assert run(evaluate_new_usage_task, T0 + dt.timedelta(days=3, hours=1), django_capture_on_commit_callbacks) == 1
+    assert receiver.requests[-1].json()["data"]["threshold"]["value"] == 100
+    # the full sweep finds nothing new
+    assert run(evaluate_all_thresholds_task, T0 + dt.timedelta(days=3, hours=2), django_capture_on_commit_callbacks) == 0
+    assert len(receiver.requests) == 3
+
+
+def test_usage_of_other_subjects_does_not_evaluate_this_entitlement(entitlement, channel):
+    rule_create(type="entitlements.balance.threshold", name="usage", channel_ids=[channel.id],
+                thresholds=[Threshold("usage_value", 1)])
+    use(T0 + dt.timedelta(days=1), 50, subject="someone-else")
+    with time_machine.travel(T0 + dt.timedelta(days=1, hours=1), tick=False):
+        assert evaluate_new_usage_task() == 0
+
+
+def test_thresholds_fire_again_after_the_monthly_reset(entitlement, channel, django_capture_on_commit_callbacks):
+    rule_create(type="entitlements.balance.threshold", name="usage", channel_ids=[channel.id],
+                thresholds=[Threshold("usage_value", 10)])
+    use(T0 + dt.timedelta(days=1), 20)
+    assert run(evaluate_new_usage_task, T0 + dt.timedelta(days=2), django_capture_on_commit_callbacks) == 1
+    april = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    use(april + dt.timedelta(days=1), 15)
+    assert run(evaluate_new_usage_task, april + dt.timedelta(days=2), django_capture_on_commit_callbacks) == 1
+    periods = sorted(e.dedup_key.split(":")[2] for e in NotificationEvent.objects.all())
+    assert periods[0].startswith("2026-03-01") and periods[1].startswith("2026-04-01")
+
+
+def test_manual_reset_is_notified_once(api, entitlement, channel, receiver, django_capture_on_commit_callbacks):
+    rule_create(type="entitlements.reset", name="resets", channel_ids=[channel.id])
+    use(T0 + dt.timedelta(days=1), 30)
+    reset_at = T0 + dt.timedelta(days=5)
+    with time_machine.travel(reset_at, tick=False):
+        assert api.post(f"{ENT}/reset", {"effectiveAt": z(reset_at)}, format="json").status_code == 204
+    assert run(emit_recent_resets_task, reset_at + dt.timedelta(minutes=1), django_capture_on_commit_callbacks) == 1
+    assert run(emit_recent_resets_task, reset_at + dt.timedelta(minutes=2), django_capture_on_commit_callbacks) == 0
+    [request] = receiver.requests
+    body = request.json()
+    assert body["type"] == "entitlements.reset"
+    assert receiver.verify(request, channel.signing_secret)
+    assert body["data"]["entitlement"]["id"] == entitlement.pk
+    assert body["data"]["value"]["usage"] == 0  # a new period has just started
+    assert set(body["data"]) == {"entitlement", "feature", "subject", "customer", "value"}
+
+
+def test_no_rules_means_no_work(entitlement):
+    use(T0 + dt.timedelta(days=1), 500)
+    with time_machine.travel(T0 + dt.timedelta(days=2), tick=False):
+        assert evaluate_new_usage_task() == 0
+        assert evaluate_all_thresholds_task() == 0
+        assert emit_recent_resets_task() == 0
+    assert NotificationEvent.objects.count() == 0
