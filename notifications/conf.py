@@ -30,3 +30,9 @@ def webhook_retry_base_seconds() -> int:
 def retry_delay_seconds(failed_attempts: int) -> int:
     """Exponential backoff: base, 2·base, 4·base, … capped at 6 hours."""
     return min(webhook_retry_base_seconds() * 2 ** max(failed_attempts - 1, 0), 6 * 3600)
+
+
+def evaluation_delay_seconds() -> int:
+    """OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS (default 5): after ingest, thresholds are evaluated once
+    per this window (one queued evaluation covers every batch ingested meanwhile); 0 = after every batch."""
+    return _int_setting("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", 5)

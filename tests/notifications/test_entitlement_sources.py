@@ -126,3 +126,55 @@ def test_no_rules_means_no_work(entitlement):
         assert evaluate_all_thresholds_task() == 0
         assert emit_recent_resets_task() == 0
     assert NotificationEvent.objects.count() == 0
+
+
+def test_ingest_api_triggers_threshold_evaluation(
+    api, entitlement, channel, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS = 0
+    rule_create(type="entitlements.balance.threshold", name="usage", channel_ids=[channel.id],
+                thresholds=[Threshold("usage_value", 60)])
+    events = [
+        {"specversion": "1.0", "id": f"e{i}", "source": "test", "type": "request", "subject": "acme",
+         "time": z(T0 + dt.timedelta(days=1)), "data": {"tokens": 35, "model": "m"}}
+        for i in range(2)
+    ]
+    with time_machine.travel(T0 + dt.timedelta(days=1, hours=1), tick=False), \
+            django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/events", events, format="json", HTTP_CONTENT_TYPE="application/cloudevents-batch+json")
+    assert response.status_code == 204, response.content
+    [request] = receiver.requests
+    assert request.json()["data"]["value"]["usage"] == 70  # 35 + 35 ≥ 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_client_ingest_to_signed_webhook(live_server_url, api_key, receiver):
+    from openmeter import Client
+
+    FeatureFactory(key="tokens", meter=MeterFactory(slug="tokens"))
+    CustomerFactory(key="acme")
+    client = Client(endpoint=live_server_url, token=api_key)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    import requests
+
+    headers = {"Authorization": f"Bearer {api_key}"}
+    ent = requests.post(f"{live_server_url}/api/v2/customers/acme/entitlements", headers=headers, json={
+        "type": "metered", "featureKey": "tokens",
+        "usagePeriod": {"interval": "MONTH", "anchor": z(now - dt.timedelta(days=1))},
+        "measureUsageFrom": z(now - dt.timedelta(days=1)),
+    })
+    assert ent.status_code == 201, ent.text
+    grant = requests.post(f"{live_server_url}{ENT}/grants", headers=headers,
+                          json={"amount": 10, "effectiveAt": z(now - dt.timedelta(hours=1))})
+    assert grant.status_code == 201, grant.text
+    channel = channel_create(name="hook", url=receiver.url)
+    rule_create(type="entitlements.balance.threshold", name="empty", channel_ids=[channel.id],
+                thresholds=[Threshold("balance_value", 0)])
+    # when the SDK ingests usage that exhausts the grant
+    client.events.ingest_event({"specversion": "1.0", "id": "big-1", "source": "sdk", "type": "request", "subject": "acme",
+                                "time": z(now - dt.timedelta(minutes=5)), "data": {"tokens": 12, "model": "m"}})
+    # then (eager tasks in the server) the receiver got the signed threshold event
+    [request] = receiver.requests
+    assert receiver.verify(request, channel.signing_secret)
+    assert request.json()["data"]["threshold"] == {"type": "balance_value", "value": 0}
+    assert request.json()["data"]["value"]["balance"] == 0
