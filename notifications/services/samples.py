@@ -23,13 +23,13 @@ def _entitlement_data(now: dt.datetime) -> dict[str, Any]:
     return {
         "entitlement": {
             "type": "metered", "id": entitlement_id, "createdAt": now, "updatedAt": now, "activeFrom": period_start,
-            "subjectKey": "test-subject", "featureKey": "test_feature", "featureId": feature_id,
+            "subjectKey": "test_subject", "featureKey": "test_feature", "featureId": feature_id,
             "isSoftLimit": False, "isUnlimited": False, "issueAfterReset": Decimal(0),
             "lastReset": period_start, "measureUsageFrom": period_start, "currentUsagePeriod": period,
             "usagePeriod": {"interval": "MONTH", "intervalISO": "P1M", "anchor": period_start},
         },
         "feature": {"id": feature_id, "key": "test_feature", "name": "Test feature", "createdAt": now, "updatedAt": now},
-        "subject": {"id": new_id(), "key": "test-subject", "createdAt": now, "updatedAt": now},
+        "subject": {"id": new_id(), "key": "test_subject", "createdAt": now, "updatedAt": now},
         "value": {
             "hasAccess": True, "balance": Decimal(25), "usage": Decimal(75), "overage": Decimal(0),
             "totalAvailableGrantAmount": Decimal(100),
@@ -44,7 +44,7 @@ def _invoice_data(now: dt.datetime) -> dict[str, Any]:
         "createdAt": now, "updatedAt": now,
         "statusDetails": {"immutable": False, "failed": False, "extendedStatus": "draft.created", "availableActions": {}},
         "supplier": {"name": "Test supplier"},
-        "customer": {"id": new_id(), "name": "Test customer", "usageAttribution": {"subjectKeys": ["test-subject"]}},
+        "customer": {"id": new_id(), "name": "Test customer", "usageAttribution": {"subjectKeys": ["test_subject"]}},
         "totals": {
             "amount": "100", "chargesTotal": zero, "discountsTotal": zero, "creditsTotal": zero,
             "taxesInclusiveTotal": zero, "taxesExclusiveTotal": zero, "taxesTotal": zero, "total": "100",
@@ -69,7 +69,7 @@ def rule_test(*, rule_id: str, at: dt.datetime | None = None) -> NotificationEve
             threshold = rule_thresholds(rule)[0]
             data["threshold"] = {"type": threshold.type, "value": threshold.value}
         about = EventSubject(
-            subject_key="test-subject", feature_key="test_feature", feature_id=data["feature"]["id"],
+            subject_key="test_subject", feature_key="test_feature", feature_id=data["feature"]["id"],
             entitlement_id=data["entitlement"]["id"], annotations={TEST_ANNOTATION: True},
         )
     event = event_create(rule=rule, data=data, about=about, at=now)

@@ -11,6 +11,7 @@ from notifications.services.channels import channel_create
 from notifications.services.rules import Threshold, rule_create
 from notifications.tasks import emit_recent_resets_task, evaluate_all_thresholds_task, evaluate_new_usage_task
 from tests.factories import CustomerFactory, FeatureFactory, MeterFactory, ingest
+from tests.notifications.contract import assert_matches
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,7 @@ def test_one_big_batch_crosses_two_thresholds_each_fires_once(
     assert [b["data"]["threshold"] for b in bodies] == [
         {"type": "usage_percentage", "value": 50}, {"type": "usage_percentage", "value": 80},
     ]
+    assert_matches(bodies[0], "NotificationEventBalanceThresholdPayload")
     data = bodies[0]["data"]
     assert data["entitlement"]["id"] == entitlement.pk
     assert data["feature"]["key"] == "tokens"
@@ -117,6 +119,7 @@ def test_manual_reset_is_notified_once(api, entitlement, channel, receiver, djan
     assert body["data"]["entitlement"]["id"] == entitlement.pk
     assert body["data"]["value"]["usage"] == 0  # a new period has just started
     assert set(body["data"]) == {"entitlement", "feature", "subject", "customer", "value"}
+    assert_matches(body, "NotificationEventResetPayload")
 
 
 def test_no_rules_means_no_work(entitlement):
