@@ -123,7 +123,8 @@ def fold_rollups() -> None:
     while folded := fold_all():
         total += folded
     print(f"folded {total:,} events into rollups in {time.perf_counter() - t0:.1f}s")
-    with connection.cursor() as cur:
+    with connection.cursor() as cur:  # what autovacuum does soon after: the pending table was emptied
+        cur.execute("VACUUM ANALYZE metering_pendingevent")
         cur.execute("ANALYZE")
 
 

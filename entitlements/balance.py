@@ -7,9 +7,11 @@ A read at time `t`:
 3. the only usage queries are `meter_usage` over the phases after the snapshot, i.e. inside the current
    period; the meter query answers them from rollups.
 
-Snapshot rule (late events): the state right after a reset is saved only when that reset is older than
-the grace window (`OPENMETER_ENTITLEMENT_GRACE_SECONDS`, default one day). Events arriving late but within
-the grace window are therefore always counted, since nothing before them is frozen yet. Snapshots at or after
+Snapshot rule (late events): a state is saved only at an instant older than the grace window
+(`OPENMETER_ENTITLEMENT_GRACE_SECONDS`, default one day): the state right after each reset (kept), and one
+checkpoint per entitlement at the start of the UTC day in which the grace window ends (replaced as days pass),
+so a read queries at most about two days of usage. Events arriving late but within the grace window are
+therefore always counted, since nothing after them is frozen yet. Snapshots at or after
 an input change are deleted: a grant created (from its effectiveAt), a grant voided (from the void time), a
 manual reset (from the reset time). Events backdated by more than the grace window before a saved snapshot
 are not reflected in later periods (as upstream); `entitlements.balance.invalidate_snapshots` (admin action
@@ -38,7 +40,7 @@ from entitlements.engine import (
     exact_sum,
     floor_minute,
 )
-from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant, UsageReset
+from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant
 from metering.query import meter_usage
 from openmeter_site.core.errors import InvalidInput
 
@@ -92,8 +94,11 @@ def usage_period(entitlement: Entitlement) -> Recurrence:
 
 
 def manual_resets(entitlement: Entitlement) -> list[ManualReset]:
-    rows = UsageReset.objects.filter(entitlement=entitlement).values_list("reset_at", "preserve_overage", "retain_anchor")
-    return [ManualReset(at=r, preserve_overage=p, retain_anchor=k) for r, p, k in rows]
+    """Recorded resets (manual, and automatic ones the job recorded, which the engine would derive anyway)."""
+    return [
+        ManualReset(at=r.reset_at, preserve_overage=r.preserve_overage, retain_anchor=r.retain_anchor)
+        for r in entitlement.resets.all()
+    ]
 
 
 def grant_specs(entitlement: Entitlement) -> list[GrantSpec]:
@@ -150,9 +155,11 @@ def _start_state(entitlement: Entitlement, at: dt.datetime) -> State:
     if snapshot is not None:
         return State(
             at=snapshot.at,
-            period_start=snapshot.at,
+            period_start=snapshot.period_start,
             balances={k: Decimal(v) for k, v in snapshot.balances.items()},
             overage=snapshot.overage,
+            usage=snapshot.usage,
+            grant_usage=snapshot.grant_usage,
         )
     assert entitlement.measure_usage_from is not None
     start = floor_minute(entitlement.measure_usage_from)
@@ -176,6 +183,8 @@ def compute(
         until=at,
     )
     until = max(ceil_minute(at), state.at)
+    frozen_before = timezone.now() - GRACE
+    checkpoint = frozen_before.replace(hour=0, minute=0, second=0, microsecond=0)
     result = engine.run(
         state=state,
         until=until,
@@ -183,23 +192,32 @@ def compute(
         resets=timeline,
         usage=usage_function(entitlement),
         split_at=split_at,
+        capture_at=checkpoint if state.at < checkpoint < until else None,
     )
-    _save_snapshots(entitlement, result.period_states)
+    _save_snapshots(entitlement, [s for s in result.period_states if s.at <= frozen_before], result.captured)
     return result
 
 
-def _save_snapshots(entitlement: Entitlement, states: Iterable[State]) -> None:
-    frozen_before = timezone.now() - GRACE
-    rows = [
-        BalanceSnapshot(
-            entitlement=entitlement,
-            at=s.at,
-            balances={k: str(v) for k, v in s.balances.items()},
-            overage=s.overage,
-        )
-        for s in states
-        if s.at <= frozen_before
-    ]
+def _snapshot_row(entitlement: Entitlement, state: State, checkpoint: bool) -> BalanceSnapshot:
+    return BalanceSnapshot(
+        entitlement=entitlement,
+        at=state.at,
+        balances={k: str(v) for k, v in state.balances.items()},
+        overage=state.overage,
+        period_start=state.period_start,
+        usage=state.usage,
+        grant_usage=state.grant_usage,
+        checkpoint=checkpoint,
+    )
+
+
+def _save_snapshots(entitlement: Entitlement, boundaries: list[State], checkpoint: State | None) -> None:
+    """Boundary snapshots are kept; the in-period checkpoint (at the start of the UTC day the grace window
+    ends in) replaces the entitlement's previous one."""
+    rows = [_snapshot_row(entitlement, s, checkpoint=False) for s in boundaries]
+    if checkpoint is not None and checkpoint.at not in {s.at for s in boundaries}:
+        BalanceSnapshot.objects.filter(entitlement=entitlement, checkpoint=True).delete()
+        rows.append(_snapshot_row(entitlement, checkpoint, checkpoint=True))
     if rows:
         BalanceSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
 

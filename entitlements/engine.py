@@ -31,9 +31,21 @@ Algorithm
    same period is burnt from the active grants in burn order: priority ascending, then expiresAt ascending
    (grants that never expire last), then createdAt, then id. Each grant gives `min(balance, remaining)`.
    What no grant covers is the overage.
-4. Balance = Σ balances of active grants (never negative). Usage = usage since the current period started.
+4. At `until` the same step 2b is applied and any carried overage is paid from grants starting exactly then
+   (`_settle`), so `run(a→c)` equals `run(run(a→b)→c)` for every b: what snapshots rely on.
+5. Balance = Σ balances of active grants (never negative). Usage = usage since the current period started.
    totalAvailableGrantAmount = balance + what grants burnt during the current period.
    `hasAccess` is decided by the caller: `isSoftLimit or balance > 0`.
+
+Rules at the edges
+------------------
+* Times are minute-aligned: grant effectiveAt is ceiled, resets/voids/anchors are floored to the minute by the
+  services; a read at a sub-minute time counts that whole minute (usage up to the next minute).
+* A grant expiring exactly at a reset is not rolled over; a grant starting exactly at a reset starts at amount.
+* A recurrence at the same minute as a reset wins: the balance is the grant's amount, not the rollover.
+* Month and year intervals add calendar months from the anchor and clamp to the month's end
+  (anchor Jan 31 → Feb 28 → Mar 31), never drifting.
+* All arithmetic runs in a 76-digit decimal context (`EXACT`): sums of NUMERIC(38,19) values never round.
 
 Invariant (property-tested): within one period with no expiry, recurrence or void,
 `balance + usage - overage == Σ amounts of the grants that became active`.
@@ -242,6 +254,7 @@ class RunResult:
     state: State
     segments: tuple[Segment, ...]
     period_states: tuple[State, ...]  # the state right after each reset crossed, in time order
+    captured: State | None = None  # the state at `capture_at`, when asked
 
 
 def burn_order(grants: Iterable[GrantSpec]) -> list[GrantSpec]:
@@ -319,10 +332,16 @@ def run(
     resets: Sequence[ResetSpec],
     usage: UsageFn,
     split_at: Iterable[dt.datetime] = (),
+    capture_at: dt.datetime | None = None,
 ) -> RunResult:
-    """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until)."""
+    """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until).
+
+    `capture_at` (inside (state.at, until)) also returns the state at that instant, equal to what
+    `run(..., until=capture_at).state` gives: a checkpoint the caller may store as a snapshot.
+    """
     with localcontext(EXACT):
-        return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at)
+        return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at,
+                    capture_at=capture_at)
 
 
 def _run(
@@ -333,25 +352,30 @@ def _run(
     resets: Sequence[ResetSpec],
     usage: UsageFn,
     split_at: Iterable[dt.datetime],
+    capture_at: dt.datetime | None,
 ) -> RunResult:
     ordered = burn_order(grants)
     by_id = {g.id: g for g in grants}
     reset_at = {r.at: r for r in resets if state.at < r.at <= until}
-    points = _split_points(state.at, until, grants, list(reset_at.values()), split_at)
+    extra = [*split_at, capture_at] if capture_at is not None else split_at
+    points = _split_points(state.at, until, grants, list(reset_at.values()), extra)
     current = state
+    captured: State | None = None
     segments: list[Segment] = []
     period_states: list[State] = []
     for start, end in itertools.pairwise(points):
         if start in reset_at:
             current = rollover(current, by_id, reset_at[start], ordered)
             period_states.append(current)
+        if start == capture_at:
+            captured = _settle(current, start, ordered)
         current, segment = _run_phase(current, start, end, ordered, usage)
         segments.append(segment)
     if until in reset_at:
         current = rollover(current, by_id, reset_at[until], ordered)
         period_states.append(current)
     current = _settle(current, until, ordered)
-    return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states))
+    return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states), captured=captured)
 
 
 def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec]) -> State:

@@ -95,12 +95,17 @@ class UsageReset(BaseModel):
 
 
 class BalanceSnapshot(models.Model):
-    """The engine state right after a reset. Deleted when an input at or before it changes."""
+    """The engine state at one instant: right after a reset (kept), or a checkpoint inside a period (one per
+    entitlement, replaced as time moves on). Deleted when an input at or before it changes."""
 
     entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="snapshots")
     at = models.DateTimeField()
     balances = models.JSONField(help_text="grant id → balance (decimal string)")
     overage = DecimalColumn()
+    period_start = models.DateTimeField()
+    usage = DecimalColumn(default=0, help_text="usage in [period_start, at)")
+    grant_usage = DecimalColumn(default=0, help_text="burnt from grants in [period_start, at)")
+    checkpoint = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -104,7 +104,7 @@ def entitlement_list_qs(
     exclude_inactive: bool = False,
     include_deleted: bool = False,
 ) -> QuerySet[Entitlement]:
-    qs = Entitlement.objects.select_related("customer", "feature").prefetch_related("customer__subjects")
+    qs = Entitlement.objects.select_related("customer", "feature").prefetch_related("customer__subjects", "resets")
     if not include_deleted:
         qs = qs.filter(deleted_at__isnull=True)
     if customer_ids:

@@ -101,27 +101,40 @@ def groups_expr(meter: Meter, alias: str = "e") -> sql.Composable:
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
 
-def eligible_sql(meter: Meter, alias: str = "e") -> sql.Composable:
-    """Events that count for the meter: its type, not before `eventFrom`, with a parsable value."""
-    parts = [sql.SQL("{}.type = {}").format(sql.Identifier(alias), sql.Literal(meter.event_type))]
+def eligible_sql(meter: Meter) -> sql.Composable:
+    """Events (`e`, with their extracted values `x`) that count for the meter: its type, not before
+    `eventFrom`, with a parsable value (a distinct value for UNIQUE_COUNT)."""
+    parts = [sql.SQL("e.type = {}").format(sql.Literal(meter.event_type))]
     if meter.event_from is not None:
-        parts.append(sql.SQL("{}.time >= {}").format(sql.Identifier(alias), sql.Literal(meter.event_from)))
+        parts.append(sql.SQL("e.time >= {}").format(sql.Literal(meter.event_from)))
     if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
-        parts.append(sql.SQL("{} IS NOT NULL").format(uvalue_expr(meter, alias)))
+        parts.append(sql.SQL("x.u IS NOT NULL"))
     elif meter.aggregation != MeterAggregation.COUNT:
-        parts.append(sql.SQL("{} IS NOT NULL").format(value_expr(meter, alias)))
+        parts.append(sql.SQL("x.v IS NOT NULL"))
     return sql.SQL(" AND ").join(parts)
 
 
-def event_as_rollup_sql(meter: Meter, alias: str = "e") -> sql.Composable:
-    """An event shaped like a rollup row: t, subject, groups, uvalue, sum, count, min, max, first/latest."""
-    v = value_expr(meter, alias)
-    e = sql.Identifier(alias)
+def extracted_sql(meter: Meter) -> sql.Composable:
+    """`CROSS JOIN LATERAL` the event's value `x.v` and distinct value `x.u`, extracted ONCE per event
+    (OFFSET 0 stops PostgreSQL from pulling the subquery up and copying the JSONPath call into every use)."""
+    return sql.SQL("CROSS JOIN LATERAL (SELECT {} AS v, {} AS u OFFSET 0) AS x").format(
+        value_expr(meter), uvalue_expr(meter)
+    )
+
+
+def events_as_rollups_sql(meter: Meter, source: sql.Composable, where: Sequence[sql.Composable]) -> sql.Composable:
+    """The meter's events from `source` (aliased `e`) shaped like rollup rows: t, subject, groups, uvalue, sum,
+    count, min, max, first_time, latest_time, latest_seq, latest_value."""
     return sql.SQL(
-        "{e}.time AS t, {e}.subject AS subject, {groups} AS groups, {u} AS uvalue, {v} AS sum, 1::bigint AS count, "
-        "{v} AS min, {v} AS max, {e}.time AS first_time, {e}.time AS latest_time, {e}.seq AS latest_seq, "
-        "{v} AS latest_value"
-    ).format(e=e, groups=groups_expr(meter, alias), u=uvalue_expr(meter, alias), v=v)
+        "SELECT e.time AS t, e.subject AS subject, {groups} AS groups, x.u AS uvalue, x.v AS sum, 1::bigint AS count, "
+        "x.v AS min, x.v AS max, e.time AS first_time, e.time AS latest_time, e.seq AS latest_seq, "
+        "x.v AS latest_value FROM {source} {extracted} WHERE {where}"
+    ).format(
+        groups=groups_expr(meter),
+        source=source,
+        extracted=extracted_sql(meter),
+        where=sql.SQL(" AND ").join([eligible_sql(meter), *where]),
+    )
 
 
 def rollup_aggregate_sql(meter: Meter) -> sql.Composable:
@@ -240,13 +253,10 @@ def _group_keys(spec: QuerySpec) -> list[str]:
 def run_raw_query(spec: QuerySpec) -> list[Row]:
     """The query straight over the event table, extracting JSON per event."""
     meter = spec.meter
-    where = [eligible_sql(meter)]
-    where += _time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)
+    where = _time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)
     if spec.subjects is not None:  # also filtered outside; here so the subject index is used
         where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
-    source = sql.SQL("SELECT {} FROM metering_event e WHERE {}").format(
-        event_as_rollup_sql(meter), sql.SQL(" AND ").join(where)
-    )
+    source = events_as_rollups_sql(meter, sql.SQL("metering_event e"), where)
     keys = _group_keys(spec)
     return _execute(spec, _outer_query(spec, source, keys), keys)
 
@@ -254,7 +264,8 @@ def run_raw_query(spec: QuerySpec) -> list[Row]:
 def run_query(spec: QuerySpec) -> list[Row]:
     """Rollups + raw tail when the meter's rollups are complete, else the raw query."""
     meter = spec.meter
-    if meter.backfill_cursor is not None:
+    # read fresh: a caller may hold the meter from before a rebuild started (its rollups are gone meanwhile)
+    if Meter.objects.filter(pk=meter.pk).values_list("backfill_cursor", flat=True).first() is not None:
         return run_raw_query(spec)
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
@@ -271,17 +282,10 @@ def run_query(spec: QuerySpec) -> list[Row]:
     parts: list[sql.Composable] = []
     if extent:
         parts += _rollup_parts(meter, resolution, *extent)
-    tail = [sql.SQL("e.seq = p.seq"), eligible_sql(meter)]
-    tail += _time_range_sql(sql.SQL("e.time"), a, b)
-    parts.append(
-        sql.SQL("SELECT {} FROM metering_pendingevent p JOIN metering_event e ON {}").format(
-            event_as_rollup_sql(meter), sql.SQL(" AND ").join(tail)
-        )
-    )
+    pending = sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
+    parts.append(events_as_rollups_sql(meter, pending, _time_range_sql(sql.SQL("e.time"), a, b)))
     for lo, hi in _edges(start, a, b, end):
-        edge = [eligible_sql(meter), *_time_range_sql(sql.SQL("e.time"), lo, hi)]
-        edge_sql = sql.SQL("SELECT {} FROM metering_event e WHERE {}")
-        parts.append(edge_sql.format(event_as_rollup_sql(meter), sql.SQL(" AND ").join(edge)))
+        parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
     source = sql.SQL(" UNION ALL ").join(parts)
     keys = _group_keys(spec)
     return _execute(spec, _outer_query(spec, source, keys), keys)

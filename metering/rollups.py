@@ -21,7 +21,7 @@ from psycopg import sql
 
 from metering import progress
 from metering.models import Meter, MeterAggregation
-from metering.query import eligible_sql, groups_expr, uvalue_expr, value_expr
+from metering.query import eligible_sql, extracted_sql, groups_expr
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ ON CONFLICT (meter_id, resolution, bucket, subject, groups, uvalue) DO UPDATE SE
 
 
 def _latest_sql(meter: Meter, order: str, seq: str, value: str) -> sql.Composable:
-    if meter.aggregation != MeterAggregation.LATEST:
-        return sql.SQL("NULL::bigint, NULL::numeric")
-    return sql.SQL("(array_agg({seq} ORDER BY {order}))[1], (array_agg({value} ORDER BY {order}))[1]").format(
-        seq=sql.SQL(seq), value=sql.SQL(value), order=sql.SQL(order)
-    )
+    return sql.SQL(", ").join(_latest_parts(meter, order, seq, value))
 
 
 def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Composable) -> sql.Composable:
@@ -62,10 +58,10 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
     return sql.SQL(
         """
         WITH m AS (
-            SELECT date_trunc('minute', e.time, 'UTC') AS bucket, e.subject, {groups} AS groups, {uvalue} AS uvalue,
-                   sum(v) AS sum, count(*) AS count, min(v) AS min, max(v) AS max, min(e.time) AS first_time,
+            SELECT date_trunc('minute', e.time, 'UTC') AS bucket, e.subject, {groups} AS groups, x.u AS uvalue,
+                   sum(x.v) AS sum, count(*) AS count, min(x.v) AS min, max(x.v) AS max, min(e.time) AS first_time,
                    max(e.time) AS latest_time, {latest}
-            FROM (SELECT e.*, {value} AS v FROM {source} WHERE {eligible} AND {condition}) AS e
+            FROM {source} {extracted} WHERE {eligible} AND {condition}
             GROUP BY 1, 2, 3, 4
         ), r AS (
             SELECT 1, * FROM m
@@ -78,11 +74,10 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
         """
     ).format(
         groups=groups_expr(meter),
-        uvalue=uvalue_expr(meter),
         latest=sql.SQL("{} AS latest_seq, {} AS latest_value").format(
-            *_latest_parts(meter, "e.time DESC, e.seq DESC", "e.seq", "v")
+            *_latest_parts(meter, "e.time DESC, e.seq DESC", "e.seq", "x.v")
         ),
-        value=value_expr(meter),
+        extracted=extracted_sql(meter),
         source=source,
         eligible=eligible_sql(meter),
         condition=condition,

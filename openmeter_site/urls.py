@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("notifications.api.urls")),
     path("", include("portal.api.urls")),
     path("", include("integrations.api.urls")),
+    path("", include("subscriptions.api.urls")),
 ]
 
 handler404 = "openmeter_site.api.problems.not_found_view"

@@ -68,3 +68,53 @@ def ingest(
         for e in events
     ]
     return insert_events(rows)
+
+
+# --- plans, add-ons and subscriptions: request bodies in the spec's wire shape -------------------------------
+
+
+def flat_fee_card(key: str = "base_fee", amount: str = "10", cadence: str | None = "P1M", **extra: Any) -> dict:
+    return {
+        "type": "flat_fee",
+        "key": key,
+        "name": key,
+        "billingCadence": cadence,
+        "price": {"type": "flat", "amount": amount, "paymentTerm": "in_advance"},
+        **extra,
+    }
+
+
+def usage_card(feature_key: str, key: str | None = None, amount: str = "0.1", cadence: str = "P1M", **extra: Any) -> dict:
+    return {
+        "type": "usage_based",
+        "key": key or feature_key,
+        "name": key or feature_key,
+        "featureKey": feature_key,
+        "billingCadence": cadence,
+        "price": {"type": "unit", "amount": amount},
+        **extra,
+    }
+
+
+def plan_body(key: str = "pro", phases: list[dict] | None = None, **extra: Any) -> dict:
+    return {
+        "key": key,
+        "name": key.title(),
+        "currency": "USD",
+        "billingCadence": "P1M",
+        "phases": phases or [{"key": "default", "name": "Default", "duration": None, "rateCards": [flat_fee_card()]}],
+        **extra,
+    }
+
+
+def addon_body(
+    key: str = "extra_seats", instance_type: str = "multiple", cards: list[dict] | None = None, **extra: Any
+) -> dict:
+    return {
+        "key": key,
+        "name": key.title(),
+        "currency": "USD",
+        "instanceType": instance_type,
+        "rateCards": cards or [flat_fee_card(key="seat_fee", amount="5")],
+        **extra,
+    }

@@ -50,24 +50,24 @@ def entitlement_to_api(entitlement: Entitlement, *, v2: bool, at: dt.datetime | 
     for name, value in (("activeTo", e.active_to), ("deletedAt", e.deleted_at)):
         if value is not None:
             body[name] = format_rfc3339(value)
+    start = None
     if e.usage_period_interval and e.usage_period_anchor:
         body["usagePeriod"] = _period(e.usage_period_interval, e.usage_period_anchor)
         start, end = balance.current_period(entitlement=e, at=at or timezone.now())
         body["currentUsagePeriod"] = {"from": format_rfc3339(start), "to": format_rfc3339(end)}
     if e.type == EntitlementType.STATIC:
         body["config"] = e.config
-    if e.type == EntitlementType.METERED:
-        body.update(_metered_fields(e, v2=v2, at=at))
+    if e.type == EntitlementType.METERED and start is not None:
+        body.update(_metered_fields(e, v2=v2, last_reset=start))
     return body
 
 
-def _metered_fields(e: Entitlement, *, v2: bool, at: dt.datetime | None) -> dict[str, Any]:
-    start, _ = balance.current_period(entitlement=e, at=at or timezone.now())
+def _metered_fields(e: Entitlement, *, v2: bool, last_reset: dt.datetime) -> dict[str, Any]:
     out: dict[str, Any] = {
         "isSoftLimit": e.is_soft_limit,
         "preserveOverageAtReset": e.preserve_overage_at_reset,
         "measureUsageFrom": format_rfc3339(e.measure_usage_from),
-        "lastReset": format_rfc3339(start),
+        "lastReset": format_rfc3339(last_reset),
     }
     if not v2:
         out["isUnlimited"] = False

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "notifications",
     "portal",
     "integrations",
+    "subscriptions",
 ]
 
 MIDDLEWARE = [

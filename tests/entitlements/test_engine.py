@@ -223,6 +223,10 @@ def test_resuming_from_any_intermediate_state_gives_the_same_result(case, cut, r
     middle = T0 + cut * MIN
     first = run(state=start_state(), until=middle, grants=grants, resets=resets, usage=usage).state
     resumed = run(state=first, until=UNTIL, grants=grants, resets=resets, usage=usage).state
+    if T0 < middle < UNTIL:
+        captured = run(state=start_state(), until=UNTIL, grants=grants, resets=resets, usage=usage,
+                       capture_at=middle).captured
+        assert captured == first
     assert resumed.balances == whole.balances
     assert (resumed.overage, resumed.usage, resumed.period_start) == (whole.overage, whole.usage, whole.period_start)
 
@@ -245,3 +249,16 @@ def test_arithmetic_is_exact_beyond_the_default_28_digits():
     s = run_to(T0 + DAY, [g], [(T0 + MIN, D("0.000000000000000001"))])
     assert s.balance == D("1000000000000000000")
     assert exact_sum([s.grant_usage, s.balance]) == D("1000000000000000000.000000000000000001")
+
+
+def test_recurrence_at_a_reset_wins_over_the_rollover():
+    g = grant("R", 10, max_r="3", recurrence=Recurrence("DAY", T0))
+    s = run_to(T0 + DAY, [g], [(T0 + MIN, D(2))], [ResetSpec(at=T0 + DAY)])
+    # rollover would give min(3, 8) = 3; the daily recurrence at the same minute re-issues 10
+    assert s.balance == D(10)
+
+
+def test_grant_expiring_exactly_at_a_reset_is_not_rolled_over():
+    g = grant("E", 10, expires=T0 + DAY)
+    s = run_to(T0 + DAY + MIN, [g], [], [ResetSpec(at=T0 + DAY)])
+    assert s.balances == {}

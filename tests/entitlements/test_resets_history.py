@@ -109,7 +109,7 @@ def test_automatic_reset_job_is_idempotent_and_values_do_not_need_it(api, metere
         assert entitlement_reset_due() == 1
         assert entitlement_reset_due() == 0
     assert list(UsageReset.objects.values_list("reset_at", "automatic")) == [(dt.datetime(2026, 4, 1, tzinfo=dt.UTC), True)]
-    snapshot = BalanceSnapshot.objects.get(entitlement=entitlement)
+    snapshot = BalanceSnapshot.objects.get(entitlement=entitlement, checkpoint=False)
     assert snapshot.at == dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
     assert {k: int(float(v)) for k, v in snapshot.balances.items()} == {entitlement.grants.get().pk: 70}
     assert value(api, at(days=35)) == before_job
@@ -121,10 +121,19 @@ def test_late_events_within_grace_are_counted_after_a_reset(api, metered):
     with time_machine.travel(at(days=10), tick=False):
         assert api.post(f"{ENT}/reset", {}, format="json").status_code == 204
     assert value(api, at(days=10, hours=12))["balance"] == 70
-    # an event from day 5 arrives late (after the reset, within the grace window): rollover is now 100 - 50
-    use(at(days=5), 20)
+    # an event from 18:00 the day before the reset arrives late (after the reset, 18 hours old: within the
+    # one-day grace window): the rollover is now 100 - 30 - 20 = 50
+    use(at(days=9, hours=18), 20)
     assert value(api, at(days=10, hours=12))["balance"] == 50
-    assert not BalanceSnapshot.objects.exists()  # the reset is younger than the grace window
+    assert not BalanceSnapshot.objects.filter(checkpoint=False).exists()  # the reset is younger than the grace window
+    # the rule's other side: an event older than the grace window (day 5, 5.5 days old) is behind the day-9
+    # checkpoint and is not counted until balances are recomputed
+    checkpoint = BalanceSnapshot.objects.get(checkpoint=True)
+    assert checkpoint.at == at(days=9)
+    use(at(days=5), 7)
+    assert value(api, at(days=10, hours=12))["balance"] == 50
+    balance.invalidate_snapshots(entitlement=Entitlement.objects.get())
+    assert value(api, at(days=10, hours=12))["balance"] == 43
 
 
 def test_snapshot_freezes_a_boundary_older_than_grace_and_can_be_recomputed(api, metered):
@@ -144,7 +153,7 @@ def test_grant_created_with_a_past_effective_date_invalidates_later_snapshots(ap
     metered()
     use(at(days=2), 30)
     assert value(api, at(days=40))["balance"] == 70
-    assert BalanceSnapshot.objects.count() == 1
+    assert BalanceSnapshot.objects.count() == 2  # the April 1 boundary and the day-39 checkpoint
     with time_machine.travel(at(days=40), tick=False):
         response = api.post(f"{ENT}/grants", {"amount": 10, "effectiveAt": z(at(days=1)), "maxRolloverAmount": 0},
                             format="json")
@@ -198,3 +207,23 @@ def test_recurring_grant_through_the_api(api):
     # week 1: 10 - 8 = 2; re-issued on day 7 to 10; week 2: 10 - 3 = 7
     v = value(api, at(days=9))
     assert (v["balance"], v["usage"]) == (7, 11)
+
+
+def test_values_from_snapshots_equal_a_full_recompute(api, metered):
+    entitlement = metered(preserveOverageAtReset=True)
+    with time_machine.travel(at(days=20), tick=False):
+        api.post(f"{ENT}/grants", {"amount": 40, "effectiveAt": z(at(days=20)), "priority": 3,
+                                   "expiration": {"duration": "WEEK", "count": 3}, "maxRolloverAmount": 15},
+                 format="json")
+        api.post(f"{ENT}/reset", {"effectiveAt": z(at(days=18)), "retainAnchor": True}, format="json")
+    for day, tokens in [(1, 50), (10, 70), (19, 5), (25, 30), (33, 12), (47, 80), (70, 1)]:
+        use(at(days=day, hours=3), tokens)
+    times = [at(days=d, hours=5) for d in (26, 40, 50, 75)]
+    cached = [value(api, when) for when in times]  # saves boundary snapshots and checkpoints along the way
+    assert BalanceSnapshot.objects.filter(checkpoint=False).count() >= 2
+    balance.invalidate_snapshots(entitlement=entitlement)
+    fresh = []
+    for when in times:
+        balance.invalidate_snapshots(entitlement=entitlement)
+        fresh.append(value(api, when))
+    assert cached == fresh

@@ -1,0 +1,160 @@
+"""Meter query benchmark: rollups + raw tail through the real HTTP stack, beside the naive raw-event SQL.
+
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/meter_query.py [--events 1000000] [--runs 30]
+
+1,000 subjects, 30 days, SUM of $.tokens grouped by $.model (5 values), windowSize=DAY. Prints figures,
+asserts nothing. Uses its own database (BENCH_DATABASE_URL, default om_metering_bench); `--reuse` keeps the
+events of the previous run with the same size.
+"""
+
+import argparse
+import datetime as dt
+import http.client
+import random
+import time
+import urllib.parse
+
+import orjson
+import psycopg
+from _support import BENCH_DATABASE_URL, load_average, ms, prepare_database, setup_django, start_gunicorn
+
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+END = START + dt.timedelta(days=30)
+SUBJECTS = 1000
+CHUNK = 1_000_000
+
+GENERATE_SQL = """
+WITH ins AS (
+    INSERT INTO metering_event (id, source, type, subject, time, data)
+    SELECT 'bench-' || g, 'bench', 'prompt', 'customer-' || (g %% 1000),
+           %(start)s + (g::float8 / %(total)s) * interval '30 days' - (g %% 97) * interval '1 second',
+           jsonb_build_object('tokens', (g * 7919) %% 5000 + 1,
+                              'model', (ARRAY['gpt-4','gpt-4o','gpt-3.5','claude','llama'])[1 + (g / 1000) %% 5],
+                              'type', 'input')
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
+    RETURNING seq
+)
+INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
+"""
+
+
+def load_events(total: int) -> None:
+    with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
+        started = time.perf_counter()
+        for lo in range(1, total + 1, CHUNK):
+            conn.execute(GENERATE_SQL, {"start": START, "total": total, "lo": lo, "hi": min(total, lo + CHUNK - 1)})
+        print(f"  generated {total:,} events in {time.perf_counter() - started:.1f} s (SQL, not the ingest path)")
+        conn.execute("VACUUM ANALYZE metering_event")
+
+
+def fold(total: int) -> None:
+    from metering.rollups import fold_all
+
+    started = time.perf_counter()
+    folded = 0
+    while True:
+        done = fold_all(limit=50_000, max_batches=1000)
+        folded += done
+        if done == 0:
+            break
+    elapsed = time.perf_counter() - started
+    print(f"  folded {folded:,} pending events into rollups in {elapsed:.1f} s ({folded / elapsed:,.0f} ev/s)")
+    with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE metering_rollup")
+        conn.execute("VACUUM ANALYZE metering_pendingevent")
+        rows = conn.execute("SELECT resolution, count(*) FROM metering_rollup GROUP BY 1 ORDER BY 1").fetchall()
+    print(f"  rollup rows by resolution (1=minute, 2=hour, 3=day): {dict(rows)}")
+
+
+def http_query(port: int, key: str, params: dict) -> tuple[float, int]:
+    query = urllib.parse.urlencode(params, doseq=True)
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("GET", f"/api/v1/meters/bench_tokens/query?{query}", headers={"Authorization": f"Bearer {key}"})
+    response = conn.getresponse()
+    body = response.read()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"query failed: {response.status} {body[:200]!r}")
+    return elapsed, len(orjson.loads(body)["data"])
+
+
+def timed(fn, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="keep the events of a previous run")
+    args = parser.parse_args()
+
+    prepare_database(fresh=not args.reuse)
+    setup_django()
+    from _support import api_key
+
+    from metering.models import Meter
+    from metering.query import QuerySpec, meter_usage, run_query, run_raw_query
+
+    print(f"meter query benchmark: {args.events:,} events, {SUBJECTS} subjects, 30 days; {load_average()}")
+    meter = Meter.objects.filter(slug="bench_tokens", deleted_at__isnull=True).first()
+    if meter is None:
+        meter = Meter.objects.create(
+            slug="bench_tokens",
+            name="bench",
+            aggregation="SUM",
+            event_type="prompt",
+            value_property="$.tokens",
+            group_by={"model": "$.model", "type": "$.type"},
+        )
+    if not args.reuse:
+        load_events(args.events)
+        fold(args.events)
+    key = api_key()
+
+    def subject() -> str:
+        return f"customer-{random.randrange(SUBJECTS)}"
+
+    base = {"from": START.isoformat(), "to": END.isoformat(), "windowSize": "DAY", "groupBy": "model"}
+    one_spec = lambda s: QuerySpec(  # noqa: E731
+        meter=meter, start=START, end=END, window_size="DAY", subjects=[s], group_by=["subject", "model"]
+    )
+    all_spec = QuerySpec(meter=meter, start=START, end=END, window_size="DAY", group_by=["model"])
+
+    process, port = start_gunicorn(2)
+    try:
+        http_query(port, key, base)  # warm-up
+        one_http = [http_query(port, key, {**base, "subject": subject()})[0] for _ in range(args.runs)]
+        all_http = [http_query(port, key, base)[0] for _ in range(args.runs)]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    one_rollup = timed(lambda: run_query(one_spec(subject())), args.runs)
+    all_rollup = timed(lambda: run_query(all_spec), args.runs)
+    usage = timed(lambda: meter_usage(meter=meter, subjects=[subject()], start=START, end=END), args.runs)
+    one_raw = timed(lambda: run_raw_query(one_spec(subject())), args.naive_runs)
+    all_raw = timed(lambda: run_raw_query(all_spec), args.naive_runs)
+    rows = len(run_query(all_spec))
+
+    print(
+        f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
+        f"naive raw SQL {ms(one_raw)}   (target p50 <= 5 ms)"
+    )
+    print(
+        f"  all subjects, month, DAY, by model  HTTP {ms(all_http)} | in process {ms(all_rollup)} | "
+        f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)"
+    )
+    print(f"  meter_usage (entitlements), one subject, month: in process {ms(usage)}")
+    print(f"  after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

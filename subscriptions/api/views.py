@@ -1,0 +1,374 @@
+"""Subscriptions API: /api/v1/subscriptions..., their add-ons, and GET /api/v1/customers/{id}/subscriptions."""
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.api.plans import CustomPlanIn
+from catalog.api.ratecards import DiscountsIn, DurationField, RateCardField, key_field
+from openmeter_site.api.fields import MetadataField, RFC3339Field
+from openmeter_site.api.pagination import order_queryset, paginate
+from openmeter_site.api.params import get_datetime, get_list
+from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.ids import ULID_RE
+from openmeter_site.core.time import parse_rfc3339
+from subscriptions.api.render import subscription_addon_to_api, subscription_expanded_to_api, subscription_to_api
+from subscriptions.models import Subscription, SubscriptionStatus
+from subscriptions.services.addons import (
+    subscription_addon_create,
+    subscription_addon_get,
+    subscription_addon_list_qs,
+    subscription_addon_update,
+)
+from subscriptions.services.edit import subscription_edit
+from subscriptions.services.lifecycle import (
+    SubscriptionOptions,
+    customer_resolve,
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+    subscription_delete,
+    subscription_get,
+    subscription_migrate,
+    subscription_unschedule_cancelation,
+)
+
+
+class TimingField(serializers.Field):
+    """`SubscriptionTiming`: "immediate" | "next_billing_cycle" | an RFC 3339 date-time."""
+
+    def to_internal_value(self, data: Any) -> str | dt.datetime:
+        if data in ("immediate", "next_billing_cycle"):
+            return data
+        try:
+            return parse_rfc3339(data, "timing")
+        except InvalidInput as exc:
+            raise serializers.ValidationError("must be immediate, next_billing_cycle or an RFC 3339 date-time") from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class PlanRefIn(serializers.Serializer):
+    key = key_field()
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+class AlignmentIn(serializers.Serializer):
+    billablesMustAlign = serializers.BooleanField(required=False)
+
+
+class _SubscribeIn(serializers.Serializer):
+    """The fields PlanSubscriptionCreate/Change and CustomSubscriptionCreate/Change share."""
+
+    plan = PlanRefIn(required=False)
+    customPlan = CustomPlanIn(required=False)
+    timing = TimingField(required=False)
+    billingAnchor = RFC3339Field(required=False, allow_null=True)
+    startingPhase = serializers.CharField(required=False, allow_null=True, min_length=1)
+    name = serializers.CharField(required=False, allow_null=True, max_length=256)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    metadata = MetadataField()
+    alignment = AlignmentIn(required=False)
+    settlementMode = serializers.ChoiceField(["credit_then_invoice", "credit_only"], required=False)
+    costBasisMode = serializers.ChoiceField(["dynamic", "pinned"], default="dynamic")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("plan" in attrs) == ("customPlan" in attrs):
+            raise serializers.ValidationError({"plan": "give exactly one of plan or customPlan"})
+        return attrs
+
+    def target(self) -> dict[str, Any]:
+        v = self.validated_data
+        custom = None
+        if "customPlan" in v:
+            custom_plan = CustomPlanIn(data=self.initial_data["customPlan"])
+            custom_plan.is_valid(raise_exception=True)
+            custom = custom_plan.plan_input(custom_plan.validated_data["currency"])
+        plan = v.get("plan") or {}
+        return {"plan_key": plan.get("key"), "plan_version": plan.get("version"), "custom_plan": custom}
+
+    def options(self) -> SubscriptionOptions:
+        v = self.validated_data
+        return SubscriptionOptions(
+            name=v.get("name"),
+            description=v.get("description"),
+            metadata=v.get("metadata"),
+            starting_phase=v.get("startingPhase"),
+            billing_anchor=v.get("billingAnchor"),
+            settlement_mode=v.get("settlementMode"),
+            billables_must_align=(v.get("alignment") or {}).get("billablesMustAlign"),
+            cost_basis_mode=v["costBasisMode"],
+        )
+
+
+class SubscriptionCreateIn(_SubscribeIn):
+    customerId = serializers.RegexField(ULID_RE, required=False)
+    customerKey = serializers.CharField(required=False, min_length=1, max_length=256)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if not attrs.get("customerId") and not attrs.get("customerKey"):
+            raise serializers.ValidationError({"customerId": "customerId or customerKey is required"})
+        return attrs
+
+
+class SubscriptionChangeIn(_SubscribeIn):
+    timing = TimingField()
+
+
+def _now(request: Request) -> dt.datetime:
+    return get_datetime(request.query_params, "at") or timezone.now()
+
+
+class SubscriptionListCreateView(APIView):
+    def post(self, request: Request) -> Response:
+        body = SubscriptionCreateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        subscription = subscription_create(
+            customer=v.get("customerId") or v["customerKey"], timing=v.get("timing"), options=body.options(),
+            **body.target(),
+        )
+        return Response(subscription_to_api(subscription, timezone.now()), status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetailView(APIView):
+    def get(self, request: Request, subscription_id: str) -> Response:
+        return Response(subscription_expanded_to_api(subscription_get(subscription_id=subscription_id), _now(request)))
+
+    def patch(self, request: Request, subscription_id: str) -> Response:
+        body = SubscriptionEditIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        subscription = subscription_edit(
+            subscription_id=subscription_id, customizations=body.validated_data["customizations"],
+            timing=body.validated_data.get("timing"),
+        )
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+    def delete(self, request: Request, subscription_id: str) -> Response:
+        subscription_delete(subscription_id=subscription_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CancelIn(serializers.Serializer):
+    timing = TimingField(required=False)
+
+
+class SubscriptionCancelView(APIView):
+    def post(self, request: Request, subscription_id: str) -> Response:
+        body = CancelIn(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        subscription = subscription_cancel(subscription_id=subscription_id, timing=body.validated_data.get("timing"))
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+
+class SubscriptionUnscheduleCancelationView(APIView):
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_unschedule_cancelation(subscription_id=subscription_id)
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+
+def _change_response(current: Subscription, new: Subscription) -> Response:
+    now = timezone.now()
+    return Response({"current": subscription_to_api(current, now), "next": subscription_expanded_to_api(new, now)})
+
+
+class SubscriptionChangeView(APIView):
+    def post(self, request: Request, subscription_id: str) -> Response:
+        body = SubscriptionChangeIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        current, new = subscription_change(
+            subscription_id=subscription_id, timing=body.validated_data["timing"], options=body.options(),
+            **body.target(),
+        )
+        return _change_response(current, new)
+
+
+class MigrateIn(serializers.Serializer):
+    timing = TimingField(default="immediate")
+    targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    startingPhase = serializers.CharField(required=False, allow_null=True, min_length=1)
+    billingAnchor = RFC3339Field(required=False, allow_null=True)
+
+
+class SubscriptionMigrateView(APIView):
+    def post(self, request: Request, subscription_id: str) -> Response:
+        body = MigrateIn(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        current, new = subscription_migrate(
+            subscription_id=subscription_id, target_version=v.get("targetVersion"), timing=v["timing"],
+            starting_phase=v.get("startingPhase"), billing_anchor=v.get("billingAnchor"),
+        )
+        return _change_response(current, new)
+
+
+# --- edit operations ------------------------------------------------------------------------------------------
+
+
+class PhaseCreateIn(serializers.Serializer):
+    startAfter = DurationField(allow_null=True)
+    duration = DurationField(required=False, allow_null=True)
+    discounts = serializers.DictField(required=False, allow_null=True)
+    key = key_field()
+    name = serializers.CharField(max_length=256)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+
+    def validate_discounts(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:
+            return None
+        discounts = DiscountsIn(data=value)
+        discounts.is_valid(raise_exception=True)
+        return discounts.to_wire(discounts.validated_data)
+
+
+class AddItemIn(serializers.Serializer):
+    phaseKey = serializers.CharField()
+    rateCard = RateCardField()
+
+
+class RemoveItemIn(serializers.Serializer):
+    phaseKey = serializers.CharField()
+    itemKey = serializers.CharField()
+
+
+class AddPhaseIn(serializers.Serializer):
+    phase = PhaseCreateIn()
+
+
+class RemovePhaseIn(serializers.Serializer):
+    phaseKey = serializers.CharField()
+    shift = serializers.ChoiceField(["next", "prev"])
+
+
+class StretchPhaseIn(serializers.Serializer):
+    phaseKey = serializers.CharField()
+    extendBy = DurationField()
+
+
+class UnscheduleEditIn(serializers.Serializer):
+    pass
+
+
+EDIT_OPERATIONS = {
+    "add_item": AddItemIn,
+    "remove_item": RemoveItemIn,
+    "add_phase": AddPhaseIn,
+    "remove_phase": RemovePhaseIn,
+    "stretch_phase": StretchPhaseIn,
+    "unschedule_edit": UnscheduleEditIn,
+}
+
+
+class EditOperationField(serializers.Field):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or data.get("op") not in EDIT_OPERATIONS:
+            raise serializers.ValidationError({"op": f"must be one of {', '.join(EDIT_OPERATIONS)}"})
+        op = EDIT_OPERATIONS[data["op"]](data=data)
+        op.is_valid(raise_exception=True)
+        return {"op": data["op"], **op.validated_data}
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class SubscriptionEditIn(serializers.Serializer):
+    customizations = serializers.ListField(child=EditOperationField(), max_length=100)
+    timing = TimingField(required=False)
+
+
+# --- subscription add-ons -------------------------------------------------------------------------------------
+
+
+class AddonRefIn(serializers.Serializer):
+    id = serializers.RegexField(ULID_RE)
+
+
+class SubscriptionAddonCreateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=256)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    metadata = MetadataField()
+    quantity = serializers.IntegerField(min_value=0)
+    timing = TimingField()
+    addon = AddonRefIn()
+
+
+class SubscriptionAddonUpdateIn(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=256)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    metadata = MetadataField()
+    quantity = serializers.IntegerField(required=False, min_value=0)
+    timing = TimingField(required=False)
+
+
+class SubscriptionAddonListView(APIView):
+    def get(self, request: Request, subscription_id: str) -> Response:
+        qs = subscription_addon_list_qs(subscription_get(subscription_id=subscription_id))
+        now = timezone.now()
+        return Response([subscription_addon_to_api(sa, now) for sa in qs])
+
+    def post(self, request: Request, subscription_id: str) -> Response:
+        body = SubscriptionAddonCreateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        sa = subscription_addon_create(
+            subscription_id=subscription_id, addon_id=v["addon"]["id"], quantity=v["quantity"], timing=v["timing"],
+            name=v["name"], description=v.get("description"), metadata=v.get("metadata"),
+        )
+        return Response(subscription_addon_to_api(sa, timezone.now()), status=status.HTTP_201_CREATED)
+
+
+class SubscriptionAddonDetailView(APIView):
+    def get(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
+        sa = subscription_addon_get(subscription_id=subscription_id, subscription_addon_id=subscription_addon_id)
+        return Response(subscription_addon_to_api(sa, timezone.now()))
+
+    def patch(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
+        body = SubscriptionAddonUpdateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        sa = subscription_addon_update(
+            subscription_id=subscription_id, subscription_addon_id=subscription_addon_id, quantity=v.get("quantity"),
+            timing=v.get("timing"), name=v.get("name"), description=v.get("description"), metadata=v.get("metadata"),
+        )
+        return Response(subscription_addon_to_api(sa, timezone.now()))
+
+
+# --- customers.listSubscriptions ------------------------------------------------------------------------------
+
+
+def status_q(status_: str, at: dt.datetime) -> Q:
+    started, ended = Q(active_from__lte=at), Q(active_to__isnull=False, active_to__lte=at)
+    if status_ == SubscriptionStatus.ACTIVE:
+        return started & Q(active_to__isnull=True)
+    if status_ == SubscriptionStatus.CANCELED:
+        return started & Q(active_to__gt=at)
+    if status_ == SubscriptionStatus.SCHEDULED:
+        return Q(active_from__gt=at) & ~ended
+    return ended
+
+
+class CustomerSubscriptionListView(APIView):
+    def get(self, request: Request, customer_id_or_key: str) -> Response:
+        query = request.query_params
+        customer = customer_resolve(customer_id_or_key)
+        qs = Subscription.objects.filter(customer=customer, deleted_at__isnull=True).select_related("plan")
+        if wanted := get_list(query, "status"):
+            allowed = [s.value for s in SubscriptionStatus]
+            if unknown := sorted(set(wanted) - set(allowed)):
+                raise InvalidInput(f"status: must be one of {', '.join(allowed)}, got {', '.join(unknown)}")
+            now = timezone.now()
+            combined = Q()
+            for s in wanted:
+                combined |= status_q(s, now)
+            qs = qs.filter(combined)
+        qs = order_queryset(query, qs, {"activeFrom": "active_from", "activeTo": "active_to"}, "activeFrom")
+        now = timezone.now()
+        return Response(paginate(query, qs, lambda s: subscription_to_api(s, now)))

@@ -1,0 +1,1 @@
+"""Subscriptions: create, cancel, change, migrate, edit, add-ons, entitlement provisioning."""
