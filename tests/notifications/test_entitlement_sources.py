@@ -181,3 +181,16 @@ def test_python_client_ingest_to_signed_webhook(live_server_url, api_key, receiv
     assert receiver.verify(request, channel.signing_secret)
     assert request.json()["data"]["threshold"] == {"type": "balance_value", "value": 0}
     assert request.json()["data"]["value"]["balance"] == 0
+
+
+def test_automatic_period_reset_is_notified(entitlement, channel, receiver, django_capture_on_commit_callbacks):
+    from entitlements.tasks import entitlement_reset_due_task
+
+    rule_create(type="entitlements.reset", name="resets", channel_ids=[channel.id])
+    april = dt.datetime(2026, 4, 1, 0, 10, tzinfo=dt.UTC)
+    with time_machine.travel(april, tick=False):
+        assert entitlement_reset_due_task() == 1  # the entitlements beat job records the April 1 reset
+    assert run(emit_recent_resets_task, april + dt.timedelta(minutes=1), django_capture_on_commit_callbacks) == 1
+    [event] = NotificationEvent.objects.filter(type="entitlements.reset")
+    assert event.dedup_key == f"reset:{entitlement.pk}:2026-04-01T00:00:00Z"
+    assert len(receiver.requests) == 1
