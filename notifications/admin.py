@@ -35,7 +35,9 @@ class ChannelForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:
-            channel_services.validate_channel_input(url=data.get("url", ""), signing_secret=data.get("signing_secret"))
+            channel_services.validate_channel_input(
+                url=data.get("url", ""), signing_secret=data.get("signing_secret"), custom_headers=data.get("custom_headers")
+            )
         except DomainError as exc:
             raise forms.ValidationError(exc.detail) from exc
         return data

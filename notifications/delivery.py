@@ -50,7 +50,7 @@ def sign(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def signed_headers(*, secret: str, msg_id: str, body: bytes, custom: dict[str, str], now: float) -> dict[str, str]:
     timestamp = int(now)
-    headers = {k: v for k, v in custom.items() if not k.lower().startswith("svix-")}
+    headers = {k: v for k, v in custom.items() if not k.lower().startswith("svix-")}  # never spoofed
     headers.update(
         {
             "Content-Type": "application/json",

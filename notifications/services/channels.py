@@ -1,5 +1,6 @@
 """Notification channels (webhooks): create, replace, soft-delete."""
 
+import re
 from collections.abc import Mapping
 
 from django.db import transaction
@@ -10,12 +11,27 @@ from notifications.models import NotificationChannel, NotificationRule
 from openmeter_site.core.crypto import encrypt
 from openmeter_site.core.errors import InvalidInput, NotFound
 
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
-def validate_channel_input(*, url: str, signing_secret: str | None) -> None:
+
+def validate_channel_input(
+    *, url: str, signing_secret: str | None, custom_headers: Mapping[str, str] | None = None
+) -> None:
     """The checks channel_create/channel_update make, for forms that want to show them before saving."""
     _validate_url(url)
     if signing_secret:
         _validate_secret(signing_secret)
+    _validate_headers(custom_headers or {})
+
+
+def _validate_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not HEADER_NAME_RE.match(name):
+            raise InvalidInput(f"customHeaders: invalid header name {name!r}")
+        if name.lower().startswith("svix-") or name.lower() in ("content-type", "content-length", "host"):
+            raise InvalidInput(f"customHeaders: {name} is set by the webhook sender")
+        if any(c in value for c in "\r\n\0"):
+            raise InvalidInput(f"customHeaders: the value of {name} contains a line break")
 
 
 def _validate_url(url: str) -> None:
@@ -51,9 +67,8 @@ def channel_create(
     metadata: Mapping[str, str] | None = None,
 ) -> NotificationChannel:
     """A webhook channel. Without a signing secret one is generated in the `whsec_` form."""
-    _validate_url(url)
     secret = signing_secret or generate_signing_secret()
-    _validate_secret(secret)
+    validate_channel_input(url=url, signing_secret=secret, custom_headers=custom_headers)
     return NotificationChannel.objects.create(
         name=name,
         url=url,
@@ -79,14 +94,13 @@ def channel_update(
         channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id, deleted_at__isnull=True).first()
         if channel is None:
             raise NotFound(f"notification channel {channel_id} not found")
-        _validate_url(url)
+        validate_channel_input(url=url, signing_secret=signing_secret, custom_headers=custom_headers)
         channel.name = name
         channel.url = url
         channel.custom_headers = dict(custom_headers or {})
         channel.disabled = disabled
         channel.metadata = dict(metadata) if metadata is not None else None
         if signing_secret:
-            _validate_secret(signing_secret)
             channel.signing_secret_encrypted = encrypt(signing_secret)
         channel.save()
     return channel

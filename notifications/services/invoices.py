@@ -3,6 +3,7 @@
 import datetime as dt
 
 from billing.api.render import invoice_to_api
+
 from billing.models import Invoice
 from notifications.models import EventType, NotificationEvent
 from notifications.services.evaluation import emit_invoice_event

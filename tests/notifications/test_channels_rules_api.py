@@ -51,6 +51,9 @@ def test_channel_keeps_a_given_secret(api):
         ({"signingSecret": "short"}, "signingSecret"),
         ({"signingSecret": "whsec_" + "a" * 33}, "signingSecret"),  # 33 base64 chars: not decodable
         ({"url": "ftp://example.com/x"}, "url"),
+        ({"customHeaders": {"Bad Header": "x"}}, "customHeaders"),
+        ({"customHeaders": {"X-A": "x\r\nInjected: 1"}}, "customHeaders"),
+        ({"customHeaders": {"svix-signature": "v1,forged"}}, "customHeaders"),
     ],
 )
 def test_channel_create_rejects_bad_input_naming_the_field(api, body, field):
