@@ -29,6 +29,9 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # Status codes to answer, in order; once used up, 200.
     script: list[int] = field(default_factory=list)
+    # If set, each request waits for this event before answering (`started` is set when one arrives).
+    hold: threading.Event | None = None
+    started: threading.Event = field(default_factory=threading.Event)
 
     def verify(self, request: Received, secret: str) -> bool:
         """Svix verification as a receiver does it: HMAC-SHA256 over `id.timestamp.body` with the decoded secret."""
@@ -46,6 +49,9 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             state.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            state.started.set()
+            if state.hold is not None:
+                state.hold.wait(10)
             code = state.script.pop(0) if state.script else 200
             payload = b'{"ok": true}' if code == 200 else b"try again later"
             self.send_response(code)

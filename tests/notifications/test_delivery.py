@@ -4,7 +4,7 @@ import pytest
 import time_machine
 
 from notifications import delivery as transport
-from notifications.models import DeliveryState, NotificationDelivery, NotificationEvent
+from notifications.models import DeliveryState, NotificationChannel, NotificationDelivery, NotificationEvent
 from notifications.services.channels import channel_create
 from notifications.services.delivery import delivery_attempt
 from notifications.services.evaluation import emit_invoice_event
@@ -190,3 +190,52 @@ def test_sweeper_resends_deliveries_whose_task_was_lost(receiver):
         assert dispatch_due_task() == 1
     assert len(receiver.requests) == 1
     assert event.deliveries.get().state == DeliveryState.SUCCESS
+
+
+def test_channel_disabled_after_the_event_fails_the_delivery_without_sending(receiver):
+    channel, _ = invoice_rule(receiver.url)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")  # task not run yet
+    channel.disabled = True
+    channel.save()
+    delivery = event.deliveries.get()
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.reason) == (DeliveryState.FAILED, "channel is disabled or deleted")
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_one_delivery_send_once(receiver):
+    import threading
+
+    from django.db import connection
+
+    # given a pending delivery (made by hand: in autocommit an emitted event is sent at once by the eager task)
+    channel, _ = invoice_rule(receiver.url, disabled=True)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")
+    NotificationChannel.objects.filter(pk=channel.pk).update(disabled=False)
+    delivery = NotificationDelivery.objects.create(event=event, channel=channel)
+    # and a receiver that holds the first request until released
+    release = threading.Event()
+    receiver.hold = release
+    results = {}
+
+    def attempt(name):
+        try:
+            results[name] = delivery_attempt(delivery_id=delivery.id, expected_attempt=0)
+        finally:
+            connection.close()
+
+    # when worker A is mid-request (row locked) and worker B tries the same attempt
+    a = threading.Thread(target=attempt, args=("a",))
+    a.start()
+    receiver.started.wait(10)
+    attempt("b")
+    assert a.is_alive()  # B did not wait for A's row lock (skip_locked): it returned while A was still sending
+    release.set()
+    a.join(10)
+    # then only one request was made and the delivery succeeded after one attempt
+    assert len(receiver.requests) == 1
+    assert results == {"a": None, "b": None}
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count) == (DeliveryState.SUCCESS, 1)
