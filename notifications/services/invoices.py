@@ -2,8 +2,6 @@
 
 import datetime as dt
 
-from billing.api.render import invoice_to_api
-
 from billing.models import Invoice
 from notifications.models import EventType, NotificationEvent
 from notifications.services.evaluation import emit_invoice_event
@@ -18,6 +16,8 @@ def invoice_emit(
     Idempotent for a retried task: `invoice.created` fires once per invoice, `invoice.updated` once per
     (invoice, status, updatedAt) unless the caller passes its own key.
     """
+    from billing.api.render import invoice_to_api  # billing's renderer: the payload is the API's Invoice
+
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
         return []
