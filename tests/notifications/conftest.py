@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,7 @@ class Received:
 class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
-    # Status codes to answer, in order; once used up, 200.
+    # Status codes to answer, in order; once used up, 200. 0 = answer 200 only after 2 s (a client timeout).
     script: list[int] = field(default_factory=list)
     # If set, each request waits for this event before answering (`started` is set when one arrives).
     hold: threading.Event | None = None
@@ -53,6 +54,9 @@ def receiver() -> Iterator[Receiver]:
             if state.hold is not None:
                 state.hold.wait(10)
             code = state.script.pop(0) if state.script else 200
+            if code == 0:
+                time.sleep(2)
+                code = 200
             payload = b'{"ok": true}' if code == 200 else b"try again later"
             self.send_response(code)
             self.send_header("Content-Length", str(len(payload)))

@@ -98,6 +98,18 @@ def test_delivery_fails_after_the_attempt_budget(receiver, settings, django_capt
     assert delivery.attempts.count() == 3
 
 
+def test_a_receiver_timeout_is_retried(receiver, settings, django_capture_on_commit_callbacks):
+    settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS = 1
+    receiver.script = [0]  # the first request is answered after 2 s, past the 1 s timeout
+    invoice_rule(receiver.url)
+    [event] = emit(django_capture_on_commit_callbacks)
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.SUCCESS
+    first, second = delivery.attempts.all()
+    assert (first.state, first.status_code, second.state, second.status_code) == ("FAILED", None, "SUCCESS", 200)
+    assert "timed out" in first.response_body.lower()
+
+
 def test_unreachable_receiver_is_retried_then_failed(settings, django_capture_on_commit_callbacks):
     from tests.conftest import free_port
 
