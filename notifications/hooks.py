@@ -31,4 +31,5 @@ def usage_ingested() -> None:
                 return
         except redis.RedisError:
             pass  # better one evaluation too many than none
-    transaction.on_commit(lambda: evaluate_new_usage_task.apply_async(countdown=delay))
+    # robust: a broker outage must not turn a stored batch into a 500 (the beat job evaluates it a minute later)
+    transaction.on_commit(lambda: evaluate_new_usage_task.apply_async(countdown=delay), robust=True)
