@@ -27,11 +27,14 @@ class EventSubject:
 
 
 def enqueue_delivery(delivery: NotificationDelivery) -> None:
-    """Send after the surrounding transaction commits (a task must never see uncommitted rows)."""
+    """Send after the surrounding transaction commits (a task must never see uncommitted rows).
+
+    Robust: if the broker is down the delivery stays open and the `dispatch_due` sweeper queues it later.
+    """
     from notifications.tasks import deliver_task
 
     delivery_id, expected = delivery.id, delivery.attempt_count
-    transaction.on_commit(lambda: deliver_task.delay(delivery_id, expected))
+    transaction.on_commit(lambda: deliver_task.delay(delivery_id, expected), robust=True)
 
 
 def event_create(
