@@ -24,6 +24,7 @@ from metering.api.serializers import (
 )
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
+from notifications.hooks import usage_ingested
 from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput, NotFound
@@ -64,7 +65,8 @@ class EventsView(APIView):
     """`POST /api/v1/events` (events.ingest, HOT PATH) and `GET /api/v1/events` (events.list)."""
 
     def post(self, request: Request) -> Response:
-        services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE"))
+        if services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE")):
+            usage_ingested()  # notifications: balance thresholds of the new usage
         return Response(status=204)
 
     def get(self, request: Request) -> Response:
