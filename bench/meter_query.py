@@ -80,6 +80,18 @@ def http_query(port: int, key: str, params: dict) -> tuple[float, int]:
     return elapsed, len(orjson.loads(body)["data"])
 
 
+def db_time(query) -> float:
+    """Planning + execution time PostgreSQL reports for the statement (ms): independent of client load."""
+    from django.db import connection
+    from psycopg import sql
+
+    with connection.cursor() as cur:
+        cur.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query)
+        plan = cur.fetchone()[0]
+    plan = plan[0] if isinstance(plan, list) else orjson.loads(plan)[0]
+    return plan["Planning Time"] + plan["Execution Time"]
+
+
 def timed(fn, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
@@ -102,7 +114,7 @@ def main() -> None:
     from _support import api_key
 
     from metering.models import Meter
-    from metering.query import QuerySpec, meter_usage, run_query, run_raw_query
+    from metering.query import QuerySpec, meter_usage, query_sql, run_query, run_raw_query
 
     print(f"meter query benchmark: {args.events:,} events, {SUBJECTS} subjects, 30 days; {load_average()}")
     meter = Meter.objects.filter(slug="bench_tokens", deleted_at__isnull=True).first()
@@ -143,6 +155,7 @@ def main() -> None:
     one_raw = timed(lambda: run_raw_query(one_spec(subject())), args.naive_runs)
     all_raw = timed(lambda: run_raw_query(all_spec), args.naive_runs)
     rows = len(run_query(all_spec))
+    one_db, all_db = db_time(query_sql(one_spec(subject()))), db_time(query_sql(all_spec))
 
     print(
         f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
@@ -153,6 +166,10 @@ def main() -> None:
         f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)"
     )
     print(f"  meter_usage (entitlements), one subject, month: in process {ms(usage)}")
+    print(
+        f"  PostgreSQL alone (EXPLAIN ANALYZE planning + execution): one subject {one_db:.2f} ms, "
+        f"all subjects {all_db:.2f} ms (the rest is Python, HTTP and waiting for a CPU)"
+    )
     print(f"  after: {load_average()}")
 
 

@@ -308,33 +308,36 @@ def _group_keys(spec: QuerySpec) -> list[str]:
     return [k for k in spec.group_by if k not in RESERVED_GROUP_BY]
 
 
-def run_raw_query(spec: QuerySpec) -> list[Row]:
+def raw_query_sql(spec: QuerySpec) -> sql.Composable:
     """The query straight over the event table, extracting JSON per event."""
     meter = spec.meter
-    where = _time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)
     source = sql.SQL("metering_event e {}").format(extracted_sql(meter))
-    where = [eligible_sql(meter), *where]
-    keys = _group_keys(spec)
-    return _execute(spec, _aggregate_query(spec, source, _Columns.events(meter), keys, where), keys)
+    where = [eligible_sql(meter), *_time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)]
+    return _aggregate_query(spec, source, _Columns.events(meter), _group_keys(spec), where)
 
 
-def run_query(spec: QuerySpec) -> list[Row]:
-    """Rollups + raw tail when the meter's rollups are complete, else the raw query."""
+def run_raw_query(spec: QuerySpec) -> list[Row]:
+    """The naive path: every event of the range, JSON extracted per event (used while a meter is rebuilt)."""
+    return _execute(spec, raw_query_sql(spec), _group_keys(spec))
+
+
+def query_sql(spec: QuerySpec) -> sql.Composable | None:
+    """The one statement `run_query` runs (None when the range is empty); also for EXPLAIN in benchmarks."""
     meter = spec.meter
     # read fresh: a caller may hold the meter from before a rebuild started (its rollups are gone meanwhile)
     if Meter.objects.filter(pk=meter.pk).values_list("backfill_cursor", flat=True).first() is not None:
-        return run_raw_query(spec)
+        return raw_query_sql(spec)
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
-        return []
+        return None
     a = _ceil(start, MINUTE) if start is not None else None
     b = _floor(end, MINUTE) if end is not None else None
     if a is not None and b is not None and a >= b:  # less than a whole minute: raw events only
-        return run_raw_query(spec)
+        return raw_query_sql(spec)
     extent = _rollup_extent(meter, a, b)
     resolution = _max_resolution(spec, *extent) if extent else Rollup.Resolution.MINUTE
     if resolution is None:  # an offset that is not a whole minute (LMT-era zones): buckets never nest
-        return run_raw_query(spec)
+        return raw_query_sql(spec)
 
     parts: list[sql.Composable] = []
     if extent:
@@ -343,8 +346,13 @@ def run_query(spec: QuerySpec) -> list[Row]:
     for lo, hi in _edges(start, a, b, end):
         parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
     source = sql.SQL("({}) AS src").format(sql.SQL(" UNION ALL ").join(parts))
-    keys = _group_keys(spec)
-    return _execute(spec, _aggregate_query(spec, source, _Columns.rollups(meter), keys), keys)
+    return _aggregate_query(spec, source, _Columns.rollups(meter), _group_keys(spec))
+
+
+def run_query(spec: QuerySpec) -> list[Row]:
+    """Rollups + raw tail when the meter's rollups are complete, else the raw query."""
+    query = query_sql(spec)
+    return _execute(spec, query, _group_keys(spec)) if query is not None else []
 
 
 def _pending_source(spec: QuerySpec) -> sql.Composable:

@@ -174,3 +174,12 @@ def test_group_by_values_and_meter_subjects(api, meter):
     assert response.json() == ["a", "b"]
     assert api.get("/api/v1/meters/tokens/group-by/nope/values", RANGE).status_code == 400
     assert api.get("/api/v1/meters/tokens/subjects", RANGE).json() == ["s1", "s2", "s3"]
+
+
+def test_post_query_without_body_answers_csv(api, meter):
+    # the Python client's query_csv_post sends no body
+    response = api.generic("POST", "/api/v1/meters/tokens/query", "", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    lines = response.content.decode().splitlines()
+    assert lines[0] == "window_start,window_end,value"
+    assert lines[1].endswith(",116.25")  # every event: 10 + 5 + 1.25 + 100
