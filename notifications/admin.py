@@ -1,1 +1,277 @@
+"""Back office for notifications: channels and rules are written through the services; events are history."""
 
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from notifications.models import (
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationDeliveryAttempt,
+    NotificationEvent,
+    NotificationRule,
+)
+from notifications.services import channels as channel_services
+from notifications.services import events as event_services
+from notifications.services import rules as rule_services
+from openmeter_site.core.crypto import mask_secret
+from openmeter_site.core.errors import DomainError
+
+
+class ChannelForm(forms.ModelForm):
+    signing_secret = forms.CharField(
+        required=False, help_text="Leave empty to keep the current secret (or to generate one for a new channel)."
+    )
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "url", "custom_headers", "disabled", "metadata"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            channel_services.validate_channel_input(
+                url=data.get("url", ""), signing_secret=data.get("signing_secret"), custom_headers=data.get("custom_headers")
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(exc.detail) from exc
+        return data
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "type", "url", "disabled", "rule_count", "created_at", "deleted_at"]
+    list_filter = ["disabled", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["id", "name", "url"]
+    readonly_fields = ["id", "type", "masked_secret", "created_at", "updated_at", "deleted_at"]
+    actions = ["disable", "enable", "soft_delete"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationChannel]:
+        live_rules = Q(rules__deleted_at__isnull=True)
+        return super().get_queryset(request).annotate(live_rules=Count("rules", filter=live_rules))
+
+    @admin.display(description="rules", ordering="live_rules")
+    def rule_count(self, obj: NotificationChannel) -> int:
+        return obj.live_rules
+
+    @admin.display(description="signing secret")
+    def masked_secret(self, obj: NotificationChannel) -> str:
+        return mask_secret(obj.signing_secret) if obj.signing_secret_encrypted else "-"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # soft delete through the action, which refuses channels still used by rules
+
+    def save_model(self, request: HttpRequest, obj: NotificationChannel, form: ChannelForm, change: bool) -> None:
+        kwargs = {
+            "name": obj.name, "url": obj.url, "custom_headers": obj.custom_headers or {}, "disabled": obj.disabled,
+            "metadata": obj.metadata, "signing_secret": form.cleaned_data.get("signing_secret") or None,
+        }
+        try:
+            saved = (
+                channel_services.channel_update(channel_id=obj.pk, **kwargs) if change
+                else channel_services.channel_create(**kwargs)
+            )
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+            return
+        obj.pk = saved.pk
+
+    def _set_disabled(self, request: HttpRequest, queryset: QuerySet[NotificationChannel], disabled: bool) -> None:
+        count = queryset.filter(deleted_at__isnull=True).update(disabled=disabled)
+        self.message_user(request, f"{'Disabled' if disabled else 'Enabled'} {count} channel(s).")
+
+    @admin.action(description="Disable selected channels")
+    def disable(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
+        self._set_disabled(request, queryset, True)
+
+    @admin.action(description="Enable selected channels")
+    def enable(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
+        self._set_disabled(request, queryset, False)
+
+    @admin.action(description="Delete selected channels (not used by any rule)")
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
+        for channel in queryset.filter(deleted_at__isnull=True):
+            try:
+                channel_services.channel_delete(channel_id=channel.pk)
+            except DomainError as exc:
+                messages.error(request, exc.detail)
+
+
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = NotificationRule
+        fields = ["type", "name", "disabled", "channels", "features", "thresholds", "metadata"]
+        help_texts = {"thresholds": 'e.g. [{"type": "usage_percentage", "value": "80"}] (balance threshold rules only)'}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.instance._state.adding and data.get("type") != self.instance.type:
+            self.add_error("type", "a rule's type cannot change")
+        try:
+            data["parsed_thresholds"] = [
+                rule_services.Threshold(type=t["type"], value=Decimal(str(t["value"]))) for t in data.get("thresholds") or []
+            ]
+            rule_services.validate_thresholds(data.get("type", ""), data["parsed_thresholds"])
+        except (KeyError, TypeError, InvalidOperation):
+            self.add_error("thresholds", 'expected a list of {"type": ..., "value": ...}')
+        except DomainError as exc:
+            self.add_error("thresholds", exc.detail)
+        return data
+
+
+@admin.register(NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin):
+    form = RuleForm
+    list_display = ["name", "type", "disabled", "channel_names", "created_at", "deleted_at"]
+    list_filter = ["type", "disabled", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["id", "name"]
+    filter_horizontal = ["channels", "features"]
+    readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
+    actions = ["disable", "enable", "soft_delete", "send_test"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationRule]:
+        return super().get_queryset(request).prefetch_related("channels")
+
+    @admin.display(description="channels")
+    def channel_names(self, obj: NotificationRule) -> str:
+        return ", ".join(c.name for c in obj.channels.all())
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # rules are soft-deleted: their events keep pointing at them
+
+    def save_model(self, request: HttpRequest, obj: NotificationRule, form: RuleForm, change: bool) -> None:
+        d = form.cleaned_data
+        kwargs = {
+            "type": d["type"], "name": d["name"], "disabled": d["disabled"], "metadata": d.get("metadata"),
+            "channel_ids": [c.pk for c in d["channels"]], "feature_refs": [f.pk for f in d["features"]],
+            "thresholds": d["parsed_thresholds"],
+        }
+        try:
+            saved = rule_services.rule_update(rule_id=obj.pk, **kwargs) if change else rule_services.rule_create(**kwargs)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+            return
+        obj.pk = saved.pk
+
+    def save_related(self, request: HttpRequest, form: RuleForm, formsets: Any, change: bool) -> None:
+        """The service already set channels and features."""
+
+    @admin.action(description="Disable selected rules")
+    def disable(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
+        self.message_user(request, f"Disabled {queryset.update(disabled=True)} rule(s).")
+
+    @admin.action(description="Enable selected rules")
+    def enable(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
+        self.message_user(request, f"Enabled {queryset.update(disabled=False)} rule(s).")
+
+    @admin.action(description="Delete selected rules")
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
+        for rule in queryset.filter(deleted_at__isnull=True):
+            rule_services.rule_delete(rule_id=rule.pk)
+
+    @admin.action(description="Send a test event")
+    def send_test(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
+        from notifications.services.samples import rule_test
+
+        for rule in queryset.filter(deleted_at__isnull=True):
+            rule_test(rule_id=rule.pk)
+        self.message_user(request, "Test events queued.")
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryInline(ReadOnlyInline):
+    model = NotificationDelivery
+    fields = ["channel", "state", "reason", "attempt_count", "next_attempt_at", "updated_at", "attempt_log"]
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="attempts")
+    def attempt_log(self, obj: NotificationDelivery) -> str:
+        return format_html_join(
+            "\n", "<div>{} {} HTTP {} ({} ms)</div>",
+            ((a.timestamp.strftime("%Y-%m-%d %H:%M:%S"), a.state, a.status_code or "-", a.duration_ms)
+             for a in obj.attempts.all()),
+        )
+
+
+def _resend(request: HttpRequest, pairs: dict[str, list[str] | None]) -> None:
+    for event_id, channel_ids in pairs.items():
+        event_services.event_resend(event_id=event_id, channel_ids=channel_ids)
+    messages.success(request, f"Resending {len(pairs)} event(s).")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "type", "rule", "subject_key", "feature_key", "invoice_id", "delivery_states", "created_at"]
+    list_filter = ["type", "deliveries__state", "created_at"]
+    search_fields = ["id", "subject_key", "feature_key", "entitlement_id", "invoice_id", "rule__name"]
+    list_select_related = ["rule"]
+    date_hierarchy = "created_at"
+    inlines = [DeliveryInline]
+    actions = ["resend"]
+    fields = ["id", "type", "rule", "created_at", "subject_key", "feature_key", "entitlement_id", "invoice_id",
+              "annotations", "payload_json"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationEvent]:
+        return super().get_queryset(request).prefetch_related("deliveries")
+
+    @admin.display(description="deliveries")
+    def delivery_states(self, obj: NotificationEvent) -> str:
+        return ", ".join(d.state for d in obj.deliveries.all()) or "-"
+
+    @admin.action(description="Resend to all channels")
+    def resend(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
+        _resend(request, {e.pk: None for e in queryset})
+
+
+class AttemptInline(ReadOnlyInline):
+    model = NotificationDeliveryAttempt
+    fields = ["timestamp", "state", "url", "status_code", "duration_ms", "response_body"]
+    readonly_fields = fields
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event", "channel", "state", "attempt_count", "next_attempt_at", "reason", "updated_at"]
+    list_filter = ["state", "channel"]
+    search_fields = ["event__id", "channel__name", "reason"]
+    list_select_related = ["event", "channel"]
+    inlines = [AttemptInline]
+    actions = ["resend"]
+    fields = ["event", "channel", "state", "reason", "attempt_count", "round_start", "next_attempt_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.action(description="Resend to these channels")
+    def resend(self, request: HttpRequest, queryset: QuerySet[NotificationDelivery]) -> None:
+        pairs: dict[str, list[str] | None] = {}
+        for delivery in queryset:
+            pairs.setdefault(delivery.event_id, []).append(delivery.channel_id)
+        _resend(request, pairs)

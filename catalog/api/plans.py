@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.ratecards import DurationField, RateCardField, key_field, rate_card_to_api
+from catalog.api.ratecards import DurationField, RateCardField, key_field, omit_none, rate_card_to_api
 from catalog.models import CatalogStatus, Plan
 from catalog.services.plans import (
     PhaseInput,
@@ -19,6 +19,7 @@ from catalog.services.plans import (
     plan_delete,
     plan_get,
     plan_list_qs,
+    plan_next,
     plan_publish,
     plan_update,
     plan_validation_errors,
@@ -99,19 +100,19 @@ class PlanCreateIn(CustomPlanIn):
 
 
 def phase_to_api(phase: Any) -> dict[str, Any]:
-    return {
+    return omit_none({
         "key": phase.key,
         "name": phase.name,
         "description": phase.description,
         "metadata": phase.metadata,
         "duration": phase.duration,
         "rateCards": [rate_card_to_api(c) for c in phase.rate_cards.all()],
-    }
+    }, keep=("duration",))
 
 
 def plan_to_api(plan: Plan) -> dict[str, Any]:
     errors = plan_validation_errors(plan) if plan.status == CatalogStatus.DRAFT else []
-    return {
+    return omit_none({
         "id": plan.id,
         "key": plan.key,
         "version": plan.version,
@@ -131,7 +132,7 @@ def plan_to_api(plan: Plan) -> dict[str, Any]:
         "createdAt": format_rfc3339(plan.created_at),
         "updatedAt": format_rfc3339(plan.updated_at),
         "deletedAt": format_rfc3339(plan.deleted_at),
-    }
+    }, keep=("validationErrors",))
 
 
 def version_filters(request: Request, qs: Any, statuses: list[str]) -> Any:
@@ -199,6 +200,12 @@ class PlanPublishView(APIView):
     def post(self, request: Request, plan_id: str) -> Response:
         plan = plan_publish(plan_id=plan_id)
         return Response(plan_to_api(plan_get(id_or_key=plan.pk)))
+
+
+class PlanNextView(APIView):
+    def post(self, request: Request, plan_id: str) -> Response:
+        plan = plan_next(plan_id_or_key=plan_id)
+        return Response(plan_to_api(plan_get(id_or_key=plan.pk)), status=status.HTTP_201_CREATED)
 
 
 class PlanArchiveView(APIView):

@@ -24,6 +24,7 @@ from metering.api.serializers import (
 )
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
+from notifications.hooks import usage_ingested
 from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput, NotFound
@@ -64,7 +65,8 @@ class EventsView(APIView):
     """`POST /api/v1/events` (events.ingest, HOT PATH) and `GET /api/v1/events` (events.list)."""
 
     def post(self, request: Request) -> Response:
-        services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE"))
+        if services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE")):
+            usage_ingested()  # notifications: balance thresholds of the new usage
         return Response(status=204)
 
     def get(self, request: Request) -> Response:
@@ -80,7 +82,13 @@ class EventsView(APIView):
             customer_ids=get_list(query, "customerId"),
             limit=get_int(query, "limit", 100, 1, 100),
         )
-        return Response([event_to_api(e) for e in selectors.event_list(filters=filters, now=now)])
+        client_id = get_str(query, "clientId")
+        if client_id:
+            progress.progress_set(client_id, total=1, success=0)
+        events = selectors.event_list(filters=filters, now=now)
+        if client_id:
+            progress.progress_set(client_id, total=1, success=1)
+        return Response([event_to_api(e) for e in events])
 
 
 class EventsV2View(APIView):
@@ -262,10 +270,7 @@ class SubjectsView(APIView):
             raise InvalidInput("expected an array of subjects")
         serializer = SubjectUpsertSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
-        items = [SubjectUpsertSerializer(data=item) for item in request.data]
-        for item in items:
-            item.is_valid(raise_exception=True)
-        subjects = services.subjects_upsert(items=[item.to_service() for item in items])
+        subjects = services.subjects_upsert(items=[SubjectUpsertSerializer.to_service(i) for i in serializer.validated_data])
         return Response([subject_to_api(s) for s in subjects])
 
 

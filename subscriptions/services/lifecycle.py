@@ -7,7 +7,7 @@ upstream server answers. A subscription that would overlap another one of the sa
 """
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -46,7 +46,6 @@ class SubscriptionOptions:
     settlement_mode: str | None = None
     billables_must_align: bool | None = None
     cost_basis_mode: str = "dynamic"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def require_action(subscription: Subscription, action: str, at: dt.datetime) -> None:
@@ -287,6 +286,20 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
     return subscription_get(subscription_id=subscription.pk)
+
+
+@transaction.atomic
+def subscription_restore(*, subscription_id: str, at: dt.datetime | None = None) -> Subscription:
+    """The deprecated `restore`: delete the scheduled subscriptions that follow this one, then continue it."""
+    at = at or timezone.now()
+    subscription = _locked(subscription_id)
+    require_action(subscription, "unschedule_cancelation", at)
+    followers = Subscription.objects.select_for_update().filter(
+        customer=subscription.customer, deleted_at__isnull=True, active_from__gte=subscription.active_to
+    ).exclude(pk=subscription.pk)
+    for follower in followers:
+        subscription_delete(subscription_id=follower.pk, at=at)
+    return subscription_unschedule_cancelation(subscription_id=subscription.pk, at=at)
 
 
 @transaction.atomic

@@ -1,0 +1,1 @@
+"""The notification services other apps call (see also evaluation.py for the event sources)."""

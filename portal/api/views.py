@@ -1,0 +1,84 @@
+"""Portal token management (API key) and the portal meter query (portal token only)."""
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metering.api.serializers import MeterQuerySerializer, row_to_api
+from metering.api.views import CSVRenderer, _query_params_from_get
+from metering.meter_queries import MeterQueryParams
+from openmeter_site.api.params import get_int
+from openmeter_site.api.renderers import JSONRenderer
+from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.time import format_rfc3339
+from portal import services
+from portal.api.auth import IsPortalToken, PortalTokenAuthentication
+from portal.api.serializers import (
+    PortalTokenCreateSerializer,
+    PortalTokenInvalidateSerializer,
+    portal_token_to_api,
+)
+
+# The portal answers for the token's subject only: these would widen or re-scope the query.
+NOT_ON_PORTAL = ("subject", "filterCustomerId")
+
+
+class PortalTokenListView(APIView):
+    def get(self, request: Request) -> Response:
+        limit = get_int(request.query_params, "limit", 25, 1, 100)
+        tokens = services.portal_token_list_qs()[:limit]
+        return Response([portal_token_to_api(t) for t in tokens])
+
+    def post(self, request: Request) -> Response:
+        serializer = PortalTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        token, raw = services.portal_token_create(
+            subject=d["subject"], allowed_meter_slugs=d.get("allowedMeterSlugs"), expires_at=d.get("expiresAt")
+        )
+        return Response(portal_token_to_api(token, raw))  # 200, as the spec says (not 201)
+
+
+class PortalTokenInvalidateView(APIView):
+    def post(self, request: Request) -> Response:
+        serializer = PortalTokenInvalidateSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        services.portal_tokens_invalidate(token_id=d.get("id"), subject=d.get("subject"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _query_params(request: Request) -> MeterQueryParams:
+    """The meter query's own parsing (GET form → MeterQueryRequest shape → params), minus the scoping params."""
+    raw = _query_params_from_get(request)
+    if refused := [name for name in NOT_ON_PORTAL if name in raw]:
+        raise InvalidInput(f"{', '.join(refused)}: not available on the portal query (it is scoped to the token's subject)")
+    serializer = MeterQuerySerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    return MeterQueryParams.from_request(serializer.validated_data)
+
+
+class PortalMeterQueryView(APIView):
+    """`GET /api/v1/portal/meters/{meterSlug}/query`: the token's subject only, its allowed meters only."""
+
+    authentication_classes = [PortalTokenAuthentication]
+    permission_classes = [IsPortalToken]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get(self, request: Request, meter_slug: str) -> Response:
+        token = request.auth
+        meter = services.portal_meter(token=token, slug=meter_slug)
+        params = _query_params(request)
+        result = services.portal_query(token=token, meter=meter, params=params)
+        if request.accepted_renderer.format == "csv":
+            return Response(result.to_csv())
+        body: dict[str, Any] = {"data": [row_to_api(r) for r in result.rows]}
+        for key, value in (("from", params.start), ("to", params.end)):
+            if value is not None:
+                body[key] = format_rfc3339(value)
+        if params.window_size:
+            body["windowSize"] = params.window_size
+        return Response(body)

@@ -1,0 +1,253 @@
+import datetime as dt
+
+import pytest
+import time_machine
+
+from notifications import delivery as transport
+from notifications.models import DeliveryState, NotificationChannel, NotificationDelivery, NotificationEvent
+from notifications.services.channels import channel_create
+from notifications.services.delivery import delivery_attempt
+from notifications.services.evaluation import emit_invoice_event
+from notifications.services.rules import rule_create
+from notifications.tasks import dispatch_due_task
+from openmeter_site.core.errors import InvalidInput
+
+pytestmark = pytest.mark.django_db
+
+INVOICE = {
+    "id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
+    "type": "standard",
+    "status": "issued",
+    "currency": "USD",
+    "totals": {"total": "12.34"},
+    "customer": {"id": "01JBBBBBBBBBBBBBBBBBBBBBBB", "name": "Acme", "usageAttribution": {"subjectKeys": ["acme"]}},
+}
+
+
+def invoice_rule(url: str, *, event_type: str = "invoice.created", **channel_kwargs):
+    channel = channel_create(name="hook", url=url, **channel_kwargs)
+    rule = rule_create(type=event_type, name="invoices", channel_ids=[channel.id])
+    return channel, rule
+
+
+def emit(django_capture_on_commit_callbacks, event_type: str = "invoice.created", **invoice) -> list[NotificationEvent]:
+    with django_capture_on_commit_callbacks(execute=True):
+        return emit_invoice_event(invoice_payload={**INVOICE, **invoice}, event_type=event_type)
+
+
+def test_svix_signature_matches_the_published_test_vector():
+    # Svix's own library test vector.
+    signature = transport.sign(
+        secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek",
+        timestamp=1614265330,
+        body=b'{"test": 2432232314}',
+    )
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_invoice_event_is_posted_signed_with_the_payload(receiver, django_capture_on_commit_callbacks):
+    # given
+    channel, _rule = invoice_rule(receiver.url, custom_headers={"X-Tenant": "acme"})
+    # when
+    [event] = emit(django_capture_on_commit_callbacks)
+    # then
+    [request] = receiver.requests
+    assert receiver.verify(request, channel.signing_secret)
+    assert request.headers["svix-id"] == event.id
+    assert request.headers["x-tenant"] == "acme"
+    assert request.headers["content-type"] == "application/json"
+    body = request.json()
+    assert body["id"] == event.id
+    assert body["type"] == "invoice.created"
+    assert body["data"]["totals"]["total"] == "12.34"
+    assert body["timestamp"].endswith("Z")
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.SUCCESS
+    assert [(a.state, a.status_code) for a in delivery.attempts.all()] == [("SUCCESS", 200)]
+
+
+def test_receiver_failing_twice_gets_the_event_three_times_then_success(receiver, django_capture_on_commit_callbacks):
+    # given
+    receiver.script = [500, 503]
+    channel, _ = invoice_rule(receiver.url)
+    # when
+    [event] = emit(django_capture_on_commit_callbacks)
+    # then
+    assert len(receiver.requests) == 3
+    assert {r.headers["svix-id"] for r in receiver.requests} == {event.id}
+    assert all(receiver.verify(r, channel.signing_secret) for r in receiver.requests)
+    assert len({r.body for r in receiver.requests}) == 1
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.SUCCESS
+    assert delivery.next_attempt_at is None
+    assert [(a.state, a.status_code) for a in delivery.attempts.all()] == [
+        ("FAILED", 500), ("FAILED", 503), ("SUCCESS", 200),
+    ]
+
+
+def test_delivery_fails_after_the_attempt_budget(receiver, settings, django_capture_on_commit_callbacks):
+    settings.OPENMETER_WEBHOOK_MAX_ATTEMPTS = 3
+    receiver.script = [500] * 10
+    invoice_rule(receiver.url)
+    [event] = emit(django_capture_on_commit_callbacks)
+    assert len(receiver.requests) == 3
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.FAILED
+    assert "HTTP 500" in delivery.reason
+    assert delivery.attempts.count() == 3
+
+
+def test_a_receiver_timeout_is_retried(receiver, settings, django_capture_on_commit_callbacks):
+    settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS = 1
+    receiver.script = [0]  # the first request is answered after 2 s, past the 1 s timeout
+    invoice_rule(receiver.url)
+    [event] = emit(django_capture_on_commit_callbacks)
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.SUCCESS
+    first, second = delivery.attempts.all()
+    assert (first.state, first.status_code, second.state, second.status_code) == ("FAILED", None, "SUCCESS", 200)
+    assert "timed out" in first.response_body.lower()
+
+
+def test_unreachable_receiver_is_retried_then_failed(settings, django_capture_on_commit_callbacks):
+    from tests.conftest import free_port
+
+    settings.OPENMETER_WEBHOOK_MAX_ATTEMPTS = 2
+    invoice_rule(f"http://127.0.0.1:{free_port()}/hook")
+    [event] = emit(django_capture_on_commit_callbacks)
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.FAILED
+    assert [a.status_code for a in delivery.attempts.all()] == [None, None]
+
+
+def test_backoff_doubles(settings):
+    settings.OPENMETER_WEBHOOK_RETRY_BASE_SECONDS = 30
+    from notifications.conf import retry_delay_seconds
+
+    assert [retry_delay_seconds(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+
+
+def test_private_targets_are_refused_when_not_allowed(receiver, settings, django_capture_on_commit_callbacks):
+    # given a channel created while private targets were allowed
+    _channel, _ = invoice_rule(receiver.url)
+    settings.OPENMETER_WEBHOOK_ALLOW_PRIVATE = False
+    # when
+    [event] = emit(django_capture_on_commit_callbacks)
+    # then nothing was sent and the delivery failed for good (no retries)
+    assert receiver.requests == []
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.FAILED
+    assert "non-public address 127.0.0.1" in delivery.reason
+    assert delivery.attempts.count() == 1
+    with pytest.raises(InvalidInput, match="non-public"):
+        channel_create(name="x", url="http://169.254.169.254/latest/meta-data")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+        ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
+        ("::1", False), ("fe80::1", False), ("fd00::1", False), ("::ffff:127.0.0.1", False),
+        ("8.8.8.8", True), ("2606:4700:4700::1111", True),
+    ],
+)
+def test_address_classification(address, public):
+    assert transport._is_public(address) is public
+
+
+def test_disabled_channel_gets_no_delivery_and_disabled_rule_no_event(receiver, django_capture_on_commit_callbacks):
+    _channel, rule = invoice_rule(receiver.url, disabled=True)
+    [event] = emit(django_capture_on_commit_callbacks)
+    assert event.deliveries.count() == 0
+    rule.disabled = True
+    rule.save()
+    assert emit(django_capture_on_commit_callbacks, id="01JCCCCCCCCCCCCCCCCCCCCCCC") == []
+    assert receiver.requests == []
+
+
+def test_gathering_invoices_never_notify_and_created_fires_once(receiver, django_capture_on_commit_callbacks):
+    invoice_rule(receiver.url)
+    assert emit(django_capture_on_commit_callbacks, status="gathering") == []
+    assert len(emit(django_capture_on_commit_callbacks)) == 1
+    assert emit(django_capture_on_commit_callbacks) == []  # same invoice id: already notified
+    assert len(receiver.requests) == 1
+
+
+def test_invoice_updated_fires_on_every_update(receiver, django_capture_on_commit_callbacks):
+    invoice_rule(receiver.url, event_type="invoice.updated")
+    emit(django_capture_on_commit_callbacks, "invoice.updated", status="issued")
+    emit(django_capture_on_commit_callbacks, "invoice.updated", status="paid")
+    assert [r.json()["data"]["status"] for r in receiver.requests] == ["issued", "paid"]
+
+
+def test_an_attempt_is_made_once_even_if_two_tasks_carry_it(receiver):
+    # given an event whose delivery task has not run yet (no on-commit execution)
+    invoice_rule(receiver.url)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")
+    delivery = event.deliveries.get()
+    # when two tasks for attempt 0 run one after the other (a retry message and the sweeper)
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    # then one request was made
+    assert len(receiver.requests) == 1
+
+
+def test_sweeper_resends_deliveries_whose_task_was_lost(receiver):
+    invoice_rule(receiver.url)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")  # task never ran
+    assert dispatch_due_task() == 0  # too fresh: its own task may still come
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)):
+        assert dispatch_due_task() == 1
+    assert len(receiver.requests) == 1
+    assert event.deliveries.get().state == DeliveryState.SUCCESS
+
+
+def test_channel_disabled_after_the_event_fails_the_delivery_without_sending(receiver):
+    channel, _ = invoice_rule(receiver.url)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")  # task not run yet
+    channel.disabled = True
+    channel.save()
+    delivery = event.deliveries.get()
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.reason) == (DeliveryState.FAILED, "channel is disabled or deleted")
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_one_delivery_send_once(receiver):
+    import threading
+
+    from django.db import connection
+
+    # given a pending delivery (made by hand: in autocommit an emitted event is sent at once by the eager task)
+    channel, _ = invoice_rule(receiver.url, disabled=True)
+    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")
+    NotificationChannel.objects.filter(pk=channel.pk).update(disabled=False)
+    delivery = NotificationDelivery.objects.create(event=event, channel=channel)
+    # and a receiver that holds the first request until released
+    release = threading.Event()
+    receiver.hold = release
+    results = {}
+
+    def attempt(name):
+        try:
+            results[name] = delivery_attempt(delivery_id=delivery.id, expected_attempt=0)
+        finally:
+            connection.close()
+
+    # when worker A is mid-request (row locked) and worker B tries the same attempt
+    a = threading.Thread(target=attempt, args=("a",))
+    a.start()
+    receiver.started.wait(10)
+    attempt("b")
+    assert a.is_alive()  # B did not wait for A's row lock (skip_locked): it returned while A was still sending
+    release.set()
+    a.join(10)
+    # then only one request was made and the delivery succeeded after one attempt
+    assert len(receiver.requests) == 1
+    assert results == {"a": None, "b": None}
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count) == (DeliveryState.SUCCESS, 1)
