@@ -125,4 +125,5 @@ def mark_overdue_invoices(*, at: dt.datetime | None = None, limit: int = 500) ->
             if invoice is None or invoice.status not in OVERDUE_FROM:
                 continue
             invoicing.fire(invoice, Trigger.PAYMENT_OVERDUE, at=at, actor="job:overdue")
+            invoicing.notify(invoice, "invoice.updated")
     return len(due)
