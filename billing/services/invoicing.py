@@ -49,7 +49,7 @@ def notify(invoice: Invoice, event_type: str) -> None:
 
         emit_invoice_event_task.delay(event_type, invoice_id)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)  # a broker outage must not fail the committed operation
 
 
 # --- snapshots ----------------------------------------------------------------------------------------------
