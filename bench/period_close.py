@@ -6,7 +6,8 @@ Prints the wall time, invoices per second and SQL queries per invoice, beside a 
 the two batched meter queries alone (the metering share of the work), and a second close with three times the
 lines and ten times the events per customer, to show that queries per invoice do not grow with lines or events.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench .venv/bin/python bench/period_close.py \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench REDIS_URL=redis://127.0.0.1:6379/4 \
+        .venv/bin/python bench/period_close.py \
         [--customers 1000] [--events 1000000]
 
 The database is migrated; the bench's own rows (customers `bench-close-*`, plans and meters `bench_close*`) are

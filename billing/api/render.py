@@ -9,7 +9,8 @@ from billing.models import BillingProfile, Invoice, InvoiceLine
 from billing.services import state
 from billing.services.pricing import TOTAL_FIELDS
 from billing.services.profiles import OverrideDetails
-from customers.models import Customer
+from customers.api.serializers import customer_to_api
+from integrations.api.serializers import app_to_api
 from integrations.models import App
 from openmeter_site.api.fields import decimal_to_str
 from openmeter_site.core.time import format_rfc3339
@@ -33,16 +34,6 @@ def totals_to_api(obj: Invoice | InvoiceLine) -> dict[str, str]:
     return {TOTALS_WIRE[f]: decimal_to_str(getattr(obj, f)) for f in TOTAL_FIELDS}
 
 
-def app_to_api(app: App) -> dict[str, Any]:
-    """The common `App` fields (the apps API renders the full type-specific shape)."""
-    return _drop_none({
-        "id": app.pk, "type": app.type, "name": app.name, "description": app.description, "metadata": app.metadata,
-        "status": app.status, "createdAt": format_rfc3339(app.created_at), "updatedAt": format_rfc3339(app.updated_at),
-        "listing": {"type": app.type, "name": app.name, "description": app.description or app.name,
-                    "capabilities": [], "installMethods": []},
-    })
-
-
 def apps_to_api(tax: App, invoicing: App, payment: App, *, expand: bool) -> dict[str, Any]:
     if expand:
         return {"tax": app_to_api(tax), "invoicing": app_to_api(invoicing), "payment": app_to_api(payment)}
@@ -62,15 +53,6 @@ def profile_to_api(p: BillingProfile, *, expand_apps: bool = False) -> dict[str,
         "workflow": p.workflow,
         "apps": apps_to_api(p.tax_app, p.invoicing_app, p.payment_app, expand=expand_apps),
         "default": p.is_default,
-    })
-
-
-def customer_to_api(c: Customer) -> dict[str, Any]:
-    return _drop_none({
-        "id": c.pk, "key": c.key, "name": c.name, "description": c.description, "primaryEmail": c.primary_email,
-        "currency": c.currency, "billingAddress": c.billing_address, "metadata": c.metadata or None,
-        "usageAttribution": {"subjectKeys": c.subject_keys()},
-        "createdAt": format_rfc3339(c.created_at), "updatedAt": format_rfc3339(c.updated_at),
     })
 
 

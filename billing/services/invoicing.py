@@ -35,6 +35,23 @@ ZERO = Decimal(0)
 MAX_ADVANCE_STEPS = 50
 
 
+# --- notifications --------------------------------------------------------------------------------------------
+
+def notify(invoice: Invoice, event_type: str) -> None:
+    """`invoice.created` / `invoice.updated` webhooks, sent after the transaction commits (never for a rollback).
+    The notifications app de-duplicates on (invoice, status, updatedAt), so a retried operation sends nothing new."""
+    if invoice.status == S.GATHERING:
+        return
+    invoice_id = invoice.pk
+
+    def send() -> None:
+        from notifications.tasks import emit_invoice_event_task
+
+        emit_invoice_event_task.delay(event_type, invoice_id)
+
+    transaction.on_commit(send, robust=True)  # a broker outage must not fail the committed operation
+
+
 # --- snapshots ----------------------------------------------------------------------------------------------
 
 def customer_party(customer: Customer) -> dict[str, Any]:
@@ -287,6 +304,7 @@ def _create_standard_invoice(
     for line in lines:
         line.invoice_id = invoice.pk
     InvoiceEvent.objects.create(invoice=invoice, from_status="", to_status=invoice.status, trigger="create", actor="system")
+    notify(invoice, "invoice.created")
     _snapshot(invoice, lines, now, usage, new=True)
     return invoice
 
@@ -503,7 +521,9 @@ def _record_failure(invoice: Invoice, exc: StepFailed) -> None:
 def advance_until_stable(
     invoice: Invoice, *, at: dt.datetime, actor: str, usage: Mapping[str, Usage] | None = None
 ) -> Invoice:
-    """Fire `next` until no automatic edge is open; then let the app react to an issued invoice (sandbox: pays)."""
+    """Fire `next` until no automatic edge is open; then let the app react to an issued invoice (sandbox: pays).
+    The caller has just changed the invoice (or created it), so one `invoice.updated` goes out on commit."""
+    notify(invoice, "invoice.updated")
     issued_here = False
     for _ in range(MAX_ADVANCE_STEPS):
         if not fire(invoice, Trigger.NEXT, at=at, actor=actor, usage=usage):

@@ -21,6 +21,9 @@ from openmeter_site.core.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
+# customers invoiced per transaction: a commit is the slowest statement of the close, and a chunk is still
+# all-or-nothing (a crash loses at most one chunk, which the next run redoes)
+COMMIT_EVERY = 50
 OVERDUE_FROM = (S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED)
 
 
@@ -63,20 +66,25 @@ def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 50
     if not customer_ids:
         return 0
     usage = _batched_usage(customer_ids, at)
-    for customer_id in customer_ids:
-        with transaction.atomic():
-            if not try_lock_customer(customer_id):
-                continue  # another worker is on it
-            try:
-                invoicing.invoice_pending_lines(
-                    customer_id=customer_id, as_of=at, at=at, progressive_billing_override=False, usage=usage,
-                    actor="job:collect",
-                )
-            except InvalidInput:
-                invoicing.refresh_gathering_for_customer(customer_id)  # nothing due after all: move the clock on
-            except DomainError:
-                logger.exception("collecting the gathering invoice of customer %s failed", customer_id)
+    for i in range(0, len(customer_ids), COMMIT_EVERY):
+        with transaction.atomic():  # one commit per chunk; each customer is its own savepoint inside it
+            for customer_id in customer_ids[i : i + COMMIT_EVERY]:
+                _collect_one(customer_id, at, usage)
     return len(customer_ids)
+
+
+def _collect_one(customer_id: str, at: dt.datetime, usage: dict[str, calculation.Usage]) -> None:
+    if not try_lock_customer(customer_id):
+        return  # another worker is on it
+    try:
+        invoicing.invoice_pending_lines(
+            customer_id=customer_id, as_of=at, at=at, progressive_billing_override=False, usage=usage,
+            actor="job:collect",
+        )
+    except InvalidInput:
+        invoicing.refresh_gathering_for_customer(customer_id)  # nothing due after all: move the clock on
+    except DomainError:
+        logger.exception("collecting the gathering invoice of customer %s failed", customer_id)
 
 
 def _claim(invoice_id: str, customer_id: str) -> Invoice | None:
@@ -117,4 +125,5 @@ def mark_overdue_invoices(*, at: dt.datetime | None = None, limit: int = 500) ->
             if invoice is None or invoice.status not in OVERDUE_FROM:
                 continue
             invoicing.fire(invoice, Trigger.PAYMENT_OVERDUE, at=at, actor="job:overdue")
+            invoicing.notify(invoice, "invoice.updated")
     return len(due)

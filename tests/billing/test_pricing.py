@@ -1,5 +1,6 @@
 """Pure rating maths: hand-computed cases and hypothesis properties (no database)."""
 
+from decimal import ROUND_HALF_UP
 from decimal import Decimal as D
 
 from hypothesis import given, settings
@@ -212,8 +213,9 @@ def test_volume_uses_exactly_one_tier(tiers, qty):
     index, tier = volume_tier(tiers, qty)
     assert tier.up_to is None or qty <= tier.up_to
     assert index == 0 or (tiers[index - 1].up_to is not None and qty > tiers[index - 1].up_to)
-    expected = (tier.flat or D(0)).quantize(D("0.01")) + (
-        (qty * tier.unit).quantize(D("0.01")) if tier.unit is not None and qty > 0 else D(0))
+    cent = {"exp": D("0.01"), "rounding": ROUND_HALF_UP}  # half away from zero, as OpenMeter rounds
+    expected = (tier.flat or D(0)).quantize(**cent) + (
+        (qty * tier.unit).quantize(**cent) if tier.unit is not None and qty > 0 else D(0))
     assert volume_amount(tiers, qty, "USD") == expected
 
 
