@@ -1,6 +1,8 @@
 from django.urls import path
 
-from integrations.api import views
+from integrations.api import custom_invoicing, views
+
+CUSTOM_INVOICING = "api/v1/apps/custom-invoicing/<seg:invoice_id>"
 
 apps_urls = [
     path("api/v1/apps", views.AppListView.as_view()),
@@ -23,4 +25,10 @@ apps_urls = [
     path("api/v1/stripe/checkout/sessions", views.CheckoutSessionView.as_view()),
 ]
 
-urlpatterns: list = [*apps_urls]
+custom_invoicing_urls = [
+    path(f"{CUSTOM_INVOICING}/draft/synchronized", custom_invoicing.DraftSynchronizedView.as_view()),
+    path(f"{CUSTOM_INVOICING}/issuing/synchronized", custom_invoicing.IssuingSynchronizedView.as_view()),
+    path(f"{CUSTOM_INVOICING}/payment/status", custom_invoicing.PaymentStatusView.as_view()),
+]
+
+urlpatterns: list = [*apps_urls, *custom_invoicing_urls]
