@@ -246,7 +246,9 @@ def invoice_get(*, app: App, stripe_invoice_id: str) -> Mapping[str, Any]:
 
 def invoice_finalize(*, app: App, stripe_invoice_id: str, idempotency_key: str) -> Mapping[str, Any]:
     with stripe_errors("finalize the invoice"):
-        invoice = client_for(app).v1.invoices.finalize_invoice(stripe_invoice_id, None, _options(idempotency_key))
+        invoice = client_for(app).v1.invoices.finalize_invoice(
+            stripe_invoice_id, {"auto_advance": True}, _options(idempotency_key)
+        )
     return invoice.to_dict()
 
 

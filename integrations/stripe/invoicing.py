@@ -5,19 +5,17 @@ DONE after. Every Stripe write carries an idempotency key derived from our ids (
 `invoice:{id}:item:{line}:{amount}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats
 the same requests and Stripe answers them with the objects it already created: nothing is doubled.
 
-Concurrency: one worker at a time per customer and app (a PostgreSQL advisory lock); a second worker gets
-`StripeSyncBusy` (transient, retried later). The draft invoice is created empty (`pending_invoice_items_behavior=
-exclude`) and items are attached to it by id, so items of two invoices of one customer never mix.
+Billing calls these methods inside its invoice transaction while holding the customer's lock, so one worker at a time
+syncs a customer; if that transaction rolls back, the markers roll back with it and the rerun still repeats the same
+idempotent requests. The draft invoice is created empty (`pending_invoice_items_behavior=exclude`) and items are
+attached to it by id, so the items of two invoices of one customer never mix.
 """
 
-import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from integrations.backends import SyncResult
 from integrations.models import App, StripeInvoiceSync, SyncState
@@ -29,10 +27,6 @@ if TYPE_CHECKING:
     from billing.models import Invoice
 
 
-class StripeSyncBusy(client.StripeTransientError):
-    """Another worker is syncing this customer's invoices right now."""
-
-
 @dataclass(frozen=True)
 class LineToSync:
     id: str
@@ -41,31 +35,18 @@ class LineToSync:
 
 
 def _lines(invoice: "Invoice") -> list[LineToSync]:
-    """Our invoice lines as Stripe items: the line total, rounded to the currency's minor unit, in minor units."""
+    """One Stripe item per top-level line: its total (charges - discounts - credits + exclusive taxes, already
+    rounded to the currency's minor unit), so the Stripe invoice total equals ours to the cent."""
     currency = invoice.currency
+    lines = invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).order_by("index", "created_at", "id")
     return [
         LineToSync(
             id=line.id,
             description=line.name,
-            amount=client.to_minor_units(round_money(Decimal(line.totals_total), currency), currency),
+            amount=client.to_minor_units(round_money(Decimal(line.total), currency), currency),
         )
-        for line in invoice.lines.filter(deleted_at__isnull=True).order_by("created_at", "id")
+        for line in lines
     ]
-
-
-@contextmanager
-def _customer_lock(app: App, customer_id: str) -> Iterator[None]:
-    digest = hashlib.sha256(f"stripe-sync:{app.id}:{customer_id}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        if not cursor.fetchone()[0]:
-            raise StripeSyncBusy(f"another worker is syncing customer {customer_id} with Stripe")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _sync_row(app: App, invoice_id: str) -> StripeInvoiceSync:
@@ -97,25 +78,24 @@ class StripeInvoicingBackend:
     def sync_draft(self, invoice: "Invoice") -> SyncResult:
         """Ensure the Stripe customer, the draft Stripe invoice, and one invoice item per line (added, updated or
         removed to match our lines)."""
-        with _customer_lock(self.app, invoice.customer_id):
-            row = _sync_row(self.app, invoice.id)
-            _mark(row, draft_state=SyncState.STARTED)
-            customer = ensure_stripe_customer(app=self.app, customer=invoice.customer)
-            stripe_customer_id = customer.stripe_customer_id or ""
-            stripe_invoice = client.invoice_create(
-                app=self.app,
-                params={
-                    "customer": stripe_customer_id,
-                    "currency": invoice.currency.lower(),
-                    "auto_advance": False,
-                    "pending_invoice_items_behavior": "exclude",
-                    "metadata": _metadata(self.app, invoice.id),
-                },
-                idempotency_key=f"invoice:{invoice.id}:create",
-            )
-            _mark(row, stripe_customer_id=stripe_customer_id, stripe_invoice_id=stripe_invoice["id"])
-            items = self._sync_items(invoice, row, stripe_customer_id)
-            _mark(row, line_items=items, draft_state=SyncState.DONE)
+        row = _sync_row(self.app, invoice.id)
+        _mark(row, draft_state=SyncState.STARTED)
+        customer = ensure_stripe_customer(app=self.app, customer=invoice.customer)
+        stripe_customer_id = customer.stripe_customer_id or ""
+        stripe_invoice = client.invoice_create(
+            app=self.app,
+            params={
+                "customer": stripe_customer_id,
+                "currency": invoice.currency.lower(),
+                "auto_advance": False,
+                "pending_invoice_items_behavior": "exclude",
+                "metadata": _metadata(self.app, invoice.id),
+            },
+            idempotency_key=f"invoice:{invoice.id}:create",
+        )
+        _mark(row, stripe_customer_id=stripe_customer_id, stripe_invoice_id=stripe_invoice["id"])
+        items = self._sync_items(invoice, row, stripe_customer_id)
+        _mark(row, line_items=items, draft_state=SyncState.DONE)
         return SyncResult(
             done=True,
             external_id=row.stripe_invoice_id,

@@ -21,7 +21,7 @@ def test_install_stripe_list_get_update_uninstall(om, localstripe_url):
     listings = om.marketplace.list()
     assert {item["type"] for item in listings["items"]} == {"stripe", "sandbox", "custom_invoicing"}
 
-    installed = om.marketplace.install_with_api_key("stripe", {"apiKey": TEST_KEY, "name": "Stripe (test)"})
+    installed = om.marketplace.install_with_api_key("stripe", {"apiKey": TEST_KEY, "name": "Stripe (test)", "createBillingProfile": False})
     app = installed["app"]
     assert app["type"] == "stripe"
     assert app["maskedAPIKey"] == "sk_test_***7dc"
@@ -55,7 +55,7 @@ def test_customer_stripe_data_and_sessions(om, localstripe_url):
     assert (got.stripe_customer_id, got.stripe_default_payment_method_id) == (stripe_customer_id, card)
     assert upserted.id == got.id
 
-    listed = om.customer_apps.list_app_data("acme")
+    listed = om.customer_apps.list_app_data("acme", type="stripe")
     assert [item["type"] for item in listed["items"]] == ["stripe"]
 
     portal = om.customer_stripe.create_portal_session("acme", {"returnUrl": "https://example.com"})
