@@ -217,10 +217,45 @@ def portal_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, A
 # --- invoices ---------------------------------------------------------------------------------------------------
 
 
-def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> str:
+@dataclass(frozen=True)
+class Created:
+    id: str
+    replayed: bool  # Stripe answered from its idempotency cache (`Idempotent-Replayed: true`)
+
+
+def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Created:
     with stripe_errors("create an invoice item"):
         item = client_for(app).v1.invoice_items.create(params, _options(idempotency_key))
-    return item.id
+    headers = item.last_response.headers if item.last_response is not None else {}
+    return Created(id=item.id, replayed=str(headers.get("Idempotent-Replayed", "")).lower() == "true")
+
+
+def invoice_item_update(*, app: App, item_id: str, params: dict[str, Any]) -> None:
+    with stripe_errors("update an invoice item"):
+        client_for(app).v1.invoice_items.update(item_id, params)
+
+
+@dataclass(frozen=True)
+class StripeLine:
+    item_id: str
+    line_id: str | None  # our line id, from the item's metadata
+    amount: int
+    description: str | None
+
+
+def invoice_items_of(*, app: App, stripe_invoice_id: str) -> list[StripeLine]:
+    """The invoice items on a Stripe invoice as Stripe has them now (the truth our stored mapping may lag)."""
+    with stripe_errors("list the invoice lines"):
+        lines = client_for(app).v1.invoices.line_items.list(stripe_invoice_id, {"limit": 100})
+        found = [line.to_dict() for line in lines.auto_paging_iter()]
+    out = []
+    for line in found:
+        details = (line.get("parent") or {}).get("invoice_item_details") or {}
+        item_id = line.get("invoice_item") or details.get("invoice_item")
+        if item_id:
+            metadata = line.get("metadata") or {}
+            out.append(StripeLine(item_id, metadata.get(METADATA_LINE_ID), line["amount"], line.get("description")))
+    return out
 
 
 def invoice_item_delete(*, app: App, item_id: str) -> None:

@@ -1,9 +1,10 @@
 """Stripe as an invoicing backend: our invoice becomes a Stripe invoice, its lines Stripe invoice items.
 
-Crash safety (Zulip's pattern): each step commits a STARTED marker on `StripeInvoiceSync` before calling Stripe and
-DONE after. Every Stripe write carries an idempotency key derived from our ids (`invoice:{id}:create`,
-`invoice:{id}:item:{line}:{amount}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats
-the same requests and Stripe answers them with the objects it already created: nothing is doubled.
+Crash safety (Zulip's pattern): each step records a STARTED marker on `StripeInvoiceSync` before calling Stripe and
+DONE after. Every Stripe create carries an idempotency key derived from our ids (`invoice:{id}:create`,
+`invoice:{id}:item:{line}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats the same
+requests and Stripe answers them with the objects it already created; and the items are reconciled against the
+Stripe invoice's actual lines (tagged with our line ids) before every finalize: nothing is doubled or lost.
 
 Billing calls these methods inside its invoice transaction while holding the customer's lock, so one worker at a time
 syncs a customer; if that transaction rolls back, the markers roll back with it and the rerun still repeats the same
@@ -25,6 +26,9 @@ from openmeter_site.core.money import round_money
 
 if TYPE_CHECKING:
     from billing.models import Invoice
+
+
+MAX_SPENT_KEYS = 5
 
 
 @dataclass(frozen=True)
@@ -99,56 +103,70 @@ class StripeInvoicingBackend:
         return SyncResult(
             done=True,
             external_id=row.stripe_invoice_id,
-            line_external_ids={line_id: item["id"] for line_id, item in items.items()},
+            line_external_ids=items,
         )
 
-    def _sync_items(self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str) -> dict[str, dict]:
-        """Make the Stripe items match our lines: create missing ones, replace changed ones, delete removed ones.
+    def _sync_items(self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str) -> dict[str, str]:
+        """Make the Stripe invoice's items match our lines, reconciling against what Stripe has now (our stored
+        mapping may be stale after a rolled-back transaction): one item per line, tagged with the line id; extra
+        or orphaned items are deleted, changed ones updated in place, missing ones created.
 
-        The stored mapping is line id → {id, amount, rev}. A replacement bumps `rev` (persisted before the call), so
-        its idempotency key is new; a rerun finds the entry without an id and repeats the same key.
+        A missing line's item is created with the key `invoice:{id}:item:{line}` the first time, and
+        `...:after:{lost item}` when the item we had recorded is gone from Stripe, so a key is never replayed onto
+        a deleted item, and a rerun after a crash repeats the same key.
         """
-        synced: dict[str, dict] = {k: dict(v) for k, v in (row.line_items or {}).items()}
+        recorded: dict[str, str] = dict(row.line_items or {})
         wanted = {line.id: line for line in _lines(invoice)}
-        for line_id in sorted(set(synced) - set(wanted)):
-            if synced[line_id]["id"]:
-                client.invoice_item_delete(app=self.app, item_id=synced[line_id]["id"])
-            del synced[line_id]
-            _mark(row, line_items=synced)
-        for line in wanted.values():
-            entry = synced.get(line.id)
-            if entry is not None and entry["id"] and entry["amount"] == line.amount:
+        kept: dict[str, str] = {}
+        for item in client.invoice_items_of(app=self.app, stripe_invoice_id=row.stripe_invoice_id or ""):
+            line = wanted.get(item.line_id or "")
+            if line is None or line.id in kept:
+                client.invoice_item_delete(app=self.app, item_id=item.item_id)
                 continue
-            if entry is None:
-                entry = {"id": None, "amount": None, "rev": 0}
-            elif entry["id"]:
-                client.invoice_item_delete(app=self.app, item_id=entry["id"])
-                entry = {"id": None, "amount": None, "rev": entry["rev"] + 1}
-            synced[line.id] = entry
-            _mark(row, line_items=synced)
-            entry["id"] = client.invoice_item_create(
-                app=self.app,
-                params={
-                    "customer": stripe_customer_id,
-                    "invoice": row.stripe_invoice_id,
-                    "amount": line.amount,
-                    "currency": invoice.currency.lower(),
-                    "description": line.description,
-                    "metadata": _metadata(self.app, invoice.id, **{client.METADATA_LINE_ID: line.id}),
-                },
-                idempotency_key=f"invoice:{invoice.id}:item:{line.id}:{entry['rev']}",
-            )
-            entry["amount"] = line.amount
-            _mark(row, line_items=synced)
-        return synced
+            if (item.amount, item.description) != (line.amount, line.description):
+                client.invoice_item_update(
+                    app=self.app, item_id=item.item_id, params={"amount": line.amount, "description": line.description}
+                )
+            kept[line.id] = item.item_id
+        for line in wanted.values():
+            if line.id not in kept:
+                kept[line.id] = self._create_item(invoice, row, stripe_customer_id, line, lost=recorded.get(line.id))
+                _mark(row, line_items={**recorded, **kept})
+        return kept
+
+    def _create_item(
+        self, invoice: "Invoice", row: StripeInvoiceSync, stripe_customer_id: str, line: LineToSync, lost: str | None
+    ) -> str:
+        """Create the line's item. A replayed answer naming an item that is no longer on the invoice (it was deleted
+        since) means the key is spent: try again with a key chained after that item."""
+        params = {
+            "customer": stripe_customer_id,
+            "invoice": row.stripe_invoice_id,
+            "amount": line.amount,
+            "currency": invoice.currency.lower(),
+            "description": line.description,
+            "metadata": _metadata(self.app, invoice.id, **{client.METADATA_LINE_ID: line.id}),
+        }
+        key = f"invoice:{invoice.id}:item:{line.id}" + (f":after:{lost}" if lost else "")
+        for _ in range(MAX_SPENT_KEYS):
+            created = client.invoice_item_create(app=self.app, params=params, idempotency_key=key)
+            if not created.replayed or self._on_invoice(row, created.id):
+                return created.id
+            lost = created.id
+            key = f"invoice:{invoice.id}:item:{line.id}:after:{lost}"
+        raise client.StripeRequestFailed(f"could not create a Stripe invoice item for line {line.id}")
+
+    def _on_invoice(self, row: StripeInvoiceSync, item_id: str) -> bool:
+        items = client.invoice_items_of(app=self.app, stripe_invoice_id=row.stripe_invoice_id or "")
+        return any(item.item_id == item_id for item in items)
 
     def finalize(self, invoice: "Invoice") -> SyncResult:
-        """Finalize the Stripe invoice; its number becomes ours."""
+        """Re-check the draft against our lines (cheap, and it heals anything a rolled-back run left behind), then
+        finalize the Stripe invoice; its number becomes ours."""
         row = StripeInvoiceSync.objects.filter(invoice_id=invoice.id).first()
-        if row is None or row.draft_state != SyncState.DONE:
+        if row is None or row.finalize_state != SyncState.DONE:
             self.sync_draft(invoice)
             row = StripeInvoiceSync.objects.get(invoice_id=invoice.id)
-        if row.finalize_state != SyncState.DONE:
             _mark(row, finalize_state=SyncState.STARTED)
             finalized = client.invoice_finalize(
                 app=self.app,

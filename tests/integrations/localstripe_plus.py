@@ -184,9 +184,10 @@ def _standalone_invoices() -> None:
 
 
 def _items_attached_to_invoices() -> None:
-    """Stripe adds an item created with `invoice=` to that draft's lines (localstripe only records the id), and
-    removes a deleted item from them."""
-    create, delete = resources.InvoiceItem._api_create, resources.InvoiceItem._api_delete
+    """Stripe adds an item created with `invoice=` to that draft's lines (localstripe only records the id), shows
+    an updated item's new amount, and removes a deleted item from them."""
+    create, update = resources.InvoiceItem._api_create, resources.InvoiceItem._api_update
+    delete = resources.InvoiceItem._api_delete
 
     def rebuild_lines(invoice_id):  # type: ignore[no-untyped-def]
         invoice = resources.Invoice._api_retrieve(invoice_id)
@@ -201,6 +202,14 @@ def _items_attached_to_invoices() -> None:
             rebuild_lines(item.invoice)
         return item
 
+    def api_update(cls, id, **data):  # type: ignore[no-untyped-def]
+        if "amount" in data:  # form values arrive as strings; localstripe's update does not convert them
+            data["amount"] = int(data["amount"])
+        item = update(id, **data)
+        if item.invoice:
+            rebuild_lines(item.invoice)
+        return item
+
     def api_delete(cls, id):  # type: ignore[no-untyped-def]
         invoice_id = resources.InvoiceItem._api_retrieve(id).invoice
         deleted = delete(id)
@@ -209,6 +218,7 @@ def _items_attached_to_invoices() -> None:
         return deleted
 
     resources.InvoiceItem._api_create = classmethod(api_create)
+    resources.InvoiceItem._api_update = classmethod(api_update)
     resources.InvoiceItem._api_delete = classmethod(api_delete)
 
 
