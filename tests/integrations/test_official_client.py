@@ -21,7 +21,9 @@ def test_install_stripe_list_get_update_uninstall(om, localstripe_url):
     listings = om.marketplace.list()
     assert {item["type"] for item in listings["items"]} == {"stripe", "sandbox", "custom_invoicing"}
 
-    installed = om.marketplace.install_with_api_key("stripe", {"apiKey": TEST_KEY, "name": "Stripe (test)", "createBillingProfile": False})
+    installed = om.marketplace.install_with_api_key(
+        "stripe", {"apiKey": TEST_KEY, "name": "Stripe (test)", "createBillingProfile": False}
+    )
     app = installed["app"]
     assert app["type"] == "stripe"
     assert app["maskedAPIKey"] == "sk_test_***7dc"
