@@ -46,7 +46,7 @@ def test_the_key_is_stored_encrypted(api, stripe_api):
 
 
 def test_install_registers_the_webhook_endpoint_when_the_public_url_is_known(api, stripe_api, settings):
-    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "https://billing.example.com"
+    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "http://127.0.0.1:1"  # nobody listens: deliveries fail fast
 
     app_id = install_stripe(api)["app"]["id"]
 
@@ -142,7 +142,7 @@ def test_put_app_without_a_key_keeps_the_key(api, stripe_api):
 
 
 def test_uninstall_removes_the_webhook_endpoint_from_stripe(api, stripe_api, settings):
-    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "https://billing.example.com"
+    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "http://127.0.0.1:1"  # nobody listens: deliveries fail fast
     app_id = install_stripe(api, createBillingProfile=False)["app"]["id"]
     endpoint_id = App.objects.get(pk=app_id).stripe_webhook_endpoint_id
 
