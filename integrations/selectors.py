@@ -30,17 +30,6 @@ def default_app(*, app_type: str) -> App:
     return app
 
 
-def customer_get(*, id_or_key: str) -> Customer:
-    """A live customer by ULID first, then by key."""
-    live = Customer.objects.filter(deleted_at__isnull=True)
-    customer = live.filter(pk=id_or_key.upper()).first() if is_ulid(id_or_key) else None
-    if customer is None:
-        customer = live.filter(key=id_or_key).first()
-    if customer is None:
-        raise NotFound(f"customer {id_or_key!r} not found")
-    return customer
-
-
 def customer_app_data_qs(*, customer: Customer) -> QuerySet[CustomerAppData]:
     return CustomerAppData.objects.filter(customer=customer, app__deleted_at__isnull=True).select_related("app")
 

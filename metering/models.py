@@ -96,7 +96,9 @@ class Rollup(models.Model):
     count = models.BigIntegerField(default=0)
     min = DecimalColumn(null=True)
     max = DecimalColumn(null=True)
-    latest_time = models.DateTimeField(null=True)
+    first_time = models.DateTimeField(null=True, help_text="Earliest event time folded into the bucket")
+    latest_time = models.DateTimeField(null=True, help_text="Latest event time folded into the bucket")
+    latest_seq = models.BigIntegerField(null=True, help_text="Seq of the latest event (breaks time ties)")
     latest_value = DecimalColumn(null=True)
 
     class Meta:
@@ -105,7 +107,10 @@ class Rollup(models.Model):
                 fields=["meter", "resolution", "bucket", "subject", "groups", "uvalue"], name="rollup_key"
             )
         ]
-        indexes = [models.Index(fields=["meter", "resolution", "subject", "bucket"], name="rollup_subject")]
+        indexes = [
+            models.Index(fields=["meter", "resolution", "subject", "bucket"], name="rollup_subject"),
+            models.Index(fields=["meter", "resolution", "bucket"], name="rollup_bucket"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.meter_id}/{self.resolution}/{self.bucket:%Y-%m-%dT%H:%M}/{self.subject}"

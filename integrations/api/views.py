@@ -8,11 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.services import customer_get
 from integrations import services
 from integrations.api import serializers as s
 from integrations.marketplace import LISTINGS, listing_get, listing_to_api
 from integrations.models import AppType
-from integrations.selectors import app_get, app_list_qs, customer_get
+from integrations.selectors import app_get, app_list_qs
 from integrations.stripe import services as stripe_services
 from openmeter_site.api.pagination import page_envelope, page_params, paginate
 from openmeter_site.api.params import get_choice

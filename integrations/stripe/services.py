@@ -9,15 +9,16 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from customers.models import Customer, CustomerSubject
+from customers.models import Customer
+from customers.services import CustomerInput, customer_create, customer_get
 from integrations.marketplace import listing_get
 from integrations.models import App, AppStatus, AppType, CustomerAppData, StripeWebhookEvent
-from integrations.selectors import app_get, customer_get, customer_stripe_app, customer_stripe_data, default_app
+from integrations.selectors import app_get, customer_stripe_app, customer_stripe_data, default_app
 from integrations.services import InstallResult
 from integrations.stripe import client
 from integrations.stripe.webhooks import handle_event
 from openmeter_site.core.crypto import mask_secret
-from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
+from openmeter_site.core.errors import InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -187,26 +188,18 @@ def checkout_customer(ref: Mapping[str, Any]) -> Customer:
     return _customer_create(ref)
 
 
-@transaction.atomic
 def _customer_create(data: Mapping[str, Any]) -> Customer:
-    # The customers app owns customer creation; this covers the CustomerCreate form of a checkout request.
-    key = data.get("key")
-    if key and Customer.objects.filter(key=key, deleted_at__isnull=True).exists():
-        raise Conflict(f"customer key {key!r} is already in use")
-    subject_keys = list((data.get("usageAttribution") or {}).get("subjectKeys") or [])
-    taken = CustomerSubject.objects.filter(subject_key__in=subject_keys, deleted_at__isnull=True)
-    if taken.exists():
-        raise Conflict(f"subject {taken.first().subject_key!r} already belongs to another customer")
-    customer = Customer.objects.create(
-        key=key,
-        name=data["name"],
-        description=data.get("description"),
-        primary_email=data.get("primaryEmail"),
-        currency=data.get("currency"),
-        metadata=data.get("metadata") or {},
+    return customer_create(
+        data=CustomerInput(
+            name=data["name"],
+            key=data.get("key"),
+            description=data.get("description"),
+            primary_email=data.get("primaryEmail"),
+            currency=data.get("currency"),
+            metadata=data.get("metadata") or {},
+            subject_keys=list((data.get("usageAttribution") or {}).get("subjectKeys") or []),
+        )
     )
-    CustomerSubject.objects.bulk_create(CustomerSubject(customer=customer, subject_key=k) for k in subject_keys)
-    return customer
 
 
 @dataclass(frozen=True)

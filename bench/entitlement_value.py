@@ -1,0 +1,217 @@
+"""Entitlement value latency: 1,000,000 events in the current period, 5 grants, through the HTTP API.
+
+Prints p50/p99 of `GET /api/v2/customers/{c}/entitlements/{feature}/value` (rollups + snapshots) beside the
+time of recomputing the same value from raw events in the same run (engine from measureUsageFrom, usage from
+a scan of the event table).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench .venv/bin/python bench/entitlement_value.py \
+        [--events 1000000] [--requests 1000]
+
+The database is migrated and the bench's own rows are replaced on each run (meter `bench_tokens`, customer
+`bench-customer`); other data is left alone.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmeter_site.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from catalog.models import Feature  # noqa: E402
+from customers.models import Customer, CustomerSubject  # noqa: E402
+from entitlements import balance, engine  # noqa: E402
+from entitlements.models import BalanceSnapshot, Entitlement, Grant, UsageReset  # noqa: E402
+from entitlements.services import GrantInput, UsagePeriodInput, entitlement_create, grant_create  # noqa: E402
+from metering.events.store import EventRow, insert_events  # noqa: E402
+from metering.models import Meter  # noqa: E402
+from metering.query import QuerySpec, run_raw_query  # noqa: E402
+from openmeter_site.core.models import ApiKey  # noqa: E402
+
+SUBJECTS = ["bench-customer", "bench-api-1", "bench-api-2"]
+
+
+def reset_bench_rows() -> None:
+    customer = Customer.objects.filter(key="bench-customer").first()
+    if customer is not None:
+        ents = Entitlement.objects.filter(customer=customer)
+        BalanceSnapshot.objects.filter(entitlement__in=ents).delete()
+        UsageReset.objects.filter(entitlement__in=ents).delete()
+        Grant.objects.filter(entitlement__in=ents).delete()
+        ents.delete()
+        CustomerSubject.objects.filter(customer=customer).delete()
+        customer.delete()
+    Feature.objects.filter(key="bench_tokens").delete()
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM metering_event WHERE type = 'bench_request'")
+    Meter.objects.filter(slug="bench_tokens").delete()
+
+
+def setup(n_events: int, now: dt.datetime) -> tuple[Entitlement, dt.datetime]:
+    meter = Meter.objects.create(slug="bench_tokens", name="bench", aggregation="SUM", event_type="bench_request",
+                                 value_property="$.tokens", group_by={"model": "$.model"})
+    feature = Feature.objects.create(key="bench_tokens", name="bench", meter=meter, meter_slug=meter.slug,
+                                     meter_group_by_filters={"model": "gpt-4"})
+    customer = Customer.objects.create(key="bench-customer", name="Bench")
+    for s in SUBJECTS[1:]:
+        CustomerSubject.objects.create(customer=customer, subject_key=s)
+    anchor = (now - dt.timedelta(days=15)).replace(second=0, microsecond=0)
+    measure_from = anchor - dt.timedelta(days=62)
+    entitlement = entitlement_create(
+        customer=customer, feature=feature, type="metered", usage_period=UsagePeriodInput("MONTH", anchor),
+        measure_usage_from=measure_from, at=measure_from, active_from=measure_from,
+    )
+    grants = [
+        GrantInput(amount=Decimal(500_000), effective_at=anchor, priority=1, expiration_duration="DAY",
+                   expiration_count=5),
+        GrantInput(amount=Decimal(1_000_000), effective_at=measure_from, priority=2),
+        GrantInput(amount=Decimal(100_000), effective_at=measure_from, priority=3,
+                   recurrence=UsagePeriodInput("WEEK", anchor)),
+        GrantInput(amount=Decimal(2_000_000), effective_at=measure_from, priority=5, max_rollover_amount=Decimal(0)),
+        GrantInput(amount=Decimal(250_000), effective_at=measure_from, priority=4, min_rollover_amount=Decimal(1000)),
+    ]
+    for g in grants:
+        grant_create(entitlement=entitlement, data=g, at=measure_from)
+    span = (now - anchor).total_seconds()
+    batch: list[EventRow] = []
+    t0 = time.perf_counter()
+    for i in range(n_events):
+        at = anchor + dt.timedelta(seconds=span * i / n_events)
+        model = "gpt-4" if i % 10 else "gpt-3"
+        batch.append(EventRow(id=f"b{i}", source="bench", type="bench_request", subject=SUBJECTS[i % 3], time=at,
+                              data_json=json.dumps({"tokens": i % 7 + 1, "model": model})))
+        if len(batch) == 20_000:
+            insert_events(batch)
+            batch = []
+    # some usage in the two earlier periods, so their boundaries carry balances
+    batch += [EventRow(id=f"old{i}", source="bench", type="bench_request", subject="bench-api-1",
+                       time=measure_from + dt.timedelta(hours=7 * i + 1), data_json=json.dumps({"tokens": 900,
+                                                                                             "model": "gpt-4"}))
+              for i in range(200)]
+    insert_events(batch)
+    print(f"inserted {n_events:,} events in {time.perf_counter() - t0:.1f}s")
+    fold_rollups()
+    return entitlement, anchor
+
+
+def fold_rollups() -> None:
+    """With the rollup-aware meter query (metering.rollups), fold every pending event first."""
+    try:
+        from metering.rollups import fold_all
+    except ImportError:
+        print("metering.rollups not present: meter_usage reads raw events")
+        return
+    t0 = time.perf_counter()
+    total = 0
+    while folded := fold_all():
+        total += folded
+    print(f"folded {total:,} events into rollups in {time.perf_counter() - t0:.1f}s")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+
+
+def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float, Decimal]:
+    """The baseline: no snapshot, usage from a scan of the raw events for every phase."""
+    feature = entitlement.feature
+    subjects = entitlement.customer.subject_keys()
+
+    def usage(start: dt.datetime, end: dt.datetime) -> Decimal:
+        rows = run_raw_query(QuerySpec(meter=feature.meter, start=start, end=end, subjects=subjects,
+                                       group_filters={"model": ["gpt-4"]}))
+        return sum((r.value for r in rows), Decimal(0))
+
+    t0 = time.perf_counter()
+    resets = balance.manual_resets(entitlement)
+    start = engine.State(at=entitlement.measure_usage_from, period_start=entitlement.measure_usage_from)
+    timeline = engine.reset_timeline(usage_period=balance.usage_period(entitlement), manual=resets,
+                                     preserve_overage_at_reset=False, start=start.at, until=at)
+    result = engine.run(state=start, until=engine.ceil_minute(at), grants=balance.grant_specs(entitlement),
+                        resets=timeline, usage=usage)
+    return time.perf_counter() - t0, result.state.balance
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "openmeter_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "1", "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "DEBUG": "0"},
+    )
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    reset_bench_rows()
+    now = dt.datetime.now(dt.UTC)
+    entitlement, anchor = setup(args.events, now)
+    _, raw_key = ApiKey.issue("bench")
+    process, url = serve()
+    try:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {raw_key}"
+        value_url = f"{url}/api/v2/customers/bench-customer/entitlements/bench_tokens/value"
+        first = session.get(value_url)
+        first.raise_for_status()
+        for _ in range(20):
+            session.get(value_url)
+        samples = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            response = session.get(value_url)
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200
+        body = response.json()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    raw_seconds, raw_balance = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
+    print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
+          f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
+    print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
+          f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
+    print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")
+    print(f"balance via API {body['balance']} / recomputed {raw_balance.normalize()}; usage {body['usage']}")
+    ApiKey.objects.filter(name="bench").delete()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+SCHEDULES = [
+    ("Record entitlement usage-period resets and boundary snapshots", "entitlements.reset_due", 300),
+]

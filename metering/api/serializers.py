@@ -1,0 +1,145 @@
+"""Wire ↔ Python for metering resources (In serializers validate; `*_to_api` functions render)."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from metering.models import Meter, MeterAggregation, Subject, WindowSize
+from metering.query import Row
+from metering.selectors import StoredEvent
+from openmeter_site.api.fields import MetadataField, RFC3339Field
+from openmeter_site.core.ids import KEY_RE
+from openmeter_site.core.time import format_rfc3339
+
+
+class MeterCreateSerializer(serializers.Serializer):
+    slug = serializers.RegexField(KEY_RE, min_length=1, max_length=64)
+    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
+    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    metadata = MetadataField()
+    aggregation = serializers.ChoiceField(choices=MeterAggregation.values)
+    eventType = serializers.CharField(min_length=1, max_length=256)
+    eventFrom = RFC3339Field(required=False, allow_null=True)
+    valueProperty = serializers.CharField(min_length=1, max_length=512, required=False, allow_null=True)
+    groupBy = serializers.DictField(child=serializers.CharField(min_length=1, max_length=512), required=False)
+
+
+class MeterUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
+    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    metadata = MetadataField()
+    groupBy = serializers.DictField(child=serializers.CharField(min_length=1, max_length=512), required=False)
+
+
+class MeterQuerySerializer(serializers.Serializer):
+    """`MeterQueryRequest` (POST body); the GET form is parsed into the same shape."""
+
+    clientId = serializers.CharField(min_length=1, max_length=36, required=False)
+    # `from` is a Python keyword: declared below
+    to = RFC3339Field(required=False, allow_null=True)
+    windowSize = serializers.ChoiceField(choices=WindowSize.values, required=False, allow_null=True)
+    windowTimeZone = serializers.CharField(required=False, allow_null=True)
+    subject = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
+    filterCustomerId = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
+    filterGroupBy = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    advancedMeterGroupByFilters = serializers.DictField(required=False)
+    groupBy = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
+
+
+MeterQuerySerializer._declared_fields["from"] = RFC3339Field(required=False, allow_null=True)
+
+
+class SubjectUpsertSerializer(serializers.Serializer):
+    key = serializers.CharField(min_length=1, max_length=512)
+    displayName = serializers.CharField(max_length=512, required=False, allow_null=True, allow_blank=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    currentPeriodStart = RFC3339Field(required=False, allow_null=True)
+    currentPeriodEnd = RFC3339Field(required=False, allow_null=True)
+    stripeCustomerId = serializers.CharField(max_length=255, required=False, allow_null=True)
+
+    WIRE_TO_MODEL = {
+        "key": "key",
+        "displayName": "display_name",
+        "metadata": "metadata",
+        "currentPeriodStart": "current_period_start",
+        "currentPeriodEnd": "current_period_end",
+        "stripeCustomerId": "stripe_customer_id",
+    }
+
+    def to_service(self) -> dict[str, Any]:
+        return {self.WIRE_TO_MODEL[k]: v for k, v in self.validated_data.items()}
+
+
+def _omit_none(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def meter_to_api(meter: Meter) -> dict[str, Any]:
+    return _omit_none(
+        {
+            "id": meter.pk,
+            "slug": meter.slug,
+            "name": meter.name,
+            "description": meter.description,
+            "metadata": meter.metadata,
+            "aggregation": meter.aggregation,
+            "eventType": meter.event_type,
+            "eventFrom": format_rfc3339(meter.event_from),
+            "valueProperty": meter.value_property,
+            "groupBy": meter.group_by,
+            "annotations": meter.annotations,
+            "createdAt": format_rfc3339(meter.created_at),
+            "updatedAt": format_rfc3339(meter.updated_at),
+            "deletedAt": format_rfc3339(meter.deleted_at),
+        }
+    )
+
+
+def subject_to_api(subject: Subject) -> dict[str, Any]:
+    return {
+        "id": subject.pk,
+        "key": subject.key,
+        "displayName": subject.display_name,
+        "metadata": subject.metadata,
+        "currentPeriodStart": format_rfc3339(subject.current_period_start),
+        "currentPeriodEnd": format_rfc3339(subject.current_period_end),
+        "stripeCustomerId": subject.stripe_customer_id,
+        "createdAt": format_rfc3339(subject.created_at),
+        "updatedAt": format_rfc3339(subject.updated_at),
+    }
+
+
+def row_to_api(row: Row) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "value": row.value,
+        "windowStart": format_rfc3339(row.window_start),
+        "windowEnd": format_rfc3339(row.window_end),
+        "subject": row.subject,
+        "groupBy": row.group_by,
+    }
+    if row.customer_id is not None:
+        body["customerId"] = row.customer_id
+    return body
+
+
+def event_to_api(event: StoredEvent) -> dict[str, Any]:
+    cloud_event: dict[str, Any] = {
+        "id": event.id,
+        "source": event.source,
+        "specversion": "1.0",
+        "type": event.type,
+        "subject": event.subject,
+        "time": format_rfc3339(event.time),
+    }
+    if event.data is not None:
+        cloud_event["data"] = event.data
+    body: dict[str, Any] = {
+        "event": cloud_event,
+        "ingestedAt": format_rfc3339(event.ingested_at),
+        "storedAt": format_rfc3339(event.ingested_at),
+    }
+    if event.customer_id is not None:
+        body["customerId"] = event.customer_id
+    if event.validation_error is not None:
+        body["validationError"] = event.validation_error
+    return body

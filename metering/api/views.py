@@ -1,0 +1,320 @@
+"""Metering endpoints: thin views doing HTTP only (parse, call a service or selector, render)."""
+
+import ast
+from typing import Any
+
+import orjson
+from django.http import HttpResponse
+from django.utils import timezone
+from rest_framework import renderers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metering import progress, selectors, services
+from metering.api.serializers import (
+    MeterCreateSerializer,
+    MeterQuerySerializer,
+    MeterUpdateSerializer,
+    SubjectUpsertSerializer,
+    event_to_api,
+    meter_to_api,
+    row_to_api,
+    subject_to_api,
+)
+from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
+from metering.models import Subject
+from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
+from openmeter_site.api.renderers import JSONRenderer
+from openmeter_site.core.errors import InvalidInput, NotFound
+from openmeter_site.core.time import format_rfc3339
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return data if isinstance(data, bytes) else b""
+
+
+class PlainTextRenderer(renderers.BaseRenderer):
+    media_type = "text/plain"
+    format = "txt"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return data if isinstance(data, bytes) else b""
+
+
+def _json_param(value: str | None, name: str) -> Any:
+    if value in (None, ""):
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"{name}: not valid JSON: {exc}") from exc
+
+
+# --- events -----------------------------------------------------------------------------------------------------
+
+
+class EventsView(APIView):
+    """`POST /api/v1/events` (events.ingest, HOT PATH) and `GET /api/v1/events` (events.list)."""
+
+    def post(self, request: Request) -> Response:
+        services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE"))
+        return Response(status=204)
+
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        now = timezone.now()
+        filters = selectors.EventFilter(
+            start=get_datetime(query, "from") or now - selectors.DEFAULT_LOOKBACK,
+            end=get_datetime(query, "to"),
+            ingested_from=get_datetime(query, "ingestedAtFrom"),
+            ingested_to=get_datetime(query, "ingestedAtTo"),
+            id_contains=get_str(query, "id"),
+            subject_contains=get_str(query, "subject"),
+            customer_ids=get_list(query, "customerId"),
+            limit=get_int(query, "limit", 100, 1, 100),
+        )
+        return Response([event_to_api(e) for e in selectors.event_list(filters=filters, now=now)])
+
+
+class EventsV2View(APIView):
+    """`GET /api/v2/events` (events.listV2): cursor pagination, newest first."""
+
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        limit = get_int(query, "limit", 100, 1, 100)
+        filter_spec = _json_param(get_str(query, "filter"), "filter") or {}
+        if not isinstance(filter_spec, dict):
+            raise InvalidInput("filter: expected a JSON object")
+        events = selectors.event_list_v2(filter_spec=filter_spec, cursor=get_str(query, "cursor"), limit=limit)
+        body: dict[str, Any] = {"items": [event_to_api(e) for e in events]}
+        if len(events) == limit:
+            body["nextCursor"] = selectors.encode_cursor(events[-1])
+        return Response(body)
+
+
+# --- meters -----------------------------------------------------------------------------------------------------
+
+
+class MetersView(APIView):
+    """`GET /api/v1/meters` (a plain array) and `POST /api/v1/meters`."""
+
+    ORDER_BY = {
+        "key": "slug",
+        "name": "name",
+        "aggregation": "aggregation",
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+    }
+
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        qs = selectors.meter_list_qs(include_deleted=get_bool(query, "includeDeleted"))
+        order_by = self.ORDER_BY.get(get_str(query, "orderBy", "key") or "key")
+        if order_by is None:
+            raise InvalidInput(f"orderBy: must be one of {', '.join(self.ORDER_BY)}")
+        prefix = "-" if (get_str(query, "order", "ASC") or "ASC").upper() == "DESC" else ""
+        qs = qs.order_by(f"{prefix}{order_by}", f"{prefix}pk")
+        if "page" in query or "pageSize" in query:
+            page, size = get_int(query, "page", 1, 1), get_int(query, "pageSize", 100, 1, 1000)
+            qs = qs[(page - 1) * size : page * size]
+        return Response([meter_to_api(m) for m in qs])
+
+    def post(self, request: Request) -> Response:
+        serializer = MeterCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        meter = services.meter_create(
+            slug=data["slug"],
+            aggregation=data["aggregation"],
+            event_type=data["eventType"],
+            name=data.get("name"),
+            description=data.get("description"),
+            metadata=data.get("metadata"),
+            event_from=data.get("eventFrom"),
+            value_property=data.get("valueProperty"),
+            group_by=data.get("groupBy"),
+        )
+        return Response(meter_to_api(meter), status=201)
+
+
+class MeterDetailView(APIView):
+    """`GET|PUT|DELETE /api/v1/meters/{meterIdOrSlug}`."""
+
+    def get(self, request: Request, meter_id_or_slug: str) -> Response:
+        return Response(meter_to_api(selectors.meter_get(id_or_slug=meter_id_or_slug)))
+
+    def put(self, request: Request, meter_id_or_slug: str) -> Response:
+        meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
+        serializer = MeterUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        meter = services.meter_update(
+            meter=meter,
+            name=data.get("name"),
+            description=data.get("description"),
+            metadata=data.get("metadata"),
+            group_by=data.get("groupBy"),
+        )
+        return Response(meter_to_api(meter))
+
+    def delete(self, request: Request, meter_id_or_slug: str) -> Response:
+        services.meter_delete(meter=selectors.meter_get(id_or_slug=meter_id_or_slug))
+        return Response(status=204)
+
+
+def _query_params_from_get(request: Request) -> dict[str, Any]:
+    query = request.query_params
+    params: dict[str, Any] = {
+        key: query.get(key) for key in ("clientId", "from", "to", "windowSize", "windowTimeZone") if key in query
+    }
+    for key in ("subject", "filterCustomerId", "groupBy"):
+        if key in query:
+            params[key] = get_list(query, key)
+    deep = get_deep_object(query, "filterGroupBy")
+    if "filterGroupBy" in query:  # the Python client sends the dict's repr; accept it and JSON
+        deep.update(_literal_object(query.get("filterGroupBy", ""), "filterGroupBy"))
+    if deep:
+        params["filterGroupBy"] = {k: v if isinstance(v, list) else [v] for k, v in deep.items()}
+    advanced = _json_param(query.get("advancedMeterGroupByFilters"), "advancedMeterGroupByFilters")
+    if advanced is not None:
+        params["advancedMeterGroupByFilters"] = advanced
+    return params
+
+
+def _literal_object(text: str, name: str) -> dict[str, Any]:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise InvalidInput(f"{name}: expected {name}[key]=value") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name}: expected {name}[key]=value")
+    return value
+
+
+class MeterQueryView(APIView):
+    """`GET|POST /api/v1/meters/{meterIdOrSlug}/query` → MeterQueryResult, or CSV for `Accept: text/csv`."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get(self, request: Request, meter_id_or_slug: str) -> Response:
+        return self._query(request, meter_id_or_slug, _query_params_from_get(request))
+
+    def post(self, request: Request, meter_id_or_slug: str) -> Response:
+        body = request.data if request.data not in (None, "") else {}
+        return self._query(request, meter_id_or_slug, body)
+
+    def _query(self, request: Request, meter_id_or_slug: str, raw: Any) -> Response:
+        meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
+        serializer = MeterQuerySerializer(data=raw)
+        serializer.is_valid(raise_exception=True)
+        params = MeterQueryParams.from_request(serializer.validated_data)
+        result = meter_query(meter=meter, params=params)
+        if request.accepted_renderer.format == "csv":
+            return Response(result.to_csv())
+        body: dict[str, Any] = {"data": [row_to_api(r) for r in result.rows]}
+        for key, value in (("from", params.start), ("to", params.end)):
+            if value is not None:
+                body[key] = format_rfc3339(value)
+        if params.window_size:
+            body["windowSize"] = params.window_size
+        return Response(body)
+
+
+class MeterGroupByValuesView(APIView):
+    """`GET /api/v1/meters/{meterIdOrSlug}/group-by/{groupByKey}/values` → string[]."""
+
+    def get(self, request: Request, meter_id_or_slug: str, group_by_key: str) -> Response:
+        meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
+        query = request.query_params
+        values = meter_group_by_values(
+            meter=meter, key=group_by_key, start=get_datetime(query, "from"), end=get_datetime(query, "to")
+        )
+        return Response(values)
+
+
+class MeterSubjectsView(APIView):
+    """`GET /api/v1/meters/{meterIdOrSlug}/subjects` → string[]."""
+
+    def get(self, request: Request, meter_id_or_slug: str) -> Response:
+        meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
+        query = request.query_params
+        return Response(meter_subjects(meter=meter, start=get_datetime(query, "from"), end=get_datetime(query, "to")))
+
+
+# --- subjects -----------------------------------------------------------------------------------------------------
+
+
+class SubjectsView(APIView):
+    """`GET /api/v1/subjects` (a plain array) and `POST /api/v1/subjects` (upsert an array → 200)."""
+
+    def get(self, request: Request) -> Response:
+        return Response([subject_to_api(s) for s in Subject.objects.order_by("key")])
+
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, list):
+            raise InvalidInput("expected an array of subjects")
+        serializer = SubjectUpsertSerializer(data=request.data, many=True)
+        serializer.is_valid(raise_exception=True)
+        items = [SubjectUpsertSerializer(data=item) for item in request.data]
+        for item in items:
+            item.is_valid(raise_exception=True)
+        subjects = services.subjects_upsert(items=[item.to_service() for item in items])
+        return Response([subject_to_api(s) for s in subjects])
+
+
+class SubjectDetailView(APIView):
+    """`GET|DELETE /api/v1/subjects/{subjectIdOrKey}`."""
+
+    def get(self, request: Request, subject_id_or_key: str) -> Response:
+        return Response(subject_to_api(services.subject_get(id_or_key=subject_id_or_key)))
+
+    def delete(self, request: Request, subject_id_or_key: str) -> Response:
+        services.subject_delete(subject=services.subject_get(id_or_key=subject_id_or_key))
+        return Response(status=204)
+
+
+# --- debug and progress -----------------------------------------------------------------------------------------
+
+
+class DebugMetricsView(APIView):
+    """`GET /api/v1/debug/metrics`: OpenMetrics text, events per subject since 00:00 UTC."""
+
+    renderer_classes = [PlainTextRenderer, JSONRenderer]
+
+    def get(self, request: Request) -> HttpResponse:
+        midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        lines = [
+            "# HELP openmeter_events_total Number of ingested events",
+            "# TYPE openmeter_events_total counter",
+        ]
+        for subject, count in selectors.events_per_subject_since(midnight):
+            lines.append(f'openmeter_events_total{{subject="{_label(subject)}"}} {count}')
+        return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class ProgressView(APIView):
+    """`GET /api/v1/info/progress/{id}` → Progress."""
+
+    def get(self, request: Request, progress_id: str) -> Response:
+        found = progress.progress_get(progress_id)
+        if found is None:
+            raise NotFound(f"progress not found: {progress_id}")
+        return Response(
+            {
+                "total": found.total,
+                "success": found.success,
+                "failed": found.failed,
+                "updatedAt": format_rfc3339(found.updated_at),
+            }
+        )

@@ -1,0 +1,198 @@
+"""Per-meter rollups (HOT PATH for queries): folding pending events and backfilling meters.
+
+Every stored event is queued in `metering_pendingevent` by the same statement that stores it. The fold moves a
+batch from pending into the rollups of every live meter of the batch's event types in ONE transaction, so a
+query (rollups + pending, one snapshot) sees each event exactly once.
+
+A meter that is created over existing events, or whose groupBy changes, is (re)built by a backfill: its
+`backfill_cursor` walks the event seq range in chunks. While it is not NULL:
+  - the fold adds to the meter only events with seq < cursor (events the backfill has passed);
+  - a backfill chunk [c, c + n) adds events that are not pending, then moves the cursor to c + n.
+Both run under one transaction-level advisory lock, so an event is counted exactly once: folded before its
+chunk → the chunk sees it as not pending; still pending at its chunk → the fold adds it later (seq < cursor);
+committed late with a lower seq → it is pending, so the fold adds it. When the cursor passes max(seq) the meter
+is ready (cursor NULL) and queries switch from raw events to rollups.
+"""
+
+import logging
+
+from django.db import connection, transaction
+from psycopg import sql
+
+from metering import progress
+from metering.models import Meter, MeterAggregation
+from metering.query import eligible_sql, groups_expr, uvalue_expr, value_expr
+
+logger = logging.getLogger(__name__)
+
+ROLLUP_LOCK = 0x6F6D5F726F6C6C  # "om_roll": one folder or backfill step at a time
+FOLD_BATCH = 50_000
+BACKFILL_CHUNK = 200_000
+
+_LATEST_MERGE = "(excluded.latest_time, excluded.latest_seq) > (metering_rollup.latest_time, metering_rollup.latest_seq)"
+UPSERT_TAIL = f"""
+ON CONFLICT (meter_id, resolution, bucket, subject, groups, uvalue) DO UPDATE SET
+    sum = metering_rollup.sum + excluded.sum,
+    count = metering_rollup.count + excluded.count,
+    min = least(metering_rollup.min, excluded.min),
+    max = greatest(metering_rollup.max, excluded.max),
+    first_time = least(metering_rollup.first_time, excluded.first_time),
+    latest_time = greatest(metering_rollup.latest_time, excluded.latest_time),
+    latest_seq = CASE WHEN {_LATEST_MERGE} THEN excluded.latest_seq ELSE metering_rollup.latest_seq END,
+    latest_value = CASE WHEN {_LATEST_MERGE} THEN excluded.latest_value ELSE metering_rollup.latest_value END
+"""
+
+
+def _latest_sql(meter: Meter, order: str, seq: str, value: str) -> sql.Composable:
+    if meter.aggregation != MeterAggregation.LATEST:
+        return sql.SQL("NULL::bigint, NULL::numeric")
+    return sql.SQL("(array_agg({seq} ORDER BY {order}))[1], (array_agg({value} ORDER BY {order}))[1]").format(
+        seq=sql.SQL(seq), value=sql.SQL(value), order=sql.SQL(order)
+    )
+
+
+def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Composable) -> sql.Composable:
+    """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution and add them
+    to the rollups in one statement."""
+    rollup_from_minutes = sql.SQL(
+        "SELECT {res}, date_trunc({unit}, bucket, 'UTC'), subject, groups, uvalue, sum(sum), sum(count), min(min), "
+        "max(max), min(first_time), max(latest_time), {latest} FROM m GROUP BY 2, 3, 4, 5"
+    )
+    latest_rollup = _latest_sql(meter, "latest_time DESC, latest_seq DESC", "latest_seq", "latest_value")
+    return sql.SQL(
+        """
+        WITH m AS (
+            SELECT date_trunc('minute', e.time, 'UTC') AS bucket, e.subject, {groups} AS groups, {uvalue} AS uvalue,
+                   sum(v) AS sum, count(*) AS count, min(v) AS min, max(v) AS max, min(e.time) AS first_time,
+                   max(e.time) AS latest_time, {latest}
+            FROM (SELECT e.*, {value} AS v FROM {source} WHERE {eligible} AND {condition}) AS e
+            GROUP BY 1, 2, 3, 4
+        ), r AS (
+            SELECT 1, * FROM m
+            UNION ALL {hours}
+            UNION ALL {days}
+        )
+        INSERT INTO metering_rollup (resolution, bucket, subject, groups, uvalue, sum, count, min, max, first_time,
+                                     latest_time, latest_seq, latest_value, meter_id)
+        SELECT r.*, {meter} FROM r
+        """
+    ).format(
+        groups=groups_expr(meter),
+        uvalue=uvalue_expr(meter),
+        latest=sql.SQL("{} AS latest_seq, {} AS latest_value").format(
+            *_latest_parts(meter, "e.time DESC, e.seq DESC", "e.seq", "v")
+        ),
+        value=value_expr(meter),
+        source=source,
+        eligible=eligible_sql(meter),
+        condition=condition,
+        hours=rollup_from_minutes.format(res=sql.Literal(2), unit=sql.Literal("hour"), latest=latest_rollup),
+        days=rollup_from_minutes.format(res=sql.Literal(3), unit=sql.Literal("day"), latest=latest_rollup),
+        meter=sql.Literal(meter.pk),
+    ) + sql.SQL(UPSERT_TAIL)
+
+
+def _latest_parts(meter: Meter, order: str, seq: str, value: str) -> tuple[sql.Composable, sql.Composable]:
+    if meter.aggregation != MeterAggregation.LATEST:
+        return sql.SQL("NULL::bigint"), sql.SQL("NULL::numeric")
+    return (
+        sql.SQL("(array_agg({} ORDER BY {}))[1]").format(sql.SQL(seq), sql.SQL(order)),
+        sql.SQL("(array_agg({} ORDER BY {}))[1]").format(sql.SQL(value), sql.SQL(order)),
+    )
+
+
+FOLD_TABLE_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS om_fold (seq bigint, type text, subject text, time timestamptz, data jsonb)
+ON COMMIT DELETE ROWS
+"""
+CLAIM_SQL = """
+WITH batch AS (
+    DELETE FROM metering_pendingevent WHERE seq IN (
+        SELECT seq FROM metering_pendingevent ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+    ) RETURNING seq
+)
+INSERT INTO om_fold SELECT e.seq, e.type, e.subject, e.time, e.data FROM metering_event e JOIN batch USING (seq)
+"""
+
+
+def fold_pending(*, limit: int = FOLD_BATCH) -> int:
+    """Fold up to `limit` pending events into the rollups; returns how many were folded (0 when another folder
+    holds the lock)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute(FOLD_TABLE_SQL)
+        cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
+        cur.execute(CLAIM_SQL, [limit])
+        claimed = cur.rowcount
+        if claimed == 0:
+            return 0
+        cur.execute("SELECT DISTINCT type FROM om_fold")
+        types = [t for (t,) in cur.fetchall()]
+        for meter in Meter.objects.filter(deleted_at__isnull=True, event_type__in=types):
+            condition = sql.SQL("TRUE")
+            if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
+                condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
+            cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
+        return claimed
+
+
+def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:
+    """Fold until pending is empty (or `max_batches` batches); returns how many events were folded."""
+    total = 0
+    for _ in range(max_batches):
+        folded = fold_pending(limit=limit)
+        total += folded
+        if folded < limit:
+            break
+    return total
+
+
+# --- backfill -----------------------------------------------------------------------------------------------------
+
+
+def progress_id(meter: Meter) -> str:
+    """The `info.getProgress` id of a meter's rollup backfill."""
+    return f"meter-{meter.pk}-rollups"
+
+
+def rollups_rebuild_start(*, meter: Meter) -> None:
+    """Mark the meter as being rebuilt and drop its rollups (queries read raw events until the backfill ends).
+    Call inside the transaction that changes the meter; start `backfill` on commit."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
+    Meter.objects.filter(pk=meter.pk).update(backfill_cursor=0)
+    meter.backfill_cursor = 0
+
+
+def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
+    """Add one chunk of old events to the meter's rollups; returns True when the meter is ready."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        meter = Meter.objects.filter(pk=meter_id, deleted_at__isnull=True).first()
+        if meter is None or meter.backfill_cursor is None:
+            return True
+        cursor = meter.backfill_cursor
+        cur.execute("SELECT coalesce(max(seq), 0) FROM metering_event")
+        max_seq = cur.fetchone()[0]
+        if cursor > max_seq:
+            Meter.objects.filter(pk=meter.pk).update(backfill_cursor=None)
+            progress.progress_set(progress_id(meter), total=max_seq, success=max_seq, ttl=progress.BACKFILL_TTL)
+            return True
+        condition = sql.SQL(
+            "e.seq >= {lo} AND e.seq < {hi} AND NOT EXISTS (SELECT 1 FROM metering_pendingevent p WHERE p.seq = e.seq)"
+        ).format(lo=sql.Literal(cursor), hi=sql.Literal(cursor + chunk))
+        cur.execute(upsert_rollups_sql(meter, sql.SQL("metering_event e"), condition))
+        Meter.objects.filter(pk=meter.pk).update(backfill_cursor=cursor + chunk)
+        progress.progress_set(
+            progress_id(meter), total=max_seq, success=min(cursor + chunk, max_seq), ttl=progress.BACKFILL_TTL
+        )
+        return False
+
+
+def backfill(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> None:
+    """Run a meter's backfill to the end (each chunk in its own short transaction)."""
+    while not backfill_step(meter_id=meter_id, chunk=chunk):
+        pass

@@ -1,0 +1,4 @@
+SCHEDULES = [
+    ("Fold pending events into meter rollups", "metering.fold_pending", 5),
+    ("Resume interrupted meter rollup backfills", "metering.resume_backfills", 300),
+]

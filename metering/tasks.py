@@ -1,0 +1,31 @@
+"""Celery tasks: thin, idempotent wrappers around the rollup services (safe with two workers: advisory lock)."""
+
+from celery import shared_task
+
+
+@shared_task(name="metering.fold_pending", acks_late=True)
+def fold_pending_task() -> int:
+    from metering.rollups import fold_all
+
+    return fold_all()
+
+
+@shared_task(name="metering.backfill_meter", acks_late=True, reject_on_worker_lost=True)
+def backfill_meter_task(meter_id: str) -> None:
+    from metering.rollups import backfill
+
+    backfill(meter_id=meter_id)
+
+
+@shared_task(name="metering.resume_backfills", acks_late=True)
+def resume_backfills_task() -> int:
+    """Finish any backfill whose task was lost (worker crash, broker restart)."""
+    from metering.models import Meter
+    from metering.rollups import backfill
+
+    meter_ids = list(
+        Meter.objects.filter(deleted_at__isnull=True, backfill_cursor__isnull=False).values_list("pk", flat=True)
+    )
+    for meter_id in meter_ids:
+        backfill(meter_id=meter_id)
+    return len(meter_ids)

@@ -1,0 +1,90 @@
+"""Back-office smoke and action tests (admin changelists, change pages, actions call the services)."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from customers.models import Customer
+from entitlements.models import Entitlement, Grant, UsageReset
+from entitlements.services import GrantInput, UsagePeriodInput, entitlement_create, grant_create
+from tests.factories import CustomerFactory, FeatureFactory, MeterFactory, ingest
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def entitled():
+    customer = CustomerFactory(key="acme", subjects=["acme-api"])
+    feature = FeatureFactory(key="tokens", meter=MeterFactory(slug="tokens"))
+    FeatureFactory(key="images", meter=MeterFactory(slug="images", event_type="image", value_property="$.count"))
+    entitlement = entitlement_create(customer=customer, feature=feature, type="metered",
+                                     usage_period=UsagePeriodInput("MONTH", T0), measure_usage_from=T0, at=T0)
+    grant = grant_create(entitlement=entitlement, data=GrantInput(amount=Decimal(100), effective_at=T0), at=T0)
+    ingest([{"subject": "acme-api", "time": T0 + dt.timedelta(days=1), "data": {"tokens": 42}}])
+    ingest([{"subject": "acme", "time": T0 + dt.timedelta(days=2), "data": {"count": 3}}], type="image")
+    return customer, entitlement, grant
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/admin/customers/customer/", "/admin/entitlements/entitlement/", "/admin/entitlements/grant/",
+     "/admin/entitlements/usagereset/", "/admin/entitlements/balancesnapshot/", "/admin/catalog/feature/"],
+)
+def test_changelists_render(admin_client, entitled, url):
+    with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
+        response = admin_client.get(url)
+    assert response.status_code == 200
+
+
+def test_customer_page_shows_usage_of_each_metered_feature(admin_client, entitled):
+    customer, _, _ = entitled
+    with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
+        response = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    # tokens: entitled, 42 used of 100 → balance 58; images: not entitled, 3 used this month
+    assert "<td>tokens</td>" in html and "<td>42</td><td>58</td>" in html
+    assert "<td>images</td>" in html and "<td>3</td><td>—</td>" in html
+    assert "acme-api" in html
+
+
+def test_entitlement_page_shows_current_balance(admin_client, entitled):
+    _, entitlement, _ = entitled
+    with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
+        html = admin_client.get(f"/admin/entitlements/entitlement/{entitlement.pk}/change/").content.decode()
+        listing = admin_client.get("/admin/entitlements/entitlement/").content.decode()
+    assert "58" in html and "42" in html
+    assert "<td class=\"field-current_balance\">58</td>" in listing
+
+
+def test_grant_void_action_calls_the_service(admin_client, entitled):
+    _, _, grant = entitled
+    with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
+        response = admin_client.post("/admin/entitlements/grant/",
+                                     {"action": "void_now", "_selected_action": [grant.pk]}, follow=True)
+    assert response.status_code == 200
+    grant.refresh_from_db()
+    assert grant.voided_at == T0 + dt.timedelta(days=3)
+    assert Grant.objects.filter(voided_at__isnull=True).count() == 0
+
+
+def test_entitlement_reset_and_end_actions(admin_client, entitled):
+    _, entitlement, _ = entitled
+    with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
+        admin_client.post("/admin/entitlements/entitlement/", {"action": "reset_now", "_selected_action": [entitlement.pk]})
+        admin_client.post("/admin/entitlements/entitlement/", {"action": "end_now", "_selected_action": [entitlement.pk]})
+    assert UsageReset.objects.get().reset_at == T0 + dt.timedelta(days=3)
+    assert Entitlement.objects.get().deleted_at is not None
+
+
+def test_customer_soft_delete_action_ends_entitlements(admin_client, entitled):
+    customer, _, _ = entitled
+    admin_client.post("/admin/customers/customer/", {"action": "soft_delete", "_selected_action": [customer.pk]})
+    assert Customer.objects.get().deleted_at is not None
+    assert Entitlement.objects.get().deleted_at is not None
+    assert Entitlement.objects.get().active_to <= timezone.now()
