@@ -20,7 +20,6 @@ from integrations.models import App
 from openmeter_site.core.errors import FailedDependency, InvalidInput, NotFound
 from openmeter_site.core.money import ROUNDING, minor_units
 
-MAX_NETWORK_RETRIES = 3
 METADATA_APP_ID = "om_app_id"
 METADATA_NAMESPACE = "om_namespace"
 METADATA_INVOICE_ID = "om_invoice_id"
@@ -59,7 +58,7 @@ def client_for_key(api_key: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": base} if base else None,
-        max_network_retries=MAX_NETWORK_RETRIES,
+        max_network_retries=settings.OPENMETER_STRIPE_MAX_NETWORK_RETRIES,
     )
 
 

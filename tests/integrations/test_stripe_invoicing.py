@@ -1,13 +1,18 @@
 """Invoice sync: our invoice issued through the Stripe app becomes a finalized Stripe invoice (localstripe), and
 Stripe's webhooks move it to paid, payment failed or uncollectible."""
 
+import datetime as dt
+
 import pytest
 import requests
+import time_machine
 
 from billing.models import Invoice, InvoiceLine
 from integrations.models import App, StripeInvoiceSync
 from integrations.stripe.invoicing import StripeInvoicingBackend
+from integrations.stripe.retries import retry_delay, stripe_sync_retry_due
 from tests.billing.helpers import flat_line
+from tests.conftest import free_port
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
 from tests.integrations.test_stripe_webhook import event, post, sign
@@ -210,3 +215,35 @@ def test_deleting_a_draft_deletes_the_stripe_draft(api, stripe_app, stripe_api):
                         timeout=5)
     assert gone.status_code == 404
     assert StripeInvoiceSync.objects.get(invoice_id=invoice.pk).deleted_in_stripe is True
+
+
+T_FAIL = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def test_retry_delay_doubles_up_to_six_hours():
+    assert [retry_delay(n).total_seconds() / 60 for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
+    assert retry_delay(20) == dt.timedelta(hours=6)
+
+
+def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, stripe_app, settings):
+    reachable = settings.OPENMETER_STRIPE_API_BASE
+    settings.OPENMETER_STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.OPENMETER_STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # Stripe down
+    with time_machine.travel(T_FAIL, tick=False):
+        invoice_id = issue_invoice(api, CustomerFactory(), [flat_line("Platform fee", "10")])["id"]
+        assert Invoice.objects.get(pk=invoice_id).status == "draft.sync_failed"
+
+        # still down one minute later: the retry fails too, and the next one waits 2 minutes
+        with time_machine.travel(T_FAIL + dt.timedelta(seconds=61), tick=False):
+            assert stripe_sync_retry_due() == 1
+        assert Invoice.objects.get(pk=invoice_id).status == "draft.sync_failed"
+
+    settings.OPENMETER_STRIPE_API_BASE = reachable
+    with time_machine.travel(T_FAIL + dt.timedelta(seconds=61 + 90), tick=False):
+        assert stripe_sync_retry_due() == 0  # 90 s < 2 minutes
+    with time_machine.travel(T_FAIL + dt.timedelta(seconds=61 + 121), tick=False):
+        assert stripe_sync_retry_due() == 1
+        assert stripe_sync_retry_due() == 0  # nothing left to retry
+
+    assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"
+    assert StripeInvoiceSync.objects.get(invoice_id=invoice_id).finalize_state == "done"
