@@ -85,3 +85,4 @@ def test_webhook_log_is_read_only(staff_client, stripe_app):
 
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
+

@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 import requests
 import time_machine
+from django.urls import reverse
 
 from billing.models import Invoice, InvoiceLine
 from integrations.models import App, StripeInvoiceSync
@@ -247,3 +248,22 @@ def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, s
 
     assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"
     assert StripeInvoiceSync.objects.get(invoice_id=invoice_id).finalize_state == "done"
+
+
+def test_admin_retry_action_resyncs_a_failed_invoice(api, stripe_app, settings, client, django_user_model):
+    reachable = settings.OPENMETER_STRIPE_API_BASE
+    settings.OPENMETER_STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.OPENMETER_STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # Stripe down
+    invoice_id = issue_invoice(api, CustomerFactory(), [flat_line("Platform fee", "10")])["id"]
+    sync = StripeInvoiceSync.objects.create(invoice_id=invoice_id, app=stripe_app)
+    settings.OPENMETER_STRIPE_API_BASE = reachable
+    client.force_login(django_user_model.objects.create_superuser("staff", "staff@example.com", "pw"))
+
+    response = client.post(
+        reverse("admin:integrations_stripeinvoicesync_changelist"),
+        {"action": "retry_sync", "_selected_action": [sync.id]},
+        follow=True,
+    )
+
+    assert "Retried 1 invoice(s)." in response.content.decode()
+    assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"
