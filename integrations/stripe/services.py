@@ -1,6 +1,7 @@
 """The Stripe app: install with an API key, key rotation, customer data, checkout and portal sessions, webhooks."""
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -256,15 +257,25 @@ def _checkout_params(app: App, stripe_customer_id: str, customer: Customer, opti
             params[theirs] = options[ours]
     if "currency" in params:
         params["currency"] = str(params["currency"]).lower()
-    if options.get("customerUpdate"):
-        params["customer_update"] = options["customerUpdate"]
-    if options.get("consentCollection"):
-        params["consent_collection"] = options["consentCollection"]
-    if options.get("taxIdCollection"):
-        params["tax_id_collection"] = options["taxIdCollection"]
-    if options.get("customText"):
-        params["custom_text"] = options["customText"]
+    for ours, theirs in _CHECKOUT_NESTED_OPTIONS.items():
+        if options.get(ours):
+            params[theirs] = _snake_keys(options[ours])
     return params
+
+
+_CHECKOUT_NESTED_OPTIONS = {
+    "customerUpdate": "customer_update",
+    "consentCollection": "consent_collection",
+    "taxIdCollection": "tax_id_collection",
+    "customText": "custom_text",
+}
+
+
+def _snake_keys(value: Any) -> Any:
+    """`{"afterSubmit": {"message": ...}}` → `{"after_submit": {"message": ...}}` (the spec camel-cases Stripe's keys)."""
+    if isinstance(value, Mapping):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): _snake_keys(v) for k, v in value.items()}
+    return value
 
 
 def stripe_checkout_session_create(*, data: CheckoutSessionInput) -> CheckoutSession:

@@ -10,7 +10,7 @@ void), setup intents. Stripe has, and our code uses, a few more; this launcher a
 - `POST /v1/invoices/{id}/finalize` and `/mark_uncollectible`: move localstripe's invoice (finalize assigns a
   number) and send `invoice.finalized` / `invoice.marked_uncollectible`; `invoice.paid` accompanies
   localstripe's `invoice.payment_succeeded`.
-- `POST /v1/checkout/sessions` (setup mode: creates a real localstripe SetupIntent) and
+- `POST /v1/checkout/sessions` (setup mode: creates a real localstripe SetupIntent), `GET .../{id}`, and
   `POST /v1/billing_portal/sessions`.
 - Idempotency keys: a POST repeated with the same `Idempotency-Key` gets the first answer back, as Stripe does.
 
@@ -28,6 +28,7 @@ from localstripe.errors import UserError
 app = server.app
 _idempotent: dict[tuple[str, str, str], tuple[int, bytes]] = {}
 _endpoints: dict[str, dict] = {}
+_sessions: dict[str, dict] = {}
 _numbers = iter(range(1, 10**6))
 ACCOUNT_ID = "acct_localstripe"
 
@@ -125,7 +126,7 @@ async def checkout_session_create(request: web.Request) -> web.Response:
     session_id = "cs_test_" + secrets.token_hex(12)
     now = int(time.time())
     hosted = data.get("ui_mode", "hosted") == "hosted"
-    return _json({
+    _sessions[session_id] = session = {
         "id": session_id, "object": "checkout.session", "mode": "setup", "customer": data.get("customer"),
         "setup_intent": intent.id, "status": "open", "created": now,
         "expires_at": int(data.get("expires_at") or now + 86400),
@@ -135,7 +136,18 @@ async def checkout_session_create(request: web.Request) -> web.Response:
         "return_url": data.get("return_url"), "livemode": False,
         "url": f"https://checkout.stripe.com/c/pay/{session_id}" if hosted else None,
         "client_secret": None if hosted else f"{session_id}_secret_{secrets.token_hex(8)}",
-    })
+        "custom_text": data.get("custom_text"), "consent_collection": data.get("consent_collection"),
+        "tax_id_collection": data.get("tax_id_collection"), "customer_update": data.get("customer_update"),
+        "billing_address_collection": data.get("billing_address_collection"), "locale": data.get("locale"),
+    }
+    return _json(session)
+
+
+async def checkout_session_get(request: web.Request) -> web.Response:
+    session = _sessions.get(request.match_info["id"])
+    if session is None:
+        raise UserError(404, "No such checkout session")
+    return _json(session)
 
 
 async def portal_session_create(request: web.Request) -> web.Response:
@@ -232,6 +244,7 @@ def main() -> None:
     app.router.add_post("/v1/invoices/{id}/finalize", invoice_finalize)
     app.router.add_post("/v1/invoices/{id}/mark_uncollectible", invoice_mark_uncollectible)
     app.router.add_post("/v1/checkout/sessions", checkout_session_create)
+    app.router.add_get("/v1/checkout/sessions/{id}", checkout_session_get)
     app.router.add_post("/v1/billing_portal/sessions", portal_session_create)
     _paid_alongside_succeeded()
     _standalone_invoices()

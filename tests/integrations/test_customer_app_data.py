@@ -289,6 +289,32 @@ def test_checkout_session_creates_the_stripe_customer_once(api, stripe_app, stri
     assert intent["metadata"]["om_app_id"] == stripe_app["id"]
 
 
+def test_checkout_session_options_reach_stripe_in_its_own_shape(api, stripe_app, stripe_api):
+    CustomerFactory(key="acme")
+    options = {
+        "billingAddressCollection": "required",
+        "locale": "de",
+        "customText": {"afterSubmit": {"message": "Thanks!"}},
+        "consentCollection": {"termsOfService": "required"},
+        "taxIdCollection": {"enabled": True, "required": "if_supported"},
+        "customerUpdate": {"address": "auto", "name": "never"},
+        "metadata": {"source": "signup"},
+    }
+
+    response = api.post("/api/v1/stripe/checkout/sessions", {"customer": {"key": "acme"}, "options": options},
+                        format="json")
+
+    assert response.status_code == 201, response.content
+    session = stripe_get(stripe_api, f"/v1/checkout/sessions/{response.json()['sessionId']}")
+    assert session["custom_text"] == {"after_submit": {"message": "Thanks!"}}
+    assert session["consent_collection"] == {"terms_of_service": "required"}
+    assert session["tax_id_collection"] == {"enabled": "true", "required": "if_supported"}  # form-encoded
+    assert session["customer_update"] == {"address": "auto", "name": "never"}
+    assert (session["billing_address_collection"], session["locale"]) == ("required", "de")
+    assert session["metadata"]["source"] == "signup"
+    assert session["metadata"]["om_app_id"] == stripe_app["id"]
+
+
 def test_checkout_session_with_a_new_customer(api, stripe_app):
     body = {"customer": {"name": "New Co", "key": "new-co"}, "options": {"uiMode": "embedded"}}
 
