@@ -1,7 +1,7 @@
 """Stripe as an invoicing backend: our invoice becomes a Stripe invoice, its lines Stripe invoice items.
 
 Crash safety (Zulip's pattern): each step records a STARTED marker on `StripeInvoiceSync` before calling Stripe and
-DONE after. Every Stripe create carries an idempotency key derived from our ids (`invoice:{id}:create`,
+DONE after. Every Stripe create carries an idempotency key derived from our ids (`invoice:{id}:create:{customer}`,
 `invoice:{id}:item:{line}`, `invoice:{id}:finalize`), so a rerun after a crash anywhere in between repeats the same
 requests and Stripe answers them with the objects it already created; and the items are reconciled against the
 Stripe invoice's actual lines (tagged with our line ids) before every finalize: nothing is doubled or lost.
@@ -15,8 +15,6 @@ attached to it by id, so the items of two invoices of one customer never mix.
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-
-from django.db import transaction
 
 from integrations.backends import SyncResult
 from integrations.models import App, StripeInvoiceSync, SyncState
@@ -59,11 +57,10 @@ def _sync_row(app: App, invoice_id: str) -> StripeInvoiceSync:
 
 
 def _mark(row: StripeInvoiceSync, **fields: Any) -> None:
-    """Commit progress now (autocommit), so a crash right after still finds it."""
+    """Record progress before the next Stripe call (durable at once when the caller runs outside a transaction)."""
     for name, value in fields.items():
         setattr(row, name, value)
-    with transaction.atomic():
-        row.save(update_fields=[*fields, "updated_at"])
+    row.save(update_fields=[*fields, "updated_at"])
 
 
 def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
@@ -95,7 +92,7 @@ class StripeInvoicingBackend:
                 "pending_invoice_items_behavior": "exclude",
                 "metadata": _metadata(self.app, invoice.id),
             },
-            idempotency_key=f"invoice:{invoice.id}:create",
+            idempotency_key=f"invoice:{invoice.id}:create:{stripe_customer_id}",
         )
         _mark(row, stripe_customer_id=stripe_customer_id, stripe_invoice_id=stripe_invoice["id"])
         items = self._sync_items(invoice, row, stripe_customer_id)
