@@ -116,6 +116,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(StripeInvoiceSync)
 class StripeInvoiceSyncAdmin(ReadOnlyAdmin):
+    actions = ["retry_sync"]
     list_display = [
         "invoice_id", "app", "stripe_invoice_id", "stripe_invoice_number", "draft_state", "finalize_state",
         "deleted_in_stripe", "updated_at",
@@ -123,6 +124,19 @@ class StripeInvoiceSyncAdmin(ReadOnlyAdmin):
     list_filter = ["draft_state", "finalize_state", "deleted_in_stripe", "app"]
     list_select_related = ["app"]
     search_fields = ["invoice_id", "stripe_invoice_id", "stripe_customer_id", "stripe_invoice_number"]
+
+    @admin.action(description="Retry the invoices' failed sync now")
+    def retry_sync(self, request, queryset):
+        from billing.services import invoice_retry
+
+        retried = 0
+        for row in queryset:
+            try:
+                invoice_retry(invoice_id=row.invoice_id, actor=f"admin:{request.user}")
+                retried += 1
+            except DomainError as exc:
+                messages.warning(request, f"invoice {row.invoice_id}: {exc.detail}")
+        self.message_user(request, f"Retried {retried} invoice(s).")
 
 
 @admin.register(StripeWebhookEvent)

@@ -17,7 +17,11 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def stripe_app(api, stripe_api) -> App:
-    response = api.post("/api/v1/marketplace/listings/stripe/install/apikey", {"apiKey": TEST_KEY}, format="json")
+    response = api.post(
+        "/api/v1/marketplace/listings/stripe/install/apikey",
+        {"apiKey": TEST_KEY, "createBillingProfile": False},
+        format="json",
+    )
     return App.objects.get(pk=response.json()["app"]["id"])
 
 
@@ -81,3 +85,4 @@ def test_webhook_log_is_read_only(staff_client, stripe_app):
 
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
+
