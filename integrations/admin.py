@@ -20,6 +20,16 @@ class AppForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stripe apps only. Validated with Stripe; stored encrypted; never shown again.",
     )
+    new_webhook_secret = forms.RegexField(
+        regex=r"^whsec_[A-Za-z0-9_\-]+$",
+        label="New webhook signing secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=(
+            "Stripe apps only, when you registered the webhook endpoint in Stripe yourself "
+            "(…/api/v1/apps/<id>/stripe/webhook): paste its whsec_… signing secret. Stored encrypted."
+        ),
+    )
 
     class Meta:
         model = App
@@ -53,8 +63,8 @@ class AppAdmin(admin.ModelAdmin):
     ]
     fields = [
         "id", "type", "name", "description", "metadata", "status", "stripe_account_id", "livemode", "masked_api_key",
-        "new_secret_api_key", "stripe_webhook_endpoint_id", "enable_draft_sync_hook", "enable_issuing_sync_hook",
-        "created_at", "updated_at", "deleted_at",
+        "new_secret_api_key", "new_webhook_secret", "stripe_webhook_endpoint_id", "enable_draft_sync_hook",
+        "enable_issuing_sync_hook", "created_at", "updated_at", "deleted_at",
     ]
     actions = ["uninstall"]
 
@@ -65,6 +75,10 @@ class AppAdmin(admin.ModelAdmin):
         return False  # uninstalling is a soft delete with side effects in Stripe: use the action
 
     def save_model(self, request, obj, form, change):
+        new_webhook_secret = form.cleaned_data.get("new_webhook_secret")
+        if new_webhook_secret and obj.type == AppType.STRIPE:
+            obj.webhook_secret = new_webhook_secret
+            messages.success(request, "Webhook signing secret replaced.")
         super().save_model(request, obj, form, change)
         new_key = form.cleaned_data.get("new_secret_api_key")
         if not new_key:

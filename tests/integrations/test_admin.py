@@ -86,3 +86,18 @@ def test_webhook_log_is_read_only(staff_client, stripe_app):
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
 
+
+
+def test_admin_sets_a_webhook_secret_registered_by_hand(staff_client, stripe_app):
+    secret = "whsec_" + "HandRegistered0123456789"
+
+    staff_client.post(
+        change_url(stripe_app),
+        {"name": "Stripe", "description": "", "metadata": "{}", "new_webhook_secret": secret},
+        follow=True,
+    )
+
+    stripe_app.refresh_from_db()
+    assert stripe_app.webhook_secret == secret
+    assert secret not in stripe_app.webhook_secret_encrypted
+    assert secret not in staff_client.get(change_url(stripe_app)).content.decode()
