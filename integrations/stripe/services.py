@@ -33,7 +33,8 @@ def stripe_app_install(*, api_key: str, name: str | None = None, create_billing_
     """Validate the key against Stripe, store it encrypted, and register our webhook endpoint with Stripe.
 
     The webhook endpoint is created only when `OPENMETER_STRIPE_WEBHOOK_BASE_URL` says where Stripe can reach us;
-    otherwise the app stores a random secret of its own and webhooks are accepted only if signed with it.
+    otherwise the app stores a random secret of its own (replace it in the admin with the signing secret of an
+    endpoint registered in Stripe by hand); webhooks are accepted only if signed with the app's secret.
     """
     _check_key_shape(api_key)
     account = client.account_get(api_key)
