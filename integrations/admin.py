@@ -20,6 +20,16 @@ class AppForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stripe apps only. Validated with Stripe; stored encrypted; never shown again.",
     )
+    new_webhook_secret = forms.RegexField(
+        regex=r"^whsec_[A-Za-z0-9_\-]+$",
+        label="New webhook signing secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=(
+            "Stripe apps only, when you registered the webhook endpoint in Stripe yourself "
+            "(…/api/v1/apps/<id>/stripe/webhook): paste its whsec_… signing secret. Stored encrypted."
+        ),
+    )
 
     class Meta:
         model = App
@@ -53,8 +63,8 @@ class AppAdmin(admin.ModelAdmin):
     ]
     fields = [
         "id", "type", "name", "description", "metadata", "status", "stripe_account_id", "livemode", "masked_api_key",
-        "new_secret_api_key", "stripe_webhook_endpoint_id", "enable_draft_sync_hook", "enable_issuing_sync_hook",
-        "created_at", "updated_at", "deleted_at",
+        "new_secret_api_key", "new_webhook_secret", "stripe_webhook_endpoint_id", "enable_draft_sync_hook",
+        "enable_issuing_sync_hook", "created_at", "updated_at", "deleted_at",
     ]
     actions = ["uninstall"]
 
@@ -65,6 +75,10 @@ class AppAdmin(admin.ModelAdmin):
         return False  # uninstalling is a soft delete with side effects in Stripe: use the action
 
     def save_model(self, request, obj, form, change):
+        new_webhook_secret = form.cleaned_data.get("new_webhook_secret")
+        if new_webhook_secret and obj.type == AppType.STRIPE:
+            obj.webhook_secret = new_webhook_secret
+            messages.success(request, "Webhook signing secret replaced.")
         super().save_model(request, obj, form, change)
         new_key = form.cleaned_data.get("new_secret_api_key")
         if not new_key:
@@ -116,6 +130,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(StripeInvoiceSync)
 class StripeInvoiceSyncAdmin(ReadOnlyAdmin):
+    actions = ["retry_sync"]
     list_display = [
         "invoice_id", "app", "stripe_invoice_id", "stripe_invoice_number", "draft_state", "finalize_state",
         "deleted_in_stripe", "updated_at",
@@ -123,6 +138,19 @@ class StripeInvoiceSyncAdmin(ReadOnlyAdmin):
     list_filter = ["draft_state", "finalize_state", "deleted_in_stripe", "app"]
     list_select_related = ["app"]
     search_fields = ["invoice_id", "stripe_invoice_id", "stripe_customer_id", "stripe_invoice_number"]
+
+    @admin.action(description="Retry the invoices' failed sync now")
+    def retry_sync(self, request, queryset):
+        from billing.services import invoice_retry
+
+        retried = 0
+        for row in queryset:
+            try:
+                invoice_retry(invoice_id=row.invoice_id, actor=f"admin:{request.user}")
+                retried += 1
+            except DomainError as exc:
+                messages.warning(request, f"invoice {row.invoice_id}: {exc.detail}")
+        self.message_user(request, f"Retried {retried} invoice(s).")
 
 
 @admin.register(StripeWebhookEvent)

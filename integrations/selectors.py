@@ -34,12 +34,20 @@ def customer_app_data_qs(*, customer: Customer) -> QuerySet[CustomerAppData]:
     return CustomerAppData.objects.filter(customer=customer, app__deleted_at__isnull=True).select_related("app")
 
 
+def customer_stripe_app(*, customer: Customer) -> App:
+    """The Stripe app that bills the customer: its billing profile's invoicing app when that is Stripe, else the
+    first Stripe app installed."""
+    from billing.services import profile_for_customer
+
+    invoicing_app = profile_for_customer(customer).invoicing_app
+    if invoicing_app.type == AppType.STRIPE and invoicing_app.deleted_at is None:
+        return invoicing_app
+    return default_app(app_type=AppType.STRIPE)
+
+
 def customer_stripe_data(*, customer: Customer) -> CustomerAppData | None:
-    """The customer's data in its Stripe app: the default Stripe app's row, else any live Stripe row."""
-    rows = customer_app_data_qs(customer=customer).filter(app__type=AppType.STRIPE).order_by("app__created_at")
-    default = app_list_qs(app_type=AppType.STRIPE).first()
-    if default is not None:
-        row = rows.filter(app=default).first()
-        if row is not None:
-            return row
-    return rows.first()
+    """The customer's data in its Stripe app (None when it has none, or no Stripe app is installed)."""
+    if not app_list_qs(app_type=AppType.STRIPE).exists():
+        return None
+    app = customer_stripe_app(customer=customer)
+    return customer_app_data_qs(customer=customer).filter(app=app).first()

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Customer
 from integrations.marketplace import InstallMethod, listing_get
 from integrations.models import App, AppStatus, AppType, CustomerAppData
 from integrations.selectors import app_get, app_list_qs, default_app
-from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.errors import Conflict, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,18 @@ def app_update(*, app_id: str, data: AppUpdateInput) -> App:
 
 
 def app_uninstall(*, app_id: str) -> None:
-    """Soft-delete the app, drop its customer data, and remove its webhook endpoint from Stripe."""
+    """Soft-delete the app, drop its customer data, and remove its webhook endpoint from Stripe.
+
+    An app that a live billing profile uses cannot be uninstalled (409): move the profile to another app first."""
+    from billing.models import BillingProfile
+
     app = app_get(app_id=app_id)
+    in_use = BillingProfile.objects.filter(deleted_at__isnull=True).filter(
+        Q(tax_app=app) | Q(invoicing_app=app) | Q(payment_app=app)
+    )
+    profile = in_use.first()
+    if profile is not None:
+        raise Conflict(f"app {app.id} is used by billing profile {profile.id} ({profile.name})")
     if app.type == AppType.STRIPE:
         from integrations.stripe.services import stripe_app_before_uninstall
 

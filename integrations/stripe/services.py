@@ -14,7 +14,7 @@ from customers.models import Customer
 from customers.services import CustomerInput, customer_create, customer_get
 from integrations.marketplace import listing_get
 from integrations.models import App, AppStatus, AppType, CustomerAppData, StripeWebhookEvent
-from integrations.selectors import app_get, customer_stripe_data, default_app
+from integrations.selectors import app_get, customer_stripe_app, customer_stripe_data, default_app
 from integrations.services import InstallResult
 from integrations.stripe import client
 from integrations.stripe.webhooks import handle_event
@@ -33,7 +33,8 @@ def stripe_app_install(*, api_key: str, name: str | None = None, create_billing_
     """Validate the key against Stripe, store it encrypted, and register our webhook endpoint with Stripe.
 
     The webhook endpoint is created only when `OPENMETER_STRIPE_WEBHOOK_BASE_URL` says where Stripe can reach us;
-    otherwise the app stores a random secret of its own and webhooks are accepted only if signed with it.
+    otherwise the app stores a random secret of its own (replace it in the admin with the signing secret of an
+    endpoint registered in Stripe by hand); webhooks are accepted only if signed with the app's secret.
     """
     _check_key_shape(api_key)
     account = client.account_get(api_key)
@@ -53,16 +54,28 @@ def stripe_app_install(*, api_key: str, name: str | None = None, create_billing_
         app.webhook_secret = endpoint.secret
     else:
         app.webhook_secret = "whsec_" + secrets.token_urlsafe(32)
-    app.save()
-    defaults: list[str] = []
-    if create_billing_profile:
-        defaults = _make_default_for_billing(app)
+    with transaction.atomic():
+        app.save()
+        defaults = _make_default_for_billing(app) if create_billing_profile else []
     return InstallResult(app=app, default_for_capability_types=defaults)
 
 
 def _make_default_for_billing(app: App) -> list[str]:
-    """The Stripe app becomes the default billing profile's app when the default is sandbox (billing's call)."""
-    return []
+    """`createBillingProfile`: a billing profile on the new app, made the default when the default is a sandbox
+    profile (OpenMeter's rule); the answer lists the capabilities the app became the default for."""
+    from billing.services import billing_profile_create, billing_profile_default_ensure
+    from billing.services.profiles import ProfileApps
+
+    current = billing_profile_default_ensure()
+    make_default = current.invoicing_app.type == AppType.SANDBOX
+    billing_profile_create(
+        name=f"{app.name} Billing Profile",
+        supplier=current.supplier,
+        default=make_default,
+        workflow=None,
+        apps=ProfileApps(tax=app.id, invoicing=app.id, payment=app.id),
+    )
+    return [c.type for c in listing_get(AppType.STRIPE).capabilities] if make_default else []
 
 
 @transaction.atomic
@@ -98,13 +111,6 @@ def stripe_customer_data_validate(*, app: App, stripe_customer_id: str, payment_
         client.payment_method_check(app=app, stripe_customer_id=stripe_customer_id, payment_method_id=payment_method_id)
 
 
-def _customer_stripe_app(customer: Customer) -> App:
-    row = customer_stripe_data(customer=customer)
-    if row is not None:
-        return row.app
-    return default_app(app_type=AppType.STRIPE)
-
-
 def customer_stripe_get(*, customer: Customer) -> CustomerAppData:
     row = customer_stripe_data(customer=customer)
     if row is None:
@@ -115,7 +121,7 @@ def customer_stripe_get(*, customer: Customer) -> CustomerAppData:
 def customer_stripe_upsert(
     *, customer: Customer, stripe_customer_id: str, payment_method_id: str | None = None
 ) -> CustomerAppData:
-    app = _customer_stripe_app(customer)
+    app = customer_stripe_app(customer=customer)
     stripe_customer_data_validate(app=app, stripe_customer_id=stripe_customer_id, payment_method_id=payment_method_id)
     row, _ = CustomerAppData.objects.update_or_create(
         customer=customer,

@@ -15,6 +15,7 @@ from typing import Any
 
 from integrations.models import App, CustomerAppData, StripeInvoiceSync
 from integrations.stripe import client
+from openmeter_site.core.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,15 @@ def _invoice_event(app: App, event_type: str, stripe_invoice: Mapping[str, Any])
         return EventResult(message="ignoring event for an invoice not issued by this app")
     if stripe_invoice.get("status") not in confirming:
         return EventResult(message=f"ignoring {event_type}: the Stripe invoice is {stripe_invoice.get('status')}")
-    from billing.services import invoice_trigger_payment  # type: ignore[attr-defined]
+    from billing.services import invoice_trigger_payment
 
-    invoice_trigger_payment(invoice_id=invoice_id, trigger=trigger)
-    return EventResult(message=f"invoice {invoice_id}: {trigger}")
+    try:
+        invoice = invoice_trigger_payment(invoice_id=invoice_id, trigger=trigger, actor=f"stripe:{app.id}")
+    except DomainError as exc:
+        # the news does not fit our invoice's status (e.g. a late payment_failed after paid): acknowledge it, or
+        # Stripe would redeliver it for days
+        return EventResult(message=f"invoice {invoice_id}: {trigger} not applied: {exc.detail}")
+    return EventResult(message=f"invoice {invoice_id}: {trigger}", customer_id=invoice.customer_id)
 
 
 def _our_invoice_id(app: App, stripe_invoice: Mapping[str, Any]) -> str | None:

@@ -17,7 +17,11 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def stripe_app(api, stripe_api) -> App:
-    response = api.post("/api/v1/marketplace/listings/stripe/install/apikey", {"apiKey": TEST_KEY}, format="json")
+    response = api.post(
+        "/api/v1/marketplace/listings/stripe/install/apikey",
+        {"apiKey": TEST_KEY, "createBillingProfile": False},
+        format="json",
+    )
     return App.objects.get(pk=response.json()["app"]["id"])
 
 
@@ -81,3 +85,19 @@ def test_webhook_log_is_read_only(staff_client, stripe_app):
 
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
+
+
+
+def test_admin_sets_a_webhook_secret_registered_by_hand(staff_client, stripe_app):
+    secret = "whsec_" + "HandRegistered0123456789"
+
+    staff_client.post(
+        change_url(stripe_app),
+        {"name": "Stripe", "description": "", "metadata": "{}", "new_webhook_secret": secret},
+        follow=True,
+    )
+
+    stripe_app.refresh_from_db()
+    assert stripe_app.webhook_secret == secret
+    assert secret not in stripe_app.webhook_secret_encrypted
+    assert secret not in staff_client.get(change_url(stripe_app)).content.decode()

@@ -1,36 +1,13 @@
-"""Our responses validate against OpenMeter's OpenAPI schemas (skipped when the spec file is not available)."""
-
-import os
-from functools import cache
-from pathlib import Path
+"""Our responses validate against OpenMeter's OpenAPI schemas (the vendored spec in tests/contract)."""
 
 import pytest
-import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
+from tests.contract.spec import assert_matches
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
 from tests.integrations.test_customer_app_data import new_stripe_customer
 
-SPEC = Path(os.environ.get("OPENMETER_SPEC", "/work/shared/openmeter-api/openapi.yaml"))
-
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(not SPEC.exists(), reason=f"OpenMeter spec not found at {SPEC}"),
-]
-
-
-@cache
-def registry() -> Registry:
-    spec = yaml.safe_load(SPEC.read_text())
-    return Registry().with_resource("spec", Resource.opaque(spec))
-
-
-def assert_matches(body, schema_name: str) -> None:
-    validator = Draft202012Validator({"$ref": f"spec#/components/schemas/{schema_name}"}, registry=registry())
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
-    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+pytestmark = pytest.mark.django_db
 
 
 def test_apps_and_marketplace_match_the_spec(api, stripe_api):

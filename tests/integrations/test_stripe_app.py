@@ -46,7 +46,7 @@ def test_the_key_is_stored_encrypted(api, stripe_api):
 
 
 def test_install_registers_the_webhook_endpoint_when_the_public_url_is_known(api, stripe_api, settings):
-    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "https://billing.example.com"
+    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "http://127.0.0.1:1"  # nobody listens: deliveries fail fast
 
     app_id = install_stripe(api)["app"]["id"]
 
@@ -142,8 +142,8 @@ def test_put_app_without_a_key_keeps_the_key(api, stripe_api):
 
 
 def test_uninstall_removes_the_webhook_endpoint_from_stripe(api, stripe_api, settings):
-    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "https://billing.example.com"
-    app_id = install_stripe(api)["app"]["id"]
+    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "http://127.0.0.1:1"  # nobody listens: deliveries fail fast
+    app_id = install_stripe(api, createBillingProfile=False)["app"]["id"]
     endpoint_id = App.objects.get(pk=app_id).stripe_webhook_endpoint_id
 
     assert api.delete(f"/api/v1/apps/{app_id}").status_code == 204
@@ -152,3 +152,36 @@ def test_uninstall_removes_the_webhook_endpoint_from_stripe(api, stripe_api, set
         f"{stripe_api}/v1/webhook_endpoints/{endpoint_id}", headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=5
     )
     assert again.status_code == 404
+
+
+def test_install_makes_the_stripe_app_the_default_billing_profile_over_sandbox(api, stripe_api):
+    from billing.models import BillingProfile
+
+    body = install_stripe(api)
+
+    default = BillingProfile.objects.get(is_default=True, deleted_at__isnull=True)
+    assert default.invoicing_app_id == body["app"]["id"]
+    assert (default.tax_app_id, default.payment_app_id) == (body["app"]["id"], body["app"]["id"])
+    assert sorted(body["defaultForCapabilityTypes"]) == ["calculateTax", "collectPayments", "invoiceCustomers"]
+
+
+def test_a_second_stripe_app_gets_a_profile_but_not_the_default(api, stripe_api):
+    from billing.models import BillingProfile
+
+    first = install_stripe(api)["app"]
+    second = install_stripe(api, name="Second")
+
+    assert second["defaultForCapabilityTypes"] == []
+    assert BillingProfile.objects.get(is_default=True, deleted_at__isnull=True).invoicing_app_id == first["id"]
+    assert BillingProfile.objects.filter(invoicing_app_id=second["app"]["id"]).count() == 1
+
+
+def test_an_app_used_by_a_billing_profile_cannot_be_uninstalled(api, stripe_api):
+    app_id = install_stripe(api)["app"]["id"]
+
+    response = api.delete(f"/api/v1/apps/{app_id}")
+
+    assert response.status_code == 409
+    assert response["Content-Type"] == PROBLEM
+    assert "billing profile" in response.json()["detail"]
+    assert App.objects.get(pk=app_id).deleted_at is None
