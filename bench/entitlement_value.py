@@ -128,7 +128,7 @@ def fold_rollups() -> None:
         cur.execute("ANALYZE")
 
 
-def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float, Decimal]:
+def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float, engine.State]:
     """The baseline: no snapshot, usage from a scan of the raw events for every phase."""
     feature = entitlement.feature
     subjects = entitlement.customer.subject_keys()
@@ -139,13 +139,14 @@ def recompute_from_raw(entitlement: Entitlement, at: dt.datetime) -> tuple[float
         return sum((r.value for r in rows), Decimal(0))
 
     t0 = time.perf_counter()
-    resets = balance.manual_resets(entitlement)
+    inputs = balance.load_inputs(entitlement, entitlement.measure_usage_from)
+    resets = inputs.resets
     start = engine.State(at=entitlement.measure_usage_from, period_start=entitlement.measure_usage_from)
     timeline = engine.reset_timeline(usage_period=balance.usage_period(entitlement), manual=resets,
                                      preserve_overage_at_reset=False, start=start.at, until=at)
-    result = engine.run(state=start, until=engine.ceil_minute(at), grants=balance.grant_specs(entitlement),
+    result = engine.run(state=start, until=engine.ceil_minute(at), grants=inputs.grants,
                         resets=timeline, usage=usage)
-    return time.perf_counter() - t0, result.state.balance
+    return time.perf_counter() - t0, result.state
 
 
 def free_port() -> int:
@@ -175,15 +176,35 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def in_process_cpu_ms(raw_key: str, n: int) -> list[float]:
+    """CPU time of the whole request in this process: less sensitive than wall time to other load on the box."""
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="127.0.0.1")
+    url = "/api/v2/customers/bench-customer/entitlements/bench_tokens/value"
+    for _ in range(10):
+        client.get(url)
+    out = []
+    for _ in range(n):
+        t0 = time.process_time()
+        client.get(url)
+        out.append((time.process_time() - t0) * 1000)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--reuse", action="store_true", help="keep the events and grants of the previous run")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    reset_bench_rows()
-    now = dt.datetime.now(dt.UTC)
-    entitlement, anchor = setup(args.events, now)
+    existing = Entitlement.objects.filter(customer__key="bench-customer").select_related("customer", "feature").first()
+    if args.reuse and existing is not None:
+        entitlement, anchor = existing, balance.current_period(entitlement=existing, at=dt.datetime.now(dt.UTC))[0]
+    else:
+        reset_bench_rows()
+        entitlement, anchor = setup(args.events, dt.datetime.now(dt.UTC))
     _, raw_key = ApiKey.issue("bench")
     process, url = serve()
     try:
@@ -201,16 +222,28 @@ def main() -> None:
             samples.append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200
         body = response.json()
+        floor = []  # the framework's floor in the same conditions: a trivial authenticated endpoint
+        for _ in range(args.requests // 2):
+            t0 = time.perf_counter()
+            session.get(f"{url}/api/v1/info/currencies")
+            floor.append((time.perf_counter() - t0) * 1000)
     finally:
         process.terminate()
         process.wait(timeout=10)
-    raw_seconds, raw_balance = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
+    cpu = in_process_cpu_ms(raw_key, args.requests // 5)
+    raw_seconds, raw = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
     print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
           f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
+    print(f"floor: GET /api/v1/info/currencies (auth + framework only): p50 {statistics.median(floor):.2f} ms, "
+          f"p99 {percentile(floor, 99):.2f} ms")
+    print(f"server CPU per request (in-process Django client, same view): p50 {statistics.median(cpu):.2f} ms, "
+          f"p99 {percentile(cpu, 99):.2f} ms")
     print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")
-    print(f"balance via API {body['balance']} / recomputed {raw_balance.normalize()}; usage {body['usage']}")
+    print(f"via API: balance {body['balance']}, usage {body['usage']}, overage {body['overage']}; recomputed: "
+          f"balance {raw.balance.normalize()}, usage {raw.usage.normalize()}, overage {raw.overage.normalize()}")
     ApiKey.objects.filter(name="bench").delete()
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from customers.models import Customer, CustomerSubject
@@ -147,7 +147,7 @@ def customer_list_qs(
     name: str | None = None,
     primary_email: str | None = None,
     subject: str | None = None,
-) -> Any:
+) -> QuerySet[Customer]:
     qs = Customer.objects.prefetch_related("subjects")
     if not include_deleted:
         qs = qs.filter(deleted_at__isnull=True)

@@ -32,8 +32,8 @@ class GrantInline(admin.TabularInline):
     model = Grant
     extra = 0
     can_delete = False
-    fields = ["id", "amount", "priority", "effective_at", "expires_at", "voided_at", "recurrence_interval",
-              "min_rollover_amount", "max_rollover_amount"]
+    fields = ("id", "amount", "priority", "effective_at", "expires_at", "voided_at", "recurrence_interval",
+              "min_rollover_amount", "max_rollover_amount")
     readonly_fields = fields
     show_change_link = True
 

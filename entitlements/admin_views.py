@@ -45,6 +45,7 @@ def customer_usage_rows(*, customer: Customer, at: dt.datetime | None = None) ->
             rows.append(UsageRow(feature.key, v.period_start or month_start, v.period_end or month_end,
                                  v.usage or Decimal(0), v.balance, v.overage, v.has_access))
             continue
+        assert feature.meter is not None
         used = meter_usage(meter=feature.meter, subjects=subjects, start=month_start,
                            end=at.replace(second=0, microsecond=0) + dt.timedelta(minutes=1),
                            group_filters=feature_group_filters(feature))

@@ -30,6 +30,7 @@ class App(SoftDeleteModel):
     masked_api_key = models.CharField(max_length=64, null=True, blank=True)
     secret_api_key_encrypted = models.TextField(null=True, blank=True, editable=False)
     webhook_secret_encrypted = models.TextField(null=True, blank=True, editable=False)
+    stripe_webhook_endpoint_id = models.CharField(max_length=255, null=True, blank=True)
     # custom invoicing
     enable_draft_sync_hook = models.BooleanField(default=False)
     enable_issuing_sync_hook = models.BooleanField(default=False)
@@ -71,3 +72,49 @@ class CustomerAppData(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in {self.app_id}"
+
+
+class SyncState(models.TextChoices):
+    STARTED = "started"
+    DONE = "done"
+
+
+class StripeInvoiceSync(BaseModel):
+    """Crash-safe progress of one invoice in Stripe (Zulip's STARTED/DONE marker).
+
+    Each external step commits STARTED before calling Stripe and DONE after; a rerun that finds STARTED repeats
+    the call with the same idempotency key, which Stripe answers with the original result.
+    """
+
+    invoice_id = models.CharField(max_length=26, unique=True)
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="invoice_syncs")
+    stripe_customer_id = models.CharField(max_length=255, null=True, blank=True)
+    stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True)
+    stripe_invoice_number = models.CharField(max_length=255, null=True, blank=True)
+    line_items = models.JSONField(default=dict, blank=True, help_text="our line id → Stripe invoice item id")
+    draft_state = models.CharField(max_length=16, choices=SyncState.choices, null=True, blank=True)
+    finalize_state = models.CharField(max_length=16, choices=SyncState.choices, null=True, blank=True)
+    deleted_in_stripe = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invoice {self.invoice_id} → {self.stripe_invoice_id or '(not created)'}"
+
+
+class StripeWebhookEvent(BaseModel):
+    """Each Stripe event is handled once (Stripe retries deliveries; the event id de-duplicates them)."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="stripe_events")
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=128)
+    stripe_object_id = models.CharField(max_length=255, null=True, blank=True)
+    outcome = models.CharField(max_length=512, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["app", "event_id"], name="stripe_event_once_per_app")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

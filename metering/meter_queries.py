@@ -116,10 +116,15 @@ def meter_query(*, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
         subject_customers=subject_customers,
         advanced_filters=params.advanced_filters,
     )
-    if params.client_id:
+    if not params.client_id:
+        rows = run_query(spec)
+    else:
         progress.progress_set(params.client_id, total=1, success=0)
-    rows = run_query(spec)
-    if params.client_id:
+        try:
+            rows = run_query(spec)
+        except Exception:
+            progress.progress_set(params.client_id, total=1, success=0, failed=1)
+            raise
         progress.progress_set(params.client_id, total=1, success=1)
     keys = [k for k in group_by if k not in RESERVED_GROUP_BY]
     return MeterQueryOutput(rows, keys, "subject" in group_by, "customer_id" in group_by)

@@ -79,14 +79,21 @@ class PendingEvent(models.Model):
 
 
 class Rollup(models.Model):
-    """Per-meter pre-aggregates at minute, hour and day (UTC) resolution."""
+    """Per-meter pre-aggregates at minute, hour and day (UTC) resolution (derived data: rebuildable from events).
+
+    Rows with subject '' (never a real subject: ingest requires one) hold HOUR and DAY buckets of all subjects
+    together, for queries that neither filter nor group by subject or customer.
+
+    The composite primary key is the upsert target and serves per-subject reads; no foreign-key check and no
+    surrogate id, so a fold writes one heap row and two index entries per bucket."""
 
     class Resolution(models.IntegerChoices):
         MINUTE = 1
         HOUR = 2
         DAY = 3
 
-    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    pk = models.CompositePrimaryKey("meter", "resolution", "subject", "bucket", "groups", "uvalue")
+    meter = models.ForeignKey(Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False)
     resolution = models.SmallIntegerField(choices=Resolution.choices)
     bucket = models.DateTimeField()
     subject = models.CharField(max_length=512)
@@ -102,15 +109,7 @@ class Rollup(models.Model):
     latest_value = DecimalColumn(null=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["meter", "resolution", "bucket", "subject", "groups", "uvalue"], name="rollup_key"
-            )
-        ]
-        indexes = [
-            models.Index(fields=["meter", "resolution", "subject", "bucket"], name="rollup_subject"),
-            models.Index(fields=["meter", "resolution", "bucket"], name="rollup_bucket"),
-        ]
+        indexes = [models.Index(fields=["meter", "resolution", "bucket"], name="rollup_bucket")]
 
     def __str__(self) -> str:
         return f"{self.meter_id}/{self.resolution}/{self.bucket:%Y-%m-%dT%H:%M}/{self.subject}"

@@ -137,6 +137,59 @@ def events_as_rollups_sql(meter: Meter, source: sql.Composable, where: Sequence[
     )
 
 
+def raw_aggregate_sql(meter: Meter) -> sql.Composable:
+    """Aggregate events (`e`, values `x`) directly; the same arithmetic as folding rollups (AVG = sum / count at
+    the values' scale), so both paths give identical results."""
+    agg = meter.aggregation
+    if agg == MeterAggregation.SUM:
+        return sql.SQL("sum(x.v)")
+    if agg == MeterAggregation.COUNT:
+        return sql.SQL("count(*)::numeric")
+    if agg == MeterAggregation.AVG:
+        return sql.SQL("sum(x.v) / NULLIF(count(*), 0)::numeric")
+    if agg == MeterAggregation.MIN:
+        return sql.SQL("min(x.v)")
+    if agg == MeterAggregation.MAX:
+        return sql.SQL("max(x.v)")
+    if agg == MeterAggregation.LATEST:
+        return sql.SQL("(array_agg(x.v ORDER BY e.time DESC, e.seq DESC))[1]")
+    return sql.SQL("count(DISTINCT x.u)::numeric")
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """How the aggregating query reads its source: rollup-shaped rows (`src`) or raw events (`e`, `x`)."""
+
+    time: sql.Composable
+    first_time: sql.Composable
+    last_time: sql.Composable
+    subject: sql.Composable
+    value: sql.Composable
+    group: Any  # key -> expression of the group value
+
+    @classmethod
+    def rollups(cls, meter: Meter) -> "_Columns":
+        return cls(
+            time=sql.SQL("src.t"),
+            first_time=sql.SQL("min(src.first_time)"),
+            last_time=sql.SQL("max(src.latest_time)"),
+            subject=sql.SQL("src.subject"),
+            value=rollup_aggregate_sql(meter),
+            group=lambda key: sql.SQL("(src.groups->>{})").format(sql.Literal(key)),
+        )
+
+    @classmethod
+    def events(cls, meter: Meter) -> "_Columns":
+        return cls(
+            time=sql.SQL("e.time"),
+            first_time=sql.SQL("min(e.time)"),
+            last_time=sql.SQL("max(e.time)"),
+            subject=sql.SQL("e.subject"),
+            value=raw_aggregate_sql(meter),
+            group=lambda key: group_value_expr(meter, key),
+        )
+
+
 def rollup_aggregate_sql(meter: Meter) -> sql.Composable:
     """Fold rollup-shaped rows (columns of `src`) into the meter's value."""
     agg = meter.aggregation
@@ -187,29 +240,35 @@ def _time_range_sql(column: sql.Composable, lo: dt.datetime | None, hi: dt.datet
     return parts
 
 
-def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sql.Composable:
-    """Aggregate rollup-shaped rows of `source` into the result rows (windows, subject, customer, groups)."""
-    where: list[sql.Composable] = []
+def _aggregate_query(
+    spec: QuerySpec, source: sql.Composable, cols: _Columns, keys: list[str], where: Sequence[sql.Composable] = ()
+) -> sql.Composable:
+    """Aggregate `source` (rows matching `where`) into the result rows: windows, subject, customer, groupBy."""
+    where = list(where)
     if spec.subjects is not None:
-        where.append(sql.SQL("src.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
+        where.append(sql.SQL("{} = ANY({}::text[])").format(cols.subject, sql.Literal(list(spec.subjects))))
     for key, values in sorted(spec.group_filters.items()):
-        where.append(sql.SQL("(src.groups->>{}) = ANY({}::text[])").format(sql.Literal(key), sql.Literal(list(values))))
+        where.append(sql.SQL("{} = ANY({}::text[])").format(cols.group(key), sql.Literal(list(values))))
     for key, spec_filter in sorted(spec.advanced_filters.items()):
-        expr = sql.SQL("(src.groups->>{})").format(sql.Literal(key))
-        where.append(compile_filter_string(expr, spec_filter, f"advancedMeterGroupByFilters.{key}"))
+        where.append(compile_filter_string(cols.group(key), spec_filter, f"advancedMeterGroupByFilters.{key}"))
 
-    select: list[sql.Composable] = [sql.SQL("{} AS value").format(rollup_aggregate_sql(spec.meter))]
+    select: list[sql.Composable] = [sql.SQL("{} AS value").format(cols.value)]
     group: list[sql.Composable] = []
     if spec.window_size:
-        ws, we = window_bounds_sql(sql.SQL("src.t"), spec.window_size, spec.time_zone)
-        select += [ws, we]
-        group += [sql.SQL("2"), sql.SQL("3")]
+        unit = {"MINUTE": "minute", "HOUR": "hour", "DAY": "day", "MONTH": "month"}[spec.window_size]
+        tz = sql.Literal(spec.time_zone.key)
+        local = sql.SQL("date_trunc({}, {} AT TIME ZONE {})").format(sql.Literal(unit), cols.time, tz)
+        # grouped by the local window start once; bounds converted back per group (DST-correct)
+        select += [
+            sql.SQL("({} AT TIME ZONE {})").format(local, tz),
+            sql.SQL("(({} + {}::interval) AT TIME ZONE {})").format(local, sql.Literal(f"1 {unit}"), tz),
+        ]
+        group.append(local)
     else:
-        select += [sql.SQL("min(src.first_time)"), sql.SQL("max(src.latest_time)")]
-    from_sql = sql.SQL("({}) AS src").format(source)
+        select += [cols.first_time, cols.last_time]
     if "subject" in spec.group_by:
-        select.append(sql.SQL("src.subject"))
-        group.append(sql.SQL("src.subject"))
+        select.append(cols.subject)
+        group.append(cols.subject)
     else:
         select.append(sql.SQL("NULL::text"))
     if "customer_id" in spec.group_by:
@@ -217,20 +276,19 @@ def _outer_query(spec: QuerySpec, source: sql.Composable, keys: list[str]) -> sq
         customers = sql.SQL("unnest({}::text[], {}::text[]) AS c(subject, customer_id)").format(
             sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
         )
-        from_sql = sql.SQL("{} JOIN {} ON c.subject = src.subject").format(from_sql, customers)
+        source = sql.SQL("{} JOIN {} ON c.subject = {}").format(source, customers, cols.subject)
         select.append(sql.SQL("c.customer_id"))
         group.append(sql.SQL("c.customer_id"))
     else:
         select.append(sql.SQL("NULL::text"))
     for key in keys:
-        expr = sql.SQL("(src.groups->>{})").format(sql.Literal(key))
-        select.append(expr)
-        group.append(expr)
+        select.append(cols.group(key))
+        group.append(cols.group(key))
     # HAVING: an aggregate without GROUP BY over no rows still yields a row (COUNT 0); no events, no row
     order = [sql.SQL(str(i)) for i in range(2, len(select) + 1)]
     return sql.SQL("SELECT {select} FROM {src}{where}{group} HAVING count(*) > 0 ORDER BY {order}").format(
         select=sql.SQL(", ").join(select),
-        src=from_sql,
+        src=source,
         where=sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
         group=sql.SQL(" GROUP BY ") + sql.SQL(", ").join(group) if group else sql.SQL(""),
         order=sql.SQL(", ").join(order),
@@ -254,11 +312,10 @@ def run_raw_query(spec: QuerySpec) -> list[Row]:
     """The query straight over the event table, extracting JSON per event."""
     meter = spec.meter
     where = _time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)
-    if spec.subjects is not None:  # also filtered outside; here so the subject index is used
-        where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
-    source = events_as_rollups_sql(meter, sql.SQL("metering_event e"), where)
+    source = sql.SQL("metering_event e {}").format(extracted_sql(meter))
+    where = [eligible_sql(meter), *where]
     keys = _group_keys(spec)
-    return _execute(spec, _outer_query(spec, source, keys), keys)
+    return _execute(spec, _aggregate_query(spec, source, _Columns.events(meter), keys, where), keys)
 
 
 def run_query(spec: QuerySpec) -> list[Row]:
@@ -281,14 +338,24 @@ def run_query(spec: QuerySpec) -> list[Row]:
 
     parts: list[sql.Composable] = []
     if extent:
-        parts += _rollup_parts(meter, resolution, *extent)
-    pending = sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
-    parts.append(events_as_rollups_sql(meter, pending, _time_range_sql(sql.SQL("e.time"), a, b)))
+        parts += _rollup_parts(spec, resolution, *extent)
+    parts.append(events_as_rollups_sql(meter, _pending_source(spec), _time_range_sql(sql.SQL("e.time"), a, b)))
     for lo, hi in _edges(start, a, b, end):
         parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
-    source = sql.SQL(" UNION ALL ").join(parts)
+    source = sql.SQL("({}) AS src").format(sql.SQL(" UNION ALL ").join(parts))
     keys = _group_keys(spec)
-    return _execute(spec, _outer_query(spec, source, keys), keys)
+    return _execute(spec, _aggregate_query(spec, source, _Columns.rollups(meter), keys), keys)
+
+
+def _pending_source(spec: QuerySpec) -> sql.Composable:
+    """Pending events joined to their rows. With a subject filter the planner may start from the subject's
+    events (index on subject, time); without one, always from the pending queue, looked up by seq: the queue
+    is short, its statistics are often stale, and a hash join would scan every event in the range."""
+    if spec.subjects is not None:
+        return sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
+    return sql.SQL(
+        "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
+    )
 
 
 def _edges(start, a, b, end) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -359,19 +426,24 @@ def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int
     return [*decompose(a, lo, resolution - 1), (resolution, lo, hi), *decompose(hi, b, resolution - 1)]
 
 
-def _rollup_parts(meter: Meter, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
+def _rollup_parts(spec: QuerySpec, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
+    """Rollup rows covering [a, b): per-subject rows, or the all-subjects rows (subject '', HOUR and DAY) when
+    the query neither filters nor groups by subject or customer."""
+    all_subjects = spec.subjects is None and not set(spec.group_by) & set(RESERVED_GROUP_BY)
     parts = []
     for res, lo, hi in decompose(a, b, resolution):
+        use_all = all_subjects and res != Rollup.Resolution.MINUTE
         parts.append(
             sql.SQL(
                 "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, "
                 "latest_seq, latest_value FROM metering_rollup "
-                "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi}"
+                "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi} AND {subject}"
             ).format(
-                meter=sql.Literal(meter.pk),
+                meter=sql.Literal(spec.meter.pk),
                 res=sql.Literal(res),
                 lo=sql.Literal(lo),
                 hi=sql.Literal(hi),
+                subject=sql.SQL("subject = ''" if use_all else "subject <> ''"),
             )
         )
     return parts

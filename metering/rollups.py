@@ -16,7 +16,7 @@ is ready (cursor NULL) and queries switch from raw events to rollups.
 
 import logging
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
 from metering import progress
@@ -48,13 +48,23 @@ def _latest_sql(meter: Meter, order: str, seq: str, value: str) -> sql.Composabl
 
 
 def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Composable) -> sql.Composable:
-    """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution and add them
-    to the rollups in one statement."""
-    rollup_from_minutes = sql.SQL(
-        "SELECT {res}, date_trunc({unit}, bucket, 'UTC'), subject, groups, uvalue, sum(sum), sum(count), min(min), "
-        "max(max), min(first_time), max(latest_time), {latest} FROM m GROUP BY 2, 3, 4, 5"
-    )
+    """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution, per subject
+    and (hours and days) for all subjects together, and add them to the rollups in one statement."""
     latest_rollup = _latest_sql(meter, "latest_time DESC, latest_seq DESC", "latest_seq", "latest_value")
+
+    def from_minutes(resolution: int, unit: str, per_subject: bool) -> sql.Composable:
+        """Roll the batch's minute buckets up to hours or days, per subject or for all subjects (subject '')."""
+        return sql.SQL(
+            "SELECT {res}, date_trunc({unit}, bucket, 'UTC'), {subject}, groups, uvalue, sum(sum), sum(count), "
+            "min(min), max(max), min(first_time), max(latest_time), {latest} FROM m GROUP BY {group}"
+        ).format(
+            res=sql.Literal(resolution),
+            unit=sql.Literal(unit),
+            subject=sql.SQL("subject" if per_subject else "''::varchar"),
+            latest=latest_rollup,
+            group=sql.SQL("2, 3, 4, 5" if per_subject else "2, 4, 5"),
+        )
+
     return sql.SQL(
         """
         WITH m AS (
@@ -65,8 +75,8 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
             GROUP BY 1, 2, 3, 4
         ), r AS (
             SELECT 1, * FROM m
-            UNION ALL {hours}
-            UNION ALL {days}
+            UNION ALL {hours} UNION ALL {days}
+            UNION ALL {all_hours} UNION ALL {all_days}
         )
         INSERT INTO metering_rollup (resolution, bucket, subject, groups, uvalue, sum, count, min, max, first_time,
                                      latest_time, latest_seq, latest_value, meter_id)
@@ -81,8 +91,10 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
         source=source,
         eligible=eligible_sql(meter),
         condition=condition,
-        hours=rollup_from_minutes.format(res=sql.Literal(2), unit=sql.Literal("hour"), latest=latest_rollup),
-        days=rollup_from_minutes.format(res=sql.Literal(3), unit=sql.Literal("day"), latest=latest_rollup),
+        hours=from_minutes(2, "hour", per_subject=True),
+        days=from_minutes(3, "day", per_subject=True),
+        all_hours=from_minutes(2, "hour", per_subject=False),
+        all_days=from_minutes(3, "day", per_subject=False),
         meter=sql.Literal(meter.pk),
     ) + sql.SQL(UPSERT_TAIL)
 
@@ -117,6 +129,7 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
         if not cur.fetchone()[0]:
             return 0
+        cur.execute("SET LOCAL work_mem = '64MB'")  # the batch aggregates in memory instead of spilling
         cur.execute(FOLD_TABLE_SQL)
         cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
         cur.execute(CLAIM_SQL, [limit])
@@ -126,11 +139,24 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         cur.execute("SELECT DISTINCT type FROM om_fold")
         types = [t for (t,) in cur.fetchall()]
         for meter in Meter.objects.filter(deleted_at__isnull=True, event_type__in=types):
-            condition = sql.SQL("TRUE")
-            if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
-                condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
-            cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
+            _fold_meter(cur, meter)
         return claimed
+
+
+def _fold_meter(cur, meter: Meter) -> None:
+    """Add the batch to one meter's rollups. A meter whose JSONPath fails at run time (e.g. a division by zero
+    in a filter) must not stop the fold for every other meter: it is marked for a rebuild instead, so its
+    queries read raw events (and show the error) until it is fixed."""
+    condition = sql.SQL("TRUE")
+    if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
+        condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
+    try:
+        with transaction.atomic():
+            cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
+    except DatabaseError:
+        logger.exception("folding meter %s failed; marking it for a rollup rebuild", meter.slug)
+        Meter.objects.filter(pk=meter.pk).update(backfill_cursor=0)
+        cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
 
 
 def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:
@@ -170,6 +196,7 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
         if meter is None or meter.backfill_cursor is None:
             return True
         cursor = meter.backfill_cursor
+        cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute("SELECT coalesce(max(seq), 0) FROM metering_event")
         max_seq = cur.fetchone()[0]
         if cursor > max_seq:

@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from openmeter_site.core.errors import DomainError
 from openmeter_site.core.time import format_rfc3339
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionStatus
+from subscriptions.selectors import subscription_status_q
 from subscriptions.services.addons import addon_quantity_timeline
 from subscriptions.services.lifecycle import subscription_cancel, subscription_unschedule_cancelation
 from subscriptions.services.timeline import item_spans, phase_spans
@@ -26,12 +27,10 @@ class SubscriptionStatusFilter(admin.SimpleListFilter):
         return [(s.value, s.label) for s in SubscriptionStatus]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        from subscriptions.api.views import status_q
-
         if not self.value():
             return queryset
         live = Q(deleted_at__isnull=True)
-        condition = status_q(self.value(), timezone.now())
+        condition = subscription_status_q(self.value(), timezone.now())
         if self.value() == SubscriptionStatus.INACTIVE:
             return queryset.filter(condition | ~live)
         return queryset.filter(condition & live)

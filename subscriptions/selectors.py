@@ -2,11 +2,34 @@
 
 import datetime as dt
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionStatus
 from subscriptions.services.timeline import ItemSpan, all_item_spans
+
+
+def subscription_status_q(status: str, at: dt.datetime) -> Q:
+    """The derived SubscriptionStatus as a filter on live (not deleted) rows."""
+    started, ended = Q(active_from__lte=at), Q(active_to__isnull=False, active_to__lte=at)
+    if status == SubscriptionStatus.ACTIVE:
+        return started & Q(active_to__isnull=True)
+    if status == SubscriptionStatus.CANCELED:
+        return started & Q(active_to__gt=at)
+    if status == SubscriptionStatus.SCHEDULED:
+        return Q(active_from__gt=at) & ~ended
+    return ended
+
+
+def customer_subscriptions_qs(*, customer_id: str, statuses: list[str], at: dt.datetime) -> QuerySet[Subscription]:
+    """`customers.listSubscriptions`: the customer's live subscriptions, optionally of some statuses."""
+    qs = Subscription.objects.filter(customer_id=customer_id, deleted_at__isnull=True).select_related("plan")
+    if statuses:
+        combined = Q()
+        for status in statuses:
+            combined |= subscription_status_q(status, at)
+        qs = qs.filter(combined)
+    return qs
 
 
 def customer_current_subscription(*, customer_id: str, at: dt.datetime | None = None) -> Subscription | None:

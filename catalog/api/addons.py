@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.api.plans import version_filters
-from catalog.api.ratecards import RateCardField, key_field, rate_card_to_api
+from catalog.api.ratecards import RateCardField, key_field, omit_none, rate_card_to_api
 from catalog.models import Addon, CatalogStatus, PlanAddon
 from catalog.services.addons import (
     AddonInput,
@@ -67,7 +67,7 @@ def addon_to_api(addon: Addon) -> dict[str, Any]:
     # AddonStatus has no "scheduled": a version published for later is reported as draft until it starts.
     wire_status = CatalogStatus.DRAFT if status_ == CatalogStatus.SCHEDULED else status_
     errors = addon_validation_errors(addon) if status_ == CatalogStatus.DRAFT else []
-    return {
+    return omit_none({
         "id": addon.id,
         "key": addon.key,
         "version": addon.version,
@@ -85,7 +85,7 @@ def addon_to_api(addon: Addon) -> dict[str, Any]:
         "createdAt": format_rfc3339(addon.created_at),
         "updatedAt": format_rfc3339(addon.updated_at),
         "deletedAt": format_rfc3339(addon.deleted_at),
-    }
+    }, keep=("validationErrors",))
 
 
 class AddonListView(APIView):
@@ -142,7 +142,7 @@ class PlanAddonCreateIn(PlanAddonUpdateIn):
 
 
 def plan_addon_to_api(link: PlanAddon) -> dict[str, Any]:
-    return {
+    return omit_none({
         "id": link.id,
         "addon": addon_to_api(link.addon),
         "fromPlanPhase": link.from_plan_phase,
@@ -153,7 +153,7 @@ def plan_addon_to_api(link: PlanAddon) -> dict[str, Any]:
         "createdAt": format_rfc3339(link.created_at),
         "updatedAt": format_rfc3339(link.updated_at),
         "deletedAt": format_rfc3339(link.deleted_at),
-    }
+    }, keep=("validationErrors",))
 
 
 class PlanAddonListView(APIView):

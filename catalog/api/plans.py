@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.ratecards import DurationField, RateCardField, key_field, rate_card_to_api
+from catalog.api.ratecards import DurationField, RateCardField, key_field, omit_none, rate_card_to_api
 from catalog.models import CatalogStatus, Plan
 from catalog.services.plans import (
     PhaseInput,
@@ -99,19 +99,19 @@ class PlanCreateIn(CustomPlanIn):
 
 
 def phase_to_api(phase: Any) -> dict[str, Any]:
-    return {
+    return omit_none({
         "key": phase.key,
         "name": phase.name,
         "description": phase.description,
         "metadata": phase.metadata,
         "duration": phase.duration,
         "rateCards": [rate_card_to_api(c) for c in phase.rate_cards.all()],
-    }
+    }, keep=("duration",))
 
 
 def plan_to_api(plan: Plan) -> dict[str, Any]:
     errors = plan_validation_errors(plan) if plan.status == CatalogStatus.DRAFT else []
-    return {
+    return omit_none({
         "id": plan.id,
         "key": plan.key,
         "version": plan.version,
@@ -131,7 +131,7 @@ def plan_to_api(plan: Plan) -> dict[str, Any]:
         "createdAt": format_rfc3339(plan.created_at),
         "updatedAt": format_rfc3339(plan.updated_at),
         "deletedAt": format_rfc3339(plan.deleted_at),
-    }
+    }, keep=("validationErrors",))
 
 
 def version_filters(request: Request, qs: Any, statuses: list[str]) -> Any:

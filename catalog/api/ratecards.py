@@ -37,6 +37,11 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
+def omit_none(data: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Leave out optional fields that have no value (as OpenMeter does); `keep` names required nullable ones."""
+    return {k: v for k, v in data.items() if v is not None or k in keep}
+
+
 class _Commitments(serializers.Serializer):
     minimumAmount = NumericField(required=False, allow_null=True, min_value=ZERO)
     maximumAmount = NumericField(required=False, allow_null=True, min_value=ZERO)
@@ -90,11 +95,11 @@ class TieredPriceIn(_Commitments):
 
     def to_wire(self, data: dict[str, Any]) -> dict[str, Any]:
         tiers = [
-            _drop_none({
+            omit_none({  # flatPrice and unitPrice are required (nullable) in PriceTier
                 "upToAmount": _num(t.get("upToAmount")),
                 "flatPrice": {"type": "flat", "amount": _num(t["flatPrice"]["amount"])} if t.get("flatPrice") else None,
                 "unitPrice": {"type": "unit", "amount": _num(t["unitPrice"]["amount"])} if t.get("unitPrice") else None,
-            })
+            }, keep=("flatPrice", "unitPrice"))
             for t in data["tiers"]
         ]
         return _drop_none({"type": "tiered", "mode": data["mode"], "tiers": tiers, **self.commitments(data)})
@@ -315,12 +320,19 @@ def rate_card_to_api(card: Any) -> dict[str, Any]:
         "description": card.description,
         "metadata": card.metadata,
         "featureKey": card.feature_key,
-        "entitlementTemplate": card.entitlement_template_json,
+        "entitlementTemplate": template_to_api(card.entitlement_template_json),
         "taxConfig": card.tax_config,
         "discounts": discounts_to_api(card.discounts_json),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
+
+
+def template_to_api(template: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`issueAfterReset` is a JSON number on the wire (stored as a decimal string, written exactly)."""
+    if template is None or template.get("issueAfterReset") is None:
+        return template
+    return {**template, "issueAfterReset": Decimal(template["issueAfterReset"])}
 
 
 def discounts_to_api(discounts: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ def _check(data: AddonInput) -> dict[str, Any]:
 
 
 def addon_validation_errors(addon: Addon) -> list[dict[str, str]]:
-    if not addon.rate_cards.exists():
+    if not addon.rate_cards.all():  # the prefetched rows, no query per add-on
         return [{"field": "rateCards", "code": "addon_has_no_rate_cards", "message": "an add-on needs rate cards"}]
     return []
 

@@ -1,5 +1,6 @@
 """Request bodies for entitlements, grants and resets (V1 and V2 differ only in grant defaults and extras)."""
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -13,6 +14,7 @@ from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import parse_rfc3339
 
 MEASURE_PRESETS = ("CURRENT_PERIOD_START", "NOW")
+ZERO = Decimal(0)
 
 
 class IntervalField(serializers.CharField):
@@ -52,12 +54,12 @@ class GrantCreateSerializer(serializers.Serializer):
     """EntitlementGrantCreateInput (V1: expiration required, maxRolloverAmount defaults to 0)."""
 
     v2 = False
-    amount = NumericField(min_value=0)
+    amount = NumericField(min_value=ZERO)
     priority = serializers.IntegerField(min_value=1, max_value=255, required=False, default=1)
     effectiveAt = RFC3339Field()
     expiration = ExpirationSerializer()
-    minRolloverAmount = NumericField(min_value=0, required=False)
-    maxRolloverAmount = NumericField(min_value=0, required=False)
+    minRolloverAmount = NumericField(min_value=ZERO, required=False)
+    maxRolloverAmount = NumericField(min_value=ZERO, required=False)
     recurrence = RecurringPeriodSerializer(required=False, allow_null=True)
     metadata = MetadataField()
 
@@ -78,14 +80,14 @@ def grant_input(v: dict[str, Any], *, v2: bool) -> GrantInput:
     recurrence = v.get("recurrence")
     max_rollover = v.get("maxRolloverAmount")
     if max_rollover is None and not v2:
-        max_rollover = 0
+        max_rollover = ZERO
     return GrantInput(
         amount=v["amount"],
         effective_at=v["effectiveAt"],
         priority=v.get("priority") or 1,
         expiration_duration=expiration.get("duration"),
         expiration_count=expiration.get("count"),
-        min_rollover_amount=v.get("minRolloverAmount") or 0,
+        min_rollover_amount=v.get("minRolloverAmount") or ZERO,
         max_rollover_amount=max_rollover,
         recurrence=UsagePeriodInput(recurrence["interval"], recurrence.get("anchor")) if recurrence else None,
         metadata=v.get("metadata") or {},
@@ -94,7 +96,7 @@ def grant_input(v: dict[str, Any], *, v2: bool) -> GrantInput:
 
 
 class IssueSerializer(serializers.Serializer):
-    amount = NumericField(min_value=0)
+    amount = NumericField(min_value=ZERO)
     priority = serializers.IntegerField(min_value=1, max_value=255, required=False, default=1)
 
 
@@ -111,7 +113,7 @@ class EntitlementCreateSerializer(serializers.Serializer):
     isUnlimited = serializers.BooleanField(required=False, default=False)
     measureUsageFrom = MeasureUsageFromField(required=False, allow_null=True)
     preserveOverageAtReset = serializers.BooleanField(required=False, default=False)
-    issueAfterReset = NumericField(min_value=0, required=False, allow_null=True)
+    issueAfterReset = NumericField(min_value=ZERO, required=False, allow_null=True)
     issueAfterResetPriority = serializers.IntegerField(min_value=1, max_value=255, required=False, allow_null=True)
     config = serializers.CharField(required=False, allow_null=True)
 

@@ -22,7 +22,7 @@ from entitlements.api.serializers import (
 from entitlements.models import Entitlement
 from openmeter_site.api.pagination import order_queryset, paginate, paginate_or_list
 from openmeter_site.api.params import get_bool, get_choice, get_datetime, get_list, get_str
-from openmeter_site.core.errors import NotFound
+from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.time import parse_time_zone
 
 ENTITLEMENT_ORDER_BY = {"createdAt": "created_at", "updatedAt": "updated_at"}
@@ -93,7 +93,10 @@ class EntitlementOverrideView(ScopedView):
 class EntitlementValueView(ScopedView):
     def get(self, request: Request, owner: str, entitlement: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        found = self.entitlement(owner, entitlement, at=at)
+        if self.v2:
+            found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
+        else:
+            found = self.entitlement(owner, entitlement, at=at)
         return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=self.v2))
 
 
@@ -102,8 +105,6 @@ class EntitlementHistoryView(ScopedView):
         q = request.query_params
         window_size = get_choice(q, "windowSize", ["MINUTE", "HOUR", "DAY", "MONTH"])
         if window_size is None:
-            from openmeter_site.core.errors import InvalidInput
-
             raise InvalidInput("windowSize: required (MINUTE, HOUR, DAY or MONTH)")
         found = self.entitlement(owner, entitlement)
         history = balance.history(
@@ -163,8 +164,7 @@ class CustomerFeatureValueView(APIView):
 
     def get(self, request: Request, owner: str, feature_key: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        customer = customer_get(id_or_key=owner)
-        found = services.entitlement_for_customer(customer=customer, id_or_feature_key=feature_key, at=at)
+        found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
         return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=False))
 
 

@@ -66,8 +66,10 @@ class SubjectUpsertSerializer(serializers.Serializer):
         "stripeCustomerId": "stripe_customer_id",
     }
 
-    def to_service(self) -> dict[str, Any]:
-        return {self.WIRE_TO_MODEL[k]: v for k, v in self.validated_data.items()}
+    @classmethod
+    def to_service(cls, validated: dict[str, Any]) -> dict[str, Any]:
+        """Wire names → model field names (only the fields sent: the upsert keeps the others)."""
+        return {cls.WIRE_TO_MODEL[k]: v for k, v in validated.items()}
 
 
 def _omit_none(body: dict[str, Any]) -> dict[str, Any]:

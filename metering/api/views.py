@@ -82,7 +82,13 @@ class EventsView(APIView):
             customer_ids=get_list(query, "customerId"),
             limit=get_int(query, "limit", 100, 1, 100),
         )
-        return Response([event_to_api(e) for e in selectors.event_list(filters=filters, now=now)])
+        client_id = get_str(query, "clientId")
+        if client_id:
+            progress.progress_set(client_id, total=1, success=0)
+        events = selectors.event_list(filters=filters, now=now)
+        if client_id:
+            progress.progress_set(client_id, total=1, success=1)
+        return Response([event_to_api(e) for e in events])
 
 
 class EventsV2View(APIView):
@@ -264,10 +270,7 @@ class SubjectsView(APIView):
             raise InvalidInput("expected an array of subjects")
         serializer = SubjectUpsertSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
-        items = [SubjectUpsertSerializer(data=item) for item in request.data]
-        for item in items:
-            item.is_valid(raise_exception=True)
-        subjects = services.subjects_upsert(items=[item.to_service() for item in items])
+        subjects = services.subjects_upsert(items=[SubjectUpsertSerializer.to_service(i) for i in serializer.validated_data])
         return Response([subject_to_api(s) for s in subjects])
 
 

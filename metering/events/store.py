@@ -67,7 +67,8 @@ def insert_events(rows: Sequence[EventRow]) -> int:
 
 
 def insert_batch(batch: IngestBatch) -> int:
-    """Store a validated ingest batch all-or-nothing (one statement); returns how many events were new."""
-    with transaction.atomic(), connection.cursor() as cur:
+    """Store a validated ingest batch all-or-nothing; returns how many events were new. One statement is one
+    transaction (autocommit), so no BEGIN/COMMIT round trips: when this returns, the batch is committed."""
+    with connection.cursor() as cur:
         cur.execute(INSERT_BATCH_SQL, (batch.body, batch.times))
         return cur.rowcount

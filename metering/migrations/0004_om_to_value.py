@@ -23,5 +23,5 @@ DROP = "DROP FUNCTION IF EXISTS om_to_value(jsonb);"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("metering", "0003_rollup_times")]
+    dependencies = [("metering", "0003_rollup_composite_key")]
     operations = [migrations.RunSQL(FUNCTIONS, DROP)]

@@ -19,3 +19,8 @@ OPENMETER_PORTAL_TOKEN_SECRET = os.environ.get("OPENMETER_PORTAL_TOKEN_SECRET", 
 OPENMETER_PORTAL_TOKEN_TTL_SECONDS = int(os.environ.get("OPENMETER_PORTAL_TOKEN_TTL_SECONDS", "3600"))
 # Stripe API base (tests point it at localstripe).
 OPENMETER_STRIPE_API_BASE = os.environ.get("OPENMETER_STRIPE_API_BASE", "")
+# Public base URL Stripe can reach this server at (e.g. https://billing.example.com); the Stripe app registers
+# {base}/api/v1/apps/{id}/stripe/webhook as its webhook endpoint on install. Unset: no endpoint is registered.
+OPENMETER_STRIPE_WEBHOOK_BASE_URL = os.environ.get("OPENMETER_STRIPE_WEBHOOK_BASE_URL", "")
+# Retries of one Stripe request on network errors, rate limits and 5xx (exponential backoff, same idempotency key).
+OPENMETER_STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("OPENMETER_STRIPE_MAX_NETWORK_RETRIES", "3"))

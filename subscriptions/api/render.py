@@ -3,8 +3,10 @@
 import datetime as dt
 from typing import Any
 
-from catalog.api.ratecards import discounts_to_api, rate_card_to_api
+from catalog.api.ratecards import discounts_to_api, omit_none, rate_card_to_api
 from catalog.models import Feature
+from entitlements.api.render import entitlement_to_api
+from entitlements.models import Entitlement
 from openmeter_site.core.time import format_rfc3339
 from subscriptions.models import Subscription, SubscriptionAddon
 from subscriptions.services.addons import addon_quantity_timeline
@@ -12,7 +14,7 @@ from subscriptions.services.timeline import ItemSpan, PhaseSpan, billing_period_
 
 
 def subscription_to_api(sub: Subscription, at: dt.datetime) -> dict[str, Any]:
-    return {
+    return omit_none({
         "id": sub.id,
         "name": sub.name,
         "description": sub.description,
@@ -34,7 +36,7 @@ def subscription_to_api(sub: Subscription, at: dt.datetime) -> dict[str, Any]:
         "createdAt": format_rfc3339(sub.created_at),
         "updatedAt": format_rfc3339(sub.updated_at),
         "deletedAt": format_rfc3339(sub.deleted_at),
-    }
+    })
 
 
 def subscription_expanded_to_api(sub: Subscription, at: dt.datetime) -> dict[str, Any]:
@@ -45,12 +47,15 @@ def subscription_expanded_to_api(sub: Subscription, at: dt.datetime) -> dict[str
         out["alignment"]["currentAlignedBillingPeriod"] = {
             "from": format_rfc3339(period.start), "to": format_rfc3339(period.end),
         }
-    out["phases"] = [phase_to_api(span, at) for span in phase_spans(sub)]
+    spans = phase_spans(sub)
+    ids = [i.entitlement_id for s in spans for i in s.phase.items.all() if i.entitlement_id]
+    entitlements = {e.pk: e for e in Entitlement.objects.filter(pk__in=ids).select_related("customer")}
+    out["phases"] = [phase_to_api(span, at, entitlements) for span in spans]
     return out
 
 
 def feature_to_api(feature: Feature) -> dict[str, Any]:
-    return {
+    return omit_none({
         "id": feature.id,
         "key": feature.key,
         "name": feature.name,
@@ -60,13 +65,13 @@ def feature_to_api(feature: Feature) -> dict[str, Any]:
         "createdAt": format_rfc3339(feature.created_at),
         "updatedAt": format_rfc3339(feature.updated_at),
         "archivedAt": format_rfc3339(feature.archived_at),
-    }
+    })
 
 
-def item_to_api(span: ItemSpan) -> dict[str, Any]:
+def item_to_api(span: ItemSpan, entitlements: dict[str, Entitlement]) -> dict[str, Any]:
     item = span.item
     card = rate_card_to_api(item)
-    out: dict[str, Any] = {
+    out: dict[str, Any] = omit_none({
         "id": item.id,
         "key": item.key,
         "name": item.name,
@@ -82,11 +87,11 @@ def item_to_api(span: ItemSpan) -> dict[str, Any]:
         "taxConfig": item.tax_config,
         "createdAt": format_rfc3339(item.created_at),
         "updatedAt": format_rfc3339(item.updated_at),
-    }
+    }, keep=("price", "billingCadence"))
     if item.feature is not None:
         included: dict[str, Any] = {"feature": feature_to_api(item.feature)}
-        if item.entitlement_id:
-            included["entitlement"] = {"id": item.entitlement_id}
+        if item.entitlement_id in entitlements:
+            included["entitlement"] = entitlement_to_api(entitlements[item.entitlement_id], v2=False)
         out["included"] = included
     return out
 
@@ -109,13 +114,13 @@ def _current_items(spans: list[ItemSpan], phase: PhaseSpan, at: dt.datetime) -> 
     return out
 
 
-def phase_to_api(phase: PhaseSpan, at: dt.datetime) -> dict[str, Any]:
+def phase_to_api(phase: PhaseSpan, at: dt.datetime, entitlements: dict[str, Entitlement]) -> dict[str, Any]:
     spans = item_spans(phase)
     timelines: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
-        timelines.setdefault(span.item.key, []).append(item_to_api(span))
+        timelines.setdefault(span.item.key, []).append(item_to_api(span, entitlements))
     p = phase.phase
-    return {
+    return omit_none({
         "id": p.id,
         "key": p.key,
         "name": p.name,
@@ -124,18 +129,18 @@ def phase_to_api(phase: PhaseSpan, at: dt.datetime) -> dict[str, Any]:
         "discounts": discounts_to_api(p.discounts_json),
         "activeFrom": format_rfc3339(phase.start),
         "activeTo": format_rfc3339(phase.end),
-        "items": [item_to_api(s) for s in _current_items(spans, phase, at)],
+        "items": [item_to_api(s, entitlements) for s in _current_items(spans, phase, at)],
         "itemTimelines": timelines,
         "createdAt": format_rfc3339(p.created_at),
         "updatedAt": format_rfc3339(p.updated_at),
-    }
+    })
 
 
 def subscription_addon_to_api(sa: SubscriptionAddon, at: dt.datetime) -> dict[str, Any]:
     timeline = addon_quantity_timeline(sa)
     current = next((s for s in timeline if s.contains(at)), None)
     items = [item for phase in sa.subscription.phases.all() for item in phase.items.all()]
-    return {
+    return omit_none({
         "id": sa.id,
         "name": sa.name,
         "description": sa.description,
@@ -146,7 +151,7 @@ def subscription_addon_to_api(sa: SubscriptionAddon, at: dt.datetime) -> dict[st
         "quantity": current.quantity if current else 0,
         "quantityAt": format_rfc3339(at),
         "timeline": [
-            {"activeFrom": format_rfc3339(s.start), "activeTo": format_rfc3339(s.end), "quantity": s.quantity}
+            omit_none({"activeFrom": format_rfc3339(s.start), "activeTo": format_rfc3339(s.end), "quantity": s.quantity})
             for s in timeline
         ],
         "activeFrom": format_rfc3339(timeline[0].start) if timeline else None,
@@ -158,4 +163,4 @@ def subscription_addon_to_api(sa: SubscriptionAddon, at: dt.datetime) -> dict[st
         ],
         "createdAt": format_rfc3339(sa.created_at),
         "updatedAt": format_rfc3339(sa.updated_at),
-    }
+    })

@@ -3,7 +3,6 @@
 import datetime as dt
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -20,6 +19,7 @@ from openmeter_site.core.ids import ULID_RE
 from openmeter_site.core.time import parse_rfc3339
 from subscriptions.api.render import subscription_addon_to_api, subscription_expanded_to_api, subscription_to_api
 from subscriptions.models import Subscription, SubscriptionStatus
+from subscriptions.selectors import customer_subscriptions_qs
 from subscriptions.services.addons import (
     subscription_addon_create,
     subscription_addon_get,
@@ -344,31 +344,15 @@ class SubscriptionAddonDetailView(APIView):
 # --- customers.listSubscriptions ------------------------------------------------------------------------------
 
 
-def status_q(status_: str, at: dt.datetime) -> Q:
-    started, ended = Q(active_from__lte=at), Q(active_to__isnull=False, active_to__lte=at)
-    if status_ == SubscriptionStatus.ACTIVE:
-        return started & Q(active_to__isnull=True)
-    if status_ == SubscriptionStatus.CANCELED:
-        return started & Q(active_to__gt=at)
-    if status_ == SubscriptionStatus.SCHEDULED:
-        return Q(active_from__gt=at) & ~ended
-    return ended
-
-
 class CustomerSubscriptionListView(APIView):
     def get(self, request: Request, customer_id_or_key: str) -> Response:
         query = request.query_params
+        wanted = get_list(query, "status")
+        allowed = [s.value for s in SubscriptionStatus]
+        if unknown := sorted(set(wanted) - set(allowed)):
+            raise InvalidInput(f"status: must be one of {', '.join(allowed)}, got {', '.join(unknown)}")
         customer = customer_resolve(customer_id_or_key)
-        qs = Subscription.objects.filter(customer=customer, deleted_at__isnull=True).select_related("plan")
-        if wanted := get_list(query, "status"):
-            allowed = [s.value for s in SubscriptionStatus]
-            if unknown := sorted(set(wanted) - set(allowed)):
-                raise InvalidInput(f"status: must be one of {', '.join(allowed)}, got {', '.join(unknown)}")
-            now = timezone.now()
-            combined = Q()
-            for s in wanted:
-                combined |= status_q(s, now)
-            qs = qs.filter(combined)
+        qs = customer_subscriptions_qs(customer_id=customer.pk, statuses=wanted, at=timezone.now())
         qs = order_queryset(query, qs, {"activeFrom": "active_from", "activeTo": "active_to"}, "activeFrom")
         now = timezone.now()
         return Response(paginate(query, qs, lambda s: subscription_to_api(s, now)))

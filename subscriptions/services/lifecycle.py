@@ -7,7 +7,7 @@ upstream server answers. A subscription that would overlap another one of the sa
 """
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -46,7 +46,6 @@ class SubscriptionOptions:
     settlement_mode: str | None = None
     billables_must_align: bool | None = None
     cost_basis_mode: str = "dynamic"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def require_action(subscription: Subscription, action: str, at: dt.datetime) -> None:

@@ -66,7 +66,7 @@ def test_plan_create_returns_draft_with_phases_and_every_price_kind(api):
     # then
     assert body["status"] == "draft"
     assert body["version"] == 1
-    assert body["effectiveFrom"] is None
+    assert "effectiveFrom" not in body  # optional fields without a value are left out, as OpenMeter does
     assert [p["key"] for p in body["phases"]] == ["trial", "main"]
     cards = {c["key"]: c for c in body["phases"][1]["rateCards"]}
     assert cards["base_fee"]["price"] == {"type": "flat", "amount": "49.99", "paymentTerm": "in_advance"}

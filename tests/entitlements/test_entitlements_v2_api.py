@@ -158,6 +158,7 @@ def test_second_active_entitlement_is_409_and_writes_nothing(api, setup):
         ({"type": "metered", "featureKey": "gpt_tokens"}, 400, "usagePeriod"),
         ({"type": "metered", "featureKey": "gpt_tokens", "usagePeriod": {"interval": "FORTNIGHT"}}, 400, "interval"),
         ({"type": "metered", "featureKey": "plain", "usagePeriod": {"interval": "DAY"}}, 400, "meter"),
+        ({"type": "metered", "featureKey": "averaged", "usagePeriod": {"interval": "DAY"}}, 400, "AVG"),
         ({"type": "static", "featureKey": "plain"}, 400, "config"),
         ({"type": "static", "featureKey": "plain", "config": "[1, 2]"}, 400, "config"),
         ({"type": "boolean"}, 400, "featureKey"),
@@ -173,6 +174,7 @@ def test_second_active_entitlement_is_409_and_writes_nothing(api, setup):
 def test_bad_entitlement_input_is_4xx_and_writes_nothing(api, setup, body, status, needle):
     customer, _ = setup
     FeatureFactory(key="plain", meter=None)
+    FeatureFactory(key="averaged", meter=MeterFactory(slug="avg_meter", aggregation="AVG"))
     response = api.post(f"/api/v2/customers/{customer.key}/entitlements", body, format="json")
     assert response.status_code == status, response.json()
     assert response["Content-Type"] == PROBLEM
@@ -322,3 +324,23 @@ def test_grant_lists_both_shapes_and_void(api, setup):
     # g1 burnt 30 (created first, same priority); g1 voided → only g2's 50 left
     assert (v["balance"], v["usage"], v["totalAvailableGrantAmount"]) == (50, 30, 80)
     assert api.delete("/api/v1/grants/01J0000000000000000000000X").status_code == 404
+
+
+def test_create_with_inline_grants_uses_v2_grant_defaults(api, setup):
+    customer, _ = setup
+    with time_machine.travel(at(), tick=False):
+        response = create_metered(api, customer, grants=[
+            {"amount": 30, "effectiveAt": "2026-03-01T00:00:00Z", "priority": 2},
+            {"amount": "12.5", "effectiveAt": "2026-03-02T00:00:00Z", "expiration": {"duration": "WEEK", "count": 1},
+             "minRolloverAmount": 1, "metadata": {"source": "inline"}},
+        ])
+        assert response.status_code == 201, response.json()
+        grants = api.get("/api/v2/customers/acme/entitlements/gpt_tokens/grants").json()["items"]
+    assert [(g["amount"], g["maxRolloverAmount"], g["minRolloverAmount"]) for g in grants] == [(30, 30, 0), (12.5, 12.5, 1)]
+    assert grants[1]["expiresAt"] == "2026-03-09T00:00:00Z"
+    assert grants[1]["metadata"] == {"source": "inline"}
+    use("acme", at(days=3), 20)
+    with time_machine.travel(at(days=4), tick=False):
+        v = value(api, customer, at(days=4))
+    # priority 1 (the 12.5) burns first: 12.5 gone, then 7.5 from the 30 → 22.5
+    assert (v["balance"], v["usage"]) == (22.5, 20)

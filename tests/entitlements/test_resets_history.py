@@ -227,3 +227,30 @@ def test_values_from_snapshots_equal_a_full_recompute(api, metered):
         balance.invalidate_snapshots(entitlement=entitlement)
         fresh.append(value(api, when))
     assert cached == fresh
+
+
+def test_void_from_a_past_time_within_the_period(api, metered):
+    metered()
+    use(at(days=1), 30)
+    use(at(days=3), 10)
+    with time_machine.travel(at(days=4), tick=False):
+        grant_id = api.get(f"{ENT}/grants").json()["items"][0]["id"]
+        assert api.delete(f"/api/v1/grants/{grant_id}", {"at": z(at(days=2))},
+                          QUERY_STRING=f"at={z(at(days=2))}").status_code == 204
+        v = api.get(f"{ENT}/value").json()
+    # the 30 used on day 1 stays burnt; from day 2 the grant is void: the 10 of day 3 is overage
+    assert (v["balance"], v["usage"], v["overage"], v["hasAccess"]) == (0, 40, 10, False)
+    with time_machine.travel(at(days=40), tick=False):
+        # a void before the current period is refused
+        other = api.post(f"{ENT}/grants", {"amount": 5, "effectiveAt": z(at(days=35))}, format="json").json()
+        late = api.delete(f"/api/v1/grants/{other['id']}", QUERY_STRING=f"at={z(at(days=20))}")
+        assert late.status_code == 409
+
+
+def test_preserve_overage_at_reset_on_the_automatic_boundary(api, metered):
+    metered(preserveOverageAtReset=True, issueAfterReset=50)
+    # March: 100 + 50 granted, 170 used → overage 20
+    use(at(days=3), 170)
+    v = value(api, at(days=32))
+    # April 1: the 100 grant rolls over 0; issueAfterReset gives 50 (min = max = 50) and pays the 20: 30 left
+    assert (v["balance"], v["overage"], v["usage"]) == (30, 0, 0)

@@ -125,3 +125,10 @@ def test_list_v2_bad_parameters_are_400(api, events, params):
     response = api.get("/api/v2/events", params)
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
+
+
+@time_machine.travel(NOW, tick=False)
+def test_list_with_client_id_reports_progress(api, events):
+    assert api.get("/api/v1/events", {"clientId": "events-1"}).status_code == 200
+    body = api.get("/api/v1/info/progress/events-1").json()
+    assert (body["total"], body["success"], body["failed"]) == (1, 1, 0)

@@ -60,10 +60,11 @@ def to_events(raw):
     window=st.sampled_from([None, "MINUTE", "HOUR", "DAY", "MONTH"]),
     zone=st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe"]),
     group_by=st.lists(st.sampled_from(["subject", "model"]), unique=True),
+    subjects=st.one_of(st.none(), st.lists(st.sampled_from(["s1", "s2", "s3"]), min_size=1, unique=True)),
     event_from=st.one_of(st.none(), st.integers(min_value=0, max_value=24 * 3600)),
 )
 def test_rollups_plus_tail_equal_the_raw_query(
-    raw_events, folded_count, aggregation, start, length, window, zone, group_by, event_from
+    raw_events, folded_count, aggregation, start, length, window, zone, group_by, subjects, event_from
 ):
     # given a meter over its own event type, some events folded into rollups and the rest still pending
     event_type = f"prop{next(_types)}"
@@ -82,7 +83,15 @@ def test_rollups_plus_tail_equal_the_raw_query(
     # when the same query runs on rollups + tail and on raw events
     begin = BASE + dt.timedelta(seconds=start) if start is not None else None
     end = (begin or BASE) + dt.timedelta(seconds=length) if length is not None else None
-    spec = QuerySpec(meter=meter, start=begin, end=end, window_size=window, time_zone=ZoneInfo(zone), group_by=group_by)
+    spec = QuerySpec(
+        meter=meter,
+        start=begin,
+        end=end,
+        window_size=window,
+        time_zone=ZoneInfo(zone),
+        group_by=group_by,
+        subjects=subjects,
+    )
     # then both give the same rows
     assert run_query(spec) == run_raw_query(spec)
     fold_pending(limit=10_000)
@@ -119,12 +128,15 @@ def test_fold_writes_minute_hour_and_day_buckets():
         ]
     )
     assert fold_pending() == 3
-    buckets = sorted((r.resolution, r.bucket, r.sum, r.count) for r in Rollup.objects.filter(meter=meter))
+    buckets = sorted((r.subject, r.resolution, r.bucket, r.sum, r.count) for r in Rollup.objects.filter(meter=meter))
     assert buckets == [
-        (1, dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC), Decimal(2), 1),
-        (1, dt.datetime(2026, 1, 1, 10, 25, tzinfo=UTC), Decimal(3), 1),
-        (2, dt.datetime(2026, 1, 1, 10, tzinfo=UTC), Decimal(5), 2),
-        (3, dt.datetime(2026, 1, 1, tzinfo=UTC), Decimal(5), 2),
+        # all subjects together (subject ''): hours and days only
+        ("", 2, dt.datetime(2026, 1, 1, 10, tzinfo=UTC), Decimal(5), 2),
+        ("", 3, dt.datetime(2026, 1, 1, tzinfo=UTC), Decimal(5), 2),
+        ("s", 1, dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC), Decimal(2), 1),
+        ("s", 1, dt.datetime(2026, 1, 1, 10, 25, tzinfo=UTC), Decimal(3), 1),
+        ("s", 2, dt.datetime(2026, 1, 1, 10, tzinfo=UTC), Decimal(5), 2),  # 2 + 3
+        ("s", 3, dt.datetime(2026, 1, 1, tzinfo=UTC), Decimal(5), 2),
     ]
     assert PendingEvent.objects.count() == 0
     assert fold_pending() == 0  # nothing left: idempotent
@@ -227,3 +239,14 @@ def test_rebuild_drops_old_rollups_and_reads_raw_until_done():
     backfill(meter_id=meter.pk)
     meter.refresh_from_db()
     assert meter_usage(meter=meter, subjects=["s0", "s1", "s2"], start=BASE, end=end) == 6
+
+
+def test_a_meter_failing_at_run_time_does_not_block_the_fold():
+    good = MeterFactory(aggregation="SUM", group_by={})
+    bad = MeterFactory(aggregation="SUM", value_property="$.tokens / $.zero", group_by={})  # division by zero
+    ingest([{"subject": "s", "time": BASE, "data": {"tokens": 5, "zero": 0}}])
+    assert fold_pending() == 1
+    end = BASE + dt.timedelta(hours=1)
+    assert meter_usage(meter=good, subjects=["s"], start=BASE, end=end) == 5
+    bad.refresh_from_db()
+    assert bad.backfill_cursor == 0  # marked for a rebuild: its queries read raw events

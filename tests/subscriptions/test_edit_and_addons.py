@@ -64,7 +64,7 @@ def test_stretch_and_add_and_remove_phases(api, running):
                         utc(2026, 1, 20))
     assert response.status_code == 200, response.content
     phases = get(api, running["id"], utc(2026, 1, 20))["phases"]
-    assert [(p["key"], p["activeFrom"], p["activeTo"]) for p in phases] == [
+    assert [(p["key"], p["activeFrom"], p.get("activeTo")) for p in phases] == [
         ("trial", "2026-01-10T00:00:00Z", "2026-03-10T00:00:00Z"),
         ("main", "2026-03-10T00:00:00Z", None),
     ]
@@ -147,7 +147,7 @@ def test_addon_quantity_changes_over_time(api):
     body = updated.json()
     assert body["timeline"] == [
         {"activeFrom": "2026-02-15T00:00:00Z", "activeTo": "2026-03-01T00:00:00Z", "quantity": 2},
-        {"activeFrom": "2026-03-01T00:00:00Z", "activeTo": None, "quantity": 5},
+        {"activeFrom": "2026-03-01T00:00:00Z", "quantity": 5},
     ]
     assert body["quantity"] == 5
     with time_machine.travel(utc(2026, 2, 20), tick=False):
@@ -181,3 +181,26 @@ def test_single_addon_quantity_and_unoffered_addon(api):
     unoffered = {"name": "Other", "addon": {"id": other["id"]}, "quantity": 1, "timing": "immediate"}
     assert_problem(post_at(api, path, unoffered, utc(2026, 1, 11)), 400, "not offered")
     assert not SubscriptionAddon.objects.exists()
+
+
+def test_edit_at_next_billing_cycle_applies_at_the_period_end(api):
+    FeatureFactory(key="tokens")
+    FeatureFactory(key="storage")
+    publish_plan(api, trial_plan())
+    running = subscribe(api, CustomerFactory(), utc(2026, 1, 10), startingPhase="main")
+    # the period containing Jan 20 is Jan 10 → Feb 10: the edit takes effect on Feb 10
+    edit = {"timing": "next_billing_cycle", "customizations": [
+        {"op": "add_item", "phaseKey": "main", "rateCard": usage_card("storage", amount="0.5")},
+        {"op": "remove_item", "phaseKey": "main", "itemKey": "base_fee"},
+    ]}
+    response = patch_at(api, f"/api/v1/subscriptions/{running['id']}", edit, utc(2026, 1, 20))
+    assert response.status_code == 200, response.content
+
+    (main,) = get(api, running["id"], utc(2026, 1, 20))["phases"]
+    timelines = {k: [(i["activeFrom"], i.get("activeTo")) for i in v] for k, v in main["itemTimelines"].items()}
+    assert timelines["base_fee"] == [("2026-01-10T00:00:00Z", "2026-02-10T00:00:00Z")]
+    assert timelines["storage"] == [("2026-02-10T00:00:00Z", None)]
+    # on Jan 20 the fee is still billed and storage not yet; on Feb 15 the other way round
+    assert sorted(i["key"] for i in main["items"]) == ["base_fee", "tokens"]
+    (main,) = get(api, running["id"], utc(2026, 2, 15))["phases"]
+    assert sorted(i["key"] for i in main["items"]) == ["storage", "tokens"]

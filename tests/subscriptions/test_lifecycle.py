@@ -97,7 +97,7 @@ def test_month_end_anchor_trial_then_open_ended(api, tokens):
     trial, main = sub["phases"]
     # trial: Jan 31 + P1M = Feb 28 (February has no 31st); main is open-ended
     assert (trial["activeFrom"], trial["activeTo"]) == ("2026-01-31T12:00:00Z", "2026-02-28T12:00:00Z")
-    assert (main["activeFrom"], main["activeTo"]) == ("2026-02-28T12:00:00Z", None)
+    assert (main["activeFrom"], main.get("activeTo")) == ("2026-02-28T12:00:00Z", None)
     assert [i["key"] for i in trial["items"]] == ["base_fee"]
     assert trial["items"][0]["price"]["amount"] == "0"
     assert sorted(i["key"] for i in main["items"]) == ["base_fee", "tokens"]
@@ -173,7 +173,7 @@ def test_cancel_at_next_billing_cycle_then_unschedule(api, tokens):
     # continuing before it ends removes the end
     response = post_at(api, f"/api/v1/subscriptions/{created['id']}/unschedule-cancelation", None, utc(2026, 3, 20))
     assert response.status_code == 200, response.content
-    assert (response.json()["activeTo"], response.json()["status"]) == (None, "active")
+    assert (response.json().get("activeTo"), response.json()["status"]) == (None, "active")
     # an active subscription has no cancellation to unschedule
     again = post_at(api, f"/api/v1/subscriptions/{created['id']}/unschedule-cancelation", None, utc(2026, 3, 21))
     assert_problem(again, 403, "unschedule_cancelation")
@@ -269,7 +269,7 @@ def test_custom_plan_subscription(api, tokens):
         response = api.post("/api/v1/subscriptions", body, format="json")
     assert response.status_code == 201, response.content
     sub = response.json()
-    assert (sub["name"], sub["currency"], sub["plan"]) == ("Bespoke", "EUR", None)
+    assert (sub["name"], sub["currency"], sub.get("plan")) == ("Bespoke", "EUR", None)
     # a custom plan cannot be migrated
     assert_problem(post_at(api, f"/api/v1/subscriptions/{sub['id']}/migrate", {}, utc(2026, 6, 1)), 400, "custom plan")
 

@@ -62,3 +62,27 @@ def test_two_concurrent_subscribes_one_wins(api):
 
     assert sorted(outcomes) == ["Conflict", "created"]
     assert Subscription.objects.filter(customer=customer).count() == 1
+
+
+@pytest.mark.django_db
+def test_customer_subscription_list_does_not_grow_with_rows(api):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    FeatureFactory(key="tokens")
+    publish_plan(api, trial_plan())
+    customer = CustomerFactory()
+    first = subscribe(api, customer, utc(2026, 1, 1))
+    post_at(api, f"/api/v1/subscriptions/{first['id']}/cancel", {}, utc(2026, 1, 2))
+
+    def count() -> int:
+        with CaptureQueriesContext(db) as ctx:
+            assert api.get(f"/api/v1/customers/{customer.id}/subscriptions").status_code == 200
+        return len(ctx.captured_queries)
+
+    count()  # warm-up: the first request of a key also records its last use
+    one = count()
+    for day in range(3, 7):
+        sub = subscribe(api, customer, utc(2026, 1, day))
+        post_at(api, f"/api/v1/subscriptions/{sub['id']}/cancel", {}, utc(2026, 1, day, 12))
+    assert count() == one

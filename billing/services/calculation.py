@@ -1,0 +1,225 @@
+"""Line quantities from the meters and line/invoice totals from `pricing`, stored with a fixed number of queries
+per invoice (bulk writes), so an invoice costs the same however many lines or events it has.
+
+Usage comes in as a mapping line id → (quantity, pre-line-period quantity); `usage_for_lines` fetches it with one
+batched query per meter, period and filter set for many customers at once (what period close uses).
+"""
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import Invoice, InvoiceLine, LineStatus
+from billing.services.pricing import (
+    TOTAL_FIELDS,
+    Charge,
+    RatingInput,
+    Totals,
+    charge_totals,
+    parse_discounts,
+    parse_price,
+    rate,
+    sum_totals,
+)
+from catalog.models import Feature
+from metering.query import meter_usage_by_customer
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+Usage = tuple[Decimal, Decimal]  # (quantity, pre-line-period quantity)
+
+
+@dataclass(frozen=True)
+class LineCalculation:
+    line: InvoiceLine
+    quantity: Decimal
+    pre_line_period_quantity: Decimal
+    charges: list[Charge]
+    totals: Totals
+
+
+def is_flat(line: InvoiceLine) -> bool:
+    return bool(line.price) and line.price.get("type") == "flat"
+
+
+def is_first_in_period(line: InvoiceLine) -> bool:
+    return line.split_group_start is None or line.period_start <= line.split_group_start
+
+
+def is_last_in_period(line: InvoiceLine) -> bool:
+    return line.split_group_end is None or line.period_end >= line.split_group_end
+
+
+def features_by_key(keys: Iterable[str]) -> dict[str, Feature]:
+    wanted = {k for k in keys if k}
+    if not wanted:
+        return {}
+    return {f.key: f for f in Feature.objects.filter(key__in=wanted, archived_at__isnull=True).select_related("meter")}
+
+
+def _group_filters(feature: Feature) -> dict[str, list[str]]:
+    return {k: [str(v)] for k, v in (feature.meter_group_by_filters or {}).items()}
+
+
+def usage_for_lines(
+    lines: Sequence[InvoiceLine],
+    *,
+    customer_by_invoice: Mapping[str, str],
+    subjects_by_customer: Mapping[str, Sequence[str]],
+) -> dict[str, Usage]:
+    """Quantities for many lines of many customers: one meter query per (meter, filters, period) group."""
+    features = features_by_key(line.feature_key for line in lines if not is_flat(line))
+    subject_owner = {s: c for c, subjects in subjects_by_customer.items() for s in subjects}
+    groups: dict[tuple, list[tuple[InvoiceLine, str]]] = defaultdict(list)
+    out: dict[str, Usage] = {}
+    for line in lines:
+        if is_flat(line):
+            out[line.pk] = (ONE, ZERO)
+            continue
+        feature = features.get(line.feature_key or "")
+        if feature is None or feature.meter is None:
+            out[line.pk] = (ZERO, ZERO)
+            continue
+        key_filters = json.dumps(feature.meter_group_by_filters or {}, sort_keys=True)
+        groups[(feature.pk, key_filters, line.period_start, line.period_end, "q")].append((line, feature))
+        if not is_first_in_period(line):
+            groups[(feature.pk, key_filters, line.split_group_start, line.period_start, "pre")].append((line, feature))
+        out[line.pk] = (ZERO, ZERO)
+    for (_, _, start, end, kind), members in groups.items():
+        feature = members[0][1]
+        customers = {customer_by_invoice[line.invoice_id] for line, _ in members}
+        subjects = {s: c for s, c in subject_owner.items() if c in customers}
+        totals = meter_usage_by_customer(
+            meter=feature.meter, subject_customers=subjects, start=start, end=end, group_filters=_group_filters(feature)
+        )
+        for line, _ in members:
+            value = totals.get(customer_by_invoice[line.invoice_id], ZERO)
+            qty, pre = out[line.pk]
+            out[line.pk] = (value, pre) if kind == "q" else (qty, value)
+    return out
+
+
+def previously_billed(lines: Sequence[InvoiceLine]) -> dict[str, Decimal]:
+    """For progressively billed lines: the totals already billed earlier in the same split group."""
+    split = [line for line in lines if line.split_group_id and not is_first_in_period(line)]
+    if not split:
+        return {}
+    earlier = InvoiceLine.objects.filter(
+        split_group_id__in={line.split_group_id for line in split}, parent__isnull=True, deleted_at__isnull=True
+    ).values_list("split_group_id", "period_end", "total")
+    out: dict[str, Decimal] = {}
+    for line in split:
+        out[line.pk] = sum(
+            (total for gid, end, total in earlier if gid == line.split_group_id and end <= line.period_start), ZERO
+        )
+    return out
+
+
+def calculate_line(line: InvoiceLine, usage: Usage, billed_before: Decimal = ZERO) -> LineCalculation:
+    qty, pre = usage
+    charges: list[Charge] = []
+    if line.price:
+        charges = rate(
+            RatingInput(
+                name=line.name,
+                currency=line.currency,
+                price=parse_price(line.price),
+                quantity=qty,
+                pre_line_period_quantity=pre,
+                discounts=parse_discounts(line.rate_card_discounts),
+                is_first_in_period=is_first_in_period(line),
+                is_last_in_period=is_last_in_period(line),
+                previously_billed_amount=billed_before,
+            )
+        )
+    return LineCalculation(line, qty, pre, charges, sum_totals(charge_totals(c) for c in charges))
+
+
+def calculate_lines(lines: Sequence[InvoiceLine], usage: Mapping[str, Usage]) -> list[LineCalculation]:
+    billed = previously_billed(lines)
+    return [calculate_line(line, usage.get(line.pk, (ZERO, ZERO)), billed.get(line.pk, ZERO)) for line in lines]
+
+
+def set_totals(obj: Invoice | InvoiceLine, totals: Totals) -> None:
+    for f in TOTAL_FIELDS:
+        setattr(obj, f, getattr(totals, f))
+
+
+def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]:
+    line = calc.line
+    out = []
+    for index, c in enumerate(calc.charges):
+        child = InvoiceLine(
+            invoice_id=line.invoice_id, parent_id=line.pk, managed_by=line.managed_by, status=LineStatus.DETAILED,
+            name=c.name, currency=line.currency, period_start=line.period_start, period_end=line.period_end,
+            invoice_at=line.invoice_at, quantity=c.quantity, per_unit_amount=c.per_unit_amount,
+            payment_term=c.payment_term, category=c.category, child_key=c.key, index=index,
+            amount_discounts=[
+                {"reason": d.reason, "amount": str(d.amount), "description": d.description} for d in c.discounts
+            ],
+            created_at=now,
+        )
+        set_totals(child, charge_totals(c))
+        out.append(child)
+    return out
+
+
+LINE_FIELDS = ["quantity", "metered_quantity", "pre_line_period_quantity", "metered_pre_line_period_quantity",
+               *TOTAL_FIELDS]
+
+
+def _update_lines(lines: Sequence[InvoiceLine]) -> None:
+    """One `UPDATE … FROM (VALUES …)` for all lines (Django's bulk_update builds a CASE per field, slowly)."""
+    if connection.vendor != "postgresql":
+        InvoiceLine.objects.bulk_update(lines, [*LINE_FIELDS, "updated_at"])
+        return
+    table = InvoiceLine._meta.db_table
+    row = "(%s, " + ", ".join(["%s::numeric"] * len(LINE_FIELDS)) + ", %s::timestamptz)"
+    sets = ", ".join(f"{f} = v.{f}" for f in [*LINE_FIELDS, "updated_at"])
+    params: list = []
+    for line in lines:
+        params += [line.pk, *(getattr(line, f) for f in LINE_FIELDS), line.updated_at]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(lines))}) "
+            f"AS v(id, {', '.join(LINE_FIELDS)}, updated_at) WHERE t.id = v.id",
+            params,
+        )
+
+
+def store_calculation(
+    invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None, replace: bool = True
+) -> None:
+    """Replace the detailed lines, update line and invoice totals: four statements whatever the line count
+    (three for a new invoice, which has no detailed lines to remove)."""
+    now = timezone.now()
+    lines = [c.line for c in calcs]
+    if replace:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
+            )
+    children = [child for c in calcs for child in detailed_lines(c, now)]
+    if children:
+        InvoiceLine.objects.bulk_create(children, batch_size=1000)
+    for c in calcs:
+        c.line.quantity = c.line.metered_quantity = c.quantity
+        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
+        c.line.updated_at = now
+        set_totals(c.line, c.totals)
+    if lines:
+        _update_lines(lines)
+    set_totals(invoice, sum_totals(c.totals for c in calcs))
+    fields = [*TOTAL_FIELDS, "updated_at"]
+    if snapshot_at is not None:
+        invoice.quantity_snapshotted_at = snapshot_at
+        fields.append("quantity_snapshotted_at")
+    Invoice.objects.filter(pk=invoice.pk).update(**{f: getattr(invoice, f) for f in fields if f != "updated_at"},
+                                                 updated_at=now)

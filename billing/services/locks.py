@@ -1,0 +1,25 @@
+"""Transaction-scoped PostgreSQL advisory locks: serialise work per customer (or per singleton) across workers."""
+
+from django.db import connection
+
+
+def advisory_lock(name: str) -> None:
+    """Block until this transaction holds the named lock; released at commit or rollback."""
+    if connection.vendor != "postgresql":  # SQLite quick start: one writer at a time anyway
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+
+
+def lock_customer(customer_id: str) -> None:
+    """All invoice mutations of one customer are serialised (as OpenMeter's billing customer lock)."""
+    advisory_lock(f"billing:customer:{customer_id}")
+
+
+def try_lock_customer(customer_id: str) -> bool:
+    """Like `lock_customer`, but give up at once when another worker holds it (jobs skip that customer)."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"billing:customer:{customer_id}"])
+        return bool(cur.fetchone()[0])

@@ -1,0 +1,246 @@
+"""Billing profiles and customer overrides: which profile (supplier, workflow, apps) bills a customer."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceStatus
+from billing.services.locks import advisory_lock
+from billing.services.workflow import workflow_with_defaults
+from customers.models import Customer
+from integrations.models import App
+from openmeter_site.core.errors import InvalidInput, NotFound
+
+DEFAULT_PROFILE_NAME = "Default Billing Profile"
+# invoices in these states are finished: a profile with only these may be deleted
+FINAL_STATUSES = {InvoiceStatus.PAID, InvoiceStatus.VOIDED, InvoiceStatus.DELETED, InvoiceStatus.UNCOLLECTIBLE}
+
+
+@dataclass(frozen=True)
+class ProfileApps:
+    tax: str
+    invoicing: str
+    payment: str
+
+
+def live_profiles() -> QuerySet[BillingProfile]:
+    return BillingProfile.objects.filter(deleted_at__isnull=True).select_related("tax_app", "invoicing_app", "payment_app")
+
+
+def billing_profile_get(*, profile_id: str) -> BillingProfile:
+    billing_profile_default_ensure()
+    profile = BillingProfile.objects.select_related("tax_app", "invoicing_app", "payment_app").filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound(f"billing profile {profile_id} not found")
+    return profile
+
+
+def billing_profile_default_ensure() -> BillingProfile:
+    """The default profile, created on first use with the sandbox app (as OpenMeter provisions at start-up)."""
+    from integrations.sandbox import sandbox_app_ensure
+
+    profile = live_profiles().filter(is_default=True).first()
+    if profile is not None:
+        return profile
+    with transaction.atomic():
+        advisory_lock("billing:default-profile")
+        profile = live_profiles().filter(is_default=True).first()
+        if profile is not None:
+            return profile
+        app = sandbox_app_ensure()
+        return BillingProfile.objects.create(
+            name=DEFAULT_PROFILE_NAME,
+            is_default=True,
+            supplier={"name": "Default Supplier"},
+            workflow=workflow_with_defaults(None),
+            tax_app=app,
+            invoicing_app=app,
+            payment_app=app,
+        )
+
+
+def _app(app_id: str, role: str) -> App:
+    app = App.objects.filter(pk=app_id, deleted_at__isnull=True).first()
+    if app is None:
+        raise InvalidInput(f"apps.{role}: app {app_id} not found", extensions={"field": f"apps.{role}"})
+    return app
+
+
+def _unset_other_defaults(keep: BillingProfile) -> None:
+    BillingProfile.objects.filter(is_default=True, deleted_at__isnull=True).exclude(pk=keep.pk).update(
+        is_default=False, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def billing_profile_create(
+    *,
+    name: str,
+    supplier: dict[str, Any],
+    default: bool,
+    workflow: dict[str, Any] | None,
+    apps: ProfileApps,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> BillingProfile:
+    advisory_lock("billing:default-profile")
+    tax, invoicing, payment = _app(apps.tax, "tax"), _app(apps.invoicing, "invoicing"), _app(apps.payment, "payment")
+    if default:
+        # the new default replaces the old one: clear the flag first (one default is a unique constraint)
+        BillingProfile.objects.filter(is_default=True, deleted_at__isnull=True).update(is_default=False)
+    profile = BillingProfile.objects.create(
+        name=name,
+        description=description,
+        metadata=metadata or {},
+        is_default=default,
+        supplier=supplier,
+        workflow=workflow_with_defaults(workflow),
+        tax_app=tax,
+        invoicing_app=invoicing,
+        payment_app=payment,
+    )
+    return profile
+
+
+@transaction.atomic
+def billing_profile_update(
+    *,
+    profile_id: str,
+    name: str,
+    supplier: dict[str, Any],
+    default: bool,
+    workflow: dict[str, Any] | None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> BillingProfile:
+    advisory_lock("billing:default-profile")
+    profile = BillingProfile.objects.select_for_update().filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound(f"billing profile {profile_id} not found")
+    if profile.deleted_at is not None:
+        raise InvalidInput(f"billing profile {profile_id} is deleted and cannot be updated")
+    if profile.is_default and not default:
+        raise InvalidInput("default: the default profile cannot be unset; make another profile the default instead")
+    if default and not profile.is_default:
+        _unset_other_defaults(profile)
+    profile.name = name
+    profile.description = description
+    profile.metadata = metadata or {}
+    profile.supplier = supplier
+    profile.workflow = workflow_with_defaults(workflow)
+    profile.is_default = default
+    profile.save()
+    return billing_profile_get(profile_id=profile.pk)
+
+
+@transaction.atomic
+def billing_profile_delete(*, profile_id: str) -> None:
+    profile = BillingProfile.objects.select_for_update().filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound(f"billing profile {profile_id} not found")
+    if profile.deleted_at is not None:
+        raise InvalidInput(f"billing profile {profile_id} is already deleted")
+    if profile.is_default:
+        raise InvalidInput("the default billing profile cannot be deleted")
+    if CustomerOverride.objects.filter(billing_profile=profile).exists():
+        raise InvalidInput("the billing profile is pinned by customer overrides; delete those first")
+    if Invoice.objects.filter(billing_profile=profile, deleted_at__isnull=True).exclude(status__in=FINAL_STATUSES).exists():
+        raise InvalidInput("the billing profile has invoices that are not finalized")
+    profile.deleted_at = timezone.now()
+    profile.save(update_fields=["deleted_at", "updated_at"])
+
+
+def billing_profile_list_qs(*, include_archived: bool = False) -> QuerySet[BillingProfile]:
+    billing_profile_default_ensure()
+    qs = BillingProfile.objects.select_related("tax_app", "invoicing_app", "payment_app")
+    return qs if include_archived else qs.filter(deleted_at__isnull=True)
+
+
+# --- customer overrides -----------------------------------------------------------------------------------
+
+def _customer(customer_id: str) -> Customer:
+    customer = Customer.objects.filter(pk=customer_id, deleted_at__isnull=True).first()
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+def profile_for_customer(customer: Customer) -> BillingProfile:
+    """The profile that bills a customer: its pinned profile, else the default one."""
+    override = (
+        CustomerOverride.objects.filter(customer=customer, billing_profile__deleted_at__isnull=True)
+        .select_related("billing_profile__tax_app", "billing_profile__invoicing_app", "billing_profile__payment_app")
+        .first()
+    )
+    if override is not None and override.billing_profile is not None:
+        return override.billing_profile
+    return billing_profile_default_ensure()
+
+
+@dataclass(frozen=True)
+class OverrideDetails:
+    customer: Customer
+    override: CustomerOverride | None
+    profile: BillingProfile
+
+
+def customer_override_upsert(*, customer_id: str, billing_profile_id: str | None) -> OverrideDetails:
+    customer = _customer(customer_id)
+    if billing_profile_id is not None:
+        profile = live_profiles().filter(pk=billing_profile_id).first()
+        if profile is None:
+            raise InvalidInput(f"billingProfileId: billing profile {billing_profile_id} not found")
+    with transaction.atomic():
+        CustomerOverride.objects.update_or_create(
+            customer=customer, defaults={"billing_profile_id": billing_profile_id}
+        )
+    return customer_override_get(customer_id=customer_id)
+
+
+def customer_override_get(*, customer_id: str) -> OverrideDetails:
+    customer = _customer(customer_id)
+    override = CustomerOverride.objects.filter(customer=customer).first()
+    return OverrideDetails(customer, override, profile_for_customer(customer))
+
+
+def customer_override_delete(*, customer_id: str) -> None:
+    customer = _customer(customer_id)
+    deleted, _ = CustomerOverride.objects.filter(customer=customer).delete()
+    if not deleted:
+        raise NotFound(f"customer {customer_id} has no billing profile override")
+
+
+def customer_override_list(
+    *,
+    billing_profile_ids: list[str],
+    customers_without_pinned_profile: bool,
+    include_all_customers: bool,
+    customer_ids: list[str],
+    customer_name: str | None,
+    customer_key: str | None,
+    customer_primary_email: str | None,
+) -> QuerySet[Customer]:
+    """Customers (with their override prefetched) matching the spec's filters."""
+    default = billing_profile_default_ensure()
+    qs = Customer.objects.filter(deleted_at__isnull=True).select_related("billing_override")
+    if not include_all_customers:
+        qs = qs.filter(billing_override__isnull=False)
+    if customers_without_pinned_profile:
+        qs = qs.filter(Q(billing_override__isnull=True) | Q(billing_override__billing_profile__isnull=True))
+    if billing_profile_ids:
+        pinned = Q(billing_override__billing_profile_id__in=billing_profile_ids)
+        if default.pk in billing_profile_ids:
+            pinned |= Q(billing_override__isnull=True) | Q(billing_override__billing_profile__isnull=True)
+        qs = qs.filter(pinned)
+    if customer_ids:
+        qs = qs.filter(pk__in=customer_ids)
+    if customer_name:
+        qs = qs.filter(name__icontains=customer_name)
+    if customer_key:
+        qs = qs.filter(key__icontains=customer_key)
+    if customer_primary_email:
+        qs = qs.filter(primary_email__icontains=customer_primary_email)
+    return qs

@@ -1,0 +1,42 @@
+"""Celery tasks: thin wrappers around `billing.services.jobs`; a full batch re-enqueues itself."""
+
+from celery import shared_task
+
+BATCH = 500
+
+
+@shared_task(name="billing.collect_gathering_invoices", acks_late=True, reject_on_worker_lost=True)
+def collect_gathering_invoices_task(batch_size: int = BATCH) -> int:
+    from billing.services.jobs import collect_gathering_invoices
+
+    seen = collect_gathering_invoices(limit=batch_size)
+    if seen == batch_size:
+        collect_gathering_invoices_task.delay(batch_size)
+    return seen
+
+
+@shared_task(name="billing.advance_due_invoices", acks_late=True, reject_on_worker_lost=True)
+def advance_due_invoices_task(batch_size: int = BATCH) -> int:
+    from billing.services.jobs import advance_due_invoices
+
+    seen = advance_due_invoices(limit=batch_size)
+    if seen == batch_size:
+        advance_due_invoices_task.delay(batch_size)
+    return seen
+
+
+@shared_task(name="billing.mark_overdue_invoices", acks_late=True, reject_on_worker_lost=True)
+def mark_overdue_invoices_task(batch_size: int = BATCH) -> int:
+    from billing.services.jobs import mark_overdue_invoices
+
+    seen = mark_overdue_invoices(limit=batch_size)
+    if seen == batch_size:
+        mark_overdue_invoices_task.delay(batch_size)
+    return seen
+
+
+@shared_task(name="billing.sync_subscriptions", acks_late=True, reject_on_worker_lost=True)
+def sync_subscriptions_task() -> int:
+    from billing.services.subscription_sync import subscriptions_sync_all
+
+    return subscriptions_sync_all()
