@@ -19,6 +19,7 @@ from catalog.services.plans import (
     plan_delete,
     plan_get,
     plan_list_qs,
+    plan_next,
     plan_publish,
     plan_update,
     plan_validation_errors,
@@ -199,6 +200,12 @@ class PlanPublishView(APIView):
     def post(self, request: Request, plan_id: str) -> Response:
         plan = plan_publish(plan_id=plan_id)
         return Response(plan_to_api(plan_get(id_or_key=plan.pk)))
+
+
+class PlanNextView(APIView):
+    def post(self, request: Request, plan_id: str) -> Response:
+        plan = plan_next(plan_id_or_key=plan_id)
+        return Response(plan_to_api(plan_get(id_or_key=plan.pk)), status=status.HTTP_201_CREATED)
 
 
 class PlanArchiveView(APIView):

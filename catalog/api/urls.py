@@ -12,6 +12,7 @@ plan_urls = [
     path("api/v1/plans/<seg:plan_id>", plans.PlanDetailView.as_view()),
     path("api/v1/plans/<seg:plan_id>/publish", plans.PlanPublishView.as_view()),
     path("api/v1/plans/<seg:plan_id>/archive", plans.PlanArchiveView.as_view()),
+    path("api/v1/plans/<seg:plan_id>/next", plans.PlanNextView.as_view()),
     path("api/v1/plans/<seg:plan_id>/addons", addons.PlanAddonListView.as_view()),
     path("api/v1/plans/<seg:plan_id>/addons/<seg:plan_addon_id>", addons.PlanAddonDetailView.as_view()),
 ]

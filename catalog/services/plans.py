@@ -224,6 +224,17 @@ def plan_new_version(*, plan_id: str) -> Plan:
     return draft
 
 
+def plan_next(*, plan_id_or_key: str) -> Plan:
+    """The deprecated `POST /plans/{planIdOrKey}/next`: a new draft from the latest published version only."""
+    plan = plan_get(id_or_key=plan_id_or_key)
+    newer = Plan.objects.filter(
+        key=plan.key, version__gt=plan.version, effective_from__isnull=False, deleted_at__isnull=True
+    )
+    if plan.effective_from is None or newer.exists():
+        raise InvalidInput(f"plan {plan.pk} is not the latest published version of {plan.key!r}")
+    return plan_new_version(plan_id=plan.pk)
+
+
 def plan_as_input(plan: Plan) -> PlanInput:
     return PlanInput(
         name=plan.name,

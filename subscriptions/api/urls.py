@@ -10,6 +10,7 @@ urlpatterns = [
         "api/v1/subscriptions/<seg:subscription_id>/unschedule-cancelation",
         views.SubscriptionUnscheduleCancelationView.as_view(),
     ),
+    path("api/v1/subscriptions/<seg:subscription_id>/restore", views.SubscriptionRestoreView.as_view()),
     path("api/v1/subscriptions/<seg:subscription_id>/change", views.SubscriptionChangeView.as_view()),
     path("api/v1/subscriptions/<seg:subscription_id>/migrate", views.SubscriptionMigrateView.as_view()),
     path("api/v1/subscriptions/<seg:subscription_id>/addons", views.SubscriptionAddonListView.as_view()),

@@ -36,6 +36,7 @@ from subscriptions.services.lifecycle import (
     subscription_delete,
     subscription_get,
     subscription_migrate,
+    subscription_restore,
     subscription_unschedule_cancelation,
 )
 
@@ -172,6 +173,14 @@ class SubscriptionCancelView(APIView):
 class SubscriptionUnscheduleCancelationView(APIView):
     def post(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_unschedule_cancelation(subscription_id=subscription_id)
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+
+class SubscriptionRestoreView(APIView):
+    """Deprecated `POST /restore`: scheduled successors are deleted and this subscription continues."""
+
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_restore(subscription_id=subscription_id)
         return Response(subscription_to_api(subscription, timezone.now()))
 
 

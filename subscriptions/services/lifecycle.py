@@ -289,6 +289,20 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
 
 
 @transaction.atomic
+def subscription_restore(*, subscription_id: str, at: dt.datetime | None = None) -> Subscription:
+    """The deprecated `restore`: delete the scheduled subscriptions that follow this one, then continue it."""
+    at = at or timezone.now()
+    subscription = _locked(subscription_id)
+    require_action(subscription, "unschedule_cancelation", at)
+    followers = Subscription.objects.select_for_update().filter(
+        customer=subscription.customer, deleted_at__isnull=True, active_from__gte=subscription.active_to
+    ).exclude(pk=subscription.pk)
+    for follower in followers:
+        subscription_delete(subscription_id=follower.pk, at=at)
+    return subscription_unschedule_cancelation(subscription_id=subscription.pk, at=at)
+
+
+@transaction.atomic
 def subscription_delete(*, subscription_id: str, at: dt.datetime | None = None) -> None:
     at = at or timezone.now()
     subscription = _locked(subscription_id)

@@ -7,7 +7,7 @@ import time_machine
 
 from customers.models import Customer
 from subscriptions.models import Subscription, SubscriptionPhase
-from tests.factories import CustomerFactory, FeatureFactory, flat_fee_card, plan_body, usage_card
+from tests.factories import CustomerFactory, flat_fee_card, plan_body, usage_card
 
 pytestmark = pytest.mark.django_db
 
@@ -70,11 +70,6 @@ def assert_problem(response, status: int, text: str) -> dict:
     assert response["Content-Type"] == PROBLEM
     assert text in response.json()["detail"], response.json()["detail"]
     return response.json()
-
-
-@pytest.fixture
-def tokens():
-    return FeatureFactory(key="tokens")
 
 
 def test_month_end_anchor_trial_then_open_ended(api, tokens):
