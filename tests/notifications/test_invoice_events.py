@@ -11,7 +11,7 @@ from notifications.services.channels import channel_create
 from notifications.services.rules import rule_create
 from notifications.tasks import emit_invoice_events_task
 from tests.billing.helpers import FEB, customer, flat_line, profile
-from tests.notifications.contract import assert_matches
+from tests.contract.spec import assert_matches
 
 pytestmark = pytest.mark.django_db
 AFTER_CLOSE = FEB + dt.timedelta(hours=2)
