@@ -50,9 +50,10 @@ def emit_recent_resets_task() -> int:
     return len(resets_emit_recent())
 
 
-@shared_task(name="notifications.emit_invoice_event", acks_late=True)
-def emit_invoice_event_task(event_type: str, invoice_id: str, dedup_key: str | None = None) -> int:
-    """Billing: `transaction.on_commit(lambda: emit_invoice_event_task.delay("invoice.updated", invoice.pk))`."""
-    from notifications.services.invoices import invoice_emit
 
-    return len(invoice_emit(invoice_id=invoice_id, event_type=event_type, dedup_key=dedup_key))
+@shared_task(name="notifications.emit_invoice_events", acks_late=True)
+def emit_invoice_events_task() -> int:
+    """invoice.created / invoice.updated for the invoice audit rows billing wrote since the last run."""
+    from notifications.services.invoices import invoice_events_emit_new
+
+    return len(invoice_events_emit_new())

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from notifications.models import EventType, NotificationEvent, NotificationRule, ThresholdType
+from notifications.models import EventType, NotificationChannel, NotificationEvent, NotificationRule, ThresholdType
 from notifications.payloads import number_str
 from notifications.services.events import EventSubject, event_create
 from notifications.services.rules import Threshold, rule_thresholds
@@ -55,7 +55,11 @@ def threshold_crossed(threshold: Threshold, snapshot: EntitlementSnapshot) -> bo
 
 
 def _live_rules(event_type: str) -> QuerySet[NotificationRule]:
-    return NotificationRule.objects.filter(type=event_type, deleted_at__isnull=True, disabled=False)
+    """Enabled rules with at least one enabled channel: a rule whose channels are all disabled fires nothing."""
+    live_channel = NotificationChannel.objects.filter(rules=OuterRef("pk"), disabled=False, deleted_at__isnull=True)
+    return NotificationRule.objects.filter(type=event_type, deleted_at__isnull=True, disabled=False).filter(
+        Exists(live_channel)
+    )
 
 
 def _rules_for_feature(event_type: str, feature_id: str) -> QuerySet[NotificationRule]:

@@ -3,7 +3,7 @@
 import pytest
 
 from notifications.services.channels import channel_create
-from tests.notifications.contract import assert_matches
+from tests.contract.spec import assert_matches
 
 pytestmark = pytest.mark.django_db
 

@@ -158,13 +158,18 @@ def test_address_classification(address, public):
 
 
 def test_disabled_channel_gets_no_delivery_and_disabled_rule_no_event(receiver, django_capture_on_commit_callbacks):
-    _channel, rule = invoice_rule(receiver.url, disabled=True)
+    # a rule whose only channel is disabled fires nothing
+    channel, rule = invoice_rule(receiver.url, disabled=True)
+    assert emit(django_capture_on_commit_callbacks) == []
+    # with one enabled channel beside the disabled one, only the enabled one gets a delivery
+    other = channel_create(name="on", url=receiver.url)
+    rule.channels.add(other)
     [event] = emit(django_capture_on_commit_callbacks)
-    assert event.deliveries.count() == 0
+    assert [d.channel_id for d in event.deliveries.all()] == [other.id] != [channel.id]
     rule.disabled = True
     rule.save()
     assert emit(django_capture_on_commit_callbacks, id="01JCCCCCCCCCCCCCCCCCCCCCCC") == []
-    assert receiver.requests == []
+    assert len(receiver.requests) == 1  # the one delivery to the enabled channel
 
 
 def test_gathering_invoices_never_notify_and_created_fires_once(receiver, django_capture_on_commit_callbacks):
@@ -223,8 +228,10 @@ def test_two_workers_on_one_delivery_send_once(receiver):
     from django.db import connection
 
     # given a pending delivery (made by hand: in autocommit an emitted event is sent at once by the eager task)
-    channel, _ = invoice_rule(receiver.url, disabled=True)
-    [event] = emit_invoice_event(invoice_payload=INVOICE, event_type="invoice.created")
+    from notifications.services.events import EventSubject, event_create
+
+    channel, rule = invoice_rule(receiver.url, disabled=True)
+    event = event_create(rule=rule, data=INVOICE, about=EventSubject())  # no delivery: the channel is disabled
     NotificationChannel.objects.filter(pk=channel.pk).update(disabled=False)
     delivery = NotificationDelivery.objects.create(event=event, channel=channel)
     # and a receiver that holds the first request until released

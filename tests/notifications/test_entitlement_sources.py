@@ -10,8 +10,8 @@ from notifications.models import NotificationEvent
 from notifications.services.channels import channel_create
 from notifications.services.rules import Threshold, rule_create
 from notifications.tasks import emit_recent_resets_task, evaluate_all_thresholds_task, evaluate_new_usage_task
+from tests.contract.spec import assert_matches
 from tests.factories import CustomerFactory, FeatureFactory, MeterFactory, ingest
-from tests.notifications.contract import assert_matches
 
 pytestmark = pytest.mark.django_db
 

@@ -143,8 +143,10 @@ def test_feature_filter_disabled_rule_and_disabled_channel(channel, receiver):
     assert evaluate_balance_thresholds(snapshot=snapshot(usage=5, feature_id=tokens.id)) == []
     off = channel_create(name="off", url=receiver.url, disabled=True)
     threshold_rule(off, ("usage_value", 1), feature_refs=[tokens.id])
+    assert evaluate_balance_thresholds(snapshot=snapshot(usage=5, feature_id=tokens.id)) == []
+    threshold_rule(channel, ("usage_value", 1), feature_refs=[tokens.id])
     [event] = evaluate_balance_thresholds(snapshot=snapshot(usage=5, feature_id=tokens.id))
-    assert event.deliveries.count() == 0
+    assert event.deliveries.count() == 1
 
 
 @pytest.mark.django_db

@@ -1,71 +1,92 @@
-"""invoice.created / invoice.updated from billing's real invoices (skipped until the billing app is merged)."""
+"""invoice.created / invoice.updated from billing's real invoices and their audit trail."""
 
 import datetime as dt
 
 import pytest
 import time_machine
 
-pytest.importorskip("billing.api.render")
-
-from billing.models import Invoice
+from billing.models import Invoice, InvoiceEvent
 from notifications.models import NotificationEvent
 from notifications.services.channels import channel_create
 from notifications.services.rules import rule_create
-from notifications.tasks import emit_invoice_event_task
+from notifications.tasks import emit_invoice_events_task
 from tests.billing.helpers import FEB, customer, flat_line, profile
-from tests.notifications.contract import assert_matches
+from tests.contract.spec import assert_matches
 
 pytestmark = pytest.mark.django_db
 AFTER_CLOSE = FEB + dt.timedelta(hours=2)
 
 
-def standard_invoice(api) -> dict:
-    profile()
-    cust = customer()
+def pending(api, cust, amount="49.99"):
     with time_machine.travel(AFTER_CLOSE, tick=False):
-        pending = api.post(f"/api/v1/billing/customers/{cust.pk}/invoices/pending-lines",
-                           {"currency": "USD", "lines": [flat_line(amount="49.99")]}, format="json")
-        assert pending.status_code == 201, pending.json()
+        response = api.post(f"/api/v1/billing/customers/{cust.pk}/invoices/pending-lines",
+                            {"currency": "USD", "lines": [flat_line(amount=amount)]}, format="json")
+    assert response.status_code == 201, response.json()
+
+
+def invoice_now(api, cust) -> dict:
+    with time_machine.travel(AFTER_CLOSE, tick=False):
         response = api.post("/api/v1/billing/invoices/invoice", {"customerId": cust.pk}, format="json")
-        assert response.status_code == 201, response.json()
+    assert response.status_code == 201, response.json()
     [invoice] = response.json()
     return invoice
 
 
-def test_invoice_events_carry_the_invoice_and_fire_once_per_change(
-    api, receiver, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def channel(receiver):
     channel = channel_create(name="hook", url=receiver.url)
     rule_create(type="invoice.created", name="created", channel_ids=[channel.id])
     rule_create(type="invoice.updated", name="updated", channel_ids=[channel.id])
-    invoice = standard_invoice(api)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert emit_invoice_event_task("invoice.created", invoice["id"]) == 1
-        assert emit_invoice_event_task("invoice.created", invoice["id"]) == 0  # a retried task
-        assert emit_invoice_event_task("invoice.updated", invoice["id"]) == 1
-        assert emit_invoice_event_task("invoice.updated", invoice["id"]) == 0  # same status and updatedAt
-    created, updated = (r.json() for r in receiver.requests)
-    assert all(receiver.verify(r, channel.signing_secret) for r in receiver.requests)
-    assert (created["type"], updated["type"]) == ("invoice.created", "invoice.updated")
-    assert created["data"]["id"] == invoice["id"]
-    assert created["data"]["totals"]["total"] == "49.99"
-    assert_matches(created, "NotificationEventInvoiceCreatedPayload")
-    assert_matches(updated, "NotificationEventInvoiceUpdatedPayload")
-    # a later change (status or updatedAt moves) is a new invoice.updated
-    Invoice.objects.filter(pk=invoice["id"]).update(updated_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
-    with django_capture_on_commit_callbacks(execute=True):
-        assert emit_invoice_event_task("invoice.updated", invoice["id"]) == 1
-    assert NotificationEvent.objects.filter(type="invoice.updated").count() == 2
+    return channel
 
 
-def test_gathering_invoices_do_not_notify(api, receiver):
-    channel = channel_create(name="hook", url=receiver.url)
-    rule_create(type="invoice.created", name="created", channel_ids=[channel.id])
+def run(capture, minutes: int = 1) -> int:
+    with time_machine.travel(AFTER_CLOSE + dt.timedelta(minutes=minutes), tick=False), capture(execute=True):
+        return emit_invoice_events_task()
+
+
+def test_invoice_creation_and_each_status_change_notify_once(api, channel, receiver, django_capture_on_commit_callbacks):
+    # given a standard invoice issued (and paid) at once by the sandbox app
     profile()
     cust = customer()
-    with time_machine.travel(AFTER_CLOSE, tick=False):
-        api.post(f"/api/v1/billing/customers/{cust.pk}/invoices/pending-lines",
-                 {"currency": "USD", "lines": [flat_line()]}, format="json")
-    gathering = Invoice.objects.get(status="gathering")
-    assert emit_invoice_event_task("invoice.created", gathering.pk) == 0
-    assert emit_invoice_event_task("invoice.created", "01HZZZZZZZZZZZZZZZZZZZZZZZ") == 0  # unknown: nothing
+    pending(api, cust)
+    invoice = invoice_now(api, cust)
+    changes = InvoiceEvent.objects.filter(invoice_id=invoice["id"]).exclude(trigger="create").count()
+    assert changes >= 1
+    # when the job runs (twice: the second run finds nothing new)
+    assert run(django_capture_on_commit_callbacks) == 1 + changes
+    assert run(django_capture_on_commit_callbacks) == 0
+    # then one invoice.created and one invoice.updated per status change, signed, with the invoice
+    bodies = [r.json() for r in receiver.requests]
+    assert [b["type"] for b in bodies].count("invoice.created") == 1
+    assert [b["type"] for b in bodies].count("invoice.updated") == changes
+    assert all(receiver.verify(r, channel.signing_secret) for r in receiver.requests)
+    created = next(b for b in bodies if b["type"] == "invoice.created")
+    assert created["data"]["id"] == invoice["id"]
+    assert created["data"]["totals"]["total"] == "49.99"
+    assert [line["name"] for line in created["data"]["lines"]] == ["Platform fee"]
+    assert_matches(created, "NotificationEventInvoiceCreatedPayload")
+    assert_matches(next(b for b in bodies if b["type"] == "invoice.updated"), "NotificationEventInvoiceUpdatedPayload")
+
+
+def test_gathering_invoices_do_not_notify(api, channel, receiver, django_capture_on_commit_callbacks):
+    profile()
+    pending(api, customer())
+    assert Invoice.objects.filter(status="gathering").exists()
+    assert run(django_capture_on_commit_callbacks) == 0
+    assert receiver.requests == []
+
+
+def test_history_is_not_replayed_when_a_rule_appears(api, receiver, django_capture_on_commit_callbacks):
+    # given invoices made while no invoice rule existed
+    profile()
+    cust = customer()
+    pending(api, cust)
+    invoice_now(api, cust)
+    assert run(django_capture_on_commit_callbacks) == 0
+    # when a rule is created afterwards
+    channel = channel_create(name="hook", url=receiver.url)
+    rule_create(type="invoice.created", name="created", channel_ids=[channel.id])
+    # then the old invoices are not notified (only changes inside the 2-minute late-commit window would be)
+    assert run(django_capture_on_commit_callbacks, minutes=10) == 0
+    assert NotificationEvent.objects.count() == 0
