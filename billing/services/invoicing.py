@@ -38,16 +38,15 @@ MAX_ADVANCE_STEPS = 50
 # --- notifications --------------------------------------------------------------------------------------------
 
 def notify(invoice: Invoice, event_type: str) -> None:
-    """`invoice.created` / `invoice.updated` webhooks, sent after the transaction commits (never for a rollback).
-    The notifications app de-duplicates on (invoice, status, updatedAt), so a retried operation sends nothing new."""
+    """`invoice.created` / `invoice.updated` webhooks: the InvoiceEvent audit rows written in this transaction are
+    the outbox; after commit, ask notifications to send them now rather than at its next scheduled run."""
     if invoice.status == S.GATHERING:
         return
-    invoice_id = invoice.pk
 
     def send() -> None:
-        from notifications.tasks import emit_invoice_event_task
+        from notifications.tasks import emit_invoice_events_task
 
-        emit_invoice_event_task.delay(event_type, invoice_id)
+        emit_invoice_events_task.delay()
 
     transaction.on_commit(send, robust=True)  # a broker outage must not fail the committed operation
 

@@ -1,10 +1,12 @@
 """`invoice.created` / `invoice.updated` from billing's invoice audit trail (`billing.InvoiceEvent`).
 
 Billing writes an InvoiceEvent row in the same transaction as every invoice creation (`trigger="create"`) and
-status change, so the audit table is an outbox: this job reads the rows after a cursor and notifies each one
-once (dedup keys `invoice.created:<invoice>` and `invoice.updated:<audit row id>`). Billing needs no call into
-notifications. The payload is the invoice as `GET /api/v1/billing/invoices/{id}` renders it, at the time the
-job runs (so a burst of changes between two runs carries the latest state in each event).
+status change, so the audit table is an outbox: this job reads the rows after a cursor and, per invoice, sends
+`invoice.created` once (dedup key `invoice.created:<invoice>`) and one `invoice.updated` for its newest status
+changes (dedup key `invoice.updated:<newest audit row id>`). An operation that walks an invoice through several
+states (advance, approve) therefore sends one update with the state it ended in, not one per internal step.
+The payload is the invoice as `GET /api/v1/billing/invoices/{id}` renders it when the job runs. Billing asks
+for a run after each commit; the beat schedule covers a broker outage.
 """
 
 import datetime as dt
@@ -32,18 +34,20 @@ def _rules_exist() -> bool:
     ).exists()
 
 
-def _notify(row: InvoiceEvent, payloads: dict[str, dict], at: dt.datetime) -> list[NotificationEvent]:
-    invoice: Invoice = row.invoice
-    if invoice.pk not in payloads:
-        payloads[invoice.pk] = invoice_to_api(invoice, lines=billing_selectors.invoice_lines(invoice))
-    if row.trigger == "create":
-        return emit_invoice_event(invoice_payload=payloads[invoice.pk], event_type=EventType.INVOICE_CREATED, at=at)
-    return emit_invoice_event(
-        invoice_payload=payloads[invoice.pk],
-        event_type=EventType.INVOICE_UPDATED,
-        dedup_key=f"invoice.updated:{row.pk}",
-        at=at,
-    )
+def _notify(invoice: Invoice, rows: list[InvoiceEvent], at: dt.datetime) -> list[NotificationEvent]:
+    payload = invoice_to_api(invoice, lines=billing_selectors.invoice_lines(invoice))
+    events: list[NotificationEvent] = []
+    if any(row.trigger == "create" for row in rows):
+        events += emit_invoice_event(invoice_payload=payload, event_type=EventType.INVOICE_CREATED, at=at)
+    changes = [row for row in rows if row.trigger != "create"]
+    if changes:
+        events += emit_invoice_event(
+            invoice_payload=payload,
+            event_type=EventType.INVOICE_UPDATED,
+            dedup_key=f"invoice.updated:{changes[-1].pk}",
+            at=at,
+        )
+    return events
 
 
 def invoice_events_emit_new(*, at: dt.datetime | None = None) -> list[NotificationEvent]:
@@ -64,10 +68,12 @@ def invoice_events_emit_new(*, at: dt.datetime | None = None) -> list[Notificati
             .select_related("invoice")
             .order_by("id")[:BATCH]
         )
-        events: list[NotificationEvent] = []
-        payloads: dict[str, dict] = {}
+        by_invoice: dict[str, list[InvoiceEvent]] = {}
         for row in rows:
-            events += _notify(row, payloads, now)
+            by_invoice.setdefault(row.invoice_id, []).append(row)
+        events: list[NotificationEvent] = []
+        for invoice_rows in by_invoice.values():
+            events += _notify(invoice_rows[0].invoice, invoice_rows, now)
         if rows:
             cursor.position = max(cursor.position, rows[-1].pk)
             cursor.save(update_fields=["position", "updated_at"])

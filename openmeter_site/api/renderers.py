@@ -23,7 +23,7 @@ def format_datetime(value: dt.datetime) -> str:
 
 
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, default=to_json_default, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(data, default=to_json_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 class JSONRenderer(renderers.BaseRenderer):
