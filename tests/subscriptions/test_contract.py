@@ -1,59 +1,13 @@
-"""Responses validated against the spec's schemas (openmeter-api/openapi.yaml) with jsonschema."""
+"""Responses validated against the spec's schemas (the vendored spec in tests/contract)."""
 
-import functools
-from pathlib import Path
-
-import jsonschema
 import pytest
 import time_machine
-import yaml
 
+from tests.contract.spec import assert_matches as validate
 from tests.factories import CustomerFactory, FeatureFactory, addon_body, flat_fee_card, plan_body, usage_card
 from tests.subscriptions.test_lifecycle import post_at, subscribe, utc
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parents[2]
-SPEC = next(
-    (p for p in (ROOT.parent / "shared/openmeter-api/openapi.yaml", Path("/work/shared/openmeter-api/openapi.yaml"))
-     if p.exists()),
-    ROOT / "missing-openapi.yaml",
-)
-
-
-@functools.cache
-def spec() -> dict:
-    return yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def _openapi_to_jsonschema(node):
-    """OpenAPI 3.0 `nullable: true` → JSON Schema `type: [t, "null"]`; refs resolve inside the spec."""
-    if isinstance(node, dict):
-        out = {k: _openapi_to_jsonschema(v) for k, v in node.items() if k not in {"example", "examples"}}
-        if "$ref" in out:
-            out["$ref"] = out["$ref"].replace("#/components/schemas/", "#/$defs/")
-        if node.get("nullable"):
-            out = {"anyOf": [{k: v for k, v in out.items() if k != "nullable"}, {"type": "null"}]}
-        return out
-    if isinstance(node, list):
-        return [_openapi_to_jsonschema(v) for v in node]
-    return node
-
-
-@functools.cache
-def validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    defs = _openapi_to_jsonschema(spec()["components"]["schemas"])
-    schema = {"$ref": f"#/$defs/{schema_name}", "$defs": defs}
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-
-
-def validate(body: dict, schema_name: str) -> None:
-    error = jsonschema.exceptions.best_match(validator(schema_name).iter_errors(body))
-    assert error is None, f"{schema_name} at {error.json_path}: {error.message[:500]}"
-
-
-pytestmark = [pytestmark, pytest.mark.skipif(not SPEC.exists(), reason="the spec is not checked out beside the repo")]
-
 
 def test_plan_addon_and_subscription_bodies_match_the_spec(api):
     FeatureFactory(key="tokens")
