@@ -21,12 +21,12 @@ are not reflected in later periods (as upstream); `entitlements.balance.invalida
 import datetime as dt
 import itertools
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -47,7 +47,7 @@ from metering.query import meter_usage
 from openmeter_site.core.errors import InvalidInput
 
 ZERO = Decimal(0)
-GRACE = dt.timedelta(seconds=int(os.environ.get("OPENMETER_ENTITLEMENT_GRACE_SECONDS", "86400")))
+GRACE = dt.timedelta(seconds=settings.OPENMETER_ENTITLEMENT_GRACE_SECONDS)
 MAX_HISTORY_WINDOWS = 2000
 
 

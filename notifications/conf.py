@@ -1,30 +1,21 @@
-"""Webhook delivery settings: Django settings first, then the environment, then the defaults."""
-
-import os
+"""Webhook delivery settings (defined with their defaults in openmeter_site/settings/product.py)."""
 
 from django.conf import settings
 
 
-def _int_setting(name: str, default: int) -> int:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name, default)
-    return int(value)
-
-
 def webhook_timeout_seconds() -> int:
     """OPENMETER_WEBHOOK_TIMEOUT_SECONDS (default 10): how long one POST may take."""
-    return _int_setting("OPENMETER_WEBHOOK_TIMEOUT_SECONDS", 10)
+    return settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS
 
 
 def webhook_max_attempts() -> int:
     """OPENMETER_WEBHOOK_MAX_ATTEMPTS (default 6): attempts per send round before the delivery is FAILED."""
-    return _int_setting("OPENMETER_WEBHOOK_MAX_ATTEMPTS", 6)
+    return settings.OPENMETER_WEBHOOK_MAX_ATTEMPTS
 
 
 def webhook_retry_base_seconds() -> int:
     """OPENMETER_WEBHOOK_RETRY_BASE_SECONDS (default 30): the first retry delay; it doubles on each retry."""
-    return _int_setting("OPENMETER_WEBHOOK_RETRY_BASE_SECONDS", 30)
+    return settings.OPENMETER_WEBHOOK_RETRY_BASE_SECONDS
 
 
 def retry_delay_seconds(failed_attempts: int) -> int:
@@ -35,4 +26,4 @@ def retry_delay_seconds(failed_attempts: int) -> int:
 def evaluation_delay_seconds() -> int:
     """OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS (default 5): after ingest, thresholds are evaluated once
     per this window (one queued evaluation covers every batch ingested meanwhile); 0 = after every batch."""
-    return _int_setting("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", 5)
+    return settings.OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS

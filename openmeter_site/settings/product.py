@@ -13,8 +13,6 @@ OPENMETER_WEBHOOK_ALLOW_PRIVATE = _flag("OPENMETER_WEBHOOK_ALLOW_PRIVATE")
 OPENMETER_INGEST_MAX_EVENTS = int(os.environ.get("OPENMETER_INGEST_MAX_EVENTS", "10000"))
 # Key for encrypting third-party secrets (Stripe API keys) at rest; derived from SECRET_KEY when unset.
 OPENMETER_ENCRYPTION_KEY = os.environ.get("OPENMETER_ENCRYPTION_KEY", "")
-# Secret for signing consumer portal tokens (JWT HS256); derived from SECRET_KEY when unset.
-OPENMETER_PORTAL_TOKEN_SECRET = os.environ.get("OPENMETER_PORTAL_TOKEN_SECRET", "")
 # Default lifetime of a portal token.
 OPENMETER_PORTAL_TOKEN_TTL_SECONDS = int(os.environ.get("OPENMETER_PORTAL_TOKEN_TTL_SECONDS", "3600"))
 # Stripe API base (tests point it at localstripe).
@@ -24,3 +22,11 @@ OPENMETER_STRIPE_API_BASE = os.environ.get("OPENMETER_STRIPE_API_BASE", "")
 OPENMETER_STRIPE_WEBHOOK_BASE_URL = os.environ.get("OPENMETER_STRIPE_WEBHOOK_BASE_URL", "")
 # Retries of one Stripe request on network errors, rate limits and 5xx (exponential backoff, same idempotency key).
 OPENMETER_STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("OPENMETER_STRIPE_MAX_NETWORK_RETRIES", "3"))
+# Webhook delivery: timeout of one POST, attempts per send round, first retry delay (doubles, capped at 6 h).
+OPENMETER_WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("OPENMETER_WEBHOOK_TIMEOUT_SECONDS", "10"))
+OPENMETER_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("OPENMETER_WEBHOOK_MAX_ATTEMPTS", "6"))
+OPENMETER_WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("OPENMETER_WEBHOOK_RETRY_BASE_SECONDS", "30"))
+# After ingest, balance thresholds are evaluated once per this window (0 = after every batch).
+OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS = int(os.environ.get("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", "5"))
+# Entitlement balance snapshots are saved only once older than this grace window, so late events stay counted.
+OPENMETER_ENTITLEMENT_GRACE_SECONDS = int(os.environ.get("OPENMETER_ENTITLEMENT_GRACE_SECONDS", "86400"))
