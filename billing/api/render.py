@@ -1,7 +1,7 @@
 """Out: model → the spec's JSON (camelCase, Numeric strings, RFC 3339)."""
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -85,16 +85,25 @@ def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, str
     return {"from": format_rfc3339(start), "to": format_rfc3339(end)}
 
 
-def _line_discounts(children: Sequence[InvoiceLine]) -> dict[str, Any] | None:
+def _reason(kind: str, rate_card: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`BillingDiscountReason`; a rate card percentage names its percentage and correlation id."""
+    pct = (rate_card or {}).get("percentage") or {}
+    if kind == "ratecard_percentage" and pct:
+        return {"type": kind, "percentage": Decimal(str(pct["percentage"])), "correlationId": pct.get("correlationId")}
+    return {"type": kind}
+
+
+def _line_discounts(children: Sequence[InvoiceLine], rate_card: Mapping[str, Any] | None) -> dict[str, Any] | None:
     amount = [
-        {"id": f"{c.pk}-{i}", "reason": {"type": d["reason"]}, "amount": d["amount"], "description": d.get("description"),
+        {"id": d.get("id") or c.pk, "reason": _drop_none(_reason(d["reason"], rate_card)), "amount": d["amount"],
+         "description": d.get("description"),
          "createdAt": format_rfc3339(c.created_at), "updatedAt": format_rfc3339(c.updated_at)}
-        for c in children for i, d in enumerate(c.amount_discounts or ())
+        for c in children for d in c.amount_discounts or ()
     ]
     return {"amount": amount} if amount else None
 
 
-def detailed_line_to_api(c: InvoiceLine) -> dict[str, Any]:
+def detailed_line_to_api(c: InvoiceLine, rate_card: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return _drop_none({
         "id": c.pk, "name": c.name, "type": "flat_fee", "managedBy": c.managed_by, "status": c.status,
         "currency": c.currency, "period": _period(c.period_start, c.period_end),
@@ -102,10 +111,20 @@ def detailed_line_to_api(c: InvoiceLine) -> dict[str, Any]:
         "quantity": _num(c.quantity), "paymentTerm": c.payment_term, "category": c.category,
         "rateCard": {"price": {"type": "flat", "amount": _num(c.per_unit_amount), "paymentTerm": c.payment_term},
                      "quantity": _num(c.quantity)},
-        "discounts": _line_discounts([c]),
+        "discounts": _line_discounts([c], rate_card),
         "totals": totals_to_api(c), "createdAt": format_rfc3339(c.created_at),
         "updatedAt": format_rfc3339(c.updated_at), "deletedAt": format_rfc3339(c.deleted_at),
     })
+
+
+def _rate_card_discounts(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`BillingDiscounts`: the percentage is a JSON number (stored as text, rendered as an exact Decimal)."""
+    if not stored:
+        return None
+    out = dict(stored)
+    if out.get("percentage"):
+        out["percentage"] = {**out["percentage"], "percentage": Decimal(str(out["percentage"]["percentage"]))}
+    return out
 
 
 def line_to_api(line: InvoiceLine, children: Sequence[InvoiceLine], invoice: Invoice | None = None) -> dict[str, Any]:
@@ -124,12 +143,12 @@ def line_to_api(line: InvoiceLine, children: Sequence[InvoiceLine], invoice: Inv
         "invoice": {"id": line.invoice_id, "number": invoice.number} if invoice else {"id": line.invoice_id},
         "price": line.price, "featureKey": line.feature_key, "taxConfig": line.tax_config,
         "rateCard": _drop_none({"price": line.price, "featureKey": line.feature_key, "taxConfig": line.tax_config,
-                                "discounts": line.rate_card_discounts}),
+                                "discounts": _rate_card_discounts(line.rate_card_discounts)}),
         "quantity": _num(line.quantity), "meteredQuantity": _num(line.metered_quantity),
         "preLinePeriodQuantity": _num(line.pre_line_period_quantity),
         "meteredPreLinePeriodQuantity": _num(line.metered_pre_line_period_quantity),
-        "discounts": _line_discounts(children),
-        "children": [detailed_line_to_api(c) for c in children],
+        "discounts": _line_discounts(children, line.rate_card_discounts),
+        "children": [detailed_line_to_api(c, line.rate_card_discounts) for c in children],
         "totals": totals_to_api(line),
         "subscription": subscription,
         "externalIds": line.external_ids or None,

@@ -7,6 +7,7 @@ import isodate
 from rest_framework import serializers
 
 from openmeter_site.api.fields import MetadataField, NumericField, RFC3339Field, decimal_to_str
+from openmeter_site.core.ids import new_id
 from openmeter_site.core.money import is_currency
 
 ULID_RE = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -177,7 +178,11 @@ class PriceSerializer(serializers.Serializer):
             raise serializers.ValidationError({"minimumAmount": "must not exceed maximumAmount"})
         if attrs["type"] == "flat":
             attrs.setdefault("paymentTerm", "in_advance")
-        return _wire(attrs)
+        price = _wire(attrs)
+        for tier in price.get("tiers", ()):  # the spec's PriceTier has both prices, null when absent
+            tier.setdefault("flatPrice", None)
+            tier.setdefault("unitPrice", None)
+        return price
 
 
 def _wire(value: Any) -> Any:
@@ -193,7 +198,7 @@ def _wire(value: Any) -> Any:
 
 class PercentageDiscountSerializer(serializers.Serializer):
     percentage = NumericField(min_value=Decimal(0))
-    correlationId = serializers.CharField(required=False)
+    correlationId = serializers.RegexField(ULID_RE, required=False)
 
     def validate_percentage(self, value: Decimal) -> Decimal:
         if value > 100:
@@ -203,7 +208,7 @@ class PercentageDiscountSerializer(serializers.Serializer):
 
 class UsageDiscountSerializer(serializers.Serializer):
     quantity = NumericField(min_value=Decimal(0))
-    correlationId = serializers.CharField(required=False)
+    correlationId = serializers.RegexField(ULID_RE, required=False)
 
 
 class DiscountsSerializer(serializers.Serializer):
@@ -211,6 +216,9 @@ class DiscountsSerializer(serializers.Serializer):
     usage = UsageDiscountSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for kind in ("percentage", "usage"):  # each discount is identified (OpenMeter generates the id too)
+            if attrs.get(kind):
+                attrs[kind].setdefault("correlationId", new_id())
         return _wire(attrs)
 
 

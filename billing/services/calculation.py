@@ -29,6 +29,7 @@ from billing.services.pricing import (
 )
 from catalog.models import Feature
 from metering.query import meter_usage_by_customer
+from openmeter_site.core.ids import new_id
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -162,7 +163,8 @@ def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]
             invoice_at=line.invoice_at, quantity=c.quantity, per_unit_amount=c.per_unit_amount,
             payment_term=c.payment_term, category=c.category, child_key=c.key, index=index,
             amount_discounts=[
-                {"reason": d.reason, "amount": str(d.amount), "description": d.description} for d in c.discounts
+                {"id": new_id(), "reason": d.reason, "amount": str(d.amount), "description": d.description}
+                for d in c.discounts
             ],
             created_at=now,
         )
