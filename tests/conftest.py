@@ -5,13 +5,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from celery._state import _set_task_join_will_block
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from openmeter_site.celery import app as celery_app
 from openmeter_site.core.models import ApiKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +32,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             pass
     except OSError as exc:
         pytest.exit(f"PostgreSQL is not reachable ({exc}). bin/test starts it.", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_allowed():
+    """Eager tasks run under Celery's process-global "joining would block" flag; two threads running eager tasks
+    at once (the race tests) can leave it set, which breaks a later test's `result.get()` on a real worker."""
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture
@@ -106,3 +117,39 @@ def wait_for_no_connections(db_name: str, django_db_blocker, timeout: float = 10
             if cur.fetchone()[0] == 0:
                 return
             time.sleep(0.1)
+
+
+@pytest.fixture
+def start_celery_worker(django_db_setup) -> Iterator[Callable[..., str]]:
+    """Start a real Celery worker process on Redis against the test database; returns its queue.
+
+    Each worker gets a queue of its own, which is also this test's default queue while it runs (so `.delay()`
+    and `send_task` reach it): no message left in Redis by an earlier run, and no worker of a test running in
+    parallel, can take this test's tasks."""
+    processes: list[subprocess.Popen] = []
+    saved = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
+
+    def start(*, concurrency: int = 1, env: dict[str, str] | None = None) -> str:
+        queue = f"tests-{uuid.uuid4().hex[:12]}"
+        pool = ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", *pool, "-Q", queue,
+             "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
+                 "DJANGO_SETTINGS_MODULE": "openmeter_site.settings", "CELERY_TASK_ALWAYS_EAGER": "0",
+                 "CELERY_TASK_DEFAULT_QUEUE": queue, **(env or {})},
+        )
+        processes.append(process)
+        celery_app.conf.task_default_queue = queue
+        celery_app.conf.task_always_eager = False
+        return queue
+
+    try:
+        yield start
+    finally:
+        celery_app.conf.task_default_queue, celery_app.conf.task_always_eager = saved
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)

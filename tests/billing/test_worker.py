@@ -2,13 +2,9 @@
 invoicing app, overdue, then payment news."""
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from billing.models import Invoice
@@ -17,30 +13,17 @@ from billing.services import invoicing
 from billing.services.invoicing import LineInput
 from openmeter_site.celery import app
 from tests.billing.helpers import custom_invoicing_app, customer, metered_feature, profile
-from tests.conftest import ROOT
-from tests.conftest import test_database_url as database_url
 from tests.factories import ingest
 
 
 @pytest.fixture
-def worker(transactional_db):
-    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-           "DJANGO_SETTINGS_MODULE": "openmeter_site.settings", "CELERY_TASK_ALWAYS_EAGER": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", "--pool", "solo", "--without-mingle",
-         "--without-gossip", "--loglevel", "warning"],
-        cwd=ROOT, env=env,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def worker(transactional_db, start_celery_worker):
+    return start_celery_worker()
 
 
 def _run(task: str, **kwargs) -> int:
     # send_task always goes through the broker (test settings make .delay() eager)
-    return app.send_task(task, kwargs=kwargs).get(timeout=60)
+    return app.send_task(task, kwargs=kwargs).get(timeout=60)  # the worker's queue is the default while it runs
 
 
 def test_lifecycle_with_a_real_worker(worker):

@@ -1,9 +1,6 @@
 """The Stripe sync retry job through a real Celery worker on Redis, talking to localstripe."""
 
 import datetime as dt
-import os
-import subprocess
-import sys
 
 import pytest
 from django.utils import timezone
@@ -17,11 +14,9 @@ from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
 from tests.integrations.test_stripe_invoicing import issue_invoice
 
-QUEUE = "integrations-tests"
-
 
 @pytest.mark.django_db(transaction=True)
-def test_retry_job_on_a_real_worker_syncs_the_failed_invoice_once(api, settings, localstripe_url):
+def test_retry_job_on_a_real_worker_syncs_the_failed_invoice_once(api, settings, localstripe_url, start_celery_worker):
     # given: Stripe installed, then an invoice whose sync failed while Stripe was down, three minutes ago
     settings.OPENMETER_STRIPE_API_BASE = localstripe_url
     api.post("/api/v1/marketplace/listings/stripe/install/apikey", {"apiKey": TEST_KEY}, format="json")
@@ -30,20 +25,10 @@ def test_retry_job_on_a_real_worker_syncs_the_failed_invoice_once(api, settings,
     invoice_id = issue_invoice(api, CustomerFactory(), [flat_line("Platform fee", "10")])["id"]
     assert Invoice.objects.get(pk=invoice_id).status == "draft.sync_failed"
     InvoiceEvent.objects.filter(invoice_id=invoice_id).update(created_at=timezone.now() - dt.timedelta(minutes=3))
-    env = {**os.environ, "DATABASE_URL": conftest.test_database_url(), "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
-           "CELERY_TASK_ALWAYS_EAGER": "0", "OPENMETER_STRIPE_API_BASE": localstripe_url}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", "--pool", "solo", "-Q", QUEUE,
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=conftest.ROOT, env=env,
-    )
-    try:
-        # when: the job runs twice (Stripe is back)
-        first = app.send_task("integrations.stripe_sync_retry_due", queue=QUEUE).get(timeout=90)
-        second = app.send_task("integrations.stripe_sync_retry_due", queue=QUEUE).get(timeout=90)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+    queue = start_celery_worker(env={"OPENMETER_STRIPE_API_BASE": localstripe_url})
+    # when: the job runs twice (Stripe is back)
+    first = app.send_task("integrations.stripe_sync_retry_due", queue=queue).get(timeout=90)
+    second = app.send_task("integrations.stripe_sync_retry_due", queue=queue).get(timeout=90)
 
     # then: retried once, issued through Stripe
     assert (first, second) == (1, 0)

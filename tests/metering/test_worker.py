@@ -1,19 +1,13 @@
 """The rollup jobs through a real Celery worker (two processes) on Redis, against the test database."""
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 
 from metering.models import Meter, PendingEvent
 from metering.query import meter_usage
 from openmeter_site.celery import app
-from tests.conftest import ROOT
-from tests.conftest import test_database_url as database_url
 from tests.factories import MeterFactory, ingest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -22,41 +16,8 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def worker():
-    queue = f"metering-test-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "openmeter_site",
-            "worker",
-            "--concurrency",
-            "2",
-            "-Q",
-            queue,
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        yield queue
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def worker(start_celery_worker):
+    return start_celery_worker(concurrency=2)
 
 
 def test_two_workers_fold_and_backfill_count_every_event_once(worker):

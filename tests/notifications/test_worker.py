@@ -1,47 +1,19 @@
 """Delivery through a real Celery worker on Redis: the retry is a real delayed message."""
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
 
 from notifications.models import DeliveryState, NotificationDelivery
 from notifications.services.channels import channel_create
 from notifications.services.evaluation import emit_invoice_event
 from notifications.services.rules import rule_create
-from openmeter_site.celery import app
-from tests.conftest import ROOT
-from tests.conftest import test_database_url as database_url
 
 
 @pytest.fixture
-def worker(django_db_setup):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1",
-        "OPENMETER_WEBHOOK_RETRY_BASE_SECONDS": "1",
-    }
-    app.control.purge()  # leftovers of an earlier run; messages sent from now on wait for the worker
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", "--pool=solo",
-         "--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env,
-    )
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        yield process
-    finally:
-        app.conf.task_always_eager = eager
-        process.terminate()
-        process.wait(timeout=20)
+def worker(start_celery_worker):
+    # the test's `.delay()` calls (deliveries, retries with a countdown) go to this worker's queue
+    return start_celery_worker(env={"OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1", "OPENMETER_WEBHOOK_RETRY_BASE_SECONDS": "1"})
 
 
 def wait_for(predicate, timeout: float = 60) -> None:
