@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from metering.meter_queries import MeterQueryParams
 from metering.models import Meter, MeterAggregation, Subject, WindowSize
 from metering.query import Row
 from metering.selectors import StoredEvent
@@ -144,4 +145,15 @@ def event_to_api(event: StoredEvent) -> dict[str, Any]:
         body["customerId"] = event.customer_id
     if event.validation_error is not None:
         body["validationError"] = event.validation_error
+    return body
+
+
+def query_result_to_api(rows: list[Row], params: MeterQueryParams) -> dict[str, Any]:
+    """`MeterQueryResult`: the rows, with `from`, `to` and `windowSize` echoed when the request had them."""
+    body: dict[str, Any] = {"data": [row_to_api(r) for r in rows]}
+    for key, value in (("from", params.start), ("to", params.end)):
+        if value is not None:
+            body[key] = format_rfc3339(value)
+    if params.window_size:
+        body["windowSize"] = params.window_size
     return body

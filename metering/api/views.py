@@ -19,7 +19,7 @@ from metering.api.serializers import (
     SubjectUpsertSerializer,
     event_to_api,
     meter_to_api,
-    row_to_api,
+    query_result_to_api,
     subject_to_api,
 )
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
@@ -177,7 +177,7 @@ class MeterDetailView(APIView):
         return Response(status=204)
 
 
-def _query_params_from_get(request: Request) -> dict[str, Any]:
+def query_params_from_get(request: Request) -> dict[str, Any]:
     query = request.query_params
     params: dict[str, Any] = {
         key: query.get(key) for key in ("clientId", "from", "to", "windowSize", "windowTimeZone") if key in query
@@ -212,7 +212,7 @@ class MeterQueryView(APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def get(self, request: Request, meter_id_or_slug: str) -> Response:
-        return self._query(request, meter_id_or_slug, _query_params_from_get(request))
+        return self._query(request, meter_id_or_slug, query_params_from_get(request))
 
     def post(self, request: Request, meter_id_or_slug: str) -> Response:
         body = request.data if request.data not in (None, "") else {}
@@ -226,13 +226,7 @@ class MeterQueryView(APIView):
         result = meter_query(meter=meter, params=params)
         if request.accepted_renderer.format == "csv":
             return Response(result.to_csv())
-        body: dict[str, Any] = {"data": [row_to_api(r) for r in result.rows]}
-        for key, value in (("from", params.start), ("to", params.end)):
-            if value is not None:
-                body[key] = format_rfc3339(value)
-        if params.window_size:
-            body["windowSize"] = params.window_size
-        return Response(body)
+        return Response(query_result_to_api(result.rows, params))
 
 
 class MeterGroupByValuesView(APIView):

@@ -1,19 +1,17 @@
 """Portal token management (API key) and the portal meter query (portal token only)."""
 
-from typing import Any
 
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metering.api.serializers import MeterQuerySerializer, row_to_api
-from metering.api.views import CSVRenderer, _query_params_from_get
+from metering.api.serializers import MeterQuerySerializer, query_result_to_api
+from metering.api.views import CSVRenderer, query_params_from_get
 from metering.meter_queries import MeterQueryParams
 from openmeter_site.api.params import get_int
 from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput
-from openmeter_site.core.time import format_rfc3339
 from portal import services
 from portal.api.auth import IsPortalToken, PortalTokenAuthentication
 from portal.api.serializers import (
@@ -53,7 +51,7 @@ class PortalTokenInvalidateView(APIView):
 
 def _query_params(request: Request) -> MeterQueryParams:
     """The meter query's own parsing (GET form → MeterQueryRequest shape → params), minus the scoping params."""
-    raw = _query_params_from_get(request)
+    raw = query_params_from_get(request)
     if refused := [name for name in NOT_ON_PORTAL if name in raw]:
         raise InvalidInput(f"{', '.join(refused)}: not available on the portal query (it is scoped to the token's subject)")
     serializer = MeterQuerySerializer(data=raw)
@@ -75,10 +73,4 @@ class PortalMeterQueryView(APIView):
         result = services.portal_query(token=token, meter=meter, params=params)
         if request.accepted_renderer.format == "csv":
             return Response(result.to_csv())
-        body: dict[str, Any] = {"data": [row_to_api(r) for r in result.rows]}
-        for key, value in (("from", params.start), ("to", params.end)):
-            if value is not None:
-                body[key] = format_rfc3339(value)
-        if params.window_size:
-            body["windowSize"] = params.window_size
-        return Response(body)
+        return Response(query_result_to_api(result.rows, params))
