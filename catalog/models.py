@@ -3,14 +3,7 @@ import datetime as dt
 from django.db import models
 from django.utils import timezone
 
-from catalog.pricing_models import (
-    Discounts,
-    EntitlementTemplate,
-    Price,
-    discounts_from_json,
-    entitlement_template_from_json,
-    price_from_json,
-)
+from catalog.pricing_models import TypedRateCard
 from metering.models import Meter
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
@@ -151,7 +144,7 @@ class RateCardType(models.TextChoices):
     USAGE_BASED = "usage_based"
 
 
-class RateCard(BaseModel):
+class RateCard(TypedRateCard, BaseModel):
     """A rate card of a plan phase or of an add-on. Price, discounts, entitlement template and tax config are
     JSON in the spec's wire shape; read them through `catalog.pricing_models` (`price`, `discounts`, ...)."""
 
@@ -183,18 +176,6 @@ class RateCard(BaseModel):
 
     def __str__(self) -> str:
         return self.key
-
-    @property
-    def price(self) -> Price | None:
-        return price_from_json(self.price_json)
-
-    @property
-    def discounts(self) -> Discounts:
-        return discounts_from_json(self.discounts_json)
-
-    @property
-    def entitlement_template(self) -> EntitlementTemplate | None:
-        return entitlement_template_from_json(self.entitlement_template_json)
 
 
 class PlanAddon(SoftDeleteModel):

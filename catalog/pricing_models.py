@@ -161,6 +161,27 @@ def entitlement_template_from_json(data: dict[str, Any] | None) -> EntitlementTe
     raise ValueError(f"unknown entitlement template type {kind!r}")
 
 
+class TypedRateCard:
+    """Typed readers over a rate card's JSON columns (`price_json`, `discounts_json`,
+    `entitlement_template_json`), shared by plan/add-on rate cards and subscription items."""
+
+    price_json: dict[str, Any] | None
+    discounts_json: dict[str, Any] | None
+    entitlement_template_json: dict[str, Any] | None
+
+    @property
+    def price(self) -> Price | None:
+        return price_from_json(self.price_json)
+
+    @property
+    def discounts(self) -> Discounts:
+        return discounts_from_json(self.discounts_json)
+
+    @property
+    def entitlement_template(self) -> EntitlementTemplate | None:
+        return entitlement_template_from_json(self.entitlement_template_json)
+
+
 def price_problems(price: Price | None) -> list[str]:
     """Semantic rules the wire schema cannot express; each message names the offending field."""
     if price is None:

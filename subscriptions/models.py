@@ -11,14 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from catalog.models import Addon, Feature, Plan, ProRatingMode, SettlementMode
-from catalog.pricing_models import (
-    Discounts,
-    EntitlementTemplate,
-    Price,
-    discounts_from_json,
-    entitlement_template_from_json,
-    price_from_json,
-)
+from catalog.pricing_models import TypedRateCard
 from customers.models import Customer
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
@@ -91,7 +84,7 @@ class SubscriptionPhase(BaseModel):
         return f"{self.subscription_id} / {self.key}"
 
 
-class SubscriptionItem(BaseModel):
+class SubscriptionItem(TypedRateCard, BaseModel):
     """A rate card as subscribed. Read prices through `price`, `discounts`, `entitlement_template`."""
 
     phase = models.ForeignKey(SubscriptionPhase, on_delete=models.CASCADE, related_name="items")
@@ -117,18 +110,6 @@ class SubscriptionItem(BaseModel):
 
     def __str__(self) -> str:
         return self.key
-
-    @property
-    def price(self) -> Price | None:
-        return price_from_json(self.price_json)
-
-    @property
-    def discounts(self) -> Discounts:
-        return discounts_from_json(self.discounts_json)
-
-    @property
-    def entitlement_template(self) -> EntitlementTemplate | None:
-        return entitlement_template_from_json(self.entitlement_template_json)
 
 
 class SubscriptionAddon(BaseModel):
