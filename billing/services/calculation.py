@@ -177,6 +177,17 @@ LINE_FIELDS = ["quantity", "metered_quantity", "pre_line_period_quantity", "mete
                *TOTAL_FIELDS]
 
 
+def apply_line_calculations(calcs: Sequence[LineCalculation], now: dt.datetime) -> list[InvoiceLine]:
+    """Put each calculation's quantities and totals on its line (in memory); return the new detailed lines."""
+    children: list[InvoiceLine] = []
+    for c in calcs:
+        c.line.quantity = c.line.metered_quantity = c.quantity
+        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
+        set_totals(c.line, c.totals)
+        children += detailed_lines(c, now)
+    return children
+
+
 def _update_lines(lines: Sequence[InvoiceLine]) -> None:
     """One `UPDATE … FROM (VALUES …)` for all lines (Django's bulk_update builds a CASE per field, slowly)."""
     if connection.vendor != "postgresql":
@@ -208,14 +219,11 @@ def store_calculation(
             cur.execute(
                 f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
             )
-    children = [child for c in calcs for child in detailed_lines(c, now)]
+    children = apply_line_calculations(calcs, now)
     if children:
         InvoiceLine.objects.bulk_create(children, batch_size=1000)
-    for c in calcs:
-        c.line.quantity = c.line.metered_quantity = c.quantity
-        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
-        c.line.updated_at = now
-        set_totals(c.line, c.totals)
+    for line in lines:
+        line.updated_at = now
     if lines:
         _update_lines(lines)
     set_totals(invoice, sum_totals(c.totals for c in calcs))

@@ -146,14 +146,9 @@ def invoice_simulate(
         rows.append(row)
     calcs = [calculation.calculate_line(row, (sim.quantity, sim.pre_line_period_quantity))
              for row, sim in zip(rows, lines, strict=True)]
-    children = []
-    for c in calcs:
-        c.line.quantity = c.line.metered_quantity = c.quantity
-        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
-        calculation.set_totals(c.line, c.totals)
-        for child in calculation.detailed_lines(c, now):
-            child.updated_at = now
-            children.append(child)
+    children = calculation.apply_line_calculations(calcs, now)
+    for child in children:
+        child.updated_at = now
     calculation.set_totals(invoice, sum_totals(c.totals for c in calcs))
     invoice.period_start = min((r.period_start for r in rows), default=None)
     invoice.period_end = max((r.period_end for r in rows), default=None)
@@ -170,13 +165,8 @@ def gathering_preview(invoice: Invoice, lines: Sequence[InvoiceLine]) -> list[In
     )
     calcs = calculation.calculate_lines(top, usage)
     now = timezone.now()
-    children = []
-    for c in calcs:
-        c.line.quantity = c.line.metered_quantity = c.quantity
-        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
-        calculation.set_totals(c.line, c.totals)
-        for child in calculation.detailed_lines(c, now):
-            child.updated_at = now
-            children.append(child)
+    children = calculation.apply_line_calculations(calcs, now)
+    for child in children:
+        child.updated_at = now
     calculation.set_totals(invoice, sum_totals(c.totals for c in calcs))
     return [*top, *children]
