@@ -1,7 +1,11 @@
-"""Bearer API keys: hashed at rest, revocable, last use recorded at most once a minute (cheap on hot paths)."""
+"""Bearer API keys: hashed at rest, revocable, last use recorded at most once a minute (HOT PATH: every request).
+
+The look-up is one indexed SELECT in plain SQL (the ORM's query compilation costs more than the query here).
+"""
 
 import datetime as dt
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, permissions
 from rest_framework.request import Request
@@ -19,17 +23,30 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+def active_key(key_hash: str) -> ApiKey | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, name, prefix, last_used_at FROM core_apikey WHERE key_hash = %s AND revoked_at IS NULL",
+            [key_hash],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return ApiKey(id=row[0], name=row[1], prefix=row[2], key_hash=key_hash, last_used_at=row[3])
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[None, ApiKey] | None:
         token = bearer_token(request)
         if token is None or not token.startswith("om_"):
             return None
-        key = ApiKey.objects.filter(key_hash=hash_secret(token), revoked_at__isnull=True).first()
+        key = active_key(hash_secret(token))
         if key is None:
             return None
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE core_apikey SET last_used_at = %s WHERE id = %s", [now, key.pk])
         return (None, key)
 
     def authenticate_header(self, request: Request) -> str:

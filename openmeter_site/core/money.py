@@ -30,8 +30,10 @@ def is_currency(code: str) -> bool:
     return code in known_currencies()
 
 
-def currency_list() -> list[dict[str, object]]:
-    return [
+@cache
+def currency_list() -> tuple[dict[str, object], ...]:
+    """Built once per process: babel's name and symbol look-ups cost milliseconds per call."""
+    return tuple(
         {
             "code": code,
             "name": get_currency_name(code, locale="en"),
@@ -39,4 +41,4 @@ def currency_list() -> list[dict[str, object]]:
             "subunits": 10 ** minor_units(code),
         }
         for code in sorted(known_currencies())
-    ]
+    )
