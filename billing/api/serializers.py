@@ -6,7 +6,14 @@ from typing import Any
 import isodate
 from rest_framework import serializers
 
-from openmeter_site.api.fields import MetadataField, NumericField, RFC3339Field, decimal_to_str
+from openmeter_site.api.fields import (
+    JSONObjectField,
+    KeyField,
+    MetadataField,
+    NumericField,
+    RFC3339Field,
+    decimal_to_str,
+)
 from openmeter_site.core.ids import new_id
 from openmeter_site.core.money import is_currency
 
@@ -84,7 +91,7 @@ class InvoicingSerializer(serializers.Serializer):
     dueAfter = DurationField(required=False)
     progressiveBilling = serializers.BooleanField(required=False)
     subscriptionEndProrationMode = serializers.ChoiceField(["bill_full_period", "bill_actual_period"], required=False)
-    defaultTaxConfig = serializers.DictField(required=False)
+    defaultTaxConfig = JSONObjectField(required=False)
 
 
 class PaymentSerializer(serializers.Serializer):
@@ -223,8 +230,8 @@ class DiscountsSerializer(serializers.Serializer):
 
 
 class RateCardSerializer(serializers.Serializer):
-    featureKey = serializers.CharField(required=False, allow_null=True)
-    taxConfig = serializers.DictField(required=False, allow_null=True)
+    featureKey = KeyField(required=False, allow_null=True)
+    taxConfig = JSONObjectField(required=False, allow_null=True)
     price = PriceSerializer(allow_null=True)
     discounts = DiscountsSerializer(required=False, allow_null=True)
 
@@ -255,11 +262,11 @@ class PendingLineSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=256)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
-    taxConfig = serializers.DictField(required=False, allow_null=True)
+    taxConfig = JSONObjectField(required=False, allow_null=True)
     period = PeriodField()
     invoiceAt = RFC3339Field()
     price = PriceSerializer(required=False, allow_null=True)
-    featureKey = serializers.CharField(required=False, allow_null=True)
+    featureKey = KeyField(required=False, allow_null=True)
     rateCard = RateCardSerializer(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from catalog.features import feature_archive, feature_create, feature_get, feature_list_qs
 from catalog.models import Feature
-from openmeter_site.api.fields import MetadataField
+from openmeter_site.api.fields import JSONObjectField, MetadataField
 from openmeter_site.api.pagination import order_queryset, paginate_or_list
 from openmeter_site.api.params import get_bool, get_list
 from openmeter_site.core.ids import KEY_RE
@@ -24,8 +24,8 @@ class FeatureCreateSerializer(serializers.Serializer):
     metadata = MetadataField()
     meterSlug = serializers.CharField(required=False, allow_null=True, max_length=64)
     meterGroupByFilters = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
-    advancedMeterGroupByFilters = serializers.DictField(required=False, allow_null=True)
-    unitCost = serializers.DictField(required=False, allow_null=True)
+    advancedMeterGroupByFilters = JSONObjectField(required=False, allow_null=True)
+    unitCost = JSONObjectField(required=False, allow_null=True)
 
 
 def feature_to_api(feature: Feature) -> dict[str, Any]:

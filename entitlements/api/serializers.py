@@ -9,7 +9,7 @@ from catalog.features import feature_get
 from catalog.models import Feature
 from entitlements.engine import parse_interval
 from entitlements.services import EXPIRATION_DURATIONS, GrantInput, UsagePeriodInput
-from openmeter_site.api.fields import MetadataField, NumericField, RFC3339Field
+from openmeter_site.api.fields import JSONObjectField, MetadataField, NumericField, RFC3339Field
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import parse_rfc3339
 
@@ -72,7 +72,7 @@ class GrantCreateV2Serializer(GrantCreateSerializer):
 
     v2 = True
     expiration = ExpirationSerializer(required=False, allow_null=True)
-    annotations = serializers.DictField(required=False, allow_null=True)
+    annotations = JSONObjectField(required=False, allow_null=True)
 
 
 def grant_input(v: dict[str, Any], *, v2: bool) -> GrantInput:

@@ -8,7 +8,7 @@ from metering.meter_queries import MeterQueryParams
 from metering.models import Meter, MeterAggregation, Subject, WindowSize
 from metering.query import Row
 from metering.selectors import StoredEvent
-from openmeter_site.api.fields import MetadataField, RFC3339Field
+from openmeter_site.api.fields import JSONObjectField, MetadataField, RFC3339Field
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339
 
@@ -53,7 +53,7 @@ MeterQuerySerializer._declared_fields["from"] = RFC3339Field(required=False, all
 class SubjectUpsertSerializer(serializers.Serializer):
     key = serializers.CharField(min_length=1, max_length=512)
     displayName = serializers.CharField(max_length=512, required=False, allow_null=True, allow_blank=True)
-    metadata = serializers.DictField(required=False, allow_null=True)
+    metadata = JSONObjectField(required=False, allow_null=True)
     currentPeriodStart = RFC3339Field(required=False, allow_null=True)
     currentPeriodEnd = RFC3339Field(required=False, allow_null=True)
     stripeCustomerId = serializers.CharField(max_length=255, required=False, allow_null=True)

@@ -25,6 +25,7 @@ from metering.api.serializers import (
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
 from notifications.hooks import usage_ingested
+from openmeter_site.api.pagination import MAX_PAGE, window
 from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
 from openmeter_site.core.errors import InvalidInput, NotFound
@@ -130,8 +131,8 @@ class MetersView(APIView):
         prefix = "-" if (get_str(query, "order", "ASC") or "ASC").upper() == "DESC" else ""
         qs = qs.order_by(f"{prefix}{order_by}", f"{prefix}pk")
         if "page" in query or "pageSize" in query:
-            page, size = get_int(query, "page", 1, 1), get_int(query, "pageSize", 100, 1, 1000)
-            qs = qs[(page - 1) * size : page * size]
+            page, size = get_int(query, "page", 1, 1, MAX_PAGE), get_int(query, "pageSize", 100, 1, 1000)
+            return Response([meter_to_api(m) for m in window(qs, (page - 1) * size, size)])
         return Response([meter_to_api(m) for m in qs])
 
     def post(self, request: Request) -> Response:

@@ -94,7 +94,11 @@ def _parse_time(value: Any, index: int) -> dt.datetime:
     if type(value) is not str or not RFC3339_RE.match(value):
         raise _invalid(index, "time", f"invalid RFC 3339 date-time {value!r}")
     try:
-        return dt.datetime.fromisoformat(value)  # Python 3.11 reads every RFC 3339 form except >6 fraction digits
+        # Python 3.11 reads every RFC 3339 form except >6 fraction digits. In UTC, since PostgreSQL refuses
+        # offsets beyond ±15:59 that RFC 3339 allows.
+        return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise _invalid(index, "time", f"out of range in UTC: {value!r}") from exc
     except ValueError:
         try:
             return parse_rfc3339(value)

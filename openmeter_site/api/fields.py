@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
@@ -61,3 +62,32 @@ class MetadataField(serializers.DictField):
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
+
+
+class KeyField(serializers.RegexField):
+    """A resource key as the spec writes it (feature and rate card keys): `^[a-z0-9]+(?:_[a-z0-9]+)*$`, at most 64."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 64)
+        super().__init__(KEY_RE, **kwargs)
+
+
+def plain_json(value: Any) -> Any:
+    """Free-form JSON as the json module can store it: the parser reads fractional numbers as Decimal (for
+    money), and these objects are not money, so a fraction becomes a JSON float as upstream stores it."""
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.adjusted() > 300:
+            raise serializers.ValidationError(f"number out of range: {value}")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    return value
+
+
+class JSONObjectField(serializers.DictField):
+    """A free-form JSON object the server stores as given (tax config, subject metadata, annotations)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        return plain_json(super().to_internal_value(data))

@@ -19,6 +19,10 @@ def _raw_path(request: HttpRequest) -> str | None:
     return None
 
 
+def _has_nul(request: HttpRequest) -> bool:
+    return "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "")
+
+
 class RawPathMiddleware:
     """Route on segments as the client encoded them, so `a%2Fb` stays one path parameter."""
 
@@ -34,12 +38,15 @@ class RawPathMiddleware:
 
 
 class ApiProblemMiddleware:
-    """Unhandled exceptions under /api/ become a problem+json 500, also with DEBUG on."""
+    """Unhandled exceptions under /api/ become a problem+json 500, also with DEBUG on. A NUL character in the path
+    or query is a 400 up front: no database column can hold one, so no parameter could ever match it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and _has_nul(request):
+            return problem_response(400, "NUL characters (%00) are not supported in the path or query", request=request)
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

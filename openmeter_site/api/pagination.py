@@ -15,6 +15,10 @@ from openmeter_site.api.params import get_choice, get_int
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# Page numbers and offsets up to JavaScript's largest safe integer (clients echo them back); PostgreSQL's OFFSET
+# is a bigint, and a page further than that is past any table, so it is empty.
+MAX_PAGE = MAX_OFFSET_PARAM = 2**53 - 1
+MAX_OFFSET = 2**62
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Page:
 
 def page_params(query: QueryDict) -> Page:
     return Page(
-        page=get_int(query, "page", 1, 1),
+        page=get_int(query, "page", 1, 1, MAX_PAGE),
         page_size=get_int(query, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
     )
 
@@ -51,10 +55,14 @@ def page_envelope(items: Sequence[Any], total: int, page: Page) -> dict[str, Any
     return {"totalCount": total, "page": page.page, "pageSize": page.page_size, "items": list(items)}
 
 
+def window(qs: QuerySet, offset: int, limit: int) -> list[Any]:
+    return [] if offset > MAX_OFFSET else list(qs[offset : offset + limit])
+
+
 def paginate(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> dict[str, Any]:
     page = page_params(query)
     total = qs.count()
-    rows = qs[page.offset : page.offset + page.page_size]
+    rows = window(qs, page.offset, page.page_size)
     return page_envelope([serialize(r) for r in rows], total, page)
 
 
@@ -62,6 +70,6 @@ def paginate_or_list(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], 
     """Envelope when `page`/`pageSize` is sent, else the legacy `offset`/`limit` plain array."""
     if wants_page(query):
         return paginate(query, qs, serialize)
-    offset = get_int(query, "offset", 0, 0)
+    offset = get_int(query, "offset", 0, 0, MAX_OFFSET_PARAM)
     limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    return [serialize(r) for r in qs[offset : offset + limit]]
+    return [serialize(r) for r in window(qs, offset, limit)]

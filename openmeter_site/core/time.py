@@ -18,10 +18,11 @@ def parse_rfc3339(value: str, field: str = "time") -> dt.datetime:
     # Python accepts at most 6 fractional digits; RFC 3339 allows more (nanoseconds from Go clients).
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
     except ValueError as exc:
         raise InvalidInput(f"{field}: invalid date-time {value!r}: {exc}") from exc
-    return parsed.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise InvalidInput(f"{field}: date-time {value!r} is out of range in UTC") from exc
 
 
 def parse_time_zone(name: str | None, field: str = "windowTimeZone") -> ZoneInfo:

@@ -278,7 +278,7 @@ EDIT_OPERATIONS = {
 
 class EditOperationField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict) or data.get("op") not in EDIT_OPERATIONS:
+        if not isinstance(data, dict) or not isinstance(data.get("op"), str) or data["op"] not in EDIT_OPERATIONS:
             raise serializers.ValidationError({"op": f"must be one of {', '.join(EDIT_OPERATIONS)}"})
         op = EDIT_OPERATIONS[data["op"]](data=data)
         op.is_valid(raise_exception=True)
