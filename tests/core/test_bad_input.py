@@ -48,18 +48,19 @@ def test_free_form_json_keeps_its_numbers(api):
     assert Subject.objects.get(key="s-meta").metadata == {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}}
 
 
+def event(event_id, **extra):
+    return {"id": event_id, "source": "t", "specversion": "1.0", "type": "t", "subject": "s", **extra}
+
+
 def test_an_event_time_with_a_large_offset_is_stored_in_utc(api):
-    body = [{"id": "far-offset", "source": "t", "specversion": "1.0", "type": "t", "subject": "s", "time": "2026-01-01T23:00:00+22:46"}]
+    body = [event("far-offset", time="2026-01-01T23:00:00+22:46")]
     assert api.post("/api/v1/events", body, format="json").status_code == 204
     # 23:00 at +22:46 is 00:14 UTC the same day
     assert Event.objects.get(id="far-offset").time == dt.datetime(2026, 1, 1, 0, 14, tzinfo=dt.UTC)
 
 
 def test_an_event_time_that_overflows_in_utc_is_a_400_naming_the_event(api):
-    body = [
-        {"id": "ok", "source": "t", "specversion": "1.0", "type": "t", "subject": "s"},
-        {"id": "late", "source": "t", "specversion": "1.0", "type": "t", "subject": "s", "time": "9999-12-31T23:00:00-05:00"},
-    ]
+    body = [event("ok"), event("late", time="9999-12-31T23:00:00-05:00")]
     assert "[1].time" in problem(api.post("/api/v1/events", body, format="json"))
     assert not Event.objects.filter(id__in=["ok", "late"]).exists()
 

@@ -1,0 +1,82 @@
+"""Smoke test of the quick start: `bin/run` with its embedded PostgreSQL and Redis (what a machine without either
+gets), through to an event ingested over HTTP, folded by its Celery worker, and counted by a meter query."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.live
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_bin_run_serves_on_its_embedded_services(tmp_path):
+    port = free_port()
+    log = tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(OPENMETER_EMBEDDED="1", OPENMETER_DATA_DIR=str(tmp_path / "data"), PORT=str(port), WEB_WORKERS="1",
+               CELERY_CONCURRENCY="1", CELERY_LOG_LEVEL="warning", STATIC_ROOT=str(tmp_path / "static"))
+    with log.open("w") as out:
+        run = subprocess.Popen(["bin/run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        key = wait_for(lambda: re.search(r"API key: (\S+)", log.read_text()), 300, f"bin/run to bootstrap:\n{log}")[1]
+        base = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+
+        def up():
+            try:
+                return session.get(f"{base}/api/v1/info/currencies", timeout=10).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 60, "the API")
+        meter = {"slug": "calls", "aggregation": "SUM", "eventType": "api-call", "valueProperty": "$.n"}
+        assert session.post(f"{base}/api/v1/meters", json=meter).status_code == 201
+        events = [{"id": f"e{i}", "source": "smoke", "specversion": "1.0", "type": "api-call", "subject": "acme",
+                   "time": "2026-11-30T10:00:00Z", "data": {"n": n}} for i, n in enumerate([3, 4])]
+        assert session.post(f"{base}/api/v1/events", json=events).status_code == 204
+
+        def folded_total():
+            rows = session.get(f"{base}/api/v1/meters/calls/query").json()["data"]
+            return rows and rows[0]["value"]
+
+        assert wait_for(folded_total, 60, "the meter query") == 7  # 3 + 4
+        info = (tmp_path / "data" / "services.env").read_text()
+        assert "%2F" in info and "redis://127.0.0.1:" in info  # PostgreSQL on its socket, Redis on loopback
+        database_url = re.search(r"DATABASE_URL='([^']+)'", info)[1]
+
+        def nothing_pending():
+            with psycopg.connect(database_url) as conn:
+                return conn.execute("SELECT count(*) FROM metering_pendingevent").fetchone()[0] == 0
+
+        # the Celery worker got the fold task through the embedded Redis and folded both events into rollups
+        wait_for(nothing_pending, 60, "the worker to fold the events")
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        run.wait(timeout=60)
+    # nothing is left running: the embedded PostgreSQL and Redis stop with bin/run
+    data = str(tmp_path / "data")
+    wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if data in " ".join(p.info["cmdline"] or [])],
+             30, "the embedded services to stop")
