@@ -40,3 +40,11 @@ def sync_subscriptions_task() -> int:
     from billing.services.subscription_sync import subscriptions_sync_all
 
     return subscriptions_sync_all()
+
+
+@shared_task(name="billing.sync_subscription", acks_late=True, reject_on_worker_lost=True)
+def sync_subscription_task(subscription_id: str) -> None:
+    """Queued after the commit of every subscription change; the sync is idempotent, so a repeat is harmless."""
+    from billing.services.subscription_sync import subscription_sync
+
+    subscription_sync(subscription_id=subscription_id)
