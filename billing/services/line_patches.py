@@ -45,18 +45,18 @@ def _amount(price: dict[str, Any] | None) -> Decimal | None:
 
 
 def _drift(line: InvoiceLine, values: dict[str, Any]) -> list[str]:
-    """What an immutable invoice cannot follow: a flat fee's amount, a line's service period."""
-    out = []
+    """What an immutable invoice cannot follow: a flat fee's amount (else its service period), a usage line's
+    service period."""
     new_amount = _amount(values.get("price", line.price))
     if new_amount is not None and new_amount != _amount(line.price):
-        out.append(f"flat fee line's per unit amount cannot be changed on immutable invoice "
-                   f"(new per unit amount: {format(new_amount.normalize(), 'f')})")
+        return [f"flat fee line's per unit amount cannot be changed on immutable invoice "
+                f"(new per unit amount: {format(new_amount.normalize(), 'f')})"]
     start, end = values.get("period_start", line.period_start), values.get("period_end", line.period_end)
     if (start, end) != (line.period_start, line.period_end):
         kind = "flat fee" if _amount(line.price) is not None else "usage based"
-        out.append(f"{kind} line's service period cannot be changed on immutable invoice "
-                   f"(new period: {start.isoformat()} - {end.isoformat()})")
-    return out
+        return [f"{kind} line's service period cannot be changed on immutable invoice "
+                f"(new period: {start.isoformat()} - {end.isoformat()})"]
+    return []
 
 
 @dataclass
