@@ -23,7 +23,7 @@ from billing.services.locks import lock_customer
 from billing.services.pricing import PriceError, parse_price
 from billing.services.profiles import profile_for_customer
 from billing.services.state import Trigger
-from billing.services.workflow import add_duration
+from billing.services.workflow import add_duration, next_collection_at
 from customers.models import Customer
 from integrations.backends import SyncResult, backend_for
 from integrations.models import AppType
@@ -121,7 +121,7 @@ def refresh_gathering(invoice: Invoice) -> None:
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
     # collect once the earliest line is due and the grace period for late events has passed
-    invoice.collection_at = add_duration(min(a for _, _, a in lines), invoice.workflow["collection"]["interval"])
+    invoice.collection_at = next_collection_at(invoice.workflow, min(a for _, _, a in lines))
     invoice.save(update_fields=["period_start", "period_end", "collection_at", "updated_at"])
 
 
