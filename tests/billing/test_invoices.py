@@ -8,7 +8,7 @@ import time_machine
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from tests.billing.helpers import FEB, T0, customer, flat_line, iso, metered_feature, profile, usage_line
-from tests.factories import ingest
+from tests.factories import FeatureFactory, MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +188,26 @@ def test_progressive_billing_splits_usage_lines_at_as_of(api):
     line = second["lines"][0]
     assert line["preLinePeriodQuantity"] == "60"
     assert line["quantity"] == "60"
+
+
+def test_progressive_billing_only_splits_lines_of_growing_meters(api):
+    # given: the same period priced from a SUM meter and from a LATEST meter (gauge), 30 units by Jan 5
+    summed = metered_feature("tokens")
+    gauge = FeatureFactory(key="gauge", meter=MeterFactory(slug="gauge_meter", aggregation="LATEST",
+                                                          event_type="gauge", value_property="$.tokens", group_by={}))
+    cust = customer()
+    ingest([{"subject": "acme", "type": t, "time": T0 + dt.timedelta(days=4), "data": {"tokens": 30}}
+            for t in ("tokens", "gauge")])
+    unit = {"type": "unit", "amount": "1"}
+    with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
+        _pending(api, cust, "USD", usage_line(summed.key, unit), usage_line(gauge.key, unit, name="Gauge"))
+        # when: invoiced early
+        [early] = _invoice(api, cust, asOf=iso(T0 + dt.timedelta(days=10)))
+    # then: only the SUM line is billed so far (30 * 1 = 30); the gauge line waits whole for its period end
+    assert [line["name"] for line in early["lines"]] == ["Tokens"]
+    assert early["totals"]["total"] == "30"
+    gauge_line = InvoiceLine.objects.get(name="Gauge")
+    assert (gauge_line.period_start, gauge_line.period_end, gauge_line.split_group_id) == (T0, FEB, None)
 
 
 def test_invoice_pending_lines_with_nothing_to_invoice_is_400(api):
