@@ -210,6 +210,25 @@ def test_progressive_billing_only_splits_lines_of_growing_meters(api):
     assert (gauge_line.period_start, gauge_line.period_end, gauge_line.split_group_id) == (T0, FEB, None)
 
 
+def test_minimum_spend_of_a_progressively_billed_line_covers_the_whole_period(api):
+    feature = metered_feature()
+    cust = customer()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=d), "data": {"tokens": 10}}
+            for d in (2, 20)])
+    committed = {"type": "unit", "amount": "1", "minimumAmount": "100"}
+    with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
+        _pending(api, cust, "USD", usage_line(feature.key, committed))
+        [first] = _invoice(api, cust, asOf=iso(T0 + dt.timedelta(days=10)))
+    # the first part bills its usage only: 10 * 1 = 10 (the minimum is settled on the last part)
+    assert first["totals"]["total"] == "10"
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        [last] = _invoice(api, cust)
+    # the last part: 10 more tokens, and the shortfall of the whole period: 100 - (10 + 10) = 80 → 90
+    assert last["totals"]["total"] == "90"
+    top_up = next(c for c in last["lines"][0]["children"] if c["category"] == "commitment")
+    assert (top_up["totals"]["total"], top_up["period"]) == ("80", {"from": iso(T0), "to": iso(FEB)})
+
+
 def test_invoice_pending_lines_with_nothing_to_invoice_is_400(api):
     cust = customer()
     r = api.post("/api/v1/billing/invoices/invoice", {"customerId": cust.pk}, format="json")
