@@ -381,3 +381,21 @@ def test_gathering_invoice_shows_usage_to_date(api):
     assert got["totals"]["total"] == "20"
     assert got["lines"][0]["quantity"] == "40"
     assert Invoice.objects.get(pk=got["id"]).total == 0
+
+
+def test_invoice_expand_values_follow_the_spec(api):
+    cust = customer()
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        _pending(api, cust, "USD", flat_line(amount="10"))
+        [inv] = _invoice(api, cust)
+    # `preceding` is a spec value: accepted; with no credit notes there is no preceding document to show
+    got = api.get(f"/api/v1/billing/invoices/{inv['id']}?expand=preceding&expand=lines")
+    assert got.status_code == 200
+    assert "preceding" not in got.json()
+    assert len(got.json()["lines"]) == 1
+    listed = api.get("/api/v1/billing/invoices?expand=preceding")
+    assert [i["id"] for i in listed.json()["items"]] == [inv["id"]]
+    for path in (f"/api/v1/billing/invoices/{inv['id']}?expand=everything", "/api/v1/billing/invoices?expand=line"):
+        bad = api.get(path)
+        assert bad.status_code == 400
+        assert bad["Content-Type"] == PROBLEM
