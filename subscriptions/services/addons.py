@@ -145,7 +145,7 @@ def subscription_addon_create(
         subscription=subscription, addon=addon, name=name, description=description, metadata=metadata
     )
     SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
-    sync_billing_on_commit(subscription.pk)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription_addon_get(subscription_id=subscription.pk, subscription_addon_id=sa.pk)
 
 
@@ -165,7 +165,7 @@ def subscription_addon_update(
         _check_quantity(sa.addon.instance_type, quantity, _plan_addon(subscription, sa.addon_id, start))
         sa.quantities.filter(active_from__gte=start).delete()
         SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
-        sync_billing_on_commit(subscription.pk)
+        sync_billing_on_commit(subscription.pk, at)
     for attr, value in (("name", name), ("description", description), ("metadata", metadata)):
         if value is not None:
             setattr(sa, attr, value)

@@ -145,5 +145,5 @@ def subscription_edit(
         except InvalidInput as exc:
             raise InvalidInput(f"customizations[{i}] ({op['op']}): {exc.detail}", extensions=exc.extensions) from exc
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)
