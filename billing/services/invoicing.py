@@ -235,7 +235,7 @@ def _eligible_lines(
         if missing:
             raise InvalidInput(f"filters.lineIds: not pending lines of the customer: {', '.join(sorted(missing))}")
         lines = [line for line in lines if line.pk in set(line_ids)]
-    splittable = splittable_at(lines, as_of)
+    splittable = splittable_at(lines if progressive is not False else [], as_of)  # period close: no query
     out = []
     for line in lines:
         wants_progressive = progressive
