@@ -26,7 +26,7 @@ def splittable_at(lines: Sequence[InvoiceLine], as_of: dt.datetime) -> set[str]:
         if not is_flat(line) and (line.price or {}).get("mode") != "volume"
         and line.period_start < as_of < line.period_end
     ]
-    features = features_by_key(line.feature_key for line in candidates)
+    features = features_by_key(line.feature_key or "" for line in candidates)
     return {
         line.pk for line in candidates
         if (f := features.get(line.feature_key or "")) is not None and f.meter is not None
