@@ -147,3 +147,23 @@ def test_cancel_shortens_a_progressively_billed_usage_line(api, django_capture_o
     # Jan 10-20: 20 tokens * 1 = 20 (the Jan 25 event is after the end)
     assert second["totals"]["total"] == "20"
     assert subscription_sync(subscription_id=sub["id"], at=utc(2026, 1, 21)) == SyncResult(0, 0, 0)
+
+
+def test_edits_and_continued_cancellations_reach_billing_on_commit(api, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    profile(autoAdvance=False)
+    _publish(api, "basic", flat_fee_card(amount="31"))
+    cust = customer()
+    sub = _subscribe(api, cust, "basic", capture)
+    # an item added on Jan 15 bills the rest of January: 31 * 17/31 = 17
+    edit = {"customizations": [{"op": "add_item", "phaseKey": "main",
+                                "rateCard": flat_fee_card(key="support", amount="31")}]}
+    with time_machine.travel(utc(2026, 1, 15), tick=False), capture(execute=True):
+        assert api.patch(f"/api/v1/subscriptions/{sub['id']}", edit, format="json").status_code == 200
+    assert _pending(cust) == {"base_fee@2026-01-01": "31", "support@2026-01-15": "17"}
+    # cancelled for Jan 21 (31 * 20/31 = 20 and 31 * 6/31 = 6), then continued: back to 31 and 17
+    _call(api, f"/api/v1/subscriptions/{sub['id']}/cancel", {"timing": "2026-01-21T00:00:00Z"}, utc(2026, 1, 16),
+          capture)
+    assert _pending(cust) == {"base_fee@2026-01-01": "20", "support@2026-01-15": "6"}
+    _call(api, f"/api/v1/subscriptions/{sub['id']}/unschedule-cancelation", {}, utc(2026, 1, 17), capture)
+    assert _pending(cust) == {"base_fee@2026-01-01": "31", "support@2026-01-15": "17"}
