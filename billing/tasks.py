@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers around `billing.services.jobs`; a full batch re-enqueues itself."""
 
+import datetime as dt
+
 from celery import shared_task
 
 BATCH = 500
@@ -40,3 +42,12 @@ def sync_subscriptions_task() -> int:
     from billing.services.subscription_sync import subscriptions_sync_all
 
     return subscriptions_sync_all()
+
+
+@shared_task(name="billing.sync_subscription", acks_late=True, reject_on_worker_lost=True)
+def sync_subscription_task(subscription_id: str, at: str | None = None) -> None:
+    """Queued after the commit of a subscription change, to sync as of the change (`at`, RFC 3339); the sync is
+    idempotent, so a repeat is harmless."""
+    from billing.services.subscription_sync import subscription_sync
+
+    subscription_sync(subscription_id=subscription_id, at=dt.datetime.fromisoformat(at) if at else None)

@@ -6,6 +6,8 @@ from typing import Any
 import isodate
 from rest_framework import serializers
 
+from billing.services.workflow import recurrence_interval
+from catalog.periods import InvalidDuration, parse_duration
 from openmeter_site.api.fields import (
     JSONObjectField,
     KeyField,
@@ -66,6 +68,16 @@ class PartySerializer(serializers.Serializer):
 class RecurringPeriodSerializer(serializers.Serializer):
     interval = serializers.CharField()
     anchor = RFC3339Field()
+
+    def validate_interval(self, value: str) -> str:
+        """`DAY`, `WEEK`, `MONTH`, `YEAR` or a non-zero ISO 8601 duration (the spec's RecurringPeriodInterval)."""
+        try:
+            duration = parse_duration(recurrence_interval(value))
+        except InvalidDuration as exc:
+            raise serializers.ValidationError(f"must be DAY, WEEK, MONTH, YEAR or an ISO 8601 duration: {exc}") from exc
+        if duration.is_zero:
+            raise serializers.ValidationError("must not be zero")
+        return value
 
 
 class AlignmentSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from billing.services.invoicing import LineInput
 from billing.services.profiles import ProfileApps
 from openmeter_site.api.pagination import order_queryset, paginate
 from openmeter_site.api.params import get_bool, get_datetime, get_list
-from openmeter_site.core.errors import NotFound
+from openmeter_site.core.errors import InvalidInput, NotFound
 
 ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
 
@@ -27,6 +27,19 @@ def _ulid(value: str, what: str) -> str:
     if not ULID.match(value):
         raise NotFound(f"{what} {value} not found")
     return value.upper()
+
+
+INVOICE_EXPAND = ("lines", "preceding", "workflow.apps")
+
+
+def _invoice_expand(query: Any, default: list[str]) -> list[str]:
+    """The spec's `InvoiceExpand` values. `preceding` is accepted; without credit notes no invoice has a preceding
+    document, so it adds nothing."""
+    expand = get_list(query, "expand")
+    unknown = sorted(set(expand) - set(INVOICE_EXPAND))
+    if unknown:
+        raise InvalidInput(f"expand: unknown value {', '.join(unknown)} (allowed: {', '.join(INVOICE_EXPAND)})")
+    return expand or default
 
 
 def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -158,7 +171,7 @@ class InvoiceListView(APIView):
             created_after=get_datetime(q, "createdAfter"), created_before=get_datetime(q, "createdBefore"),
         )
         qs = order_queryset(q, qs, INVOICE_ORDER, "createdAt")
-        expand = get_list(q, "expand")
+        expand = _invoice_expand(q, [])
         page = paginate(q, qs, lambda i: i)
         lines = selectors.lines_by_invoice([i.pk for i in page["items"]]) if "lines" in expand else {}
         page["items"] = [
@@ -219,7 +232,7 @@ class InvoiceDetailView(APIView):
         invoice = Invoice.objects.filter(pk=_ulid(invoice_id, "invoice")).first()
         if invoice is None:
             raise NotFound(f"invoice {invoice_id} not found")
-        expand = get_list(request.query_params, "expand") or ["lines"]
+        expand = _invoice_expand(request.query_params, ["lines"])
         lines = None
         if "lines" in expand:
             lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))

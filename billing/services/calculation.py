@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.models import Invoice, InvoiceLine, LineStatus
 from billing.services.pricing import (
+    COMMITMENT,
     TOTAL_FIELDS,
     Charge,
     RatingInput,
@@ -157,9 +158,12 @@ def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]
     line = calc.line
     out = []
     for index, c in enumerate(calc.charges):
+        # a minimum spend is for the whole period, also when the line is its last progressively billed part
+        whole = c.category == COMMITMENT and line.split_group_id is not None
+        start, end = (line.split_group_start, line.split_group_end) if whole else (line.period_start, line.period_end)
         child = InvoiceLine(
             invoice_id=line.invoice_id, parent_id=line.pk, managed_by=line.managed_by, status=LineStatus.DETAILED,
-            name=c.name, currency=line.currency, period_start=line.period_start, period_end=line.period_end,
+            name=c.name, currency=line.currency, period_start=start, period_end=end,
             invoice_at=line.invoice_at, quantity=c.quantity, per_unit_amount=c.per_unit_amount,
             payment_term=c.payment_term, category=c.category, child_key=c.key, index=index,
             amount_discounts=[

@@ -22,8 +22,9 @@ from billing.services.calculation import Usage, features_by_key, is_flat
 from billing.services.locks import lock_customer
 from billing.services.pricing import PriceError, parse_price
 from billing.services.profiles import profile_for_customer
+from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
-from billing.services.workflow import add_duration
+from billing.services.workflow import add_duration, next_collection_at
 from customers.models import Customer
 from integrations.backends import SyncResult, backend_for
 from integrations.models import AppType
@@ -121,7 +122,7 @@ def refresh_gathering(invoice: Invoice) -> None:
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
     # collect once the earliest line is due and the grace period for late events has passed
-    invoice.collection_at = add_duration(min(a for _, _, a in lines), invoice.workflow["collection"]["interval"])
+    invoice.collection_at = next_collection_at(invoice.workflow, min(a for _, _, a in lines))
     invoice.save(update_fields=["period_start", "period_end", "collection_at", "updated_at"])
 
 
@@ -221,36 +222,6 @@ def pending_lines_create(*, customer_id: str, currency: str, lines: Sequence[Lin
 
 # --- gathering → standard invoices --------------------------------------------------------------------------
 
-def _split_at(line: InvoiceLine, as_of: dt.datetime) -> InvoiceLine:
-    """Progressive billing: bill [start, as_of) now; the rest stays gathering as a new line of the same group."""
-    if line.split_group_id is None:
-        line.split_group_id = new_id()
-        line.split_group_start = line.period_start
-        line.split_group_end = line.period_end
-    rest = InvoiceLine(
-        invoice_id=line.invoice_id, managed_by=line.managed_by, name=line.name, description=line.description,
-        metadata=line.metadata, currency=line.currency, period_start=as_of, period_end=line.period_end,
-        invoice_at=line.invoice_at, price=line.price, feature_key=line.feature_key, tax_config=line.tax_config,
-        rate_card_discounts=line.rate_card_discounts, split_group_id=line.split_group_id,
-        split_group_start=line.split_group_start, split_group_end=line.split_group_end,
-        subscription_id=line.subscription_id, subscription_phase_id=line.subscription_phase_id,
-        subscription_item_id=line.subscription_item_id,
-        subscription_billing_period_start=line.subscription_billing_period_start,
-        subscription_billing_period_end=line.subscription_billing_period_end,
-    )
-    line.period_end = as_of
-    line.invoice_at = as_of
-    line.save(update_fields=["split_group_id", "split_group_start", "split_group_end", "period_end", "invoice_at"])
-    rest.save()
-    return line
-
-
-def _can_split(line: InvoiceLine, as_of: dt.datetime) -> bool:
-    if is_flat(line) or (line.price or {}).get("mode") == "volume":
-        return False
-    return line.period_start < as_of < line.period_end
-
-
 def _eligible_lines(
     gathering: Sequence[Invoice], as_of: dt.datetime, line_ids: Sequence[str] | None, progressive: bool | None
 ) -> list[InvoiceLine]:
@@ -264,6 +235,7 @@ def _eligible_lines(
         if missing:
             raise InvalidInput(f"filters.lineIds: not pending lines of the customer: {', '.join(sorted(missing))}")
         lines = [line for line in lines if line.pk in set(line_ids)]
+    splittable = splittable_at(lines if progressive is not False else [], as_of)  # period close: no query
     out = []
     for line in lines:
         wants_progressive = progressive
@@ -271,8 +243,8 @@ def _eligible_lines(
             wants_progressive = line.invoice.workflow["invoicing"]["progressiveBilling"]
         if line.invoice_at <= as_of:
             out.append(line)
-        elif wants_progressive and _can_split(line, as_of):
-            out.append(_split_at(line, as_of))
+        elif wants_progressive and line.pk in splittable:
+            out.append(split_at(line, as_of))
     return out
 
 

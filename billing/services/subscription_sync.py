@@ -1,36 +1,47 @@
-"""Subscriptions → gathering invoice lines (OpenMeter's `billing/worker/subscriptionsync`).
+"""Subscriptions → invoice lines (OpenMeter's `billing/worker/subscriptionsync`).
 
-Every rate card with a price becomes one line per service period: the item's span (its phase, narrowed by the
-item's own start/end, and by the subscription's end) cut at the billing cadence's boundaries from the billing
-anchor. Flat fees bill in advance (at the period start) or in arrears (at its end), pro-rated when the period is
-shorter than a full billing period (a mid-period start, cancel or plan change) and pro-rating is on; usage bills in
-arrears for exactly the period. One-time fees (no cadence) bill once at the item's start.
+What is billed comes from `subscriptions.services.billables`: each item with the add-ons bought on it applied,
+and the rate cards of add-ons that match no item, cut where an add-on's quantity changes. Every such span with a
+price becomes one line per service period: the span narrowed by the subscription's end, cut at the billing
+cadence's boundaries from the billing anchor. Flat fees bill in advance (at the period start) or in arrears (at its
+end), pro-rated when the period is shorter than a full billing period (a mid-period start, cancel, plan change or
+add-on change) and pro-rating is on; a period cut short by the subscription's end is billed in full when the
+billing profile's `subscriptionEndProrationMode` is `bill_full_period`. Usage bills in arrears for exactly the
+period. One-time fees (no cadence) bill once at the span's start.
 
-Sync is a reconciliation and idempotent: each line carries a key (item, period start); lines still gathering are
-created, updated or removed to match; lines already on a standard invoice are left alone. Lines are created for
-periods that have started by `at`, so a future period never shows up early.
+Sync is a reconciliation and idempotent: each line carries a key (item or add-on rate card, period start). Missing
+lines are created on the gathering invoice; lines that differ or are no longer wanted are changed or removed
+through `line_patches`: in place on the gathering invoice and on drafts that can still be edited, as a warning on
+immutable invoices. A line split by progressive billing keeps its key on its first part, and the parts are
+shortened, lengthened or removed together. Lines are created for periods that have started by `at`, so a future
+period never shows up early.
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceLine, LineManagedBy
+from billing.models import InvoiceLine, LineManagedBy
 from billing.models import InvoiceStatus as S
-from billing.services.invoicing import LineInput, gathering_invoice_get_or_create, line_from_input, refresh_gathering
+from billing.services.invoicing import LineInput, gathering_invoice_get_or_create, line_from_input
+from billing.services.line_patches import LinePatches
 from billing.services.locks import lock_customer
 from billing.services.pricing import prorate
+from billing.services.profiles import profile_for_customer
 from catalog.periods import billing_period_containing, next_boundary_after, periods_between
 from subscriptions.models import Subscription
-from subscriptions.services.timeline import ItemSpan, all_item_spans
+from subscriptions.services.billables import BillableSpan, billable_spans
 
 SYNCED_FIELDS = ("name", "period_start", "period_end", "invoice_at", "price", "feature_key", "rate_card_discounts",
                  "tax_config")
+RATE_CARD_FIELDS = ("name", "price", "feature_key", "rate_card_discounts", "tax_config")
 
 
 @dataclass(frozen=True)
@@ -40,86 +51,128 @@ class SyncResult:
     removed: int = 0
 
 
+@dataclass(frozen=True)
+class _Context:
+    sub: Subscription
+    bill_full_period: bool
+
+
 def _flat_price(price: dict, amount: Decimal) -> dict:
     return {**price, "amount": format(amount.normalize(), "f")}
 
 
-def _line(sub: Subscription, span: ItemSpan, start: dt.datetime, end: dt.datetime, full: tuple) -> LineInput:
-    item = span.item
-    price = dict(item.price_json)
+def _prorates(ctx: _Context, start: dt.datetime, end: dt.datetime, full: tuple) -> bool:
+    if not ctx.sub.pro_rating_enabled or (start, end) == full:
+        return False
+    cut_by_the_end = ctx.sub.active_to is not None and ctx.sub.active_to <= end
+    return not (ctx.bill_full_period and cut_by_the_end)
+
+
+def _sync_key(sub: Subscription, span: BillableSpan, start: dt.datetime) -> str:
+    if span.item is not None:
+        return f"subscription:{span.item.pk}:{start.isoformat()}"
+    return f"subscription:{sub.pk}:{span.phase.phase.pk}:{span.key}:{start.isoformat()}"
+
+
+def _line(ctx: _Context, span: BillableSpan, start: dt.datetime, end: dt.datetime, full: tuple) -> LineInput:
+    terms = span.terms
+    price = dict(terms.price or {})
+    flat = price.get("type") == "flat"
     invoice_at = end
-    if price.get("type") == "flat":
+    if flat:
         if price.get("paymentTerm", "in_advance") == "in_advance":
             invoice_at = start
-        if sub.pro_rating_enabled and (start, end) != full:
-            price = _flat_price(price, prorate(Decimal(str(price["amount"])), (start, end), full, sub.currency))
+        if _prorates(ctx, start, end, full):
+            price = _flat_price(price, prorate(Decimal(str(price["amount"])), (start, end), full, ctx.sub.currency))
+    # an add-on rate card that matches no item refers to the add-on purchase as its item
+    item_id = span.item.pk if span.item is not None else span.addon.pk if span.addon is not None else None
     return LineInput(
-        name=item.name, description=item.description, period_start=start, period_end=end, invoice_at=invoice_at,
-        price=price, feature_key=item.feature_key if price.get("type") != "flat" else None, tax_config=item.tax_config,
-        discounts=item.discounts_json, managed_by=LineManagedBy.SUBSCRIPTION,
-        sync_key=f"subscription:{item.pk}:{start.isoformat()}",
-        subscription={"subscription_id": sub.pk, "phase_id": span.phase.phase.pk, "item_id": item.pk,
+        name=terms.name, description=terms.description, period_start=start, period_end=end, invoice_at=invoice_at,
+        price=price, feature_key=None if flat else terms.feature_key, tax_config=terms.tax_config,
+        discounts=terms.discounts, managed_by=LineManagedBy.SUBSCRIPTION, sync_key=_sync_key(ctx.sub, span, start),
+        subscription={"subscription_id": ctx.sub.pk, "phase_id": span.phase.phase.pk, "item_id": item_id,
                       "billing_period_start": full[0], "billing_period_end": full[1]},
     )
 
 
-def desired_lines(sub: Subscription, *, at: dt.datetime) -> Iterator[LineInput]:
+def desired_lines(sub: Subscription, *, at: dt.datetime, bill_full_period: bool = False) -> Iterator[LineInput]:
     """The lines the subscription should have by `at` (service periods that have started)."""
-    for span in all_item_spans(sub):
-        if not span.item.price_json or span.start > at:
+    ctx = _Context(sub, bill_full_period)
+    for span in billable_spans(sub):
+        if not span.terms.price or span.start > at:
             continue
-        cadence = span.item.billing_cadence
+        cadence = span.terms.billing_cadence
         if cadence is None:  # one-time fee: the billing period it starts in
             full = billing_period_containing(sub.billing_anchor, sub.billing_cadence, span.start)
             end = min(span.end, full.end) if span.end else full.end
-            yield _line(sub, span, span.start, end, (span.start, end))
+            yield _line(ctx, span, span.start, end, (span.start, end))
             continue
         horizon = next_boundary_after(sub.billing_anchor, cadence, at)
         stop = min(span.end, horizon) if span.end else horizon
         for period in periods_between(sub.billing_anchor, cadence, span.start, stop):
             full = billing_period_containing(sub.billing_anchor, cadence, period.start)
-            yield _line(sub, span, period.start, period.end, (full.start, full.end))
+            yield _line(ctx, span, period.start, period.end, (full.start, full.end))
 
 
-def _apply(line: InvoiceLine, wanted: InvoiceLine) -> bool:
-    changed = [f for f in SYNCED_FIELDS if getattr(line, f) != getattr(wanted, f)]
-    for f in changed:
-        setattr(line, f, getattr(wanted, f))
-    if changed:
-        line.save(update_fields=[*changed, "updated_at"])
-    return bool(changed)
+def _bills_full_period(sub: Subscription) -> bool:
+    workflow = profile_for_customer(sub.customer).workflow
+    return workflow["invoicing"].get("subscriptionEndProrationMode") == "bill_full_period"
+
+
+def _reconcile_split(patches: LinePatches, parts: Sequence[InvoiceLine], wanted: InvoiceLine | None) -> None:
+    """A progressively billed line: its parts follow the wanted period's end (OpenMeter's split line group
+    shrink/extend); the rate card fields follow on every part."""
+    parts = sorted(parts, key=lambda p: p.period_start)
+    if wanted is None:
+        for part in parts:
+            patches.remove(part)
+        return
+    end = wanted.period_end
+    common = {f: getattr(wanted, f) for f in RATE_CARD_FIELDS}
+    for i, part in enumerate(parts):
+        if part.period_start >= end:
+            patches.remove(part)
+            continue
+        values: dict[str, Any] = {**common, "split_group_end": end}
+        if part.period_end > end or (i == len(parts) - 1 and part.period_end < end):
+            values["period_end"] = end
+            if part.invoice.status == S.GATHERING:
+                values["invoice_at"] = wanted.invoice_at
+        patches.change(part, values)
 
 
 def subscription_sync(*, subscription_id: str, at: dt.datetime | None = None) -> SyncResult:
     at = at or timezone.now()
-    sub = Subscription.objects.select_related("customer").get(pk=subscription_id)
+    sub = Subscription.objects.select_related("customer").prefetch_related(
+        "phases__items", "addons__quantities", "addons__addon__rate_cards").get(pk=subscription_id)
     with transaction.atomic():
         lock_customer(sub.customer_id)
-        desired = {} if sub.deleted_at else {d.sync_key: d for d in desired_lines(sub, at=at)}
-        existing = InvoiceLine.objects.filter(
-            subscription_id=sub.pk, parent__isnull=True, deleted_at__isnull=True, sync_key__isnull=False
-        ).select_related("invoice")
-        created = updated = removed = 0
-        touched: set[str] = set()
-        for line in existing:
-            wanted = desired.pop(line.sync_key, None)
-            if line.invoice.status != S.GATHERING:
-                continue  # already invoiced: immutable here
-            if wanted is None:
-                line.deleted_at = at
-                line.save(update_fields=["deleted_at", "updated_at"])
-                removed += 1
-            elif _apply(line, line_from_input(line.invoice, wanted, line.currency)):
-                updated += 1
-            touched.add(line.invoice_id)
+        wanted_lines = [] if sub.deleted_at else desired_lines(sub, at=at, bill_full_period=_bills_full_period(sub))
+        desired = {d.sync_key: d for d in wanted_lines}
+        lines = list(InvoiceLine.objects.filter(subscription_id=sub.pk, parent__isnull=True, deleted_at__isnull=True)
+                     .select_related("invoice").order_by("period_start", "id"))
+        split_parts: dict[str, list[InvoiceLine]] = defaultdict(list)
+        for line in lines:
+            if line.split_group_id:
+                split_parts[line.split_group_id].append(line)
+        patches = LinePatches(at)
+        for line in lines:
+            if line.sync_key is None:
+                continue  # a later part of a split line: reconciled with its first part
+            wanted_input = desired.pop(line.sync_key, None)
+            wanted = line_from_input(line.invoice, wanted_input, line.currency) if wanted_input else None
+            if line.split_group_id:
+                _reconcile_split(patches, split_parts[line.split_group_id], wanted)
+            elif wanted is None:
+                patches.remove(line)
+            else:
+                patches.change(line, {f: getattr(wanted, f) for f in SYNCED_FIELDS})
         if desired:
             invoice, _ = gathering_invoice_get_or_create(sub.customer, sub.currency)
             InvoiceLine.objects.bulk_create([line_from_input(invoice, d, sub.currency) for d in desired.values()])
-            created = len(desired)
-            touched.add(invoice.pk)
-        for invoice in Invoice.objects.filter(pk__in=touched):
-            refresh_gathering(invoice)
-    return SyncResult(created, updated, removed)
+            patches.added_to_gathering(invoice.pk)
+        patches.apply()
+    return SyncResult(len(desired), patches.updated, patches.removed)
 
 
 # ended (or deleted) subscriptions are still reconciled for a while, so their last period is settled
@@ -127,7 +180,8 @@ SETTLE_AFTER_END = dt.timedelta(days=62)
 
 
 def subscriptions_sync_all(*, at: dt.datetime | None = None) -> int:
-    """The periodic sync: every subscription that has started and has not long ended. Idempotent."""
+    """The periodic sync (the safety net behind the sync on every subscription change): every subscription that
+    has started and has not long ended. Idempotent."""
     at = at or timezone.now()
     recent = at - SETTLE_AFTER_END
     ids = (

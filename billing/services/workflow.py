@@ -6,6 +6,8 @@ from typing import Any
 
 import isodate
 
+from catalog.periods import billing_period_containing
+
 DEFAULT_WORKFLOW: dict[str, Any] = {
     "collection": {"alignment": {"type": "subscription"}, "interval": "PT1H"},
     "invoicing": {
@@ -38,3 +40,26 @@ def auto_advance(workflow: dict[str, Any]) -> bool:
 
 def progressive_billing(workflow: dict[str, Any]) -> bool:
     return bool(workflow["invoicing"]["progressiveBilling"])
+
+
+# the spec's RecurringPeriodIntervalEnum, as ISO 8601 durations
+INTERVAL_NAMES = {"DAY": "P1D", "WEEK": "P1W", "MONTH": "P1M", "YEAR": "P1Y"}
+
+
+def recurrence_interval(interval: str) -> str:
+    return INTERVAL_NAMES.get(interval.upper(), interval)
+
+
+def next_collection_at(workflow: dict[str, Any], due_at: dt.datetime) -> dt.datetime:
+    """When a gathering invoice whose earliest line is due at `due_at` is collected. Subscription alignment: once
+    the collection interval (grace for late events) has passed. Anchored alignment: at the first recurrence of the
+    anchor at or after `due_at` (OpenMeter's gathering invoice calculator); each draft then still waits for the
+    interval after its last usage line before its quantities are final."""
+    collection = workflow["collection"]
+    alignment = collection.get("alignment") or {}
+    if alignment.get("type") != "anchored":
+        return add_duration(due_at, collection["interval"])
+    recurring = alignment["recurringPeriod"]
+    anchor = dt.datetime.fromisoformat(recurring["anchor"])
+    period = billing_period_containing(anchor, recurrence_interval(recurring["interval"]), due_at)
+    return due_at if period.start == due_at else period.end

@@ -42,9 +42,17 @@ def _check(data: AddonInput) -> dict[str, Any]:
 
 
 def addon_validation_errors(addon: Addon) -> list[dict[str, str]]:
-    if not addon.rate_cards.all():  # the prefetched rows, no query per add-on
+    cards = addon.rate_cards.all()  # the prefetched rows, no query per add-on
+    if not cards:
         return [{"field": "rateCards", "code": "addon_has_no_rate_cards", "message": "an add-on needs rate cards"}]
-    return []
+    if addon.instance_type != AddonInstanceType.MULTIPLE:
+        return []
+    # bought several times, a rate card is billed quantity times: only flat amounts can be multiplied (OpenMeter)
+    return [
+        {"field": f"rateCards[{card.key}].price", "code": "addon_multiple_instance_only_flat_price",
+         "message": f"rate card {card.key!r}: an add-on with instanceType multiple allows only flat prices"}
+        for card in cards if card.price_json and card.price_json.get("type") != "flat"
+    ]
 
 
 def addon_list_qs() -> QuerySet[Addon]:

@@ -1,8 +1,8 @@
 """Add-ons bought on a subscription, with a quantity that changes over time.
 
 Each create or update appends a segment to the quantity timeline at the requested time (later segments
-are replaced); quantity 0 ends the purchase. The add-on's rate cards are billed per segment by quantity;
-they are listed with the subscription items of the same key they affect.
+are replaced); quantity 0 ends the purchase. Billing applies the add-on's rate cards to the items of the same
+key, quantity times, per segment (`billables`); they are listed with the subscription items they affect.
 """
 
 import datetime as dt
@@ -12,12 +12,13 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from catalog.models import AddonInstanceType, CatalogStatus, PlanAddon
+from catalog.models import Addon, AddonInstanceType, CatalogStatus, PlanAddon, RateCard
 from catalog.services.addons import addon_get
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
-from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionAddonQuantity
+from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionAddonQuantity, SubscriptionItem
+from subscriptions.services.billing_sync import sync_billing_on_commit
 from subscriptions.services.lifecycle import require_action, subscription_get
-from subscriptions.services.timeline import phase_at, phase_spans, resolve_timing
+from subscriptions.services.timeline import item_spans, phase_at, phase_spans, resolve_timing
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,37 @@ def _check_quantity(sa_addon_type: str, quantity: int, plan_addon: PlanAddon | N
         raise InvalidInput(f"quantity: at most {plan_addon.max_quantity} of this add-on can be bought on this plan")
 
 
+def _card_conflicts(card: RateCard, item: SubscriptionItem) -> list[str]:
+    """Why an add-on rate card cannot be applied to the item of the same key (OpenMeter's
+    `ValidateRateCardsHaveCompatible*`): prices combine only as flat amounts with the same payment term."""
+    out = []
+    mine, theirs = card.price_json, item.price_json
+    if mine and theirs:
+        if mine.get("type") != "flat" or theirs.get("type") != "flat":
+            out.append("only flat prices can be combined")
+        elif mine.get("paymentTerm", "in_advance") != theirs.get("paymentTerm", "in_advance"):
+            out.append("the payment terms differ")
+    if card.feature_key and item.feature_key and card.feature_key != item.feature_key:
+        out.append("the feature keys differ")
+    if card.billing_cadence and item.billing_cadence and card.billing_cadence != item.billing_cadence:
+        out.append("the billing cadences differ")
+    if (card.discounts_json or {}).get("percentage") and (item.discounts_json or {}).get("percentage"):
+        out.append("both have a percentage discount")
+    return out
+
+
+def check_addon_compatible(subscription: Subscription, addon: Addon, start: dt.datetime) -> None:
+    """Each add-on rate card must fit the subscription items of the same key it will change, from `start` on."""
+    problems = []
+    items = [s.item for p in phase_spans(subscription) for s in item_spans(p) if s.end is None or s.end > start]
+    for card in addon.rate_cards.all():
+        for item in (i for i in items if i.key == card.key):
+            problems += [f"addon: rate card {card.key!r} cannot be applied to the subscription item {item.key!r} "
+                         f"of phase {item.phase.key!r}: {reason}" for reason in _card_conflicts(card, item)]
+    if problems:
+        raise InvalidInput("; ".join(problems))
+
+
 def _plan_addon(subscription: Subscription, addon_id: str, start: dt.datetime) -> PlanAddon | None:
     """A plan subscription may buy only the add-ons its plan offers, from the offering phase on."""
     if subscription.plan_id is None:
@@ -108,10 +140,12 @@ def subscription_addon_create(
         raise Conflict(f"add-on {addon} is already on subscription {subscription.pk}; update its quantity instead")
     start = resolve_timing(timing, subscription, at)
     _check_quantity(addon.instance_type, quantity, _plan_addon(subscription, addon.pk, start))
+    check_addon_compatible(subscription, addon, start)
     sa = SubscriptionAddon.objects.create(
         subscription=subscription, addon=addon, name=name, description=description, metadata=metadata
     )
     SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription_addon_get(subscription_id=subscription.pk, subscription_addon_id=sa.pk)
 
 
@@ -131,6 +165,7 @@ def subscription_addon_update(
         _check_quantity(sa.addon.instance_type, quantity, _plan_addon(subscription, sa.addon_id, start))
         sa.quantities.filter(active_from__gte=start).delete()
         SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
+        sync_billing_on_commit(subscription.pk, at)
     for attr, value in (("name", name), ("description", description), ("metadata", metadata)):
         if value is not None:
             setattr(sa, attr, value)

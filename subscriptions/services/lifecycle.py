@@ -22,6 +22,7 @@ from openmeter_site.core.errors import Conflict, Forbidden, InvalidInput, NotFou
 from openmeter_site.core.ids import is_ulid
 from subscriptions.models import Subscription, SubscriptionItem, SubscriptionPhase, SubscriptionStatus
 from subscriptions.services import provisioning
+from subscriptions.services.billing_sync import sync_billing_on_commit
 from subscriptions.services.timeline import resolve_timing
 
 ALLOWED = {
@@ -199,6 +200,7 @@ def _subscribe(
     _check_no_overlap(customer, start, ignore=replaces)
     subscription = _write(customer, plan, data, start, anchor or start, options)
     provisioning.sync_entitlements(subscription=subscription, at=at)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription
 
 
@@ -269,6 +271,7 @@ def subscription_cancel(
     subscription.active_to = resolve_timing(timing, subscription, at)
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)
 
 
@@ -285,6 +288,7 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
     subscription.active_to = None
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
+    sync_billing_on_commit(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)
 
 
@@ -310,6 +314,7 @@ def subscription_delete(*, subscription_id: str, at: dt.datetime | None = None) 
     subscription.deleted_at = at
     subscription.save(update_fields=["deleted_at", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
+    sync_billing_on_commit(subscription.pk, at)
 
 
 @transaction.atomic
@@ -331,6 +336,7 @@ def subscription_change(
     current.active_to = switch_at
     current.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=current, at=at)  # end the old entitlements before the new start
+    sync_billing_on_commit(current.pk, at)
     new = _subscribe(
         customer=current.customer, plan=plan, data=data, start=switch_at,
         anchor=options.billing_anchor or current.billing_anchor, options=options, at=at, replaces=current.pk,

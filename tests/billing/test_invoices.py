@@ -8,7 +8,7 @@ import time_machine
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from tests.billing.helpers import FEB, T0, customer, flat_line, iso, metered_feature, profile, usage_line
-from tests.factories import ingest
+from tests.factories import FeatureFactory, MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -190,6 +190,45 @@ def test_progressive_billing_splits_usage_lines_at_as_of(api):
     assert line["quantity"] == "60"
 
 
+def test_progressive_billing_only_splits_lines_of_growing_meters(api):
+    # given: the same period priced from a SUM meter and from a LATEST meter (gauge), 30 units by Jan 5
+    summed = metered_feature("tokens")
+    gauge = FeatureFactory(key="gauge", meter=MeterFactory(slug="gauge_meter", aggregation="LATEST",
+                                                          event_type="gauge", value_property="$.tokens", group_by={}))
+    cust = customer()
+    ingest([{"subject": "acme", "type": t, "time": T0 + dt.timedelta(days=4), "data": {"tokens": 30}}
+            for t in ("tokens", "gauge")])
+    unit = {"type": "unit", "amount": "1"}
+    with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
+        _pending(api, cust, "USD", usage_line(summed.key, unit), usage_line(gauge.key, unit, name="Gauge"))
+        # when: invoiced early
+        [early] = _invoice(api, cust, asOf=iso(T0 + dt.timedelta(days=10)))
+    # then: only the SUM line is billed so far (30 * 1 = 30); the gauge line waits whole for its period end
+    assert [line["name"] for line in early["lines"]] == ["Tokens"]
+    assert early["totals"]["total"] == "30"
+    gauge_line = InvoiceLine.objects.get(name="Gauge")
+    assert (gauge_line.period_start, gauge_line.period_end, gauge_line.split_group_id) == (T0, FEB, None)
+
+
+def test_minimum_spend_of_a_progressively_billed_line_covers_the_whole_period(api):
+    feature = metered_feature()
+    cust = customer()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=d), "data": {"tokens": 10}}
+            for d in (2, 20)])
+    committed = {"type": "unit", "amount": "1", "minimumAmount": "100"}
+    with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
+        _pending(api, cust, "USD", usage_line(feature.key, committed))
+        [first] = _invoice(api, cust, asOf=iso(T0 + dt.timedelta(days=10)))
+    # the first part bills its usage only: 10 * 1 = 10 (the minimum is settled on the last part)
+    assert first["totals"]["total"] == "10"
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        [last] = _invoice(api, cust)
+    # the last part: 10 more tokens, and the shortfall of the whole period: 100 - (10 + 10) = 80 → 90
+    assert last["totals"]["total"] == "90"
+    top_up = next(c for c in last["lines"][0]["children"] if c["category"] == "commitment")
+    assert (top_up["totals"]["total"], top_up["period"]) == ("80", {"from": iso(T0), "to": iso(FEB)})
+
+
 def test_invoice_pending_lines_with_nothing_to_invoice_is_400(api):
     cust = customer()
     r = api.post("/api/v1/billing/invoices/invoice", {"customerId": cust.pk}, format="json")
@@ -342,3 +381,21 @@ def test_gathering_invoice_shows_usage_to_date(api):
     assert got["totals"]["total"] == "20"
     assert got["lines"][0]["quantity"] == "40"
     assert Invoice.objects.get(pk=got["id"]).total == 0
+
+
+def test_invoice_expand_values_follow_the_spec(api):
+    cust = customer()
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        _pending(api, cust, "USD", flat_line(amount="10"))
+        [inv] = _invoice(api, cust)
+    # `preceding` is a spec value: accepted; with no credit notes there is no preceding document to show
+    got = api.get(f"/api/v1/billing/invoices/{inv['id']}?expand=preceding&expand=lines")
+    assert got.status_code == 200
+    assert "preceding" not in got.json()
+    assert len(got.json()["lines"]) == 1
+    listed = api.get("/api/v1/billing/invoices?expand=preceding")
+    assert [i["id"] for i in listed.json()["items"]] == [inv["id"]]
+    for path in (f"/api/v1/billing/invoices/{inv['id']}?expand=everything", "/api/v1/billing/invoices?expand=line"):
+        bad = api.get(path)
+        assert bad.status_code == 400
+        assert bad["Content-Type"] == PROBLEM

@@ -1,13 +1,14 @@
 """The main billing flow through the official Python client against the real HTTP stack (gunicorn)."""
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.utils import timezone
 from openmeter import Client
 
 from tests.billing.helpers import customer, iso, metered_feature
-from tests.factories import ingest
+from tests.factories import addon_body, flat_fee_card, ingest, plan_body
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,3 +59,38 @@ def test_profile_pending_lines_invoice_approve_list(live_server_url, api_key):
 
     override = client.customer_overrides.get(cust.pk)
     assert override.base_billing_profile_id == created.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_subscription_and_addon_lines_are_pending_when_the_change_commits(live_server_url, api_key):
+    client = Client(endpoint=live_server_url, token=api_key)
+    cust = customer(name="Globex Corp", subjects=("globex",))
+    body = plan_body("team", phases=[{"key": "main", "name": "Main", "duration": None,
+                                      "rateCards": [flat_fee_card(amount="30")]}])
+    plan = client.plans.create(body)
+    seats = client.addons.create(addon_body(cards=[flat_fee_card(key="seat_fee", amount="10")]))
+    client.addons.publish(seats.id)
+    client.plan_addons.create(plan.id, {"addonId": seats.id, "fromPlanPhase": "main", "maxQuantity": 5})
+    client.plans.publish(plan.id)
+
+    # the month's fee (billed in advance, the period starts now) is pending as soon as the subscription exists
+    sub = client.subscriptions.create({"plan": {"key": "team"}, "customerKey": cust.key})
+
+    def pending() -> dict[str, dict]:
+        [gathering] = client.invoices.list(statuses=["gathering"], expand=["lines"])["items"]
+        return {line["name"]: line for line in gathering.lines}
+
+    assert pending()["base_fee"]["price"]["amount"] == "30"
+
+    # 2 seats bought a moment later: 2 * 10 pro-rated to the rest of the billing period
+    bought = client.subscription_addons.create(
+        sub.id, {"name": "Seats", "addon": {"id": seats.id}, "quantity": 2, "timing": "immediate"})
+    line = pending()["seat_fee"]
+    period = line["subscription"]["billingPeriod"]
+    start, end = (dt.datetime.fromisoformat(period[k]) for k in ("from", "to"))
+    bought_at = dt.datetime.fromisoformat(line["period"]["from"])
+    assert bought_at > start
+    micro = dt.timedelta(microseconds=1)
+    expected = Decimal(20) * ((end - bought_at) // micro) / ((end - start) // micro)
+    assert Decimal(line["price"]["amount"]) == expected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert line["subscription"]["item"]["id"] == bought.id

@@ -136,3 +136,22 @@ def test_plan_change_mid_period(api, tokens):
         "base_fee@2026-01-01": "14.52", "base_fee@2026-01-16": "30.97"}
     [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 1, 16, 1), as_of=utc(2026, 1, 16, 1))
     assert invoice.total == Decimal("45.49")
+
+
+def test_spend_commitments_are_not_pro_rated_for_a_late_start(api, tokens):
+    # OpenMeter pro-rates flat prices only: a period that starts late keeps its full minimum and maximum spend
+    profile(autoAdvance=False)
+    minimum = {"type": "unit", "amount": "1", "minimumAmount": "100"}
+    maximum = {"type": "unit", "amount": "1", "maximumAmount": "50"}
+    _publish(api, plan_body("pro", phases=[{"key": "main", "name": "Main", "duration": None, "rateCards": [
+        usage_card("tokens", key="committed", price=minimum), usage_card("tokens", key="capped", price=maximum)]}]))
+    cust = customer(name="Acme Corp", subjects=("acme",))
+    sub_id = _subscribe(api, cust, "pro", utc(2026, 1, 11), billingAnchor="2026-01-01T00:00:00Z")
+    ingest([{"subject": "acme", "type": "tokens", "time": utc(2026, 1, 15), "data": {"tokens": 80}}])
+    subscription_sync(subscription_id=sub_id, at=utc(2026, 1, 11))
+    jobs.collect_gathering_invoices(at=utc(2026, 2, 1, 2))
+    [invoice] = Invoice.objects.exclude(status=S.GATHERING)
+    # committed: 80 + a 20 minimum-spend top-up = 100 (not 100 * 21/31); capped: 80 - 30 over the cap = 50
+    assert invoice.total == Decimal(150)
+    top_up = InvoiceLine.objects.get(parent__isnull=False, category="commitment")
+    assert (top_up.total, top_up.period_start) == (Decimal(20), utc(2026, 1, 11))

@@ -7,13 +7,13 @@ import time
 import pytest
 from django.utils import timezone
 
-from billing.models import Invoice
+from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing
 from billing.services.invoicing import LineInput
 from openmeter_site.celery import app
 from tests.billing.helpers import custom_invoicing_app, customer, metered_feature, profile
-from tests.factories import ingest
+from tests.factories import flat_fee_card, ingest, plan_body
 
 
 @pytest.fixture
@@ -54,3 +54,23 @@ def test_lifecycle_with_a_real_worker(worker):
     for invoice in invoices:
         invoicing.invoice_trigger_payment(invoice_id=invoice.pk, trigger="paid")
     assert set(Invoice.objects.exclude(status=S.GATHERING).values_list("status", flat=True)) == {S.PAID}
+
+
+def test_subscription_sync_task_with_a_real_worker(worker, api):
+    with_fee = plan_body("solo", phases=[{"key": "main", "name": "Main", "duration": None,
+                                          "rateCards": [flat_fee_card(amount="12")]}])
+    plan = api.post("/api/v1/plans", with_fee, format="json").json()
+    assert api.post(f"/api/v1/plans/{plan['id']}/publish").status_code == 200
+    cust = customer(name="Worker Sync")
+    sub = api.post("/api/v1/subscriptions", {"plan": {"key": "solo"}, "customerKey": cust.key}, format="json").json()
+    # the sync queued on commit runs on the worker and puts the fee on the gathering invoice
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not InvoiceLine.objects.filter(subscription_id=sub["id"]).exists():
+        time.sleep(0.2)  # waiting for the worker; the assertion below is on state, not time
+    assert InvoiceLine.objects.get(subscription_id=sub["id"]).price["amount"] == "12"
+    # a lost line is restored by the task, run twice (idempotent)
+    InvoiceLine.objects.all().delete()
+    for _ in range(2):
+        _run("billing.sync_subscription", subscription_id=sub["id"], at=timezone.now().isoformat())
+    [line] = InvoiceLine.objects.filter(subscription_id=sub["id"], deleted_at__isnull=True)
+    assert (line.price["amount"], line.period_start.isoformat()) == ("12", sub["activeFrom"].replace("Z", "+00:00"))

@@ -33,6 +33,9 @@ def test_addon_lifecycle(api):
     addon = post(api, "/api/v1/addons", addon_body(cards=[usage_card("tokens", amount="0.02")]))
     assert (addon["status"], addon["version"], addon["instanceType"]) == ("draft", 1, "multiple")
     assert addon["rateCards"][0]["price"] == {"type": "unit", "amount": "0.02"}
+    # bought several times, only flat prices can be multiplied: a multiple-instance usage price cannot be published
+    assert [e["code"] for e in addon["validationErrors"]] == ["addon_multiple_instance_only_flat_price"]
+    assert_problem(api.post(f"/api/v1/addons/{addon['id']}/publish"), 400, "only flat prices")
 
     body = addon_body(instance_type="single", cards=[usage_card("tokens", amount="0.03")])
     del body["key"], body["currency"]
