@@ -73,12 +73,15 @@ class KeyField(serializers.RegexField):
 
 
 def plain_json(value: Any) -> Any:
-    """Free-form JSON as the json module can store it: the parser reads fractional numbers as Decimal (for
-    money), and these objects are not money, so a fraction becomes a JSON float as upstream stores it."""
-    if isinstance(value, Decimal):
-        if not value.is_finite() or value.adjusted() > 300:
+    """Free-form JSON as it can be stored and sent back: the parser reads fractional numbers as Decimal (for
+    money), and these objects are not money, so a fraction or a number beyond 64-bit integers becomes a JSON
+    double, as upstream stores it."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 300):
             raise serializers.ValidationError(f"number out of range: {value}")
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == int(value) and -(2**63) <= value < 2**63:
+            return int(value)
+        return float(value)  # beyond 64-bit integers JSON readers use doubles anyway
     if isinstance(value, dict):
         return {key: plain_json(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -23,7 +23,26 @@ def format_datetime(value: dt.datetime) -> str:
 
 
 def dumps(data: Any) -> bytes:
+    try:
+        return _orjson_dumps(data)
+    except TypeError as exc:  # orjson writes 64-bit integers only; free-form JSON (metadata) may hold larger ones
+        if "64-bit" not in str(exc):
+            raise
+        return _orjson_dumps(_big_integers_as_doubles(data))
+
+
+def _orjson_dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=to_json_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _big_integers_as_doubles(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _big_integers_as_doubles(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_integers_as_doubles(item) for item in value]
+    return value
 
 
 class JSONRenderer(renderers.BaseRenderer):

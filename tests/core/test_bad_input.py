@@ -39,13 +39,15 @@ def test_a_nul_character_in_the_query_or_the_body_is_a_400(api):
 
 
 def test_free_form_json_keeps_its_numbers(api):
-    response = api.post(
-        "/api/v1/subjects", [{"key": "s-meta", "metadata": {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}}}],
-        format="json",
-    )
+    metadata = {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}, "big": 2**64, "huge": 1e300}
+    response = api.post("/api/v1/subjects", [{"key": "s-meta", "metadata": metadata}], format="json")
     assert response.status_code == 200, response.content
-    assert response.json()[0]["metadata"] == {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}}
-    assert Subject.objects.get(key="s-meta").metadata == {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}}
+    # integers past 64 bits come back as doubles: 2**64 = 18446744073709551616.0
+    expected = {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}, "big": 18446744073709551616.0, "huge": 1e300}
+    assert response.json()[0]["metadata"] == expected
+    assert api.get("/api/v1/subjects/s-meta").json()["metadata"] == expected
+    stored = Subject.objects.get(key="s-meta").metadata
+    assert {k: stored[k] for k in ("ratio", "count", "nested")} == {"ratio": 1.5, "count": 2, "nested": {"x": -0.25}}
 
 
 def event(event_id, **extra):
