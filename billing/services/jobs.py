@@ -18,13 +18,13 @@ from billing.services.state import Trigger
 
 logger = logging.getLogger(__name__)
 
-# customers invoiced per transaction: a commit is the slowest statement of the close, and a chunk is still
-# all-or-nothing (a crash loses at most one chunk, which the next run redoes)
-COMMIT_EVERY = 50
+# customers invoiced per transaction (`period_close`: a fixed number of statements per chunk); a chunk is
+# all-or-nothing (a crash loses at most one chunk, which the next run redoes) and holds its customers' locks
+CLOSE_CHUNK = 50
 OVERDUE_FROM = (S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED)
 
 
-def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 500) -> int:
+def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 500, chunk: int = CLOSE_CHUNK) -> int:
     """Period close: customers whose gathering invoice is due get their due lines invoiced (no progressive
     split), a chunk of customers per transaction. Returns the number of candidate customers looked at."""
     at = at or timezone.now()
@@ -35,9 +35,9 @@ def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 50
     if not customer_ids:
         return 0
     usage = period_close.batched_usage(customer_ids, at)
-    for i in range(0, len(customer_ids), COMMIT_EVERY):
+    for i in range(0, len(customer_ids), chunk):
         with transaction.atomic():
-            period_close.close_customers(customer_ids[i : i + COMMIT_EVERY], at=at, usage=usage, actor="job:collect")
+            period_close.close_customers(customer_ids[i : i + chunk], at=at, usage=usage, actor="job:collect")
     return len(customer_ids)
 
 
