@@ -29,8 +29,6 @@ def try_lock_customer(customer_id: str) -> bool:
 
 def try_lock_customers(customer_ids: Sequence[str]) -> list[str]:
     """`try_lock_customer` for many customers in one statement: those this transaction now holds, in order."""
-    if connection.vendor != "postgresql":
-        return list(customer_ids)
     with connection.cursor() as cur:
         cur.execute(
             "SELECT id FROM unnest(%s::varchar[]) WITH ORDINALITY AS c(id, n) "

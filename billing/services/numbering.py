@@ -27,24 +27,15 @@ def sequence_take(counts: Mapping[str, int]) -> dict[str, Iterator[int]]:
     """The next `n` values of several counters in one statement. The rows stay locked until the transaction ends,
     so a rollback leaves no gap; they are taken in scope order, so two workers never deadlock on them."""
     scopes = sorted(counts)
-    if connection.vendor != "postgresql":
-        last = {}
-        for scope in scopes:
-            seq, _ = InvoiceSequence.objects.select_for_update().get_or_create(scope=scope)
-            seq.last_value += counts[scope]
-            seq.save(update_fields=["last_value"])
-            last[scope] = seq.last_value
-    else:
-        table = InvoiceSequence._meta.db_table
-        with connection.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {table} AS s (scope, last_value) "
-                "SELECT * FROM unnest(%s::varchar[], %s::bigint[]) ORDER BY 1 "
-                "ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + EXCLUDED.last_value "
-                "RETURNING scope, last_value",
-                [scopes, [counts[scope] for scope in scopes]],
-            )
-            last = dict(cur.fetchall())
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {InvoiceSequence._meta.db_table} AS s (scope, last_value) "
+            "SELECT * FROM unnest(%s::varchar[], %s::bigint[]) ORDER BY 1 "
+            "ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + EXCLUDED.last_value "
+            "RETURNING scope, last_value",
+            [scopes, [counts[scope] for scope in scopes]],
+        )
+        last = dict(cur.fetchall())
     return {scope: iter(range(last[scope] - counts[scope] + 1, last[scope] + 1)) for scope in scopes}
 
 
