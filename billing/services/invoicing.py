@@ -334,23 +334,38 @@ class DraftPlan:
     lines: list[InvoiceLine]
 
 
-# states a new draft walks through whose steps neither call the invoicing app nor read anything new
-LOCAL_STATES = frozenset({S.DRAFT_WAITING_FOR_COLLECTION, S.DRAFT_COLLECTING, S.DRAFT_VALIDATING})
+# states a new draft can enter before it is saved: no step, or a step that needs nothing but the invoice in memory
+# (the walk never stands in `draft.ready_to_issue`, whose edges read the invoice's lines)
+UNSAVED_STATES = frozenset({
+    S.DRAFT_WAITING_FOR_COLLECTION, S.DRAFT_COLLECTING, S.DRAFT_VALIDATING, S.DRAFT_SYNCING,
+    S.DRAFT_MANUAL_APPROVAL_NEEDED, S.DRAFT_WAITING_AUTO_APPROVAL,
+})
 
 
-def _walk_local_states(invoice: Invoice, *, valid: bool, at: dt.datetime, actor: str) -> list[InvoiceEvent]:
-    """The first moves `advance_until_stable` makes on a new draft, taken in memory with their audit rows: waiting
-    for collection; collecting, whose step is skipped because the quantities were just taken after the collection
-    time; validating, whose step finds nothing when the lines are valid. `advance_until_stable` goes on from
-    there (an invalid draft is left collecting, so that its step records the issues)."""
+def _can_enter_unsaved(invoice: Invoice, to: S, *, valid: bool) -> bool:
+    if to == S.DRAFT_COLLECTING:  # its step is skipped: the quantities were just taken after the collection time
+        return snapshot_is_final(invoice)
+    if to == S.DRAFT_VALIDATING:  # its step finds nothing
+        return valid
+    if to == S.DRAFT_SYNCING:
+        return backend_for(invoice.invoicing_app).sync_draft_is_local
+    return to in UNSAVED_STATES
+
+
+def _walk_before_saving(invoice: Invoice, *, valid: bool, at: dt.datetime, actor: str) -> list[InvoiceEvent]:
+    """The first moves `advance_until_stable` makes on a new draft, taken in memory with their audit rows, as far
+    as they need neither the database nor a call out (an invalid draft stops before validating, so that the
+    step records its issues; a draft synced by a remote app stops before syncing). `advance_until_stable` goes
+    on from there once the invoice is saved."""
     events = []
-    while (edge := state.edge_for(invoice, Trigger.NEXT, at)) is not None and edge.to in LOCAL_STATES:
-        if (edge.to == S.DRAFT_COLLECTING and not snapshot_is_final(invoice)) or (
-                edge.to == S.DRAFT_VALIDATING and not valid):
-            break
+    while (edge := state.edge_for(invoice, Trigger.NEXT, at)) is not None and _can_enter_unsaved(
+            invoice, edge.to, valid=valid):
         events.append(InvoiceEvent(invoice_id=invoice.pk, from_status=invoice.status, to_status=edge.to,
                                    trigger=Trigger.NEXT, actor=actor, created_at=timezone.now()))
         invoice.status = edge.to
+        if edge.to == S.DRAFT_SYNCING:
+            invoice.app_sync_done = False
+            _put_sync_result(invoice, backend_for(invoice.invoicing_app).sync_draft(invoice))
     return events
 
 
@@ -373,8 +388,8 @@ def drafts_create(
 ) -> list[Invoice]:
     """Standard invoices from gathering lines with a fixed number of statements however many invoices, lines and
     events (the period close makes a chunk of customers' invoices at once): numbers, invoices with their
-    quantities and totals, moved lines, detailed lines and audit rows. The caller holds the customers' locks and
-    then runs `advance_until_stable` on each invoice."""
+    quantities and totals, moved lines, detailed lines and audit rows (see `_walk_before_saving`). The caller
+    holds the customers' locks and then runs `advance_until_stable` on each invoice."""
     if not plans:
         return []
     numbers = numbering.draft_numbers([(plan.profile.pk, plan.customer.name) for plan in plans])
@@ -400,7 +415,7 @@ def drafts_create(
         calculation.set_totals(invoice, sum_totals(totals[line.pk] for line in plan.lines))
         events.append(InvoiceEvent(invoice_id=invoice.pk, from_status="", to_status=invoice.status, trigger="create",
                                    actor="system"))
-        events += _walk_local_states(invoice, valid=not _line_issues(plan.lines, features), at=now, actor=actor)
+        events += _walk_before_saving(invoice, valid=not _line_issues(plan.lines, features), at=now, actor=actor)
     Invoice.objects.bulk_create(invoices, batch_size=500)
     calculation.store_moved_lines(lines, children)
     InvoiceEvent.objects.bulk_create(events, batch_size=1000)
@@ -518,12 +533,16 @@ def _step_validate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage]
         invoice.save(update_fields=["validation_issues", "updated_at"])
 
 
-def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
+def _put_sync_result(invoice: Invoice, result: SyncResult) -> None:
     invoice.app_sync_done = result.done
     if result.external_id:
         invoice.external_ids = {**invoice.external_ids, "invoicing": result.external_id}
     if result.invoice_number:
         invoice.number = result.invoice_number
+
+
+def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
+    _put_sync_result(invoice, result)
     invoice.save(update_fields=["app_sync_done", "external_ids", "number", "updated_at"])
     for line_id, external_id in result.line_external_ids.items():
         InvoiceLine.objects.filter(pk=line_id, invoice=invoice).update(external_ids={"invoicing": external_id})
