@@ -78,7 +78,7 @@ def close_customers(
     for missing in sorted(set(locked) - customers.keys()):
         logger.error("collecting the gathering invoice of customer %s failed: customer not found", missing)
     gathering = list(Invoice.objects.select_for_update().filter(
-        customer_id__in=customers, status=S.GATHERING, deleted_at__isnull=True).order_by("customer_id", "currency"))
+        customer_id__in=list(customers), status=S.GATHERING, deleted_at__isnull=True).order_by("customer_id", "currency"))
     if not gathering:
         return []
     lines = list(InvoiceLine.objects.filter(invoice__in=gathering, parent__isnull=True)
