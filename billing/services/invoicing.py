@@ -160,11 +160,6 @@ def refresh_gathering_many(rows_by_invoice: Sequence[tuple[Invoice, Sequence[Gat
         Invoice.objects.bulk_update(kept, GATHERING_REFRESH_FIELDS)
 
 
-def refresh_gathering_for_customer(customer_id: str) -> None:
-    for invoice in Invoice.objects.filter(customer_id=customer_id, status=S.GATHERING, deleted_at__isnull=True):
-        refresh_gathering(invoice)
-
-
 # --- pending lines ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Period close (HOT PATH): gathering lines whose period ended become draft invoices, a chunk of customers at a
 time, with a fixed number of statements per chunk whatever its invoices, lines and events: batched usage, one
-claim of the chunk's customers, bulk writes of invoices, lines, detailed lines, audit rows and gathering invoices.
-Only the invoicing app's steps (`advance_until_stable`) run per invoice.
+claim of the chunk's customers, bulk writes of invoices, lines, detailed lines, audit rows and gathering invoices
+(`invoicing.drafts_create`). Only a remote invoicing app's steps (Stripe's draft sync) run per invoice.
 
 The caller wraps each chunk in one transaction: a crash half-way leaves nothing of it behind and a rerun makes the
 same invoices; a customer another worker holds is skipped (its next run picks it up).
