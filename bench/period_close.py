@@ -32,6 +32,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from _support import load_average  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -193,11 +194,14 @@ def main() -> None:
         meter_usage_by_customer(meter=feature.meter, subject_customers=subjects, start=START, end=END)
     meter_s = time.perf_counter() - started
 
+    load_before = load_average()
     elapsed, made, queries = close(main_rows)
     wide_elapsed, wide_made, wide_queries = close(wide_rows)
+    load_after = load_average()
 
     sample = Invoice.objects.filter(customer__in=main_rows).order_by("customer__key").first()
     print()
+    print(f"before the close: {load_before}; after: {load_after}")
     print(f"subscription sync (January's lines): {synced} subscriptions in {sync_s:.2f}s")
     print(f"period close, {args.customers} customers x 3 lines, {args.events:,} events, one worker")
     print(f"  draft invoices created : {made} in {elapsed:.2f}s ({made / elapsed:.0f} invoices/s)  [target <= 30s]")

@@ -25,6 +25,10 @@ class SyncResult:
 
 
 class InvoicingBackend(Protocol):
+    # `sync_draft` neither reads nor writes anything nor calls out, and returns no line ids: billing may then sync
+    # a new draft before saving it (the period close does, for many invoices at once)
+    sync_draft_is_local: bool
+
     def sync_draft(self, invoice: "Invoice") -> SyncResult: ...
 
     def finalize(self, invoice: "Invoice") -> SyncResult: ...

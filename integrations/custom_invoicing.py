@@ -14,6 +14,8 @@ NUMBER_PREFIX = "INV"
 
 
 class CustomInvoicingBackend:
+    sync_draft_is_local = True
+
     def __init__(self, app: App) -> None:
         self.app = app
 

@@ -36,6 +36,8 @@ def sandbox_app_ensure() -> App:
 
 
 class SandboxBackend:
+    sync_draft_is_local = True
+
     def __init__(self, app: App) -> None:
         self.app = app
 

@@ -192,37 +192,52 @@ def apply_line_calculations(calcs: Sequence[LineCalculation], now: dt.datetime) 
     return children
 
 
-def _update_lines(lines: Sequence[InvoiceLine]) -> None:
-    """One `UPDATE … FROM (VALUES …)` for all lines (Django's bulk_update builds a CASE per field, slowly)."""
+UPDATE_BATCH = 2000  # lines per statement (PostgreSQL takes at most 65,535 parameters)
+
+
+def _update_lines(lines: Sequence[InvoiceLine], *, moved: bool = False) -> None:
+    """One `UPDATE … FROM (VALUES …)` per 2,000 lines (Django's bulk_update builds a CASE per field, slowly);
+    `moved`: the lines also move to the invoice they now point at."""
+    fields = [*LINE_FIELDS, "updated_at", *(["invoice_id"] if moved else [])]
     if connection.vendor != "postgresql":
-        InvoiceLine.objects.bulk_update(lines, [*LINE_FIELDS, "updated_at"])
+        InvoiceLine.objects.bulk_update(lines, fields)
         return
-    table = InvoiceLine._meta.db_table
-    row = "(%s, " + ", ".join(["%s::numeric"] * len(LINE_FIELDS)) + ", %s::timestamptz)"
-    sets = ", ".join(f"{f} = v.{f}" for f in [*LINE_FIELDS, "updated_at"])
-    params: list = []
-    for line in lines:
-        params += [line.pk, *(getattr(line, f) for f in LINE_FIELDS), line.updated_at]
-    with connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(lines))}) "
-            f"AS v(id, {', '.join(LINE_FIELDS)}, updated_at) WHERE t.id = v.id",
-            params,
-        )
-
-
-def store_calculation(
-    invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None, replace: bool = True
-) -> None:
-    """Replace the detailed lines, update line and invoice totals: four statements whatever the line count
-    (three for a new invoice, which has no detailed lines to remove)."""
-    now = timezone.now()
-    lines = [c.line for c in calcs]
-    if replace:
+    casts = {"updated_at": "timestamptz", "invoice_id": "varchar"}
+    row = "(%s, " + ", ".join(f"%s::{casts.get(f, 'numeric')}" for f in fields) + ")"
+    sets = ", ".join(f"{f} = v.{f}" for f in fields)
+    for i in range(0, len(lines), UPDATE_BATCH):
+        batch = lines[i : i + UPDATE_BATCH]
+        params: list = []
+        for line in batch:
+            params += [line.pk, *(getattr(line, f) for f in fields)]
         with connection.cursor() as cur:
             cur.execute(
-                f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
+                f"UPDATE {InvoiceLine._meta.db_table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(batch))}) "
+                f"AS v(id, {', '.join(fields)}) WHERE t.id = v.id",
+                params,
             )
+
+
+def store_moved_lines(lines: Sequence[InvoiceLine], children: Sequence[InvoiceLine]) -> None:
+    """Lines moved onto new invoices (already inserted with their totals), with the quantities and totals that
+    `apply_line_calculations` put on them, and their detailed lines: two statements per 1,000 or so lines."""
+    now = timezone.now()
+    for line in lines:
+        line.updated_at = now
+    if lines:
+        _update_lines(lines, moved=True)
+    if children:
+        InvoiceLine.objects.bulk_create(children, batch_size=1000)
+
+
+def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None) -> None:
+    """Replace the detailed lines, update line and invoice totals: four statements whatever the line count."""
+    now = timezone.now()
+    lines = [c.line for c in calcs]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = %s AND parent_id IS NOT NULL", [invoice.pk]
+        )
     children = apply_line_calculations(calcs, now)
     if children:
         InvoiceLine.objects.bulk_create(children, batch_size=1000)

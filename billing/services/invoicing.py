@@ -20,7 +20,7 @@ from billing.models import InvoiceStatus as S
 from billing.services import calculation, numbering, state
 from billing.services.calculation import Usage, features_by_key, is_flat
 from billing.services.locks import lock_customer
-from billing.services.pricing import PriceError, parse_price
+from billing.services.pricing import PriceError, parse_price, sum_totals
 from billing.services.profiles import profile_for_customer
 from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
@@ -38,18 +38,23 @@ MAX_ADVANCE_STEPS = 50
 
 # --- notifications --------------------------------------------------------------------------------------------
 
+def _send_invoice_events() -> None:
+    from notifications.tasks import emit_invoice_events_task
+
+    emit_invoice_events_task.delay()
+
+
 def notify(invoice: Invoice, event_type: str) -> None:
     """`invoice.created` / `invoice.updated` webhooks: the InvoiceEvent audit rows written in this transaction are
-    the outbox; after commit, ask notifications to send them now rather than at its next scheduled run."""
+    the outbox; after commit, ask notifications to send them now rather than at its next scheduled run. One run
+    sends every row of the transaction, so a transaction that changes many invoices asks once."""
     if invoice.status == S.GATHERING:
         return
-
-    def send() -> None:
-        from notifications.tasks import emit_invoice_events_task
-
-        emit_invoice_events_task.delay()
-
-    transaction.on_commit(send, robust=True)  # a broker outage must not fail the committed operation
+    conn = transaction.get_connection()
+    open_blocks = set(conn.savepoint_ids)
+    if any(func is _send_invoice_events and sids <= open_blocks for sids, func, _ in conn.run_on_commit):
+        return  # a run is already asked for, and it is kept whenever this change is
+    transaction.on_commit(_send_invoice_events, robust=True)  # a broker outage must not fail the committed operation
 
 
 # --- snapshots ----------------------------------------------------------------------------------------------
@@ -105,30 +110,55 @@ def gathering_invoice_get_or_create(customer: Customer, currency: str) -> tuple[
     return invoice, True
 
 
-def refresh_gathering(invoice: Invoice) -> None:
-    """Period and next collection time from the remaining lines; an emptied gathering invoice is removed (it is a
-    staging area with no history of its own: its lines moved to standard invoices)."""
-    rows = list(invoice.all_lines.filter(parent__isnull=True).values_list("period_start", "period_end", "invoice_at",
-                                                                          "deleted_at"))
+GATHERING_REFRESH_FIELDS = ["period_start", "period_end", "collection_at", "updated_at"]
+GatheringRow = tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime | None]  # start, end, invoice_at, deleted_at
+
+
+def _gathering_refreshed(invoice: Invoice, rows: Sequence[GatheringRow]) -> bool:
+    """Put the period and next collection time from the remaining top-level lines on the invoice (in memory);
+    False when no line is left at all: the invoice is to be removed (it is a staging area with no history of its
+    own: its lines moved to standard invoices)."""
     lines = [(s, e, a) for s, e, a, deleted in rows if deleted is None]
     if not lines:
-        if rows:  # only deleted lines left: keep it for history, nothing to collect
-            invoice.collection_at = None
-            invoice.save(update_fields=["collection_at", "updated_at"])
-        else:  # nothing refers to an empty gathering invoice (no lines, no events): one plain DELETE
-            with connection.cursor() as cur:
-                cur.execute(f"DELETE FROM {Invoice._meta.db_table} WHERE id = %s", [invoice.pk])
-        return
+        invoice.collection_at = None  # only deleted lines left: kept for history, nothing to collect
+        return bool(rows)
     invoice.period_start = min(s for s, _, _ in lines)
     invoice.period_end = max(e for _, e, _ in lines)
     # collect once the earliest line is due and the grace period for late events has passed
     invoice.collection_at = next_collection_at(invoice.workflow, min(a for _, _, a in lines))
-    invoice.save(update_fields=["period_start", "period_end", "collection_at", "updated_at"])
+    return True
 
 
-def refresh_gathering_for_customer(customer_id: str) -> None:
-    for invoice in Invoice.objects.filter(customer_id=customer_id, status=S.GATHERING, deleted_at__isnull=True):
-        refresh_gathering(invoice)
+def _delete_empty_gathering(invoice_ids: Sequence[str]) -> None:
+    """Nothing refers to an empty gathering invoice (no lines, no events): one plain DELETE."""
+    with connection.cursor() as cur:
+        cur.execute(f"DELETE FROM {Invoice._meta.db_table} WHERE id = ANY(%s)", [list(invoice_ids)])
+
+
+def refresh_gathering(invoice: Invoice) -> None:
+    """Period and next collection time from the remaining lines; an emptied gathering invoice is removed."""
+    rows = list(invoice.all_lines.filter(parent__isnull=True).values_list("period_start", "period_end", "invoice_at",
+                                                                          "deleted_at"))
+    if not _gathering_refreshed(invoice, rows):
+        _delete_empty_gathering([invoice.pk])
+        return
+    invoice.save(update_fields=GATHERING_REFRESH_FIELDS)
+
+
+def refresh_gathering_many(rows_by_invoice: Sequence[tuple[Invoice, Sequence[GatheringRow]]]) -> None:
+    """`refresh_gathering` for many invoices whose remaining lines the caller has read: two statements."""
+    now = timezone.now()
+    kept, emptied = [], []
+    for invoice, rows in rows_by_invoice:
+        if _gathering_refreshed(invoice, rows):
+            invoice.updated_at = now
+            kept.append(invoice)
+        else:
+            emptied.append(invoice.pk)
+    if emptied:
+        _delete_empty_gathering(emptied)
+    if kept:
+        Invoice.objects.bulk_update(kept, GATHERING_REFRESH_FIELDS)
 
 
 # --- pending lines ------------------------------------------------------------------------------------------
@@ -261,23 +291,103 @@ def _draft_timing(invoice: Invoice, lines: Sequence[InvoiceLine], now: dt.dateti
         invoice.due_at = None
 
 
-def _create_standard_invoice(
-    customer: Customer, gathering: Invoice, lines: Sequence[InvoiceLine], now: dt.datetime, usage: Mapping[str, Usage] | None
-) -> Invoice:
-    profile = profile_for_customer(customer)
-    number = numbering.draft_number(profile_id=profile.pk, customer_name=customer.name)
-    invoice = _new_invoice(customer, profile, currency=gathering.currency, status=S.DRAFT_CREATED, number=number)
-    invoice.period_start = min(line.period_start for line in lines)
-    invoice.period_end = max(line.period_end for line in lines)
-    _draft_timing(invoice, lines, now)
-    invoice.save(force_insert=True)
-    InvoiceLine.objects.filter(pk__in=[line.pk for line in lines]).update(invoice=invoice, updated_at=now)
-    for line in lines:
-        line.invoice_id = invoice.pk
-    InvoiceEvent.objects.create(invoice=invoice, from_status="", to_status=invoice.status, trigger="create", actor="system")
-    notify(invoice, "invoice.created")
-    _snapshot(invoice, lines, now, usage, new=True)
-    return invoice
+@dataclass(frozen=True)
+class DraftPlan:
+    """One standard invoice to make from a gathering invoice's lines (all in its currency)."""
+
+    customer: Customer
+    profile: BillingProfile
+    gathering: Invoice
+    lines: list[InvoiceLine]
+
+
+# states a new draft can enter before it is saved: no step, or a step that needs nothing but the invoice in memory
+# (the walk never stands in `draft.ready_to_issue`, whose edges read the invoice's lines)
+UNSAVED_STATES = frozenset({
+    S.DRAFT_WAITING_FOR_COLLECTION, S.DRAFT_COLLECTING, S.DRAFT_VALIDATING, S.DRAFT_SYNCING,
+    S.DRAFT_MANUAL_APPROVAL_NEEDED, S.DRAFT_WAITING_AUTO_APPROVAL,
+})
+
+
+def _can_enter_unsaved(invoice: Invoice, to: S, *, valid: bool) -> bool:
+    if to == S.DRAFT_COLLECTING:  # its step is skipped: the quantities were just taken after the collection time
+        return snapshot_is_final(invoice)
+    if to == S.DRAFT_VALIDATING:  # its step finds nothing
+        return valid
+    if to == S.DRAFT_SYNCING:
+        return backend_for(invoice.invoicing_app).sync_draft_is_local
+    return to in UNSAVED_STATES
+
+
+def _walk_before_saving(invoice: Invoice, *, valid: bool, at: dt.datetime, actor: str) -> list[InvoiceEvent]:
+    """The first moves `advance_until_stable` makes on a new draft, taken in memory with their audit rows, as far
+    as they need neither the database nor a call out (an invalid draft stops before validating, so that the
+    step records its issues; a draft synced by a remote app stops before syncing). `advance_until_stable` goes
+    on from there once the invoice is saved."""
+    events = []
+    while (edge := state.edge_for(invoice, Trigger.NEXT, at)) is not None and _can_enter_unsaved(
+            invoice, edge.to, valid=valid):
+        events.append(InvoiceEvent(invoice_id=invoice.pk, from_status=invoice.status, to_status=edge.to,
+                                   trigger=Trigger.NEXT, actor=actor, created_at=timezone.now()))
+        invoice.status = edge.to
+        if edge.to == S.DRAFT_SYNCING:
+            invoice.app_sync_done = False
+            _put_sync_result(invoice, backend_for(invoice.invoicing_app).sync_draft(invoice))
+    return events
+
+
+def _complete_usage(plans: Sequence[DraftPlan], usage: Mapping[str, Usage] | None) -> Mapping[str, Usage]:
+    """The caller's usage, plus one batched meter query per meter and period for lines it lacks."""
+    usage = usage or {}
+    missing = [line for plan in plans for line in plan.lines if line.pk not in usage]
+    if not missing:
+        return usage
+    customers = {plan.customer.pk: plan.customer for plan in plans}
+    return {**usage, **calculation.usage_for_lines(
+        missing,
+        customer_by_invoice={line.invoice_id: line.invoice.customer_id for line in missing},
+        subjects_by_customer={pk: c.subject_keys() for pk, c in customers.items()},
+    )}
+
+
+def drafts_create(
+    plans: Sequence[DraftPlan], *, now: dt.datetime, usage: Mapping[str, Usage] | None, actor: str
+) -> list[Invoice]:
+    """Standard invoices from gathering lines with a fixed number of statements however many invoices, lines and
+    events (the period close makes a chunk of customers' invoices at once): numbers, invoices with their
+    quantities and totals, moved lines, detailed lines and audit rows (see `_walk_before_saving`). The caller
+    holds the customers' locks and then runs `advance_until_stable` on each invoice."""
+    if not plans:
+        return []
+    numbers = numbering.draft_numbers([(plan.profile.pk, plan.customer.name) for plan in plans])
+    invoices = []
+    for plan, number in zip(plans, numbers, strict=True):
+        invoice = _new_invoice(plan.customer, plan.profile, currency=plan.gathering.currency, status=S.DRAFT_CREATED,
+                               number=number)
+        invoice.period_start = min(line.period_start for line in plan.lines)
+        invoice.period_end = max(line.period_end for line in plan.lines)
+        _draft_timing(invoice, plan.lines, now)
+        invoice.quantity_snapshotted_at = now
+        for line in plan.lines:
+            line.invoice = invoice
+        invoices.append(invoice)
+    usage = _complete_usage(plans, usage)
+    lines = [line for plan in plans for line in plan.lines]
+    calcs = calculation.calculate_lines(lines, usage)
+    children = calculation.apply_line_calculations(calcs, timezone.now())
+    totals = {c.line.pk: c.totals for c in calcs}
+    features = features_by_key(line.feature_key for line in lines if line.feature_key)
+    events = []
+    for invoice, plan in zip(invoices, plans, strict=True):
+        calculation.set_totals(invoice, sum_totals(totals[line.pk] for line in plan.lines))
+        events.append(InvoiceEvent(invoice_id=invoice.pk, from_status="", to_status=invoice.status, trigger="create",
+                                   actor="system"))
+        events += _walk_before_saving(invoice, valid=not _line_issues(plan.lines, features), at=now, actor=actor)
+    Invoice.objects.bulk_create(invoices, batch_size=500)
+    calculation.store_moved_lines(lines, children)
+    InvoiceEvent.objects.bulk_create(events, batch_size=1000)
+    notify(invoices[0], "invoice.created")
+    return invoices
 
 
 def invoice_pending_lines(
@@ -305,10 +415,10 @@ def invoice_pending_lines(
         by_currency: dict[str, list[InvoiceLine]] = defaultdict(list)
         for line in lines:
             by_currency[line.currency].append(line)
-        invoices = []
+        profile = profile_for_customer(customer)
+        plans = [DraftPlan(customer, profile, g, by_currency[g.currency]) for g in gathering if g.currency in by_currency]
+        invoices = drafts_create(plans, now=now, usage=usage, actor=actor)
         for g in gathering:
-            if g.currency in by_currency:
-                invoices.append(_create_standard_invoice(customer, g, by_currency[g.currency], now, usage))
             refresh_gathering(g)
         for invoice in invoices:
             advance_until_stable(invoice, at=now, actor=actor, usage=usage)
@@ -328,9 +438,7 @@ def _lines(invoice: Invoice) -> list[InvoiceLine]:
     return list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).order_by("index", "created_at", "id"))
 
 
-def _snapshot(
-    invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, usage: Mapping[str, Usage] | None, *, new: bool = False
-) -> None:
+def _snapshot(invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
     if usage is None or any(line.pk not in usage for line in lines):
         customer = invoice.customer
         usage = calculation.usage_for_lines(
@@ -339,7 +447,7 @@ def _snapshot(
             subjects_by_customer={customer.pk: customer.subject_keys()},
         )
     calcs = calculation.calculate_lines(lines, usage)
-    calculation.store_calculation(invoice, calcs, snapshot_at=at, replace=not new)
+    calculation.store_calculation(invoice, calcs, snapshot_at=at)
 
 
 def snapshot_is_final(invoice: Invoice) -> bool:
@@ -359,11 +467,9 @@ def _step_recalculate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usa
     _snapshot(invoice, lines, at, usage)
 
 
-def _validation_issues(invoice: Invoice) -> list[dict[str, Any]]:
-    lines = _lines(invoice)
-    features = features_by_key(line.feature_key for line in lines if line.feature_key)
+def _line_issues(lines: Sequence[InvoiceLine], features: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for each reason the lines could not be issued."""
     issues = []
-    now = timezone.now().isoformat()
     for line in lines:
         if not line.price:
             issues.append(("lines", f"line {line.pk} has no price"))
@@ -371,6 +477,13 @@ def _validation_issues(invoice: Invoice) -> list[dict[str, Any]]:
             issues.append(("lines", f"line {line.pk}: feature {line.feature_key!r} not found or has no meter"))
     if any(line.total < 0 for line in lines):
         issues.append(("totals", "a line total is negative"))
+    return issues
+
+
+def _validation_issues(invoice: Invoice) -> list[dict[str, Any]]:
+    lines = _lines(invoice)
+    issues = _line_issues(lines, features_by_key(line.feature_key for line in lines if line.feature_key))
+    now = timezone.now().isoformat()
     return [
         {"id": new_id(), "severity": "critical", "field": f, "code": "invalid", "component": "openmeter",
          "message": m, "createdAt": now, "updatedAt": now}
@@ -387,12 +500,16 @@ def _step_validate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage]
         invoice.save(update_fields=["validation_issues", "updated_at"])
 
 
-def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
+def _put_sync_result(invoice: Invoice, result: SyncResult) -> None:
     invoice.app_sync_done = result.done
     if result.external_id:
         invoice.external_ids = {**invoice.external_ids, "invoicing": result.external_id}
     if result.invoice_number:
         invoice.number = result.invoice_number
+
+
+def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
+    _put_sync_result(invoice, result)
     invoice.save(update_fields=["app_sync_done", "external_ids", "number", "updated_at"])
     for line_id, external_id in result.line_external_ids.items():
         InvoiceLine.objects.filter(pk=line_id, invoice=invoice).update(external_ids={"invoicing": external_id})

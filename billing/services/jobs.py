@@ -5,59 +5,28 @@ half-way and a rerun give the same invoices.
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import calculation, invoicing, state
+from billing.services import invoicing, period_close, state
 from billing.services.locks import try_lock_customer
 from billing.services.state import Trigger
-from customers.models import CustomerSubject
-from openmeter_site.core.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
-# customers invoiced per transaction: a commit is the slowest statement of the close, and a chunk is still
-# all-or-nothing (a crash loses at most one chunk, which the next run redoes)
-COMMIT_EVERY = 50
+# customers invoiced per transaction (`period_close`: a fixed number of statements per chunk); a chunk is
+# all-or-nothing (a crash loses at most one chunk, which the next run redoes) and holds its customers' locks
+CLOSE_CHUNK = 50
 OVERDUE_FROM = (S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED)
 
 
-def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Usage attribution for many customers in one query (subject keys plus the customer key)."""
-    from customers.models import Customer
-
-    out: dict[str, list[str]] = {c: [] for c in customer_ids}
-    for customer_id, key in CustomerSubject.objects.filter(
-        customer_id__in=customer_ids, deleted_at__isnull=True
-    ).values_list("customer_id", "subject_key"):
-        out[customer_id].append(key)
-    for customer_id, key in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "key"):
-        if key and key not in out[customer_id]:
-            out[customer_id].append(key)
-    return out
-
-
-def _batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, calculation.Usage]:
-    """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters)."""
-    lines = list(InvoiceLine.objects.filter(
-        invoice__customer_id__in=customer_ids, invoice__status=S.GATHERING, invoice__deleted_at__isnull=True,
-        parent__isnull=True, deleted_at__isnull=True, invoice_at__lte=at,
-    ))
-    customer_by_invoice = dict(Invoice.objects.filter(pk__in={line.invoice_id for line in lines})
-                               .values_list("pk", "customer_id"))
-    return calculation.usage_for_lines(
-        lines, customer_by_invoice=customer_by_invoice, subjects_by_customer=_subjects_by_customer(customer_ids)
-    )
-
-
-def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 500) -> int:
+def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 500, chunk: int = CLOSE_CHUNK) -> int:
     """Period close: customers whose gathering invoice is due get their due lines invoiced (no progressive
-    split). Returns the number of candidate customers looked at."""
+    split), a chunk of customers per transaction. Returns the number of candidate customers looked at."""
     at = at or timezone.now()
     customer_ids = list(
         Invoice.objects.filter(status=S.GATHERING, deleted_at__isnull=True, collection_at__lte=at)
@@ -65,26 +34,11 @@ def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 50
     )
     if not customer_ids:
         return 0
-    usage = _batched_usage(customer_ids, at)
-    for i in range(0, len(customer_ids), COMMIT_EVERY):
-        with transaction.atomic():  # one commit per chunk; each customer is its own savepoint inside it
-            for customer_id in customer_ids[i : i + COMMIT_EVERY]:
-                _collect_one(customer_id, at, usage)
+    usage = period_close.batched_usage(customer_ids, at)
+    for i in range(0, len(customer_ids), chunk):
+        with transaction.atomic():
+            period_close.close_customers(customer_ids[i : i + chunk], at=at, usage=usage, actor="job:collect")
     return len(customer_ids)
-
-
-def _collect_one(customer_id: str, at: dt.datetime, usage: dict[str, calculation.Usage]) -> None:
-    if not try_lock_customer(customer_id):
-        return  # another worker is on it
-    try:
-        invoicing.invoice_pending_lines(
-            customer_id=customer_id, as_of=at, at=at, progressive_billing_override=False, usage=usage,
-            actor="job:collect",
-        )
-    except InvalidInput:
-        invoicing.refresh_gathering_for_customer(customer_id)  # nothing due after all: move the clock on
-    except DomainError:
-        logger.exception("collecting the gathering invoice of customer %s failed", customer_id)
 
 
 def _claim(invoice_id: str, customer_id: str) -> Invoice | None:

@@ -6,6 +6,8 @@ customer prefix: first two letters of the first two words of the name, upper-cas
 """
 
 import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 
 from django.db import connection
 
@@ -21,29 +23,35 @@ def customer_prefix(name: str | None) -> str:
     return (words[0][:2] + words[1][:2]).upper()
 
 
-def sequence_next(scope: str) -> int:
-    """Next value of a counter. The row stays locked until the transaction ends, so a rollback leaves no gap."""
-    if connection.vendor != "postgresql":
-        seq, _ = InvoiceSequence.objects.select_for_update().get_or_create(scope=scope)
-        seq.last_value += 1
-        seq.save(update_fields=["last_value"])
-        return seq.last_value
+def sequence_take(counts: Mapping[str, int]) -> dict[str, Iterator[int]]:
+    """The next `n` values of several counters in one statement. The rows stay locked until the transaction ends,
+    so a rollback leaves no gap; they are taken in scope order, so two workers never deadlock on them."""
+    scopes = sorted(counts)
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO {InvoiceSequence._meta.db_table} (scope, last_value) VALUES (%s, 1) "
-            "ON CONFLICT (scope) DO UPDATE SET last_value = EXCLUDED.last_value + "
-            f"{InvoiceSequence._meta.db_table}.last_value RETURNING last_value",
-            [scope],
+            f"INSERT INTO {InvoiceSequence._meta.db_table} AS s (scope, last_value) "
+            "SELECT * FROM unnest(%s::varchar[], %s::bigint[]) ORDER BY 1 "
+            "ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + EXCLUDED.last_value "
+            "RETURNING scope, last_value",
+            [scopes, [counts[scope] for scope in scopes]],
         )
-        return cur.fetchone()[0]
+        last = dict(cur.fetchall())
+    return {scope: iter(range(last[scope] - counts[scope] + 1, last[scope] + 1)) for scope in scopes}
+
+
+def sequence_next(scope: str) -> int:
+    """Next value of a counter, gap-free (see `sequence_take`)."""
+    return next(sequence_take({scope: 1})[scope])
 
 
 def gathering_number(*, profile_id: str, customer_name: str, currency: str) -> str:
     return f"GATHER-{customer_prefix(customer_name)}-{currency}-{sequence_next(f'{profile_id}/gather')}"
 
 
-def draft_number(*, profile_id: str, customer_name: str) -> str:
-    return f"DRAFT-{customer_prefix(customer_name)}-{sequence_next(f'{profile_id}/draft')}"
+def draft_numbers(invoices: Sequence[tuple[str, str]]) -> list[str]:
+    """Numbers of new drafts, (profile id, customer name) each, in that order: one statement for all."""
+    taken = sequence_take(Counter(f"{profile_id}/draft" for profile_id, _ in invoices))
+    return [f"DRAFT-{customer_prefix(name)}-{next(taken[f'{profile_id}/draft'])}" for profile_id, name in invoices]
 
 
 def final_number(*, profile_id: str, customer_name: str, prefix: str) -> str:

@@ -1,5 +1,6 @@
 """Billing profiles and customer overrides: which profile (supplier, workflow, apps) bills a customer."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +179,21 @@ def profile_for_customer(customer: Customer) -> BillingProfile:
     if override is not None and override.billing_profile is not None:
         return override.billing_profile
     return billing_profile_default_ensure()
+
+
+def profiles_for_customers(customer_ids: Iterable[str]) -> dict[str, BillingProfile]:
+    """`profile_for_customer` for many customers: one query (two when some are billed by the default profile)."""
+    wanted = set(customer_ids)
+    out = {
+        o.customer_id: o.billing_profile
+        for o in CustomerOverride.objects.filter(customer_id__in=wanted, billing_profile__deleted_at__isnull=True)
+        .select_related("billing_profile__tax_app", "billing_profile__invoicing_app", "billing_profile__payment_app")
+        if o.billing_profile is not None
+    }
+    if wanted - out.keys():
+        default = billing_profile_default_ensure()
+        out.update(dict.fromkeys(wanted - out.keys(), default))
+    return out
 
 
 @dataclass(frozen=True)

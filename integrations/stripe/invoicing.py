@@ -73,6 +73,8 @@ def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
 
 
 class StripeInvoicingBackend:
+    sync_draft_is_local = False
+
     def __init__(self, app: App) -> None:
         self.app = app
 

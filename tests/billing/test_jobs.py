@@ -1,16 +1,21 @@
-"""Periodic jobs: idempotent, crash-safe (one transaction per customer/invoice), and safe with two workers."""
+"""Periodic jobs: idempotent, crash-safe (one transaction per chunk of customers or per invoice), and safe with two
+workers."""
 
 import datetime as dt
 import threading
+from decimal import Decimal
 
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing, jobs
 from billing.services.invoicing import LineInput
+from billing.services.profiles import customer_override_upsert
+from catalog.models import Feature
 from openmeter_site.core.errors import DomainError
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import ingest
@@ -172,3 +177,155 @@ def test_two_auto_advance_jobs_at_once_issue_once():
     assert sorted(int(i.number.rsplit("-", 1)[1]) for i in invoices) == [1, 2, 3]
     for invoice in invoices:
         assert InvoiceEvent.objects.filter(invoice=invoice, to_status=S.ISSUED).count() == 1
+
+
+# --- period close, set-based per chunk --------------------------------------------------------------------
+
+def _close_queries(**kwargs) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        jobs.collect_gathering_invoices(at=AFTER_CLOSE, **kwargs)
+    return len(ctx.captured_queries)
+
+
+def _close_customers(feature, n: int, tag: str, *, copies: int = 1, events: int = 1) -> list:
+    """n customers, each with `copies` times (fee of 20 + tokens at 0.5) and `events` events of 2 tokens."""
+    customers = [customer(name=f"{tag} {i}", subjects=(f"{tag}-{i}",)) for i in range(n)]
+    for i, c in enumerate(customers):
+        ingest([{"subject": f"{tag}-{i}", "type": "tokens", "time": T0 + dt.timedelta(hours=1 + j),
+                 "data": {"tokens": 2}} for j in range(events)])
+        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(feature.key) * copies)
+    return customers
+
+
+def _totals(customers) -> list[Decimal]:
+    return [i.total for i in Invoice.objects.filter(customer__in=customers).order_by("customer__name")]
+
+
+@pytest.mark.django_db
+def test_period_close_queries_do_not_grow_with_lines_or_events():
+    # given 3 customers with 2 lines and 1 event each, and 3 with 6 lines and 10 events each
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    small = _close_customers(feature, 3, "small")
+    small_queries = _close_queries()
+    wide = _close_customers(feature, 3, "wide", copies=3, events=10)
+    # when each group is closed, then the same number of statements closes both
+    assert _close_queries() == small_queries
+    # small: 20 + 1 event * 2 tokens * 0.5 = 21; wide: 3 * 20 + 3 lines * (10 * 2 tokens * 0.5) = 90
+    assert _totals(small) == [Decimal("21")] * 3
+    assert _totals(wide) == [Decimal("90")] * 3
+    assert InvoiceLine.objects.filter(invoice__customer__in=wide, parent__isnull=True).count() == 18
+
+
+@pytest.mark.django_db
+def test_period_close_queries_per_invoice_do_not_grow_with_customers():
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    _close_customers(feature, 2, "few")
+    few = _close_queries()
+    _close_customers(feature, 6, "more")
+    more = _close_queries()
+    # one chunk each, and nothing is done per invoice (the sandbox app syncs drafts before they are saved)
+    assert more == few
+
+
+@pytest.mark.django_db
+def test_period_close_numbers_drafts_per_profile_without_gaps():
+    # given customers billed by two profiles, closed in chunks of 2
+    default = profile(autoAdvance=False)
+    other = profile(autoAdvance=False, default=False)
+    feature = metered_feature()
+    customers = _close_customers(feature, 5, "Big Co")
+    for c in customers[1::2]:
+        customer_override_upsert(customer_id=c.pk, billing_profile_id=other.pk)
+    # when the period closes
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE, chunk=2)
+    # then each profile numbers its drafts 1, 2, ... in customer order
+    numbers = {(i.billing_profile_id, i.number) for i in Invoice.objects.filter(customer__in=customers)}
+    assert numbers == {(default.pk, "DRAFT-BICO-1"), (default.pk, "DRAFT-BICO-2"), (default.pk, "DRAFT-BICO-3"),
+                       (other.pk, "DRAFT-BICO-1"), (other.pk, "DRAFT-BICO-2")}
+
+
+@pytest.mark.django_db
+def test_period_close_marks_an_invalid_draft_and_goes_on_with_the_others():
+    # given two customers in one chunk; the second one's metered feature is archived after its line was added
+    profile(autoAdvance=False)
+    tokens = metered_feature()
+    calls = metered_feature("calls")
+    good = _close_customers(tokens, 1, "good")[0]
+    bad = _close_customers(calls, 1, "bad")[0]
+    Feature.objects.filter(pk=calls.pk).update(archived_at=T0)
+    # when the period closes
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE)
+    # then the valid draft waits for approval and the other one is invalid, with the reason
+    good_invoice = Invoice.objects.get(customer=good)
+    bad_invoice = Invoice.objects.get(customer=bad)
+    assert good_invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
+    assert bad_invoice.status == S.DRAFT_INVALID
+    assert ["feature 'calls' not found" in i["message"] for i in bad_invoice.validation_issues] == [True]
+    walked = [("", "draft.created", "create"), ("draft.created", "draft.waiting_for_collection", "next"),
+              ("draft.waiting_for_collection", "draft.collecting", "next"),
+              ("draft.collecting", "draft.validating", "next")]
+
+    def trail(invoice: Invoice) -> list[tuple[str, str, str]]:
+        return list(invoice.events.order_by("id").values_list("from_status", "to_status", "trigger"))
+
+    assert trail(good_invoice) == [*walked, ("draft.validating", "draft.syncing", "next"),
+                                   ("draft.syncing", "draft.manual_approval_needed", "next")]
+    assert trail(bad_invoice) == [*walked, ("draft.validating", "draft.invalid", "failed")]
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def _die_at_the_nth(n: int, table: str):
+    """A database connection wrapper that fails the n-th INSERT into `table`, as a worker dying there would."""
+    seen = [0]
+
+    def wrapper(execute, sql, params, many, context):
+        if isinstance(sql, str) and sql.startswith(f'INSERT INTO "{table}"'):
+            seen[0] += 1
+            if seen[0] == n:
+                raise WorkerDied(f"died before {sql[:40]}")
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+def test_period_close_crash_inside_a_chunk_leaves_nothing_of_it_and_a_rerun_makes_the_same_invoices():
+    # given 4 customers closed in chunks of 2, and a worker dying while writing the second chunk's audit rows
+    _setup_customers(4, autoAdvance=False)
+    with connection.execute_wrapper(_die_at_the_nth(2, "billing_invoiceevent")), pytest.raises(WorkerDied):
+        jobs.collect_gathering_invoices(at=AFTER_CLOSE, chunk=2)
+    # then the first chunk is committed and nothing of the second is left: no draft, no moved line, no number
+    assert sorted(i.number for i in _standard_invoices()) == ["DRAFT-CU0-1", "DRAFT-CU1-2"]
+    assert Invoice.objects.filter(status=S.GATHERING).count() == 2
+    assert InvoiceLine.objects.filter(invoice__status=S.GATHERING, parent__isnull=True).count() == 4
+    # when the job runs again
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE, chunk=2)
+    # then every customer has its one invoice, numbered without a gap, with nothing doubled
+    invoices = _standard_invoices()
+    assert [i.number for i in invoices] == ["DRAFT-CU0-1", "DRAFT-CU1-2", "DRAFT-CU2-3", "DRAFT-CU3-4"]
+    # 20 + 10 * (i + 1) * 0.5
+    assert [int(i.total) for i in invoices] == [25, 30, 35, 40]
+    assert InvoiceLine.objects.filter(parent__isnull=True).count() == 8
+    assert InvoiceEvent.objects.filter(trigger="create").count() == 4
+    assert not Invoice.objects.filter(status=S.GATHERING).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_period_close_runs_over_several_chunks_produce_one_invoice_per_customer():
+    # given 6 customers and two workers closing them at once in chunks of 2
+    _setup_customers(6, autoAdvance=False)
+    _in_threads(lambda: jobs.collect_gathering_invoices(at=AFTER_CLOSE, chunk=2))
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE, chunk=2)  # whatever a busy worker skipped
+    # then one invoice per customer, each line invoiced once, numbers 1..6 whichever worker took which
+    invoices = _standard_invoices()
+    assert len({i.customer_id for i in invoices}) == len(invoices) == 6
+    assert sorted(int(i.number.rsplit("-", 1)[1]) for i in invoices) == [1, 2, 3, 4, 5, 6]
+    assert InvoiceLine.objects.filter(parent__isnull=True).count() == 12
+    assert InvoiceEvent.objects.filter(trigger="create").count() == 6
+    # 20 + 10 * (i + 1) * 0.5
+    assert [int(i.total) for i in invoices] == [25, 30, 35, 40, 45, 50]

@@ -9,10 +9,12 @@ import time_machine
 from django.urls import reverse
 
 from billing.models import Invoice, InvoiceLine
+from billing.models import InvoiceStatus as S
+from billing.services import jobs
 from integrations.models import App, StripeInvoiceSync
 from integrations.stripe.invoicing import StripeInvoicingBackend
 from integrations.stripe.retries import retry_delay, stripe_sync_retry_due
-from tests.billing.helpers import flat_line
+from tests.billing.helpers import FEB, flat_line
 from tests.conftest import free_port
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
@@ -64,6 +66,23 @@ def test_issued_invoice_is_a_finalized_stripe_invoice_to_the_cent(api, stripe_ap
     assert (stripe_customer["name"], stripe_customer["email"]) == ("Acme Corp", "ap@acme.test")
     line_ids = set(InvoiceLine.objects.filter(invoice_id=invoice["id"], parent__isnull=True).values_list("pk", flat=True))
     assert set(sync.line_items) == line_ids
+
+
+def test_period_close_syncs_each_draft_to_stripe(api, stripe_app, stripe_api):
+    # given two customers with a pending fee, billed through Stripe (a remote app: synced once saved)
+    customers = [CustomerFactory(name=f"Stripe Customer {i}") for i in range(2)]
+    for i, customer in enumerate(customers):
+        created = api.post(f"/api/v1/billing/customers/{customer.pk}/invoices/pending-lines",
+                           {"currency": "USD", "lines": [flat_line("Platform fee", f"1{i}.50")]}, format="json")
+        assert created.status_code == 201, created.content
+    # when the period closes, both in one chunk
+    jobs.collect_gathering_invoices(at=FEB + dt.timedelta(hours=1))
+    # then each invoice is issued as its own Stripe invoice: 10.50 and 11.50 USD
+    for customer, cents in zip(customers, [1050, 1150], strict=True):
+        invoice = Invoice.objects.get(customer=customer)
+        assert invoice.status == S.PAYMENT_PENDING
+        sync = StripeInvoiceSync.objects.get(invoice_id=invoice.pk)
+        assert stripe_get(stripe_api, f"/v1/invoices/{sync.stripe_invoice_id}")["total"] == cents
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,98 @@
+"""Period close (HOT PATH): gathering lines whose period ended become draft invoices, a chunk of customers at a
+time, with a fixed number of statements per chunk whatever its invoices, lines and events: batched usage, one
+claim of the chunk's customers, bulk writes of invoices, lines, detailed lines, audit rows and gathering invoices
+(`invoicing.drafts_create`). Only a remote invoicing app's steps (Stripe's draft sync) run per invoice.
+
+The caller wraps each chunk in one transaction: a crash half-way leaves nothing of it behind and a rerun makes the
+same invoices; a customer another worker holds is skipped (its next run picks it up).
+"""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from billing.models import Invoice, InvoiceLine
+from billing.models import InvoiceStatus as S
+from billing.services import calculation, invoicing
+from billing.services.invoicing import DraftPlan
+from billing.services.locks import try_lock_customers
+from billing.services.profiles import profiles_for_customers
+from customers.models import Customer, CustomerSubject
+from openmeter_site.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Usage attribution for many customers in one query (subject keys plus the customer key)."""
+    out: dict[str, list[str]] = {c: [] for c in customer_ids}
+    for customer_id, key in CustomerSubject.objects.filter(
+        customer_id__in=customer_ids, deleted_at__isnull=True
+    ).values_list("customer_id", "subject_key"):
+        out[customer_id].append(key)
+    for customer_id, key in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "key"):
+        if key and key not in out[customer_id]:
+            out[customer_id].append(key)
+    return out
+
+
+def batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, calculation.Usage]:
+    """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters)."""
+    lines = list(InvoiceLine.objects.filter(
+        invoice__customer_id__in=customer_ids, invoice__status=S.GATHERING, invoice__deleted_at__isnull=True,
+        parent__isnull=True, deleted_at__isnull=True, invoice_at__lte=at,
+    ))
+    customer_by_invoice = dict(Invoice.objects.filter(pk__in={line.invoice_id for line in lines})
+                               .values_list("pk", "customer_id"))
+    return calculation.usage_for_lines(
+        lines, customer_by_invoice=customer_by_invoice, subjects_by_customer=_subjects_by_customer(customer_ids)
+    )
+
+
+def _plans(
+    gathering: Sequence[Invoice], lines: Sequence[InvoiceLine], customers: Mapping[str, Customer], as_of: dt.datetime
+) -> list[DraftPlan]:
+    """One draft per customer and currency with due lines, in customer then currency order (numbers follow it)."""
+    due: dict[tuple[str, str], list[InvoiceLine]] = defaultdict(list)
+    customer_of = {g.pk: g.customer_id for g in gathering}
+    for line in lines:
+        if line.deleted_at is None and line.invoice_at <= as_of:
+            due[(customer_of[line.invoice_id], line.currency)].append(line)
+    profiles = profiles_for_customers({customer for customer, _ in due})
+    return [
+        DraftPlan(customers[g.customer_id], profiles[g.customer_id], g, due[(g.customer_id, g.currency)])
+        for g in gathering if due.get((g.customer_id, g.currency))
+    ]
+
+
+def close_customers(
+    customer_ids: Sequence[str], *, at: dt.datetime, usage: Mapping[str, calculation.Usage], actor: str
+) -> list[Invoice]:
+    """Invoice the due gathering lines of these customers (no progressive split), inside the caller's transaction.
+    `usage` may lack lines (added since it was read): those are metered here, in one batch."""
+    as_of = at.replace(second=0, microsecond=0)  # meters bucket by minute
+    locked = try_lock_customers(customer_ids)
+    customers = {c.pk: c for c in Customer.objects.filter(pk__in=locked, deleted_at__isnull=True)
+                 .prefetch_related("subjects")}
+    for missing in sorted(set(locked) - customers.keys()):
+        logger.error("collecting the gathering invoice of customer %s failed: customer not found", missing)
+    gathering = list(Invoice.objects.select_for_update().filter(
+        customer_id__in=list(customers), status=S.GATHERING, deleted_at__isnull=True).order_by("customer_id", "currency"))
+    if not gathering:
+        return []
+    lines = list(InvoiceLine.objects.filter(invoice__in=gathering, parent__isnull=True)
+                 .order_by("period_start", "created_at", "id"))
+    invoices = invoicing.drafts_create(_plans(gathering, lines, customers, as_of), now=at, usage=usage, actor=actor)
+    # what is left on each gathering invoice: the lines not moved to a draft (deleted ones included)
+    left: dict[str, list[invoicing.GatheringRow]] = {g.pk: [] for g in gathering}
+    for line in lines:
+        if line.invoice_id in left:
+            left[line.invoice_id].append((line.period_start, line.period_end, line.invoice_at, line.deleted_at))
+    invoicing.refresh_gathering_many([(g, left[g.pk]) for g in gathering])
+    for invoice in invoices:
+        try:
+            invoicing.advance_until_stable(invoice, at=at, actor=actor, usage=usage)
+        except DomainError:  # the draft stays where the error stopped it; its next action retries
+            logger.exception("advancing the new invoice %s of customer %s failed", invoice.pk, invoice.customer_id)
+    return invoices
