@@ -7,7 +7,7 @@ computes with them (validation here, rating in billing) reads them through `pric
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 PaymentTerm = Literal["in_advance", "in_arrears"]
 TieredMode = Literal["volume", "graduated"]
@@ -101,7 +101,12 @@ def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def _commitments(data: dict[str, Any]) -> dict[str, Decimal | None]:
+class _Commitments(TypedDict):
+    minimum_amount: Decimal | None
+    maximum_amount: Decimal | None
+
+
+def _commitments(data: dict[str, Any]) -> _Commitments:
     return {"minimum_amount": _dec(data.get("minimumAmount")), "maximum_amount": _dec(data.get("maximumAmount"))}
 
 

@@ -48,7 +48,7 @@ class LineCalculation:
 
 
 def is_flat(line: InvoiceLine) -> bool:
-    return bool(line.price) and line.price.get("type") == "flat"
+    return line.price is not None and line.price.get("type") == "flat"
 
 
 def is_first_in_period(line: InvoiceLine) -> bool:
@@ -59,7 +59,7 @@ def is_last_in_period(line: InvoiceLine) -> bool:
     return line.split_group_end is None or line.period_end >= line.split_group_end
 
 
-def features_by_key(keys: Iterable[str]) -> dict[str, Feature]:
+def features_by_key(keys: Iterable[str | None]) -> dict[str, Feature]:
     wanted = {k for k in keys if k}
     if not wanted:
         return {}
@@ -79,7 +79,7 @@ def usage_for_lines(
     """Quantities for many lines of many customers: one meter query per (meter, filters, period) group."""
     features = features_by_key(line.feature_key for line in lines if not is_flat(line))
     subject_owner = {s: c for c, subjects in subjects_by_customer.items() for s in subjects}
-    groups: dict[tuple, list[tuple[InvoiceLine, str]]] = defaultdict(list)
+    groups: dict[tuple, list[tuple[InvoiceLine, Feature]]] = defaultdict(list)
     out: dict[str, Usage] = {}
     for line in lines:
         if is_flat(line):
@@ -96,6 +96,7 @@ def usage_for_lines(
         out[line.pk] = (ZERO, ZERO)
     for (_, _, start, end, kind), members in groups.items():
         feature = members[0][1]
+        assert feature.meter is not None  # lines whose feature has no meter are not grouped
         customers = {customer_by_invoice[line.invoice_id] for line, _ in members}
         subjects = {s: c for s, c in subject_owner.items() if c in customers}
         totals = meter_usage_by_customer(
@@ -161,6 +162,7 @@ def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]
         # a minimum spend is for the whole period, also when the line is its last progressively billed part
         whole = c.category == COMMITMENT and line.split_group_id is not None
         start, end = (line.split_group_start, line.split_group_end) if whole else (line.period_start, line.period_end)
+        assert start is not None and end is not None  # a split group always has its period (progressive.split_at)
         child = InvoiceLine(
             invoice_id=line.invoice_id, parent_id=line.pk, managed_by=line.managed_by, status=LineStatus.DETAILED,
             name=c.name, currency=line.currency, period_start=start, period_end=end,

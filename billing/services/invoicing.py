@@ -473,7 +473,7 @@ def _line_issues(lines: Sequence[InvoiceLine], features: Mapping[str, Any]) -> l
     for line in lines:
         if not line.price:
             issues.append(("lines", f"line {line.pk} has no price"))
-        elif not is_flat(line) and (line.feature_key not in features or features[line.feature_key].meter is None):
+        elif not is_flat(line) and ((feature := features.get(line.feature_key or "")) is None or feature.meter is None):
             issues.append(("lines", f"line {line.pk}: feature {line.feature_key!r} not found or has no meter"))
     if any(line.total < 0 for line in lines):
         issues.append(("totals", "a line total is negative"))

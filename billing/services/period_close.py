@@ -31,9 +31,9 @@ def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
         customer_id__in=customer_ids, deleted_at__isnull=True
     ).values_list("customer_id", "subject_key"):
         out[customer_id].append(key)
-    for customer_id, key in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "key"):
-        if key and key not in out[customer_id]:
-            out[customer_id].append(key)
+    for customer_id, customer_key in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "key"):
+        if customer_key and customer_key not in out[customer_id]:
+            out[customer_id].append(customer_key)
     return out
 
 

@@ -271,8 +271,10 @@ SELECT id, %(from)s, %(to)s, %(trigger)s, %(actor)s, %(note)s, %(now)s FROM move
 def move(invoice: Invoice, to: S, trigger: Trigger, *, actor: str, note: str = "") -> None:
     """Compare-and-set the status and write the audit row, in one statement (the audit row exists exactly when
     the status moved)."""
-    params = {"id": invoice.pk, "from": invoice.status, "to": to.value, "trigger": trigger.value, "actor": actor,
-              "note": note, "now": timezone.now()}
+    params: dict[str, str | dt.datetime] = {
+        "id": invoice.pk, "from": invoice.status, "to": to.value, "trigger": trigger.value, "actor": actor, "note": note,
+        "now": timezone.now(),
+    }
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute(MOVE_SQL, params)

@@ -89,7 +89,11 @@ def check_plan_input(data: PlanInput) -> dict[str, Any]:
 def plan_validation_errors(plan: Plan) -> list[dict[str, str]]:
     """What stops a plan from being published (the spec's `validationErrors`). Uses prefetched rows only."""
     cards = [c for phase in plan.phases.all() for c in phase.rate_cards.all()]
-    live = {c.feature_key: c.feature for c in cards if c.feature is not None and c.feature.archived_at is None}
+    live = {
+        c.feature_key: c.feature
+        for c in cards
+        if c.feature_key and c.feature is not None and c.feature.archived_at is None
+    }
     return plan_input_validation_errors(plan_as_input(plan), live_features=live)
 
 

@@ -26,9 +26,9 @@ def lock_key(model: type[V], key: str) -> None:
 
 def next_version(model: type[V], key: str) -> int:
     lock_key(model, key)
-    if model.objects.filter(key=key, effective_from__isnull=True, deleted_at__isnull=True).exists():
+    if model._default_manager.filter(key=key, effective_from__isnull=True, deleted_at__isnull=True).exists():
         raise InvalidInput(f"key {key!r} already has a draft version: only a single draft version is allowed")
-    latest = model.objects.filter(key=key).aggregate(v=Max("version"))["v"]
+    latest = model._default_manager.filter(key=key).aggregate(v=Max("version"))["v"]
     return (latest or 0) + 1
 
 
@@ -72,8 +72,11 @@ def publish_version(obj: V, *, effective_from: dt.datetime, effective_to: dt.dat
     if effective_to is not None and effective_to <= effective_from:
         raise InvalidInput("effectiveTo must be after effectiveFrom")
     model = type(obj)
-    others = model.objects.filter(key=obj.key, deleted_at__isnull=True, effective_from__isnull=False).exclude(pk=obj.pk)
+    others = model._default_manager.filter(
+        key=obj.key, deleted_at__isnull=True, effective_from__isnull=False
+    ).exclude(pk=obj.pk)
     for other in others.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=effective_from)):
+        assert other.effective_from is not None  # `others` are published versions
         # A version that would start after the new one never becomes effective: close it where it starts.
         other.effective_to = max(other.effective_from, effective_from)
         other.save(update_fields=["effective_to", "updated_at"])

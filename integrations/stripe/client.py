@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import stripe
 from django.conf import settings
@@ -20,25 +20,25 @@ from integrations.models import App
 from openmeter_site.core.errors import FailedDependency, InvalidInput, NotFound
 from openmeter_site.core.money import ROUNDING, minor_units
 
+if TYPE_CHECKING:  # the library's TypedDicts for request params; the dicts our callers build are cast to them here
+    from stripe import RequestOptions
+    from stripe.params import (
+        CustomerCreateParams,
+        CustomerUpdateParams,
+        InvoiceCreateParams,
+        InvoiceItemCreateParams,
+        InvoiceItemUpdateParams,
+        WebhookEndpointCreateParams,
+    )
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams
+
 METADATA_APP_ID = "om_app_id"
 METADATA_NAMESPACE = "om_namespace"
 METADATA_INVOICE_ID = "om_invoice_id"
 METADATA_LINE_ID = "om_line_id"
 METADATA_CUSTOMER_ID = "om_customer_id"
 NAMESPACE = "default"
-WEBHOOK_EVENTS = [
-    "setup_intent.succeeded",
-    "setup_intent.setup_failed",
-    "setup_intent.requires_action",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "invoice.payment_action_required",
-    "invoice.marked_uncollectible",
-    "invoice.voided",
-    "invoice.overdue",
-    "invoice.finalization_failed",
-    "invoice.sent",
-]
 
 
 class StripeTransientError(FailedDependency):
@@ -91,7 +91,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(scaled)
 
 
-def _options(idempotency_key: str | None) -> dict[str, Any]:
+def _options(idempotency_key: str | None) -> "RequestOptions":
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
@@ -119,14 +119,28 @@ class WebhookEndpoint:
 
 def webhook_endpoint_create(*, api_key: str, app_id: str, base_url: str) -> WebhookEndpoint:
     url = f"{base_url.rstrip('/')}/api/v1/apps/{app_id}/stripe/webhook"
-    params = {
+    params: WebhookEndpointCreateParams = {
         "url": url,
-        "enabled_events": WEBHOOK_EVENTS,
+        "enabled_events": [
+            "setup_intent.succeeded",
+            "setup_intent.setup_failed",
+            "setup_intent.requires_action",
+            "invoice.paid",
+            "invoice.payment_failed",
+            "invoice.payment_action_required",
+            "invoice.marked_uncollectible",
+            "invoice.voided",
+            "invoice.overdue",
+            "invoice.finalization_failed",
+            "invoice.sent",
+        ],
         "description": "OpenMeter-compatible billing webhook, do not delete or modify manually",
         "metadata": {METADATA_APP_ID: app_id, METADATA_NAMESPACE: NAMESPACE},
     }
     with stripe_errors("create the webhook endpoint"):
         endpoint = client_for_key(api_key).v1.webhook_endpoints.create(params, _options(f"app:{app_id}:webhook"))
+    if not endpoint.secret:  # Stripe shows the signing secret once, in this answer; without it no webhook verifies
+        raise StripeRequestFailed(f"Stripe returned no signing secret for the new webhook endpoint {endpoint.id}")
     return WebhookEndpoint(id=endpoint.id, secret=endpoint.secret)
 
 
@@ -168,7 +182,7 @@ def customer_get(*, app: App, stripe_customer_id: str) -> Mapping[str, Any]:
 def customer_create(
     *, app: App, customer_id: str, name: str, email: str | None, idempotency_key: str
 ) -> str:
-    params: dict[str, Any] = {
+    params: CustomerCreateParams = {
         "name": name,
         "metadata": {METADATA_APP_ID: app.id, METADATA_NAMESPACE: NAMESPACE, METADATA_CUSTOMER_ID: customer_id},
     }
@@ -193,7 +207,7 @@ def payment_method_check(*, app: App, stripe_customer_id: str, payment_method_id
 
 
 def customer_set_default_payment_method(*, app: App, stripe_customer_id: str, payment_method_id: str) -> None:
-    params = {"invoice_settings": {"default_payment_method": payment_method_id}}
+    params: CustomerUpdateParams = {"invoice_settings": {"default_payment_method": payment_method_id}}
     with stripe_errors("set the default payment method"):
         client_for(app).v1.customers.update(stripe_customer_id, params)
 
@@ -203,13 +217,13 @@ def customer_set_default_payment_method(*, app: App, stripe_customer_id: str, pa
 
 def checkout_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, Any]:
     with stripe_errors("create the checkout session"):
-        session = client_for(app).v1.checkout.sessions.create(params)
+        session = client_for(app).v1.checkout.sessions.create(cast("CheckoutSessionCreateParams", params))
     return session.to_dict()
 
 
 def portal_session_create(*, app: App, params: dict[str, Any]) -> Mapping[str, Any]:
     with stripe_errors("create the customer portal session"):
-        session = client_for(app).v1.billing_portal.sessions.create(params)
+        session = client_for(app).v1.billing_portal.sessions.create(cast("PortalSessionCreateParams", params))
     return session.to_dict()
 
 
@@ -224,14 +238,14 @@ class Created:
 
 def invoice_item_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Created:
     with stripe_errors("create an invoice item"):
-        item = client_for(app).v1.invoice_items.create(params, _options(idempotency_key))
+        item = client_for(app).v1.invoice_items.create(cast("InvoiceItemCreateParams", params), _options(idempotency_key))
     headers = item.last_response.headers if item.last_response is not None else {}
     return Created(id=item.id, replayed=str(headers.get("Idempotent-Replayed", "")).lower() == "true")
 
 
 def invoice_item_update(*, app: App, item_id: str, params: dict[str, Any]) -> None:
     with stripe_errors("update an invoice item"):
-        client_for(app).v1.invoice_items.update(item_id, params)
+        client_for(app).v1.invoice_items.update(item_id, cast("InvoiceItemUpdateParams", params))
 
 
 @dataclass(frozen=True)
@@ -269,7 +283,7 @@ def invoice_item_delete(*, app: App, item_id: str) -> None:
 
 def invoice_create(*, app: App, params: dict[str, Any], idempotency_key: str) -> Mapping[str, Any]:
     with stripe_errors("create the invoice"):
-        invoice = client_for(app).v1.invoices.create(params, _options(idempotency_key))
+        invoice = client_for(app).v1.invoices.create(cast("InvoiceCreateParams", params), _options(idempotency_key))
     return invoice.to_dict()
 
 

@@ -15,6 +15,10 @@ from openmeter_site.core.errors import InvalidInput, NotFound
 
 MAX_THRESHOLDS = 10
 FEATURE_SCOPED = (EventType.BALANCE_THRESHOLD, EventType.ENTITLEMENT_RESET)
+DEPRECATED_THRESHOLD_TYPES: dict[str, str] = {
+    ThresholdType.PERCENT: ThresholdType.USAGE_PERCENTAGE,
+    ThresholdType.NUMBER: ThresholdType.USAGE_VALUE,
+}
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,7 @@ class Threshold:
     @property
     def kind(self) -> str:
         """The current name of a deprecated type: PERCENT is usage_percentage, NUMBER is usage_value."""
-        return {ThresholdType.PERCENT: ThresholdType.USAGE_PERCENTAGE, ThresholdType.NUMBER: ThresholdType.USAGE_VALUE}.get(
-            self.type, self.type
-        )
+        return DEPRECATED_THRESHOLD_TYPES.get(self.type, self.type)
 
     def to_json(self) -> dict[str, str]:
         return {"type": self.type, "value": number_str(self.value)}

@@ -6,6 +6,7 @@ dedup keys, so evaluating the same entitlement twice never notifies twice.
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
@@ -28,6 +29,7 @@ THRESHOLD_CURSOR = "balance_thresholds"
 # may commit after a higher one. Re-evaluating is harmless (dedup keys); the periodic full sweep covers the rest.
 SEQ_OVERLAP = 1000
 RESET_LOOKBACK = dt.timedelta(hours=1)
+ZERO = Decimal(0)
 
 
 def _subject(key: str, customer: Customer) -> dict:
@@ -58,7 +60,7 @@ def entitlement_snapshot(*, entitlement: Entitlement, at: dt.datetime | None = N
         usage_period_start=value.period_start,
         balance=value.balance,
         usage=value.usage,
-        total_available_grant_amount=value.total_available_grant_amount or 0,
+        total_available_grant_amount=value.total_available_grant_amount or ZERO,
         data={
             "entitlement": entitlement_to_api(entitlement, v2=False, at=now),
             "feature": feature_to_api(entitlement.feature),

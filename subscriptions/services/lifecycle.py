@@ -282,9 +282,9 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
     require_action(subscription, "unschedule_cancelation", at)
     next_one = Subscription.objects.filter(
         customer=subscription.customer, deleted_at__isnull=True, active_from__gte=subscription.active_to
-    ).exclude(pk=subscription.pk)
-    if next_one.exists():
-        raise Conflict(f"subscription {subscription.pk} is followed by {next_one.first().pk}; it cannot continue")
+    ).exclude(pk=subscription.pk).first()
+    if next_one is not None:
+        raise Conflict(f"subscription {subscription.pk} is followed by {next_one.pk}; it cannot continue")
     subscription.active_to = None
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)

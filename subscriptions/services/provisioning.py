@@ -14,21 +14,37 @@ plan's entitlement counts the usage already made in the current period.
 """
 
 import datetime as dt
+from typing import TypedDict
 
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.models import Feature
 from catalog.periods import billing_period_containing
 from catalog.pricing_models import BooleanTemplate, MeteredTemplate, StaticTemplate
+from customers.models import Customer
 from entitlements.models import Entitlement
 from entitlements.services import UsagePeriodInput, entitlement_create, entitlement_end
 from subscriptions.models import Subscription, SubscriptionItem
 from subscriptions.services.timeline import ItemSpan, all_item_spans
 
 
+class _CommonArgs(TypedDict):
+    """What every provisioned entitlement gets, whatever its type."""
+
+    customer: Customer
+    feature: Feature
+    metadata: dict[str, str]
+    annotations: dict[str, str]
+    active_from: dt.datetime
+    active_to: dt.datetime | None
+    at: dt.datetime
+
+
 def _provision(sub: Subscription, span: ItemSpan, start: dt.datetime, at: dt.datetime) -> Entitlement:
     item, template = span.item, span.item.entitlement_template
-    common = {
+    assert item.feature is not None  # sync_entitlements provisions only items with a feature
+    common: _CommonArgs = {
         "customer": sub.customer,
         "feature": item.feature,
         "metadata": (template.metadata or {}) if template else {},

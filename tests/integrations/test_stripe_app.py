@@ -1,6 +1,10 @@
 """Stripe app install, key rotation and uninstall, against localstripe on loopback."""
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import requests
@@ -87,6 +91,51 @@ def test_stripe_unreachable_is_a_424_problem_and_nothing_is_installed(api, setti
     assert response.status_code == 424
     assert response["Content-Type"] == PROBLEM
     assert "Stripe is unavailable" in response.json()["detail"]
+    assert not App.objects.exists()
+
+
+@pytest.fixture
+def stripe_without_webhook_secrets(settings) -> Iterator[None]:
+    """A Stripe-protocol server that knows the key's account but answers a new webhook endpoint without its secret."""
+    answers = {
+        "/v1/account": {"id": "acct_fake", "object": "account", "livemode": False},
+        "/v1/webhook_endpoints": {"id": "we_fake", "object": "webhook_endpoint", "secret": None},
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps(answers[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.OPENMETER_STRIPE_API_BASE = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.OPENMETER_STRIPE_WEBHOOK_BASE_URL = "http://127.0.0.1:1"
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_webhook_endpoint_without_a_signing_secret_is_a_424_and_nothing_is_installed(
+    api, stripe_without_webhook_secrets
+):
+    response = api.post("/api/v1/marketplace/listings/stripe/install/apikey", {"apiKey": TEST_KEY}, format="json")
+
+    assert response.status_code == 424
+    assert response["Content-Type"] == PROBLEM
+    assert "no signing secret for the new webhook endpoint we_fake" in response.json()["detail"]
     assert not App.objects.exists()
 
 

@@ -232,6 +232,23 @@ def test_change_at_next_billing_cycle(api, tokens):
     assert [p["key"] for p in body["next"]["phases"]] == ["main"]
 
 
+def test_a_subscription_followed_by_its_change_cannot_continue(api, tokens):
+    # given a change on Feb 20 at the next billing cycle: the current subscription ends on Mar 10, the next starts then
+    publish_plan(api, trial_plan())
+    publish_plan(api, trial_plan("team", fee="99"))
+    customer = CustomerFactory()
+    created = subscribe(api, customer, utc(2026, 1, 10))
+    body = post_at(api, f"/api/v1/subscriptions/{created['id']}/change",
+                   {"timing": "next_billing_cycle", "plan": {"key": "team"}}, utc(2026, 2, 20)).json()
+
+    # when the current one is continued on Feb 25
+    response = post_at(api, f"/api/v1/subscriptions/{created['id']}/unschedule-cancelation", None, utc(2026, 2, 25))
+
+    # then: 409, and it still ends on Mar 10
+    assert_problem(response, 409, f"is followed by {body['next']['id']}; it cannot continue")
+    assert get(api, created["id"], utc(2026, 2, 25))["activeTo"] == "2026-03-10T00:00:00Z"
+
+
 def test_migrate_to_newer_version_mid_period(api, tokens):
     publish_plan(api, trial_plan(fee="49"))
     customer = CustomerFactory()
