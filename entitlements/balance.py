@@ -1,11 +1,13 @@
 """Entitlement value and history (HOT PATH): loads the engine's inputs, runs it, keeps snapshots.
 
 A read at time `t`:
-1. loads the grants and manual resets (two small queries) and the newest snapshot at or before `t`;
+1. loads the grants, the recorded resets and the newest snapshot at or before `t` in one statement (the API's
+   value read gets them in the same statement as the entitlement itself: `entitlements.value_read`);
 2. runs `engine.run` from that snapshot (else from `measureUsageFrom`) to `t` rounded up to the minute,
    with every reset in between computed from the usage period (so nothing depends on the reset job);
-3. the only usage queries are `meter_usage` over the phases after the snapshot, i.e. inside the current
-   period; the meter query answers them from rollups.
+3. the usage of every phase after the snapshot (inside the current period) is read in one statement from
+   rollups (`metering.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points, so
+   a dry run of the engine lists them first.
 
 Snapshot rule (late events): a state is saved only at an instant older than the grace window
 (`OPENMETER_ENTITLEMENT_GRACE_SECONDS`, default one day): the state right after each reset (kept), and one
@@ -114,6 +116,7 @@ class Inputs:
     grants: list[GrantSpec]
     snapshot: State | None
     subjects: list[str] | None = None
+    fresh_meter: bool = False  # the entitlement's meter row was read by the same statement
 
 
 def input_columns(entitlement_id: str) -> str:
@@ -154,7 +157,7 @@ def load_inputs(entitlement: Entitlement, at: dt.datetime) -> Inputs:
 
 
 def parse_inputs(
-    resets_json: str, grants_json: str, snapshot_json: str | None, subjects: list[str] | None = None
+    resets_json: str, grants_json: str, snapshot_json: str | None, **read_with: Any
 ) -> Inputs:
     """The three columns of `input_columns` as engine inputs."""
     resets = [
@@ -177,7 +180,7 @@ def parse_inputs(
             balances={k: Decimal(v) for k, v in balances.items()},
             overage=Decimal(overage), usage=Decimal(usage), grant_usage=Decimal(grant_usage),
         )
-    return Inputs(resets=resets, grants=grants, snapshot=snapshot, subjects=subjects)
+    return Inputs(resets=resets, grants=grants, snapshot=snapshot, **read_with)
 
 
 def current_period(
@@ -198,18 +201,18 @@ def grants_are_limits(entitlement: Entitlement) -> bool:
 
 
 def usage_function(
-    entitlement: Entitlement, subjects: list[str] | None = None, planned: list[tuple[dt.datetime, dt.datetime]] = ()
+    entitlement: Entitlement, inputs: Inputs, planned: list[tuple[dt.datetime, dt.datetime]] = ()
 ) -> engine.UsageFn:
     """The meter's usage for the entitlement's customer and feature filters, memoised per range; the `planned`
     ranges are read up front in one statement."""
     feature = entitlement.feature
     meter = feature.meter
     assert meter is not None  # metered entitlements are only created on features with a meter
-    subjects = entitlement.customer.subject_keys() if subjects is None else subjects
+    subjects = entitlement.customer.subject_keys() if inputs.subjects is None else inputs.subjects
     filters = feature_usage_filters(feature)
 
     def read(ranges: list[tuple[dt.datetime, dt.datetime]]) -> dict[tuple[dt.datetime, dt.datetime], Decimal]:
-        totals = meter_usage_ranges(meter=meter, subjects=subjects, ranges=ranges,
+        totals = meter_usage_ranges(meter=meter, subjects=subjects, ranges=ranges, fresh_meter=inputs.fresh_meter,
                                     group_filters=filters.group_filters, advanced_filters=filters.advanced_filters)
         return dict(zip(ranges, totals, strict=True))
 
@@ -236,7 +239,7 @@ def run_engine(
         return ZERO
 
     engine.run(grants=inputs.grants, usage=plan, limits=limits, **run)
-    usage = usage_function(entitlement, inputs.subjects, planned)
+    usage = usage_function(entitlement, inputs, planned)
     return engine.run(grants=inputs.grants, usage=usage, limits=limits, **run)
 
 

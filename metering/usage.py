@@ -142,13 +142,17 @@ def meter_usage_ranges(
     ranges: Ranges,
     group_filters: Mapping[str, Sequence[str]] | None = None,
     advanced_filters: Mapping[str, Any] | None = None,
+    fresh_meter: bool = False,
 ) -> list[Decimal]:
     """The meter's total for `subjects` over each [start, end) of `ranges`, in order (0 where nothing counts).
-    `group_filters`: groupBy key → allowed values; `advanced_filters`: groupBy key → FilterString."""
+    `group_filters`: groupBy key → allowed values; `advanced_filters`: groupBy key → FilterString.
+    `fresh_meter`: the caller read `meter` in this request, so its `backfill_cursor` need not be read again."""
     totals = [Decimal(0)] * len(ranges)
     if not subjects or not ranges:
         return totals
-    pieces = _pieces(meter, ranges, rollups_complete(meter))
+    connection.ensure_connection()
+    complete = meter.backfill_cursor is None if fresh_meter else rollups_complete(meter)
+    pieces = _pieces(meter, ranges, complete)
     sources = [s for s in SOURCES if pieces[f"{s}_i"]]
     if not sources:
         return totals
