@@ -29,35 +29,32 @@ from metering.query import EXACT, MINUTE, _ceil, _floor, _normalize, decompose, 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
 SOURCES = ("rollup", "pending", "raw")
 
-# The only placeholders of a statement: its pieces, as arrays (hand-written, so no literal holds a `%`).
-_PIECES = {
-    "rollup": "rollup_pieces AS (SELECT t.*, %(subjects)s::text[] AS subjects FROM unnest(%(rollup_i)s::int[], "
-              "%(rollup_res)s::int[], %(rollup_lo)s::timestamptz[], %(rollup_hi)s::timestamptz[]) AS t(i, res, lo, hi))",
-    "pending": "pending_pieces AS (SELECT t.*, %(subjects)s::text[] AS subjects FROM unnest(%(pending_i)s::int[], "
-               "%(pending_lo)s::timestamptz[], %(pending_hi)s::timestamptz[]) AS t(i, lo, hi))",
-    "raw": "raw_pieces AS (SELECT t.*, %(subjects)s::text[] AS subjects FROM unnest(%(raw_i)s::int[], "
-           "%(raw_lo)s::timestamptz[], %(raw_hi)s::timestamptz[]) AS t(i, lo, hi))",
-}
+# The statement's only placeholders, in a hand-written prefix (so no literal of the body holds a `%`): the
+# subjects, and the pieces as one JSON array of {source, i (the range), res (rollups), lo, hi}.
+_PREFIX = """WITH params AS (SELECT %(subjects)s::text[] AS subjects, %(pieces)s::jsonb AS pieces),
+pieces AS (SELECT t.*, params.subjects FROM params CROSS JOIN
+           jsonb_to_recordset(params.pieces) AS t(source text, i int, res int, lo timestamptz, hi timestamptz))
+"""
 
 _ROLLUPS = (
-    "SELECT piece.i, r.* FROM rollup_pieces AS piece CROSS JOIN LATERAL ("
+    "SELECT piece.i, r.* FROM pieces AS piece CROSS JOIN LATERAL ("
     "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, latest_seq, "
     "latest_value FROM metering_rollup WHERE meter_id = {meter} AND resolution = piece.res AND bucket >= piece.lo "
-    "AND bucket < piece.hi AND subject <> '' AND subject = ANY(piece.subjects) OFFSET 0) AS r"
+    "AND bucket < piece.hi AND subject <> '' AND subject = ANY(piece.subjects) OFFSET 0) AS r "
+    "WHERE piece.source = 'rollup'"
 )
 _EVENT_SOURCES = {
-    "pending": ("pending_pieces", "metering_pendingevent p JOIN metering_event e ON e.seq = p.seq"),
-    "raw": ("raw_pieces", "metering_event e"),
+    "pending": "metering_pendingevent p JOIN metering_event e ON e.seq = p.seq",
+    "raw": "metering_event e",
 }
 
 
 def _events(meter: Meter, source: str) -> sql.Composable:
     """The meter's events inside each piece of `source`, rollup-shaped, tagged with the piece's range."""
-    pieces, events = _EVENT_SOURCES[source]
     where = [sql.SQL("e.time >= piece.lo AND e.time < piece.hi AND e.subject = ANY(piece.subjects)")]
-    return sql.SQL("SELECT piece.i, r.* FROM {pieces} AS piece CROSS JOIN LATERAL ({events} OFFSET 0) AS r").format(
-        pieces=sql.Identifier(pieces), events=events_as_rollups_sql(meter, sql.SQL(events), where)
-    )
+    return sql.SQL(
+        "SELECT piece.i, r.* FROM pieces AS piece CROSS JOIN LATERAL ({events} OFFSET 0) AS r WHERE piece.source = {source}"
+    ).format(events=events_as_rollups_sql(meter, sql.SQL(_EVENT_SOURCES[source]), where), source=sql.Literal(source))
 
 
 def _body(
@@ -90,8 +87,7 @@ def _statement(
     text = _STATEMENTS.get(key)
     if text is None:
         body = _body(meter, group_filters, advanced_filters, sources).as_string(connection.connection)
-        ctes = ", ".join(_PIECES[s] for s in sources)
-        text = f"WITH {ctes} {body.replace('%', '%%')}"  # the body's literals hold no placeholders
+        text = _PREFIX + body.replace("%", "%%")  # the body's literals hold no placeholders
         if len(_STATEMENTS) >= MAX_STATEMENTS:
             _STATEMENTS.clear()
         _STATEMENTS[key] = text
@@ -106,15 +102,12 @@ def rollups_complete(meter: Meter) -> bool:
     return row is not None and row[0]
 
 
-def _pieces(meter: Meter, ranges: Ranges, complete: bool) -> dict[str, list[Any]]:
+def _pieces(meter: Meter, ranges: Ranges, complete: bool) -> list[dict[str, Any]]:
     """Each range split into the pieces every source reads (the meter query's split, see `metering.query`)."""
-    pieces: dict[str, list[Any]] = {f"{s}_{col}": [] for s in SOURCES for col in ("i", "lo", "hi")}
-    pieces["rollup_res"] = []
+    pieces: list[dict[str, Any]] = []
 
-    def add(source: str, i: int, lo: dt.datetime, hi: dt.datetime) -> None:
-        pieces[f"{source}_i"].append(i)
-        pieces[f"{source}_lo"].append(lo)
-        pieces[f"{source}_hi"].append(hi)
+    def add(source: str, i: int, lo: dt.datetime, hi: dt.datetime, res: int | None = None) -> None:
+        pieces.append({"source": source, "i": i, "res": res, "lo": lo.isoformat(), "hi": hi.isoformat()})
 
     for i, (start, end) in enumerate(ranges):
         if meter.event_from is not None and start < meter.event_from:
@@ -126,8 +119,7 @@ def _pieces(meter: Meter, ranges: Ranges, complete: bool) -> dict[str, list[Any]
             add("raw", i, start, end)
             continue
         for resolution, lo, hi in decompose(a, b, Rollup.Resolution.DAY):
-            pieces["rollup_res"].append(resolution)
-            add("rollup", i, lo, hi)
+            add("rollup", i, lo, hi, resolution)
         add("pending", i, a, b)
         for lo, hi in ((start, a), (b, end)):
             if lo < hi:
@@ -153,12 +145,12 @@ def meter_usage_ranges(
     connection.ensure_connection()
     complete = meter.backfill_cursor is None if fresh_meter else rollups_complete(meter)
     pieces = _pieces(meter, ranges, complete)
-    sources = [s for s in SOURCES if pieces[f"{s}_i"]]
+    sources = [s for s in SOURCES if any(p["source"] == s for p in pieces)]
     if not sources:
         return totals
     statement = _statement(meter, group_filters or {}, advanced_filters or {}, sources)
     with connection.cursor() as cur:
-        cur.execute(statement, {"subjects": list(subjects), **pieces})
+        cur.execute(statement, {"subjects": list(subjects), "pieces": json.dumps(pieces)})
         for i, value in cur.fetchall():
             if value is not None:
                 totals[i] = EXACT.add(totals[i], _normalize(value))  # the default context rounds to 28 digits
