@@ -25,11 +25,21 @@ from metering.models import Meter
 from openmeter_site.core.ids import is_ulid
 
 
-def _fields(model: type[models.Model]) -> list[models.Field]:
-    return list(model._meta.concrete_fields)
+def _fields(model: type[models.Model], *names: str) -> list[models.Field]:
+    """In the model's field order, as `Model.from_db` expects the values of a subset."""
+    return [f for f in model._meta.concrete_fields if f.name in names]
 
 
-_ENTITLEMENT, _FEATURE, _METER = _fields(Entitlement), _fields(Feature), _fields(Meter)
+# What a value read uses (other fields are deferred: the ORM would load them on first access).
+_ENTITLEMENT = _fields(
+    Entitlement, "id", "created_at", "updated_at", "deleted_at", "customer", "feature", "feature_key", "type",
+    "active_from", "active_to", "config", "usage_period_interval", "usage_period_anchor", "measure_usage_from",
+    "is_soft_limit", "preserve_overage_at_reset", "issue_after_reset", "issue_after_reset_priority",
+)
+_FEATURE = _fields(Feature, "id", "key", "meter", "meter_slug", "meter_group_by_filters",
+                   "advanced_meter_group_by_filters", "archived_at")
+_METER = _fields(Meter, "id", "slug", "aggregation", "event_type", "event_from", "value_property", "group_by",
+                 "backfill_cursor", "deleted_at")
 
 
 def _columns(alias: str, fields: Sequence[models.Field]) -> str:
