@@ -64,6 +64,7 @@ Invariant (property-tested): within one period with no expiry, recurrence or voi
 `balance + usage - overage == Σ amounts of the grants that became active`.
 """
 
+import calendar
 import datetime as dt
 import functools
 import itertools
@@ -152,9 +153,22 @@ class Recurrence:
             return None
         return dt.timedelta(days=s.days, hours=s.hours, minutes=s.minutes, seconds=s.seconds)
 
+    @functools.cached_property
+    def month_step(self) -> int | None:
+        """The step in months when it is whole months or years only."""
+        s = self.step
+        if s.days or s.hours or s.minutes or s.seconds or s.microseconds or not (s.years or s.months):
+            return None
+        return s.years * 12 + s.months
+
     def nth(self, k: int) -> dt.datetime:
         if self.fixed_step is not None:
             return self.anchor + self.fixed_step * k
+        if self.month_step is not None:  # as relativedelta does it, without building one: clamp to the month's end
+            months = self.anchor.month - 1 + self.month_step * k
+            year, month = self.anchor.year + months // 12, months % 12 + 1
+            day = min(self.anchor.day, calendar.monthrange(year, month)[1])
+            return self.anchor.replace(year=year, month=month, day=day)
         return self.anchor + self.step * k
 
     def _approx_index(self, t: dt.datetime) -> int:

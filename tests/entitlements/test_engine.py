@@ -14,6 +14,7 @@ from entitlements.engine import (
     State,
     current_period,
     exact_sum,
+    parse_interval,
     reset_timeline,
     run,
 )
@@ -262,3 +263,12 @@ def test_grant_expiring_exactly_at_a_reset_is_not_rolled_over():
     g = grant("E", 10, expires=T0 + DAY)
     s = run_to(T0 + DAY + MIN, [g], [], [ResetSpec(at=T0 + DAY)])
     assert s.balances == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["MONTH", "YEAR", "P3M", "P1Y6M", "P1M2D", "DAY", "WEEK", "PT6H", "P2W"]),
+       st.integers(min_value=0, max_value=60 * 24 * 366 * 3), st.integers(min_value=-40, max_value=40))
+def test_recurrence_times_are_the_calendar_arithmetic_of_relativedelta(interval, anchor_min, k):
+    # anchors on every day of the month, month ends included (Jan 31 + 1 month = Feb 28)
+    period = Recurrence(interval, T0 + anchor_min * MIN)
+    assert period.nth(k) == period.anchor + parse_interval(interval) * k
