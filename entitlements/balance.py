@@ -6,8 +6,8 @@ A read at time `t`:
 2. runs `engine.run` from that snapshot (else from `measureUsageFrom`) to `t` rounded up to the minute,
    with every reset in between computed from the usage period (so nothing depends on the reset job);
 3. the usage of every phase after the snapshot (inside the current period) is read in one statement from
-   rollups (`metering.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points, so
-   a dry run of the engine lists them first.
+   rollups (`metering.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points
+   (`engine.usage_ranges` lists them before the run).
 
 Snapshot rule (late events): a state is saved only at an instant older than the grace window
 (`OPENMETER_ENTITLEMENT_GRACE_SECONDS`, default one day): the state right after each reset (kept), and one
@@ -226,19 +226,10 @@ def usage_function(
     return usage
 
 
-def run_engine(
-    entitlement: Entitlement, inputs: Inputs, **run: Any
-) -> RunResult:
-    """`engine.run` with the entitlement's usage. The engine asks for usage ranges that depend only on grants,
-    resets and split points, so a dry run with zero usage lists them and they are read in one statement."""
+def run_engine(entitlement: Entitlement, inputs: Inputs, **run: Any) -> RunResult:
+    """`engine.run` with the entitlement's usage, every range of which is read up front in one statement."""
     limits = grants_are_limits(entitlement)
-    planned: list[tuple[dt.datetime, dt.datetime]] = []
-
-    def plan(start: dt.datetime, end: dt.datetime) -> Decimal:
-        planned.append((start, end))
-        return ZERO
-
-    engine.run(grants=inputs.grants, usage=plan, limits=limits, **run)
+    planned = engine.usage_ranges(grants=inputs.grants, limits=limits, **run)
     usage = usage_function(entitlement, inputs, planned)
     return engine.run(grants=inputs.grants, usage=usage, limits=limits, **run)
 

@@ -400,9 +400,7 @@ def _run(
 ) -> RunResult:
     ordered = burn_order(grants)
     by_id = {g.id: g for g in grants}
-    reset_at = {r.at: r for r in resets if state.at < r.at <= until}
-    extra = [*split_at, capture_at] if capture_at is not None else split_at
-    points = _split_points(state.at, until, grants, list(reset_at.values()), extra)
+    reset_at, points = _timeline(state, until, grants, resets, split_at, capture_at)
     current = state
     captured: State | None = None
     segments: list[Segment] = []
@@ -420,6 +418,42 @@ def _run(
         period_states.append(current)
     current = _settle(current, until, ordered, limits)
     return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states), captured=captured)
+
+
+def _timeline(
+    state: State,
+    until: dt.datetime,
+    grants: Sequence[GrantSpec],
+    resets: Sequence[ResetSpec],
+    split_at: Iterable[dt.datetime],
+    capture_at: dt.datetime | None,
+) -> tuple[dict[dt.datetime, ResetSpec], list[dt.datetime]]:
+    """The resets crossed, and the phase boundaries (step 1)."""
+    reset_at = {r.at: r for r in resets if state.at < r.at <= until}
+    extra = [*split_at, capture_at] if capture_at is not None else split_at
+    return reset_at, _split_points(state.at, until, grants, list(reset_at.values()), extra)
+
+
+def usage_ranges(
+    *,
+    state: State,
+    until: dt.datetime,
+    grants: Sequence[GrantSpec],
+    resets: Sequence[ResetSpec],
+    split_at: Iterable[dt.datetime] = (),
+    capture_at: dt.datetime | None = None,
+    limits: bool = False,
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The ranges `run` with the same arguments asks `usage` for, in order: they depend on no usage, so a caller
+    can read them all at once before running."""
+    reset_at, points = _timeline(state, until, grants, resets, split_at, capture_at)
+    period_start = state.period_start
+    ranges = []
+    for start, end in itertools.pairwise(points):
+        if start in reset_at:
+            period_start = start
+        ranges.append((period_start if limits else start, end))
+    return ranges
 
 
 def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec], limits: bool) -> State:

@@ -17,6 +17,7 @@ from entitlements.engine import (
     parse_interval,
     reset_timeline,
     run,
+    usage_ranges,
 )
 
 D = Decimal
@@ -272,3 +273,21 @@ def test_recurrence_times_are_the_calendar_arithmetic_of_relativedelta(interval,
     # anchors on every day of the month, month ends included (Jan 31 + 1 month = Feb 28)
     period = Recurrence(interval, T0 + anchor_min * MIN)
     assert period.nth(k) == period.anchor + parse_interval(interval) * k
+
+
+@settings(max_examples=150, deadline=None)
+@given(grants_and_usage(expiring=True), st.lists(minutes, max_size=4), st.lists(st.integers(1, 28), max_size=3,
+                                                                                unique=True), st.booleans())
+def test_usage_ranges_are_exactly_the_ranges_run_asks_for(case, cuts, reset_days, limits):
+    grants, events = case
+    resets = [ResetSpec(at=T0 + d * DAY) for d in reset_days]
+    asked = []
+
+    def recording(start, end):
+        asked.append((start, end))
+        return events_usage(events)(start, end)
+
+    args = {"state": start_state(), "until": UNTIL, "grants": grants, "resets": resets,
+            "split_at": [T0 + c * MIN for c in cuts], "capture_at": T0 + 5 * DAY, "limits": limits}
+    run(usage=recording, **args)
+    assert usage_ranges(**args) == asked
