@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models
-from psycopg import Cursor
 
 from catalog.models import Feature
 from entitlements.balance import Inputs, input_columns, parse_inputs
@@ -93,11 +92,8 @@ def entitlement_with_inputs(
         "feature_key": id_or_feature_key,
         "at": at,
     }
-    connection.ensure_connection()
-    # Server-side binding on Django's connection (same transaction), so PostgreSQL plans the statement once per
-    # connection: its plan (lookups by key) costs more to make than to run.
-    with Cursor(connection.connection) as cur:
-        cur.execute(_BY_ID if is_ulid(id_or_feature_key) else _ACTIVE_OF_FEATURE, params, prepare=True)
+    with connection.cursor() as cur:
+        cur.execute(_BY_ID if is_ulid(id_or_feature_key) else _ACTIVE_OF_FEATURE, params)
         row = cur.fetchone()
     if row is None:
         return None
