@@ -26,7 +26,9 @@ from openmeter_site.core.ids import is_ulid
 
 def _fields(model: type[models.Model], *names: str) -> list[models.Field]:
     """In the model's field order, as `Model.from_db` expects the values of a subset."""
-    return [f for f in model._meta.concrete_fields if f.name in names]
+    fields = [f for f in model._meta.concrete_fields if f.name in names]
+    assert len(fields) == len(names), f"unknown field among {names}"
+    return fields
 
 
 # What a value read uses (other fields are deferred: the ORM would load them on first access).
