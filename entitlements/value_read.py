@@ -22,6 +22,7 @@ from entitlements.balance import Inputs, input_columns, parse_inputs
 from entitlements.models import Entitlement
 from metering.models import Meter
 from openmeter_site.core.ids import is_ulid
+from openmeter_site.core.sql import fetch_prepared
 
 
 def _fields(model: type[models.Model], *names: str) -> list[models.Field]:
@@ -94,11 +95,10 @@ def entitlement_with_inputs(
         "feature_key": id_or_feature_key,
         "at": at,
     }
-    with connection.cursor() as cur:
-        cur.execute(_BY_ID if is_ulid(id_or_feature_key) else _ACTIVE_OF_FEATURE, params)
-        row = cur.fetchone()
-    if row is None:
+    rows = fetch_prepared(_BY_ID if is_ulid(id_or_feature_key) else _ACTIVE_OF_FEATURE, params)
+    if not rows:
         return None
+    [row] = rows
     n_e, n_f, n_m = len(_ENTITLEMENT), len(_FEATURE), len(_METER)
     entitlement = _instance(Entitlement, _ENTITLEMENT, row[:n_e])
     feature = _instance(Feature, _FEATURE, row[n_e:n_e + n_f])
