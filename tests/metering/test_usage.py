@@ -5,6 +5,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from metering.models import Meter, PendingEvent, Rollup
 from metering.query import QuerySpec, run_raw_query
@@ -147,3 +148,20 @@ def test_equals_the_raw_query_on_a_grid_of_ranges(path):
     ]
     assert got == expected
     assert sum(got) > 0
+
+
+def test_the_statement_is_prepared_once_per_connection_and_the_same_without_preparing(path):
+    m = meter()
+    load(path)
+    ranges = [WHOLE, (T0, T0 + H)]
+    prepared = [meter_usage_ranges(meter=m, subjects=SUBJECTS, ranges=ranges) for _ in range(3)]
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{m.pk}%"])
+        assert cur.fetchone()[0] == 1  # this meter's statement, prepared once
+    connection.connection.prepare_threshold = None  # OPENMETER_DB_PREPARED_STATEMENTS=0
+    try:
+        unprepared = meter_usage_ranges(meter=m, subjects=SUBJECTS, ranges=ranges)
+    finally:
+        connection.connection.prepare_threshold = 5
+    assert prepared == [[Decimal("24.5"), Decimal("19.5")]] * 3
+    assert unprepared == prepared[0]
