@@ -2,7 +2,9 @@
 
 Prints p50/p99 of `GET /api/v2/customers/{c}/entitlements/{feature}/value` (rollups + snapshots) beside the
 time of recomputing the same value from raw events in the same run (engine from measureUsageFrom, usage from
-a scan of the event table).
+a scan of the event table), and beside two floors measured in the same rounds (a trivial authenticated endpoint
+and a 404). The client is what a backend checking entitlements on its hot path uses: one keep-alive HTTP/1.1
+connection (`http.client`, which costs little itself), to gunicorn with gthread workers as `bin/run` serves.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench .venv/bin/python bench/entitlement_value.py \
         [--events 1000000] [--requests 1000]
@@ -13,6 +15,7 @@ The database is migrated and the bench's own rows are replaced on each run (mete
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import socket
@@ -31,7 +34,6 @@ import django  # noqa: E402
 
 django.setup()
 
-import requests  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -155,20 +157,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve() -> tuple[subprocess.Popen, str]:
+def serve() -> tuple[subprocess.Popen, int]:
+    """gunicorn as `bin/run` serves it: gthread workers, which keep client connections alive."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "openmeter_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "1", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "DEBUG": "0"},
+         "--workers", "1", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "DEBUG": "0"}, stderr=subprocess.DEVNULL,  # no "Not Found" line per 404
     )
     for _ in range(300):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}"
+                return process, port
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("gunicorn did not start")
+
+
+class KeepAliveClient:
+    """One reused HTTP/1.1 connection (`http.client`), as a backend checking entitlements on its hot path holds:
+    the client itself costs little (python `requests` adds 2-3 ms per call on this machine)."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.connection.request("GET", path, headers=self.headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def timed(self, path: str, status: int = 200) -> float:
+        t0 = time.perf_counter()
+        code, _ = self.get(path)
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert code == status, code
+        return elapsed
+
+    def interleaved(self, paths: dict[str, tuple[str, int]], n: int) -> dict[str, list[float]]:
+        """`n` rounds of one request to each path: every figure sees the same load on the machine."""
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(n):
+            for name, (path, status) in paths.items():
+                samples[name].append(self.timed(path, status))
+        return samples
+
+
+def statements_so_far() -> int:
+    """Transactions of this database so far (autocommit: one per statement), as PostgreSQL counts them."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        return cur.fetchone()[0]
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -206,39 +245,43 @@ def main() -> None:
         reset_bench_rows()
         entitlement, anchor = setup(args.events, dt.datetime.now(dt.UTC))
     _, raw_key = ApiKey.issue("bench")
-    process, url = serve()
+    load_before = os.getloadavg()[0]
+    process, port = serve()
     try:
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {raw_key}"
-        value_url = f"{url}/api/v2/customers/bench-customer/entitlements/bench_tokens/value"
-        first = session.get(value_url)
-        first.raise_for_status()
-        for _ in range(20):
-            session.get(value_url)
-        samples = []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            response = session.get(value_url)
-            samples.append((time.perf_counter() - t0) * 1000)
-            assert response.status_code == 200
-        body = response.json()
-        floor = []  # the framework's floor in the same conditions: a trivial authenticated endpoint
-        for _ in range(args.requests // 2):
-            t0 = time.perf_counter()
-            session.get(f"{url}/api/v1/info/currencies")
-            floor.append((time.perf_counter() - t0) * 1000)
+        client = KeepAliveClient(port, raw_key)
+        value_path = "/api/v2/customers/bench-customer/entitlements/bench_tokens/value"
+        for _ in range(20):  # warm-up: the first read also saves the boundary snapshots
+            client.timed(value_path)
+        # statements per read, as PostgreSQL counts them (stats are flushed within 10 s of a backend going idle)
+        time.sleep(11)
+        before = statements_so_far()
+        client = KeepAliveClient(port, raw_key)  # gunicorn closed the idle one (keep-alive timeout 2 s)
+        for _ in range(100):
+            client.timed(value_path)
+        time.sleep(11)
+        per_read = (statements_so_far() - before - 1) / 100
+        client = KeepAliveClient(port, raw_key)
+        # the floors in the same rounds: a trivial authenticated endpoint, and a 404 (no view, no auth)
+        samples = client.interleaved({"value": (value_path, 200), "floor": ("/api/v1/info/currencies", 200),
+                                      "not_found": ("/api/v1/no-such-endpoint", 404)}, args.requests)
+        body = json.loads(client.get(value_path)[1], parse_float=Decimal)
     finally:
         process.terminate()
         process.wait(timeout=10)
     cpu = in_process_cpu_ms(raw_key, args.requests // 5)
     raw_seconds, raw = recompute_from_raw(entitlement, dt.datetime.now(dt.UTC))
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs")
     print(f"events in current period: {args.events:,} (period start {anchor.isoformat()}), grants: 5, "
           f"snapshots: {BalanceSnapshot.objects.filter(entitlement=entitlement).count()}")
-    print(f"value via HTTP ({args.requests} requests): p50 {statistics.median(samples):.2f} ms, "
-          f"p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms")
-    print(f"floor: GET /api/v1/info/currencies (auth + framework only): p50 {statistics.median(floor):.2f} ms, "
-          f"p99 {percentile(floor, 99):.2f} ms")
+    print("client: one keep-alive http.client connection to gunicorn (1 gthread worker, 4 threads), sequential, "
+          "the three endpoints interleaved")
+    for name, label in (("value", f"value via HTTP ({args.requests} requests)"),
+                        ("floor", "floor: GET /api/v1/info/currencies (auth + framework only)"),
+                        ("not_found", "floor: GET of an unknown path (404, no view)")):
+        got = samples[name]
+        print(f"{label}: p50 {statistics.median(got):.2f} ms, p99 {percentile(got, 99):.2f} ms, "
+              f"max {max(got):.2f} ms")
+    print(f"SQL statements per value read (PostgreSQL's count, incl. API key and connection check): {per_read:.1f}")
     print(f"server CPU per request (in-process Django client, same view): p50 {statistics.median(cpu):.2f} ms, "
           f"p99 {percentile(cpu, 99):.2f} ms")
     print(f"recompute from raw events (no snapshot, event scan): {raw_seconds * 1000:.0f} ms")

@@ -4,13 +4,16 @@ Deleting a feature archives it: existing entitlements keep working, new ones are
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from psycopg import sql
 
 from catalog.models import Feature
+from metering.filters import compile_filter_string
 from metering.models import Meter
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
@@ -31,11 +34,15 @@ def feature_create(
         meter = Meter.objects.filter(slug=meter_slug, deleted_at__isnull=True).first()
         if meter is None:
             raise InvalidInput(f"meterSlug: meter {meter_slug!r} not found")
-        unknown = sorted(set(meter_group_by_filters or {}) - set(meter.group_by or {}))
-        if unknown:
-            raise InvalidInput(f"meterGroupByFilters: {', '.join(unknown)} not in the meter's groupBy")
-    elif meter_group_by_filters:
-        raise InvalidInput("meterGroupByFilters: requires meterSlug")
+        for name, filters in (("meterGroupByFilters", meter_group_by_filters),
+                              ("advancedMeterGroupByFilters", advanced_meter_group_by_filters)):
+            unknown = sorted(set(filters or {}) - set(meter.group_by or {}))
+            if unknown:
+                raise InvalidInput(f"{name}: {', '.join(unknown)} not in the meter's groupBy")
+        for group_key, spec in (advanced_meter_group_by_filters or {}).items():
+            compile_filter_string(sql.Identifier(group_key), spec, f"advancedMeterGroupByFilters.{group_key}")
+    elif meter_group_by_filters or advanced_meter_group_by_filters:
+        raise InvalidInput("meterGroupByFilters/advancedMeterGroupByFilters: requires meterSlug")
     if Feature.objects.filter(key=key, archived_at__isnull=True).exists():
         raise Conflict(f"key: a feature with key {key!r} already exists")
     try:
@@ -87,3 +94,18 @@ def feature_list_qs(*, meter_slugs: Sequence[str] = (), include_archived: bool =
 def feature_group_filters(feature: Feature) -> dict[str, list[str]]:
     """`meterGroupByFilters` as the meter query wants them: key → allowed values."""
     return {k: [str(v)] for k, v in (feature.meter_group_by_filters or {}).items()}
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    """How a feature narrows its meter: exact `group_filters` or FilterString `advanced_filters` (one is empty)."""
+
+    group_filters: dict[str, list[str]]
+    advanced_filters: dict[str, Any]
+
+
+def feature_usage_filters(feature: Feature) -> UsageFilters:
+    """As upstream: `advancedMeterGroupByFilters` when the feature has any, else the legacy `meterGroupByFilters`."""
+    if feature.advanced_meter_group_by_filters:
+        return UsageFilters(group_filters={}, advanced_filters=dict(feature.advanced_meter_group_by_filters))
+    return UsageFilters(group_filters=feature_group_filters(feature), advanced_filters={})

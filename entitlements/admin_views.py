@@ -6,12 +6,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from catalog.features import feature_group_filters
+from catalog.features import feature_usage_filters
 from catalog.models import Feature
 from customers.models import Customer
 from entitlements import balance
 from entitlements.models import Entitlement, EntitlementType
-from metering.query import meter_usage
+from metering.usage import meter_usage_ranges
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ def customer_usage_rows(*, customer: Customer, at: dt.datetime | None = None) ->
                                  v.usage or Decimal(0), v.balance, v.overage, v.has_access))
             continue
         assert feature.meter is not None
-        used = meter_usage(meter=feature.meter, subjects=subjects, start=month_start,
-                           end=at.replace(second=0, microsecond=0) + dt.timedelta(minutes=1),
-                           group_filters=feature_group_filters(feature))
+        filters = feature_usage_filters(feature)
+        month = (month_start, at.replace(second=0, microsecond=0) + dt.timedelta(minutes=1))
+        [used] = meter_usage_ranges(meter=feature.meter, subjects=subjects, ranges=[month],
+                                    group_filters=filters.group_filters, advanced_filters=filters.advanced_filters)
         rows.append(UsageRow(feature.key, month_start, month_end, used, None, None, None))
     return rows

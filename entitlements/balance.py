@@ -1,11 +1,13 @@
 """Entitlement value and history (HOT PATH): loads the engine's inputs, runs it, keeps snapshots.
 
 A read at time `t`:
-1. loads the grants and manual resets (two small queries) and the newest snapshot at or before `t`;
+1. loads the grants, the recorded resets and the newest snapshot at or before `t` in one statement (the API's
+   value read gets them in the same statement as the entitlement itself: `entitlements.value_read`);
 2. runs `engine.run` from that snapshot (else from `measureUsageFrom`) to `t` rounded up to the minute,
    with every reset in between computed from the usage period (so nothing depends on the reset job);
-3. the only usage queries are `meter_usage` over the phases after the snapshot, i.e. inside the current
-   period; the meter query answers them from rollups.
+3. the usage of every phase after the snapshot (inside the current period) is read in one statement from
+   rollups (`metering.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points
+   (`engine.usage_ranges` lists them before the run).
 
 Snapshot rule (late events): a state is saved only at an instant older than the grace window
 (`OPENMETER_ENTITLEMENT_GRACE_SECONDS`, default one day): the state right after each reset (kept), and one
@@ -24,13 +26,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from catalog.features import feature_group_filters
+from catalog.features import feature_usage_filters
 from entitlements import engine
 from entitlements.engine import (
     GrantSpec,
@@ -43,7 +46,8 @@ from entitlements.engine import (
     floor_minute,
 )
 from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType
-from metering.query import meter_usage
+from metering.models import MeterAggregation
+from metering.usage import meter_usage_ranges
 from openmeter_site.core.errors import InvalidInput
 
 ZERO = Decimal(0)
@@ -105,29 +109,36 @@ def manual_resets(entitlement: Entitlement) -> list[ManualReset]:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Everything the engine needs from the database for one entitlement, read in one round trip."""
+    """Everything the engine needs from the database for one entitlement, read in one round trip.
+    `subjects` (the customer's usage attribution) when the same statement read them."""
 
     resets: list[ManualReset]
     grants: list[GrantSpec]
     snapshot: State | None
+    subjects: list[str] | None = None
+    fresh_meter: bool = False  # the entitlement's meter row was read by the same statement
 
 
-# One statement instead of three ORM queries: this runs on every value read. JSON carries numerics as exact
-# decimal text (parsed with Decimal) and timestamps in ISO 8601 (the connection's time zone is UTC).
-_INPUTS_SQL = """
-SELECT
+def input_columns(entitlement_id: str) -> str:
+    """The engine's inputs of the entitlement whose id is the SQL expression `entitlement_id`, as three text
+    columns (resets, grants, newest snapshot at or before `%(at)s`). JSON carries numerics as exact decimal text
+    (parsed with Decimal) and timestamps in ISO 8601 (the connection's time zone is UTC)."""
+    return f"""
   (SELECT coalesce(json_agg(json_build_array(r.reset_at, r.preserve_overage, r.retain_anchor) ORDER BY r.reset_at),
                    '[]')::text
-     FROM entitlements_usagereset r WHERE r.entitlement_id = %(id)s),
+     FROM entitlements_usagereset r WHERE r.entitlement_id = {entitlement_id}),
   (SELECT coalesce(json_agg(json_build_array(g.id, g.amount, g.priority, g.effective_at, g.created_at,
                                              g.max_rollover_amount, g.min_rollover_amount, g.expires_at,
                                              least(g.voided_at, g.deleted_at), g.recurrence_interval,
                                              g.recurrence_anchor) ORDER BY g.created_at, g.id), '[]')::text
-     FROM entitlements_grant g WHERE g.entitlement_id = %(id)s),
+     FROM entitlements_grant g WHERE g.entitlement_id = {entitlement_id}),
   (SELECT json_build_array(s.at, s.period_start, s.balances, s.overage, s.usage, s.grant_usage)::text
-     FROM entitlements_balancesnapshot s WHERE s.entitlement_id = %(id)s AND s.at <= %(at)s
-     ORDER BY s.at DESC LIMIT 1)
-"""
+     FROM entitlements_balancesnapshot s WHERE s.entitlement_id = {entitlement_id} AND s.at <= %(at)s
+     ORDER BY s.at DESC LIMIT 1)"""
+
+
+# One statement instead of three ORM queries.
+_INPUTS_SQL = f"SELECT {input_columns('%(id)s')}"
 
 
 def _time(text: str) -> dt.datetime:
@@ -142,6 +153,13 @@ def load_inputs(entitlement: Entitlement, at: dt.datetime) -> Inputs:
     with connection.cursor() as cur:
         cur.execute(_INPUTS_SQL, {"id": entitlement.pk, "at": at})
         resets_json, grants_json, snapshot_json = cur.fetchone()
+    return parse_inputs(resets_json, grants_json, snapshot_json)
+
+
+def parse_inputs(
+    resets_json: str, grants_json: str, snapshot_json: str | None, **read_with: Any
+) -> Inputs:
+    """The three columns of `input_columns` as engine inputs."""
     resets = [
         ManualReset(at=_time(r[0]), preserve_overage=r[1], retain_anchor=r[2])
         for r in json.loads(resets_json)
@@ -162,7 +180,7 @@ def load_inputs(entitlement: Entitlement, at: dt.datetime) -> Inputs:
             balances={k: Decimal(v) for k, v in balances.items()},
             overage=Decimal(overage), usage=Decimal(usage), grant_usage=Decimal(grant_usage),
         )
-    return Inputs(resets=resets, grants=grants, snapshot=snapshot)
+    return Inputs(resets=resets, grants=grants, snapshot=snapshot, **read_with)
 
 
 def current_period(
@@ -176,21 +194,44 @@ def current_period(
     return start, end
 
 
-def usage_function(entitlement: Entitlement) -> engine.UsageFn:
-    """`meter_usage` for the entitlement's customer and feature filters, memoised per range."""
+def grants_are_limits(entitlement: Entitlement) -> bool:
+    """LATEST meters report a level, so their grants are limits (see `engine`)."""
+    meter = entitlement.feature.meter
+    return meter is not None and meter.aggregation == MeterAggregation.LATEST
+
+
+def usage_function(
+    entitlement: Entitlement, inputs: Inputs, planned: list[tuple[dt.datetime, dt.datetime]] = ()
+) -> engine.UsageFn:
+    """The meter's usage for the entitlement's customer and feature filters, memoised per range; the `planned`
+    ranges are read up front in one statement."""
     feature = entitlement.feature
     meter = feature.meter
     assert meter is not None  # metered entitlements are only created on features with a meter
-    subjects = entitlement.customer.subject_keys()
-    filters = feature_group_filters(feature)
-    cache: dict[tuple[dt.datetime, dt.datetime], Decimal] = {}
+    subjects = entitlement.customer.subject_keys() if inputs.subjects is None else inputs.subjects
+    filters = feature_usage_filters(feature)
+
+    def read(ranges: list[tuple[dt.datetime, dt.datetime]]) -> dict[tuple[dt.datetime, dt.datetime], Decimal]:
+        totals = meter_usage_ranges(meter=meter, subjects=subjects, ranges=ranges, fresh_meter=inputs.fresh_meter,
+                                    group_filters=filters.group_filters, advanced_filters=filters.advanced_filters)
+        return dict(zip(ranges, totals, strict=True))
+
+    cache = read(list(dict.fromkeys(planned)))
 
     def usage(start: dt.datetime, end: dt.datetime) -> Decimal:
         if (start, end) not in cache:
-            cache[(start, end)] = meter_usage(meter=meter, subjects=subjects, start=start, end=end, group_filters=filters)
+            cache.update(read([(start, end)]))
         return cache[(start, end)]
 
     return usage
+
+
+def run_engine(entitlement: Entitlement, inputs: Inputs, **run: Any) -> RunResult:
+    """`engine.run` with the entitlement's usage, every range of which is read up front in one statement."""
+    limits = grants_are_limits(entitlement)
+    planned = engine.usage_ranges(grants=inputs.grants, limits=limits, **run)
+    usage = usage_function(entitlement, inputs, planned)
+    return engine.run(grants=inputs.grants, usage=usage, limits=limits, **run)
 
 
 def _start_state(entitlement: Entitlement, snapshot: State | None) -> State:
@@ -220,12 +261,12 @@ def compute(
     until = max(ceil_minute(at), state.at)
     frozen_before = timezone.now() - GRACE
     checkpoint = frozen_before.replace(hour=0, minute=0, second=0, microsecond=0)
-    result = engine.run(
+    result = run_engine(
+        entitlement,
+        inputs,
         state=state,
         until=until,
-        grants=inputs.grants,
         resets=timeline,
-        usage=usage_function(entitlement),
         split_at=split_at,
         capture_at=checkpoint if state.at < checkpoint < until else None,
     )
@@ -264,7 +305,8 @@ def invalidate_snapshots(*, entitlement: Entitlement, since: dt.datetime | None 
     return qs.delete()[0]
 
 
-def value(*, entitlement: Entitlement, at: dt.datetime) -> EntitlementValue:
+def value(*, entitlement: Entitlement, at: dt.datetime, inputs: Inputs | None = None) -> EntitlementValue:
+    """`inputs`: already read with the entitlement (`value_read`), at `at`."""
     active = is_active(entitlement, at)
     if entitlement.type == EntitlementType.BOOLEAN:
         return EntitlementValue(type=entitlement.type, has_access=active, at=at)
@@ -275,7 +317,7 @@ def value(*, entitlement: Entitlement, at: dt.datetime) -> EntitlementValue:
             type=entitlement.type, has_access=False, at=at, balance=ZERO, usage=ZERO, overage=ZERO,
             total_available_grant_amount=ZERO,
         )
-    inputs = load_inputs(entitlement, at)
+    inputs = inputs or load_inputs(entitlement, at)
     state = compute(entitlement, at, inputs=inputs).state
     period_start, period_end = current_period(entitlement=entitlement, at=at, resets=inputs.resets)
     bal = state.balance
@@ -338,7 +380,8 @@ def history(
     starts = _window_starts(start, end, window_size, tz)
     before = compute(entitlement, start).state if start > (entitlement.measure_usage_from or start) else None
     result = _run_from(entitlement, before, start, end, starts)
-    return History(windows=tuple(_windows(result, starts, end)), segments=result.segments)
+    windows = _windows(result, starts, end, levels=grants_are_limits(entitlement))
+    return History(windows=tuple(windows), segments=result.segments)
 
 
 def _run_from(
@@ -353,24 +396,21 @@ def _run_from(
         start=state.at,
         until=end,
     )
-    return engine.run(
-        state=state,
-        until=end,
-        grants=inputs.grants,
-        resets=timeline,
-        usage=usage_function(entitlement),
-        split_at=starts,
-    )
+    return run_engine(entitlement, inputs, state=state, until=end, resets=timeline, split_at=starts)
 
 
-def _windows(result: RunResult, starts: list[dt.datetime], end: dt.datetime) -> list[HistoryWindow]:
+def _windows(result: RunResult, starts: list[dt.datetime], end: dt.datetime, levels: bool) -> list[HistoryWindow]:
+    """Usage per window: the sum of its segments' usage, or for a LATEST meter (`levels`) the level at the
+    window's end (its last segment's)."""
     bounds = [*starts, end]
     out: list[HistoryWindow] = []
     segments = list(result.segments)
     for w_start, w_end in itertools.pairwise(bounds):
         inside = [s for s in segments if w_start <= s.start < w_end]
-        used = exact_sum(s.usage for s in inside)
-        if used == 0 or not inside:
+        if not inside:
+            continue
+        used = inside[-1].usage if levels else exact_sum(s.usage for s in inside)
+        if used == 0:
             continue
         out.append(HistoryWindow(start=w_start, end=w_end, usage=used, balance_at_start=inside[0].balance_at_start))
     return out

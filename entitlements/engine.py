@@ -47,11 +47,26 @@ Rules at the edges
   (anchor Jan 31 → Feb 28 → Mar 31), never drifting.
 * All arithmetic runs in a 76-digit decimal context (`EXACT`): sums of NUMERIC(38,19) values never round.
 
+Grants as limits (LATEST meters)
+--------------------------------
+A LATEST meter reports a level (seats, stored GB), not a flow, so its grants are limits rather than budgets
+(upstream: "LATEST meters treat grants as limits"). With `limits=True`:
+* at the start of every phase each active grant is back at its full amount (nothing is burnt for good);
+* the phase burns the meter's latest value over [period start, phase end): the level known at the end of the
+  phase in the current usage period (usage before a reset never counts after it);
+* no overage is carried from one phase to the next (it would count the same level twice), so rollover
+  amounts and preserveOverage have no effect;
+* usage is that latest value (not a sum over phases); totalAvailableGrantAmount = Σ active grant amounts.
+So the value at t is `balance = max(0, Σ active amounts - level)`, `overage = max(0, level - Σ active amounts)`
+whatever the phases are (property-tested: extra split points never change it).
+
 Invariant (property-tested): within one period with no expiry, recurrence or void,
 `balance + usage - overage == Σ amounts of the grants that became active`.
 """
 
+import calendar
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -92,6 +107,7 @@ def ceil_minute(t: dt.datetime) -> dt.datetime:
     return floored if floored == t else floored + MINUTE
 
 
+@functools.lru_cache(maxsize=256)
 def parse_interval(text: str) -> relativedelta:
     """`DAY|WEEK|MONTH|YEAR` or an ISO 8601 duration of whole minutes or more (`P1M`, `P2W`, `PT6H`)."""
     if text in _NAMED_INTERVALS:
@@ -125,14 +141,39 @@ class Recurrence:
     interval: str
     anchor: dt.datetime
 
-    @property
+    @functools.cached_property
     def step(self) -> relativedelta:
         return parse_interval(self.interval)
 
+    @functools.cached_property
+    def fixed_step(self) -> dt.timedelta | None:
+        """The step as a timedelta when it has no months or years (plain arithmetic, no calendar)."""
+        s = self.step
+        if s.years or s.months:
+            return None
+        return dt.timedelta(days=s.days, hours=s.hours, minutes=s.minutes, seconds=s.seconds)
+
+    @functools.cached_property
+    def month_step(self) -> int | None:
+        """The step in months when it is whole months or years only."""
+        s = self.step
+        if s.days or s.hours or s.minutes or s.seconds or s.microseconds or not (s.years or s.months):
+            return None
+        return s.years * 12 + s.months
+
     def nth(self, k: int) -> dt.datetime:
+        if self.fixed_step is not None:
+            return self.anchor + self.fixed_step * k
+        if self.month_step is not None:  # as relativedelta does it, without building one: clamp to the month's end
+            months = self.anchor.month - 1 + self.month_step * k
+            year, month = self.anchor.year + months // 12, months % 12 + 1
+            day = min(self.anchor.day, calendar.monthrange(year, month)[1])
+            return self.anchor.replace(year=year, month=month, day=day)
         return self.anchor + self.step * k
 
     def _approx_index(self, t: dt.datetime) -> int:
+        if self.fixed_step is not None:
+            return (t - self.anchor) // self.fixed_step
         probe = self.anchor + self.step
         approx = (probe - self.anchor).total_seconds()
         return int((t - self.anchor).total_seconds() // approx)
@@ -333,15 +374,17 @@ def run(
     usage: UsageFn,
     split_at: Iterable[dt.datetime] = (),
     capture_at: dt.datetime | None = None,
+    limits: bool = False,
 ) -> RunResult:
     """Advance `state` to `until` (minute-aligned). `resets` may include times outside (state.at, until).
 
     `capture_at` (inside (state.at, until)) also returns the state at that instant, equal to what
     `run(..., until=capture_at).state` gives: a checkpoint the caller may store as a snapshot.
+    `limits`: grants are limits (LATEST meters), see the module docstring.
     """
     with localcontext(EXACT):
         return _run(state=state, until=until, grants=grants, resets=resets, usage=usage, split_at=split_at,
-                    capture_at=capture_at)
+                    capture_at=capture_at, limits=limits)
 
 
 def _run(
@@ -353,12 +396,11 @@ def _run(
     usage: UsageFn,
     split_at: Iterable[dt.datetime],
     capture_at: dt.datetime | None,
+    limits: bool,
 ) -> RunResult:
     ordered = burn_order(grants)
     by_id = {g.id: g for g in grants}
-    reset_at = {r.at: r for r in resets if state.at < r.at <= until}
-    extra = [*split_at, capture_at] if capture_at is not None else split_at
-    points = _split_points(state.at, until, grants, list(reset_at.values()), extra)
+    reset_at, points = _timeline(state, until, grants, resets, split_at, capture_at)
     current = state
     captured: State | None = None
     segments: list[Segment] = []
@@ -368,32 +410,82 @@ def _run(
             current = rollover(current, by_id, reset_at[start], ordered)
             period_states.append(current)
         if start == capture_at:
-            captured = _settle(current, start, ordered)
-        current, segment = _run_phase(current, start, end, ordered, usage)
+            captured = _settle(current, start, ordered, limits)
+        current, segment = _run_phase(current, start, end, ordered, usage, limits)
         segments.append(segment)
     if until in reset_at:
         current = rollover(current, by_id, reset_at[until], ordered)
         period_states.append(current)
-    current = _settle(current, until, ordered)
+    current = _settle(current, until, ordered, limits)
     return RunResult(state=current, segments=tuple(segments), period_states=tuple(period_states), captured=captured)
 
 
-def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec]) -> State:
-    """The state at the instant `at`: grant changes at `at` applied, carried overage paid if it can be."""
+def _timeline(
+    state: State,
+    until: dt.datetime,
+    grants: Sequence[GrantSpec],
+    resets: Sequence[ResetSpec],
+    split_at: Iterable[dt.datetime],
+    capture_at: dt.datetime | None,
+) -> tuple[dict[dt.datetime, ResetSpec], list[dt.datetime]]:
+    """The resets crossed, and the phase boundaries (step 1)."""
+    reset_at = {r.at: r for r in resets if state.at < r.at <= until}
+    extra = [*split_at, capture_at] if capture_at is not None else split_at
+    return reset_at, _split_points(state.at, until, grants, list(reset_at.values()), extra)
+
+
+def usage_ranges(
+    *,
+    state: State,
+    until: dt.datetime,
+    grants: Sequence[GrantSpec],
+    resets: Sequence[ResetSpec],
+    split_at: Iterable[dt.datetime] = (),
+    capture_at: dt.datetime | None = None,
+    limits: bool = False,
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The ranges `run` with the same arguments asks `usage` for, in order: they depend on no usage, so a caller
+    can read them all at once before running."""
+    reset_at, points = _timeline(state, until, grants, resets, split_at, capture_at)
+    period_start = state.period_start
+    ranges = []
+    for start, end in itertools.pairwise(points):
+        if start in reset_at:
+            period_start = start
+        ranges.append((period_start if limits else start, end))
+    return ranges
+
+
+def _settle(state: State, at: dt.datetime, ordered: Sequence[GrantSpec], limits: bool) -> State:
+    """The state at the instant `at`: grant changes at `at` applied, carried overage paid if it can be
+    (limits: the active grants' full amounts against the current level)."""
     balances = _activate(state.balances, ordered, at)
     active = [g for g in ordered if g.id in balances]
+    if limits:
+        balances, used, overage = burn(_full_amounts(active), active, state.usage)
+        return replace(state, balances=balances, overage=overage, grant_usage=exact_sum(used.values()))
     balances, used, overage = burn(balances, active, state.overage)
     burnt = sum(used.values(), ZERO)
     return replace(state, balances=balances, overage=overage, grant_usage=state.grant_usage + burnt)
 
 
+def _full_amounts(active: Sequence[GrantSpec]) -> dict[str, Decimal]:
+    return {g.id: g.amount for g in active}
+
+
 def _run_phase(
-    state: State, start: dt.datetime, end: dt.datetime, ordered: Sequence[GrantSpec], usage: UsageFn
+    state: State, start: dt.datetime, end: dt.datetime, ordered: Sequence[GrantSpec], usage: UsageFn, limits: bool
 ) -> tuple[State, Segment]:
     at_start = _activate(state.balances, ordered, start)
     active = [g for g in ordered if g.id in at_start]
-    used_now = usage(start, end)
-    at_end, used, overage = burn(at_start, active, used_now + state.overage)
+    if limits:
+        at_start = _full_amounts(active)
+        used_now = usage(state.period_start, end)  # the level at the end of the phase
+        carried = ZERO
+    else:
+        used_now = usage(start, end)
+        carried = state.overage
+    at_end, used, overage = burn(at_start, active, used_now + carried)
     burnt = sum(used.values(), ZERO)
     segment = Segment(
         start=start,
@@ -409,8 +501,8 @@ def _run_phase(
         period_start=state.period_start,
         balances=at_end,
         overage=overage,
-        usage=state.usage + used_now,
-        grant_usage=state.grant_usage + burnt,
+        usage=used_now if limits else state.usage + used_now,
+        grant_usage=burnt if limits else state.grant_usage + burnt,
     )
     return new_state, segment
 

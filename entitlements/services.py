@@ -18,7 +18,7 @@ from django.utils import timezone
 from catalog.models import Feature
 from customers.models import Customer
 from customers.services import customer_get
-from entitlements import balance
+from entitlements import balance, value_read
 from entitlements.balance import EntitlementValue
 from entitlements.engine import Recurrence, ceil_minute, floor_minute, parse_interval
 from entitlements.models import Entitlement, EntitlementType, Grant, UsageReset
@@ -33,9 +33,9 @@ EXPIRATION_DURATIONS = {
     "YEAR": "years",
 }
 MAX_PRIORITY = 255
-# Usage is summed over burn-down phases (UNIQUE_COUNT per phase, as upstream). Upstream also accepts LATEST,
-# with grants acting as limits; that mode is not implemented, so LATEST (and AVG/MIN/MAX) are refused.
-METERED_AGGREGATIONS = ("SUM", "COUNT", "UNIQUE_COUNT")
+# As upstream: usage is summed over burn-down phases (UNIQUE_COUNT per phase); LATEST meters report a level,
+# so their grants are limits (see entitlements.engine). AVG, MIN and MAX cannot back an entitlement.
+METERED_AGGREGATIONS = ("SUM", "COUNT", "UNIQUE_COUNT", "LATEST")
 
 
 @dataclass(frozen=True)
@@ -86,22 +86,22 @@ def entitlement_for_customer(*, customer: Customer, id_or_feature_key: str, at: 
     return found
 
 
-def entitlement_for_value(*, customer_id_or_key: str, id_or_feature_key: str, at: dt.datetime | None) -> Entitlement:
-    """HOT PATH selector for value reads: the live customer's entitlement and its subjects in two queries.
-    Anything unusual (unknown customer, no active entitlement) falls back to the precise lookups above."""
-    owner = Q(customer__key=customer_id_or_key)
-    if is_ulid(customer_id_or_key):
-        owner |= Q(customer_id=customer_id_or_key.upper())
-    qs = Entitlement.objects.select_related("customer", "feature__meter").prefetch_related("customer__subjects")
-    qs = qs.filter(owner, customer__deleted_at__isnull=True)
-    if is_ulid(id_or_feature_key):
-        found = qs.filter(pk=id_or_feature_key.upper()).first()
-    else:
-        found = _active_at(qs.filter(feature_key=id_or_feature_key), at or timezone.now()).order_by("-active_from").first()
+def entitlement_value_of(
+    *, customer_id_or_key: str, id_or_feature_key: str, at: dt.datetime | None = None
+) -> EntitlementValue:
+    """HOT PATH for value reads: the live customer's entitlement (by id, else of that feature active at `at`)
+    with everything its value needs in one statement (`value_read`). Anything unusual (unknown customer, no
+    active entitlement) falls back to the precise lookups, which raise the right 404."""
+    at = at or timezone.now()
+    found = value_read.entitlement_with_inputs(
+        customer_id_or_key=customer_id_or_key, id_or_feature_key=id_or_feature_key, at=at
+    )
     if found is not None:
-        return found
+        entitlement, inputs = found
+        return balance.value(entitlement=entitlement, at=at, inputs=inputs)
     customer = customer_get(id_or_key=customer_id_or_key)
-    return entitlement_for_customer(customer=customer, id_or_feature_key=id_or_feature_key, at=at)
+    entitlement = entitlement_for_customer(customer=customer, id_or_feature_key=id_or_feature_key, at=at)
+    return balance.value(entitlement=entitlement, at=at)
 
 
 def _active_at(qs: QuerySet[Entitlement], at: dt.datetime) -> QuerySet[Entitlement]:

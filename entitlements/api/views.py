@@ -94,10 +94,10 @@ class EntitlementValueView(ScopedView):
     def get(self, request: Request, owner: str, entitlement: str) -> Response:
         at = get_datetime(request.query_params, "time")
         if self.v2:
-            found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
+            value = services.entitlement_value_of(customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
         else:
-            found = self.entitlement(owner, entitlement, at=at)
-        return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=self.v2))
+            value = services.entitlement_value(entitlement=self.entitlement(owner, entitlement, at=at), at=at)
+        return Response(value_to_api(value, v2=self.v2))
 
 
 class EntitlementHistoryView(ScopedView):
@@ -164,8 +164,8 @@ class CustomerFeatureValueView(APIView):
 
     def get(self, request: Request, owner: str, feature_key: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        found = services.entitlement_for_value(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
-        return Response(value_to_api(services.entitlement_value(entitlement=found, at=at), v2=False))
+        value = services.entitlement_value_of(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
+        return Response(value_to_api(value, v2=False))
 
 
 class EntitlementListView(APIView):

@@ -34,6 +34,12 @@ def test_create_metered_feature_with_group_filters(api):
         ({"key": "ok", "name": "x", "meterSlug": "missing"}, 400),
         ({"key": "ok", "name": "x", "meterSlug": "m", "meterGroupByFilters": {"nope": "v"}}, 400),
         ({"key": "ok", "name": "x", "meterGroupByFilters": {"model": "v"}}, 400),
+        ({"key": "ok", "name": "x", "advancedMeterGroupByFilters": {"model": {"$eq": "v"}}}, 400),
+        ({"key": "ok", "name": "x", "meterSlug": "m", "advancedMeterGroupByFilters": {"nope": {"$eq": "v"}}}, 400),
+        ({"key": "ok", "name": "x", "meterSlug": "m", "advancedMeterGroupByFilters": {"model": {"$regex": "v"}}}, 400),
+        ({"key": "ok", "name": "x", "meterSlug": "m", "advancedMeterGroupByFilters": {"model": "gpt-4"}}, 400),
+        ({"key": "ok", "name": "x", "meterSlug": "m", "advancedMeterGroupByFilters": {"model": {"$in": "gpt-4"}}}, 400),
+        ({"key": "ok", "name": "x", "meterSlug": "m", "advancedMeterGroupByFilters": {"model": {"$or": []}}}, 400),
     ],
 )
 def test_bad_feature_input_is_4xx_and_writes_nothing(api, body, status):
@@ -42,6 +48,19 @@ def test_bad_feature_input_is_4xx_and_writes_nothing(api, body, status):
     assert response.status_code == status
     assert response["Content-Type"] == PROBLEM
     assert Feature.objects.count() == 0
+
+
+def test_advanced_group_filters_and_unit_cost_are_stored_and_returned(api):
+    MeterFactory(slug="tokens", group_by={"model": "$.model", "type": "$.type"})
+    filters = {"model": {"$in": ["gpt-4", "gpt-4o"]}, "type": {"$eq": "input"}}
+    unit_cost = {"type": "manual", "amount": "0.0001"}
+    response = api.post("/api/v1/features", {"key": "gpt_input", "name": "GPT input", "meterSlug": "tokens",
+                                             "advancedMeterGroupByFilters": filters, "unitCost": unit_cost},
+                        format="json")
+    assert response.status_code == 201, response.json()
+    body = api.get(f"/api/v1/features/{response.json()['id']}").json()
+    assert body["advancedMeterGroupByFilters"] == filters
+    assert body["unitCost"] == unit_cost
 
 
 def test_duplicate_live_key_is_409(api):

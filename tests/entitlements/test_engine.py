@@ -14,8 +14,10 @@ from entitlements.engine import (
     State,
     current_period,
     exact_sum,
+    parse_interval,
     reset_timeline,
     run,
+    usage_ranges,
 )
 
 D = Decimal
@@ -262,3 +264,30 @@ def test_grant_expiring_exactly_at_a_reset_is_not_rolled_over():
     g = grant("E", 10, expires=T0 + DAY)
     s = run_to(T0 + DAY + MIN, [g], [], [ResetSpec(at=T0 + DAY)])
     assert s.balances == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["MONTH", "YEAR", "P3M", "P1Y6M", "P1M2D", "DAY", "WEEK", "PT6H", "P2W"]),
+       st.integers(min_value=0, max_value=60 * 24 * 366 * 3), st.integers(min_value=-40, max_value=40))
+def test_recurrence_times_are_the_calendar_arithmetic_of_relativedelta(interval, anchor_min, k):
+    # anchors on every day of the month, month ends included (Jan 31 + 1 month = Feb 28)
+    period = Recurrence(interval, T0 + anchor_min * MIN)
+    assert period.nth(k) == period.anchor + parse_interval(interval) * k
+
+
+@settings(max_examples=150, deadline=None)
+@given(grants_and_usage(expiring=True), st.lists(minutes, max_size=4), st.lists(st.integers(1, 28), max_size=3,
+                                                                                unique=True), st.booleans())
+def test_usage_ranges_are_exactly_the_ranges_run_asks_for(case, cuts, reset_days, limits):
+    grants, events = case
+    resets = [ResetSpec(at=T0 + d * DAY) for d in reset_days]
+    asked = []
+
+    def recording(start, end):
+        asked.append((start, end))
+        return events_usage(events)(start, end)
+
+    args = {"state": start_state(), "until": UNTIL, "grants": grants, "resets": resets,
+            "split_at": [T0 + c * MIN for c in cuts], "capture_at": T0 + 5 * DAY, "limits": limits}
+    run(usage=recording, **args)
+    assert usage_ranges(**args) == asked

@@ -19,6 +19,10 @@ def at(days=0, hours=0, minutes=0):
     return T0 + dt.timedelta(days=days, hours=hours, minutes=minutes)
 
 
+def z(when):
+    return when.isoformat().replace("+00:00", "Z")
+
+
 @pytest.fixture
 def setup(db):
     meter = MeterFactory(slug="tokens", group_by={"model": "$.model"})
@@ -188,6 +192,33 @@ def test_unknown_customer_is_404(api, setup):
                         format="json")
     assert response.status_code == 404
     assert response["Content-Type"] == PROBLEM
+
+
+def test_value_of_an_unknown_customer_or_feature_is_404_and_a_deleted_one_is_read_as_of_before(api, setup):
+    customer, _ = setup
+    with time_machine.travel(at(), tick=False):
+        created = create_metered(api, customer).json()
+        grant(api, customer, 100)
+    use("acme", at(days=1), 30)
+    with time_machine.travel(at(days=2), tick=False):
+        for url in ["/api/v2/customers/nobody/entitlements/gpt_tokens/value",
+                    "/api/v2/customers/acme/entitlements/no_such_feature/value",
+                    "/api/v2/customers/acme/entitlements/01J0000000000000000000000X/value",
+                    "/api/v1/customers/nobody/entitlements/gpt_tokens/value"]:
+            response = api.get(url)
+            assert response.status_code == 404, url
+            assert response["Content-Type"] == PROBLEM
+        assert api.delete(f"/api/v2/customers/acme/entitlements/{created['id']}").status_code == 204
+        # deleted: nothing of the feature is live now ...
+        assert api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value").status_code == 404
+        # ... but a read at a time it was active gives that time's value: 100 - 30
+        before = api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value",
+                         {"time": z(at(days=1, hours=12))}).json()
+    assert (before["hasAccess"], before["balance"], before["usage"]) == (True, 70, 30)
+    customer.deleted_at = at(days=3)
+    customer.save(update_fields=["deleted_at"])
+    with time_machine.travel(at(days=4), tick=False):
+        assert api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value").status_code == 404
 
 
 @pytest.mark.parametrize(
