@@ -1,5 +1,6 @@
 """Wire ↔ Python for metering resources (In serializers validate; `*_to_api` functions render)."""
 
+import datetime as dt
 from typing import Any
 
 from rest_framework import serializers
@@ -112,11 +113,15 @@ def subject_to_api(subject: Subject) -> dict[str, Any]:
     }
 
 
-def row_to_api(row: Row) -> dict[str, Any]:
+def row_to_api(row: Row, formatted: dict[dt.datetime, str | None]) -> dict[str, Any]:
+    """`formatted` memoises RFC 3339 strings: a result repeats each window once per subject and group."""
+    start, end = row.window_start, row.window_end
+    window_start = formatted.get(start) or formatted.setdefault(start, format_rfc3339(start))
+    window_end = formatted.get(end) or formatted.setdefault(end, format_rfc3339(end))
     body: dict[str, Any] = {
         "value": row.value,
-        "windowStart": format_rfc3339(row.window_start),
-        "windowEnd": format_rfc3339(row.window_end),
+        "windowStart": window_start,
+        "windowEnd": window_end,
         "subject": row.subject,
         "groupBy": row.group_by,
     }
@@ -150,7 +155,8 @@ def event_to_api(event: StoredEvent) -> dict[str, Any]:
 
 def query_result_to_api(rows: list[Row], params: MeterQueryParams) -> dict[str, Any]:
     """`MeterQueryResult`: the rows, with `from`, `to` and `windowSize` echoed when the request had them."""
-    body: dict[str, Any] = {"data": [row_to_api(r) for r in rows]}
+    formatted: dict[dt.datetime, str | None] = {}
+    body: dict[str, Any] = {"data": [row_to_api(r, formatted) for r in rows]}
     for key, value in (("from", params.start), ("to", params.end)):
         if value is not None:
             body[key] = format_rfc3339(value)
