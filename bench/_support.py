@@ -49,13 +49,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(workers: int, threads: int = 4) -> tuple[subprocess.Popen, int]:
+    """gunicorn as `bin/run` serves: gthread workers (keep-alive connections), `threads` threads each."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": BENCH_DATABASE_URL,
         "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "ERROR",
     }
     process = subprocess.Popen(
         [
@@ -67,6 +68,10 @@ def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
         ],

@@ -66,18 +66,35 @@ def fold(total: int) -> None:
     print(f"  rollup rows by resolution (1=minute, 2=hour, 3=day): {dict(rows)}")
 
 
-def http_query(port: int, key: str, params: dict) -> tuple[float, int]:
-    query = urllib.parse.urlencode(params, doseq=True)
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("GET", f"/api/v1/meters/bench_tokens/query?{query}", headers={"Authorization": f"Bearer {key}"})
-    response = conn.getresponse()
-    body = response.read()
-    elapsed = time.perf_counter() - started
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"query failed: {response.status} {body[:200]!r}")
-    return elapsed, len(orjson.loads(body)["data"])
+class Client:
+    """A keep-alive HTTP client that costs little itself (http.client, one connection reused), as a backend
+    checking meters on its hot path would hold; `fresh=True` opens a new connection per request instead."""
+
+    def __init__(self, port: int, key: str, fresh: bool = False):
+        self.port, self.fresh = port, fresh
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def get(self, path: str) -> tuple[float, int, bytes]:
+        started = time.perf_counter()
+        if self.fresh:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        self.conn.request("GET", path, headers=self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        if self.fresh:
+            self.conn.close()
+        return elapsed, response.status, body
+
+    def query(self, params: dict) -> float:
+        elapsed, status, body = self.get(f"/api/v1/meters/bench_tokens/query?{urllib.parse.urlencode(params, doseq=True)}")
+        if status != 200:
+            raise RuntimeError(f"query failed: {status} {body[:200]!r}")
+        return elapsed
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def db_time(query) -> float:
@@ -143,9 +160,17 @@ def main() -> None:
 
     process, port = start_gunicorn(2)
     try:
-        http_query(port, key, base)  # warm-up
-        one_http = [http_query(port, key, {**base, "subject": subject()})[0] for _ in range(args.runs)]
-        all_http = [http_query(port, key, base)[0] for _ in range(args.runs)]
+        client, fresh = Client(port, key), Client(port, key, fresh=True)
+        for _ in range(20):  # warm-up: both workers, their connections and their threads
+            client.query(base)
+            fresh.query({**base, "subject": subject()})
+        floor_404 = [client.get("/api/v1/no-such-endpoint")[0] for _ in range(args.runs)]
+        floor_auth = [client.get("/api/v1/info/currencies")[0] for _ in range(args.runs)]
+        one_http = [client.query({**base, "subject": subject()}) for _ in range(args.runs)]
+        all_http = [client.query(base) for _ in range(args.runs)]
+        one_fresh = [fresh.query({**base, "subject": subject()}) for _ in range(args.runs)]
+        all_fresh = [fresh.query(base) for _ in range(args.runs)]
+        client.close()
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -157,6 +182,8 @@ def main() -> None:
     rows = len(run_query(all_spec))
     one_db, all_db = db_time(query_sql(one_spec(subject()))), db_time(query_sql(all_spec))
 
+    print("  HTTP: gunicorn gthread (2 workers x 4 threads), one keep-alive connection (http.client)")
+    print(f"  floor: unknown path (404) {ms(floor_404)} | GET /api/v1/info/currencies (auth only) {ms(floor_auth)}")
     print(
         f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
         f"naive raw SQL {ms(one_raw)}   (target p50 <= 5 ms)"
@@ -165,6 +192,7 @@ def main() -> None:
         f"  all subjects, month, DAY, by model  HTTP {ms(all_http)} | in process {ms(all_rollup)} | "
         f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)"
     )
+    print(f"  same over a new connection per request: one subject {ms(one_fresh)} | all subjects {ms(all_fresh)}")
     print(f"  meter_usage (entitlements), one subject, month: in process {ms(usage)}")
     print(
         f"  PostgreSQL alone (EXPLAIN ANALYZE planning + execution): one subject {one_db:.2f} ms, "

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -56,8 +56,9 @@ class QuerySpec:
     advanced_filters: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
+    """One result row: a tuple, since a query returns hundreds of them (a month of days, by group and subject)."""
+
     value: Decimal
     window_start: dt.datetime | None
     window_end: dt.datetime | None
@@ -69,37 +70,16 @@ class Row:
 # --- expressions over an event row `e` -------------------------------------------------------------------------
 
 
-def value_expr(meter: Meter, alias: str = "e") -> sql.Composable:
-    """The meter's numeric value of an event (NULL when missing or not a number); COUNT meters have none."""
-    if meter.aggregation == MeterAggregation.COUNT:
-        return sql.SQL("NULL::numeric")
-    if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
-        return sql.SQL("NULL::numeric")
-    return sql.SQL("om_to_value(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.value_property or "$")
-    )
+def group_column(meter: Meter, key: str) -> sql.Composable:
+    """An event's value of one groupBy key (text, NULL when missing), extracted by `extracted_sql`."""
+    return sql.Identifier("x", f"g{sorted(meter.group_by).index(key)}")
 
 
-def uvalue_expr(meter: Meter, alias: str = "e") -> sql.Composable:
-    """The distinct value of an event for UNIQUE_COUNT meters ('' for other aggregations)."""
-    if meter.aggregation != MeterAggregation.UNIQUE_COUNT:
-        return sql.SQL("''::text")
-    return sql.SQL("om_to_text(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.value_property or "$")
-    )
-
-
-def group_value_expr(meter: Meter, key: str, alias: str = "e") -> sql.Composable:
-    return sql.SQL("om_to_text(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.group_by[key])
-    )
-
-
-def groups_expr(meter: Meter, alias: str = "e") -> sql.Composable:
+def groups_expr(meter: Meter) -> sql.Composable:
     """All of the meter's groupBy values of an event as one jsonb object (the rollup's `groups`)."""
     if not meter.group_by:
         return sql.SQL("'{}'::jsonb")
-    pairs = [sql.SQL("{}, {}").format(sql.Literal(k), group_value_expr(meter, k, alias)) for k in sorted(meter.group_by)]
+    pairs = [sql.SQL("{}, {}").format(sql.Literal(k), group_column(meter, k)) for k in sorted(meter.group_by)]
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
 
@@ -117,11 +97,31 @@ def eligible_sql(meter: Meter) -> sql.Composable:
 
 
 def extracted_sql(meter: Meter) -> sql.Composable:
-    """`CROSS JOIN LATERAL` the event's value `x.v` and distinct value `x.u`, extracted ONCE per event
-    (OFFSET 0 stops PostgreSQL from pulling the subquery up and copying the JSONPath call into every use)."""
-    return sql.SQL("CROSS JOIN LATERAL (SELECT {} AS v, {} AS u OFFSET 0) AS x").format(
-        value_expr(meter), uvalue_expr(meter)
-    )
+    """`CROSS JOIN LATERAL` the event's values, each JSONPath evaluated ONCE per event: `x.v` the meter's number
+    (NULL when missing or not a number; COUNT and UNIQUE_COUNT have none), `x.u` the distinct value of
+    UNIQUE_COUNT meters ('' otherwise) and `x.g0`, `x.g1`, … the groupBy values as text (keys sorted).
+
+    Both OFFSET 0 stop PostgreSQL from inlining a subquery into its uses: om_to_value/om_to_text read their
+    argument several times, and so do the queries read `x.*`. Columns a query does not read are not computed."""
+    path = sql.SQL("jsonb_path_query_first(e.data, {}::jsonpath)")
+    extract: list[sql.Composable] = []
+    convert: list[sql.Composable] = []
+    value_path = sql.Literal(meter.value_property or "$")
+    if meter.aggregation in (MeterAggregation.COUNT, MeterAggregation.UNIQUE_COUNT):
+        convert.append(sql.SQL("NULL::numeric AS v"))
+    else:
+        extract.append(path.format(value_path) + sql.SQL(" AS v"))
+        convert.append(sql.SQL("om_to_value(j.v) AS v"))
+    if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
+        extract.append(path.format(value_path) + sql.SQL(" AS u"))
+        convert.append(sql.SQL("om_to_text(j.u) AS u"))
+    else:
+        convert.append(sql.SQL("''::text AS u"))
+    for i, key in enumerate(sorted(meter.group_by)):
+        extract.append(path.format(sql.Literal(meter.group_by[key])) + sql.SQL(f" AS g{i}"))
+        convert.append(sql.SQL(f"om_to_text(j.g{i}) AS g{i}"))
+    source = sql.SQL(" FROM (SELECT {} OFFSET 0) AS j").format(sql.SQL(", ").join(extract)) if extract else sql.SQL("")
+    return sql.SQL("CROSS JOIN LATERAL (SELECT {}{} OFFSET 0) AS x").format(sql.SQL(", ").join(convert), source)
 
 
 def events_as_rollups_sql(meter: Meter, source: sql.Composable, where: Sequence[sql.Composable]) -> sql.Composable:
@@ -188,7 +188,7 @@ class _Columns:
             last_time=sql.SQL("max(e.time)"),
             subject=sql.SQL("e.subject"),
             value=raw_aggregate_sql(meter),
-            group=lambda key: group_value_expr(meter, key),
+            group=lambda key: group_column(meter, key),
         )
 
 
@@ -483,24 +483,23 @@ def _ceil(value: dt.datetime, unit: dt.timedelta) -> dt.datetime:
 
 
 def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> list[Row]:
-    rows: list[Row] = []
-    for value, window_start, window_end, subject, customer_id, *group_values in records:
-        if value is None:
-            continue
-        if not spec.window_size:
-            window_start = spec.start or _floor_minute(window_start)
-            window_end = spec.end or _floor_minute(window_end) + MINUTE
-        rows.append(
-            Row(
-                value=value,
-                window_start=window_start,
-                window_end=window_end,
-                subject=subject,
-                customer_id=customer_id,
-                group_by=dict(zip(keys, group_values, strict=True)),
-            )
+    """Records are (value, window start, window end, subject, customer id, *group values); NULL values are
+    windows whose events had no value for the aggregation (e.g. MIN over non-numbers): no row."""
+    if spec.window_size:
+        return [Row(r[0], r[1], r[2], r[3], r[4], dict(zip(keys, r[5:], strict=True))) for r in records if r[0] is not None]
+    start, end = spec.start, spec.end
+    return [
+        Row(
+            r[0],
+            start or _floor_minute(r[1]),
+            end or _floor_minute(r[2]) + MINUTE,
+            r[3],
+            r[4],
+            dict(zip(keys, r[5:], strict=True)),
         )
-    return rows
+        for r in records
+        if r[0] is not None
+    ]
 
 
 def _floor_minute(value: dt.datetime) -> dt.datetime:
