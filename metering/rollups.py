@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 ROLLUP_LOCK = 0x6F6D5F726F6C6C  # "om_roll": one folder or backfill step at a time
 FOLD_BATCH = 50_000
+VACUUM_AFTER = 100_000  # events folded in one run after which the emptied queue is vacuumed
 BACKFILL_CHUNK = 200_000
 
 _LATEST_MERGE = "(excluded.latest_time, excluded.latest_seq) > (metering_rollup.latest_time, metering_rollup.latest_seq)"
@@ -163,6 +164,17 @@ def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:
         if folded < limit:
             break
     return total
+
+
+def fold_backlog(*, limit: int = FOLD_BATCH, max_batches: int = 100, vacuum_after: int = VACUUM_AFTER) -> int:
+    """`fold_all`, then vacuum the queue if the run emptied a large part of it: every query reads the queue
+    (the raw tail), and until autovacuum comes by its dead rows are scanned too (a freshly emptied queue of
+    1,000,000 events cost each query ~20 ms). VACUUM needs autocommit: callers inside a transaction skip it."""
+    folded = fold_all(limit=limit, max_batches=max_batches)
+    if folded >= vacuum_after and not connection.in_atomic_block:
+        with connection.cursor() as cur:
+            cur.execute("VACUUM metering_pendingevent")
+    return folded
 
 
 # --- backfill -----------------------------------------------------------------------------------------------------
