@@ -50,8 +50,10 @@ def free_port() -> int:
 
 
 def start_gunicorn(workers: int, threads: int = 4) -> tuple[subprocess.Popen, int]:
-    """gunicorn as `bin/run` serves: gthread workers (keep-alive connections), `threads` threads each."""
+    """gunicorn as `bin/run` serves: gthread workers (keep-alive connections), `threads` threads each;
+    `threads=0`: sync workers (one request at a time, connection closed after each response)."""
     port = free_port()
+    worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads else ["--worker-class", "sync"]
     env = {
         **os.environ,
         "DATABASE_URL": BENCH_DATABASE_URL,
@@ -68,10 +70,7 @@ def start_gunicorn(workers: int, threads: int = 4) -> tuple[subprocess.Popen, in
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
+            *worker_class,
             "--log-level",
             "warning",
         ],

@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker; 0 = sync workers")
     parser.add_argument("--sustained", type=int, default=60, help="seconds of ingest with the fold job running")
     args = parser.parse_args()
 
@@ -295,7 +296,7 @@ def main() -> None:
         f"COPY to temp table + INSERT SELECT {copy_store:9,.0f} ev/s"
     )
 
-    process, port = start_gunicorn(args.workers)
+    process, port = start_gunicorn(args.workers, args.threads)
     try:
         master = psutil.Process(process.pid)
         http_rate(port, key, [orjson.dumps(make_events(run + "w", i)) for i in range(5)], args.clients)  # warm-up
@@ -311,7 +312,8 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-    print(f"  HTTP ingest (gunicorn {args.workers} workers, {args.clients} clients): {rate:9,.0f} ev/s")
+    server = f"{args.threads} gthread threads each" if args.threads else "sync"
+    print(f"  HTTP ingest (gunicorn {args.workers} workers, {server}; {args.clients} clients): {rate:9,.0f} ev/s")
     print(f"  raw PostgreSQL COPY of the same rows (1 connection):      {copy:9,.0f} ev/s")
     print(f"  ingest / COPY = {rate / copy:.0%}   target >= 20,000 ev/s and >= 40% of COPY")
     print(f"  peak RSS of a web worker: {peak[0] / 2**20:.0f} MB   target < 300 MB")

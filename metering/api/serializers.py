@@ -10,8 +10,9 @@ from metering.models import Meter, MeterAggregation, Subject, WindowSize
 from metering.query import Row
 from metering.selectors import StoredEvent
 from openmeter_site.api.fields import MetadataField, RFC3339Field
+from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import KEY_RE
-from openmeter_site.core.time import format_rfc3339
+from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
 class MeterCreateSerializer(serializers.Serializer):
@@ -34,26 +35,77 @@ class MeterUpdateSerializer(serializers.Serializer):
 
 
 class MeterQuerySerializer(serializers.Serializer):
-    """`MeterQueryRequest` (POST body); the GET form is parsed into the same shape.
+    """`MeterQueryRequest` (POST body); the GET form is parsed into the same shape."""
 
-    The fields are built per instance rather than declared: DRF deep-copies declared fields for every
-    instance, which costs more than the validation itself on the meter query hot path."""
+    clientId = serializers.CharField(min_length=1, max_length=36, required=False)
+    # `from` is a Python keyword: declared below
+    to = RFC3339Field(required=False, allow_null=True)
+    windowSize = serializers.ChoiceField(choices=WindowSize.values, required=False, allow_null=True)
+    windowTimeZone = serializers.CharField(required=False, allow_null=True)
+    subject = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
+    filterCustomerId = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
+    filterGroupBy = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    advancedMeterGroupByFilters = serializers.DictField(required=False)
+    groupBy = serializers.ListField(child=serializers.CharField(), max_length=100, required=False)
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        return {
-            "clientId": serializers.CharField(min_length=1, max_length=36, required=False),
-            "from": RFC3339Field(required=False, allow_null=True),
-            "to": RFC3339Field(required=False, allow_null=True),
-            "windowSize": serializers.ChoiceField(choices=WindowSize.values, required=False, allow_null=True),
-            "windowTimeZone": serializers.CharField(required=False, allow_null=True),
-            "subject": serializers.ListField(child=serializers.CharField(), max_length=100, required=False),
-            "filterCustomerId": serializers.ListField(child=serializers.CharField(), max_length=100, required=False),
-            "filterGroupBy": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField()), required=False
-            ),
-            "advancedMeterGroupByFilters": serializers.DictField(required=False),
-            "groupBy": serializers.ListField(child=serializers.CharField(), max_length=100, required=False),
-        }
+
+MeterQuerySerializer._declared_fields["from"] = RFC3339Field(required=False, allow_null=True)
+
+
+_STRING_LISTS = ("subject", "filterCustomerId", "groupBy")  # ListField(child=CharField(), max_length=100)
+
+
+def validate_meter_query(raw: Any) -> dict[str, Any]:
+    """The validated `MeterQueryRequest`. A plain request (trimmed strings, known window size, RFC 3339 times)
+    is checked here directly and comes out as MeterQuerySerializer would return it; anything else goes
+    through the serializer, which words every error. DRF builds a dozen field objects per validation, which
+    costs about 0.5 ms on the meter query hot path."""
+    validated = _plain_meter_query(raw)
+    if validated is not None:
+        return validated
+    serializer = MeterQuerySerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _plain(value: Any) -> bool:
+    """A string DRF's CharField returns unchanged: not blank, no surrounding whitespace."""
+    return isinstance(value, str) and value != "" and value == value.strip()
+
+
+def _plain_meter_query(raw: Any) -> dict[str, Any] | None:  # noqa: C901 (one check per field, in one place)
+    """MeterQuerySerializer's result when every field is plainly valid, else None (the serializer decides)."""
+    if not isinstance(raw, dict):
+        return None
+    validated: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("from", "to"):
+            try:
+                value = None if value is None else parse_rfc3339(value, key)
+            except InvalidInput:
+                return None
+        elif key == "windowSize":
+            if value is not None and value not in WindowSize.values:
+                return None
+        elif key == "windowTimeZone":
+            if value is not None and not _plain(value):
+                return None
+        elif key == "clientId":
+            if not (_plain(value) and len(value) <= 36):
+                return None
+        elif key in _STRING_LISTS:
+            if not (isinstance(value, list) and len(value) <= 100 and all(_plain(v) for v in value)):
+                return None
+        elif key == "filterGroupBy":
+            if not (isinstance(value, dict) and all(isinstance(v, list) and all(map(_plain, v)) for v in value.values())):
+                return None
+        elif key == "advancedMeterGroupByFilters":
+            if not isinstance(value, dict):
+                return None
+        else:
+            continue  # not a field of the request: the serializer ignores it too
+        validated[key] = value
+    return validated
 
 
 class SubjectUpsertSerializer(serializers.Serializer):
