@@ -30,7 +30,6 @@ from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
 
 UTC = ZoneInfo("UTC")
-_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, psycopg.pq.Format.TEXT)
 RESERVED_GROUP_BY = ("subject", "customer_id")
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -300,12 +299,14 @@ def _aggregate_query(
 
 def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
     """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
-    meter's JSONPath or event type needs no escaping."""
-    with connection.cursor() as cur:
-        # psycopg's own (C) timestamptz loader: Django's replaces it with a Python subclass that costs ~10 µs a
-        # value, and a month of DAY windows by group has hundreds. The session time zone is UTC (USE_TZ).
-        cur.cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
-        cur.execute(query)
+    meter's JSONPath or event type needs no escaping.
+
+    Results come in binary, on a plain psycopg cursor over Django's connection (same transaction, errors
+    wrapped as Django's): timestamps and numbers cross without PostgreSQL formatting them as text and Python
+    parsing them back, which was half the cost of a month of windows by group."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        cur.execute(query, binary=True)
         records = cur.fetchall()
     return _rows(spec, keys, records)
 
