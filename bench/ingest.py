@@ -9,16 +9,21 @@ import argparse
 import contextlib
 import datetime as dt
 import http.client
-import os
 import random
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 import psutil
-from _support import BENCH_DATABASE_URL, load_average, prepare_database, setup_django, start_gunicorn
+from _support import (
+    BENCH_DATABASE_URL,
+    backend_cpu_seconds,
+    load_average,
+    prepare_database,
+    setup_django,
+    start_gunicorn,
+)
 
 BATCH = 1000
 MODELS = ["gpt-4", "gpt-4o", "gpt-3.5", "claude", "llama"]
@@ -155,12 +160,6 @@ def create_meter() -> None:
         value_property="$.tokens",
         group_by={"model": "$.model", "type": "$.type"},
     )
-
-
-def backend_cpu_seconds(pid: int) -> float:
-    """CPU time a local PostgreSQL backend has used (from /proc): a figure the machine's load does not inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fold_backlog_rate() -> tuple[float, float]:
