@@ -69,7 +69,7 @@ def fold(total: int) -> None:
     cpu, started = backend_cpu_seconds(pid), time.perf_counter()
     folded = 0
     while True:
-        done = fold_backlog(limit=50_000, max_batches=1000)
+        done = fold_backlog(max_batches=1000)
         folded += done
         if done == 0:
             break

@@ -26,7 +26,7 @@ from metering.query import eligible_sql, extracted_sql, group_column
 logger = logging.getLogger(__name__)
 
 ROLLUP_LOCK = 0x6F6D5F726F6C6C  # "om_roll": one folder or backfill step at a time
-FOLD_BATCH = 50_000
+FOLD_BATCH = 200_000  # bigger batches share more buckets between their events: fewer upserts per event
 VACUUM_AFTER = 100_000  # events folded in one run after which the emptied queue is vacuumed
 BACKFILL_CHUNK = 200_000
 
@@ -125,7 +125,7 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
         if not cur.fetchone()[0]:
             return 0
-        cur.execute("SET LOCAL work_mem = '64MB'")  # the batch aggregates in memory instead of spilling
+        cur.execute("SET LOCAL work_mem = '256MB'")  # the batch aggregates in memory instead of spilling
         cur.execute(FOLD_TABLE_SQL)
         cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
         cur.execute(CLAIM_SQL, [limit])
@@ -203,7 +203,7 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
         if meter is None or meter.backfill_cursor is None:
             return True
         cursor = meter.backfill_cursor
-        cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute("SET LOCAL work_mem = '256MB'")
         cur.execute("SELECT coalesce(max(seq), 0) FROM metering_event")
         max_seq = cur.fetchone()[0]
         if cursor > max_seq:
