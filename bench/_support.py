@@ -6,6 +6,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import psycopg
@@ -49,13 +50,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(workers: int, threads: int = 4) -> tuple[subprocess.Popen, int]:
+    """gunicorn as `bin/run` serves: gthread workers (keep-alive connections), `threads` threads each;
+    `threads=0`: sync workers (one request at a time, connection closed after each response)."""
     port = free_port()
+    worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads else ["--worker-class", "sync"]
     env = {
         **os.environ,
         "DATABASE_URL": BENCH_DATABASE_URL,
         "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "ERROR",
     }
     process = subprocess.Popen(
         [
@@ -67,6 +71,7 @@ def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            *worker_class,
             "--log-level",
             "warning",
         ],
@@ -85,8 +90,14 @@ def start_gunicorn(workers: int) -> tuple[subprocess.Popen, int]:
 
 
 def load_average() -> str:
+    """The load average, and how fast this CPU runs Python right now: on a shared virtual machine the second
+    moves by half without the first showing it."""
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+    loop = min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200
+    return (
+        f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores; "
+        f"sum(range(10000)) {loop * 1e6:.0f} us"
+    )
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -96,3 +107,9 @@ def percentile(samples: list[float], p: float) -> float:
 
 def ms(samples: list[float]) -> str:
     return f"p50 {statistics.median(samples) * 1000:7.2f} ms  p95 {percentile(samples, 0.95) * 1000:7.2f} ms"
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """CPU time a local PostgreSQL backend has used (from /proc): a figure the machine's load does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

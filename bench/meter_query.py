@@ -15,8 +15,17 @@ import time
 import urllib.parse
 
 import orjson
+import psutil
 import psycopg
-from _support import BENCH_DATABASE_URL, load_average, ms, prepare_database, setup_django, start_gunicorn
+from _support import (
+    BENCH_DATABASE_URL,
+    backend_cpu_seconds,
+    load_average,
+    ms,
+    prepare_database,
+    setup_django,
+    start_gunicorn,
+)
 
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 END = START + dt.timedelta(days=30)
@@ -48,17 +57,27 @@ def load_events(total: int) -> None:
 
 
 def fold(total: int) -> None:
-    from metering.rollups import fold_all
+    """The real fold job over the generated backlog; PostgreSQL's CPU time per event beside the wall rate (on a
+    shared machine the wall rate depends on everyone else's load, the CPU cost much less)."""
+    from django.db import connection
 
-    started = time.perf_counter()
+    from metering.rollups import fold_backlog
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    cpu, started = backend_cpu_seconds(pid), time.perf_counter()
     folded = 0
     while True:
-        done = fold_all(limit=50_000, max_batches=1000)
+        done = fold_backlog(max_batches=1000)
         folded += done
         if done == 0:
             break
-    elapsed = time.perf_counter() - started
-    print(f"  folded {folded:,} pending events into rollups in {elapsed:.1f} s ({folded / elapsed:,.0f} ev/s)")
+    elapsed, cpu = time.perf_counter() - started, backend_cpu_seconds(pid) - cpu
+    print(
+        f"  folded {folded:,} pending events into rollups in {elapsed:.1f} s ({folded / elapsed:,.0f} ev/s; "
+        f"PostgreSQL CPU {cpu / folded * 1e6:.1f} us/event = {folded / cpu:,.0f} ev/s per core)"
+    )
     with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE metering_rollup")
         conn.execute("VACUUM ANALYZE metering_pendingevent")
@@ -66,18 +85,62 @@ def fold(total: int) -> None:
     print(f"  rollup rows by resolution (1=minute, 2=hour, 3=day): {dict(rows)}")
 
 
-def http_query(port: int, key: str, params: dict) -> tuple[float, int]:
-    query = urllib.parse.urlencode(params, doseq=True)
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("GET", f"/api/v1/meters/bench_tokens/query?{query}", headers={"Authorization": f"Bearer {key}"})
-    response = conn.getresponse()
-    body = response.read()
-    elapsed = time.perf_counter() - started
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"query failed: {response.status} {body[:200]!r}")
-    return elapsed, len(orjson.loads(body)["data"])
+class Client:
+    """A keep-alive HTTP client that costs little itself (http.client, one connection reused), as a backend
+    checking meters on its hot path would hold; `fresh=True` opens a new connection per request instead."""
+
+    def __init__(self, port: int, key: str, fresh: bool = False):
+        self.port, self.fresh = port, fresh
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def get(self, path: str) -> tuple[float, int, bytes]:
+        started = time.perf_counter()
+        if self.fresh:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        self.conn.request("GET", path, headers=self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        if self.fresh:
+            self.conn.close()
+        return elapsed, response.status, body
+
+    def query(self, params: dict) -> float:
+        elapsed, status, body = self.get(f"/api/v1/meters/bench_tokens/query?{urllib.parse.urlencode(params, doseq=True)}")
+        if status != 200:
+            raise RuntimeError(f"query failed: {status} {body[:200]!r}")
+        return elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class ServerCpu:
+    """CPU time the gunicorn workers and the bench database's PostgreSQL backends spend per request."""
+
+    def __init__(self, master_pid: int):
+        self.workers = [p.pid for p in psutil.Process(master_pid).children()]
+        self.per_request: list[str] = []
+
+    def measure(self, run):
+        with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
+            backends = [
+                pid
+                for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+            ]
+        web, db = _cpu(self.workers), sum(backend_cpu_seconds(pid) for pid in backends)
+        samples = run()
+        web, db = _cpu(self.workers) - web, sum(backend_cpu_seconds(pid) for pid in backends) - db
+        self.per_request.append(f"{web / len(samples) * 1000:.1f} + {db / len(samples) * 1000:.1f} ms")
+        return samples
+
+
+def _cpu(pids: list[int]) -> float:
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return sum(t.user + t.system for t in times)
 
 
 def db_time(query) -> float:
@@ -143,9 +206,18 @@ def main() -> None:
 
     process, port = start_gunicorn(2)
     try:
-        http_query(port, key, base)  # warm-up
-        one_http = [http_query(port, key, {**base, "subject": subject()})[0] for _ in range(args.runs)]
-        all_http = [http_query(port, key, base)[0] for _ in range(args.runs)]
+        client, fresh = Client(port, key), Client(port, key, fresh=True)
+        for _ in range(20):  # warm-up: both workers, their connections and their threads
+            client.query(base)
+            fresh.query({**base, "subject": subject()})
+        cpu = ServerCpu(process.pid)
+        floor_404 = [client.get("/api/v1/no-such-endpoint")[0] for _ in range(args.runs)]
+        floor_auth = cpu.measure(lambda: [client.get("/api/v1/info/currencies")[0] for _ in range(args.runs)])
+        one_http = cpu.measure(lambda: [client.query({**base, "subject": subject()}) for _ in range(args.runs)])
+        all_http = cpu.measure(lambda: [client.query(base) for _ in range(args.runs)])
+        one_fresh = [fresh.query({**base, "subject": subject()}) for _ in range(args.runs)]
+        all_fresh = [fresh.query(base) for _ in range(args.runs)]
+        client.close()
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -157,6 +229,12 @@ def main() -> None:
     rows = len(run_query(all_spec))
     one_db, all_db = db_time(query_sql(one_spec(subject()))), db_time(query_sql(all_spec))
 
+    print("  HTTP: gunicorn gthread (2 workers x 4 threads), one keep-alive connection (http.client)")
+    print(f"  floor: unknown path (404) {ms(floor_404)} | GET /api/v1/info/currencies (auth only) {ms(floor_auth)}")
+    print(
+        f"  CPU per request (web workers + PostgreSQL backends, which the machine's load does not inflate much): "
+        f"auth only {cpu.per_request[0]}, one subject {cpu.per_request[1]}, all subjects {cpu.per_request[2]}"
+    )
     print(
         f"  one subject, month, DAY, by model   HTTP {ms(one_http)} | in process {ms(one_rollup)} | "
         f"naive raw SQL {ms(one_raw)}   (target p50 <= 5 ms)"
@@ -165,6 +243,7 @@ def main() -> None:
         f"  all subjects, month, DAY, by model  HTTP {ms(all_http)} | in process {ms(all_rollup)} | "
         f"naive raw SQL {ms(all_raw)}   (target p50 <= 50 ms; {rows} rows)"
     )
+    print(f"  same over a new connection per request: one subject {ms(one_fresh)} | all subjects {ms(all_fresh)}")
     print(f"  meter_usage (entitlements), one subject, month: in process {ms(usage)}")
     print(
         f"  PostgreSQL alone (EXPLAIN ANALYZE planning + execution): one subject {one_db:.2f} ms, "

@@ -19,9 +19,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import psycopg
 from django.db import connection
 from psycopg import sql
 
@@ -54,8 +55,9 @@ class QuerySpec:
     advanced_filters: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
+    """One result row: a tuple, since a query returns hundreds of them (a month of days, by group and subject)."""
+
     value: Decimal
     window_start: dt.datetime | None
     window_end: dt.datetime | None
@@ -67,37 +69,16 @@ class Row:
 # --- expressions over an event row `e` -------------------------------------------------------------------------
 
 
-def value_expr(meter: Meter, alias: str = "e") -> sql.Composable:
-    """The meter's numeric value of an event (NULL when missing or not a number); COUNT meters have none."""
-    if meter.aggregation == MeterAggregation.COUNT:
-        return sql.SQL("NULL::numeric")
-    if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
-        return sql.SQL("NULL::numeric")
-    return sql.SQL("om_to_value(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.value_property or "$")
-    )
+def group_column(meter: Meter, key: str) -> sql.Composable:
+    """An event's value of one groupBy key (text, NULL when missing), extracted by `extracted_sql`."""
+    return sql.Identifier("x", f"g{sorted(meter.group_by).index(key)}")
 
 
-def uvalue_expr(meter: Meter, alias: str = "e") -> sql.Composable:
-    """The distinct value of an event for UNIQUE_COUNT meters ('' for other aggregations)."""
-    if meter.aggregation != MeterAggregation.UNIQUE_COUNT:
-        return sql.SQL("''::text")
-    return sql.SQL("om_to_text(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.value_property or "$")
-    )
-
-
-def group_value_expr(meter: Meter, key: str, alias: str = "e") -> sql.Composable:
-    return sql.SQL("om_to_text(jsonb_path_query_first({}.data, {}::jsonpath))").format(
-        sql.Identifier(alias), sql.Literal(meter.group_by[key])
-    )
-
-
-def groups_expr(meter: Meter, alias: str = "e") -> sql.Composable:
+def groups_expr(meter: Meter) -> sql.Composable:
     """All of the meter's groupBy values of an event as one jsonb object (the rollup's `groups`)."""
     if not meter.group_by:
         return sql.SQL("'{}'::jsonb")
-    pairs = [sql.SQL("{}, {}").format(sql.Literal(k), group_value_expr(meter, k, alias)) for k in sorted(meter.group_by)]
+    pairs = [sql.SQL("{}, {}").format(sql.Literal(k), group_column(meter, k)) for k in sorted(meter.group_by)]
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
 
@@ -115,11 +96,31 @@ def eligible_sql(meter: Meter) -> sql.Composable:
 
 
 def extracted_sql(meter: Meter) -> sql.Composable:
-    """`CROSS JOIN LATERAL` the event's value `x.v` and distinct value `x.u`, extracted ONCE per event
-    (OFFSET 0 stops PostgreSQL from pulling the subquery up and copying the JSONPath call into every use)."""
-    return sql.SQL("CROSS JOIN LATERAL (SELECT {} AS v, {} AS u OFFSET 0) AS x").format(
-        value_expr(meter), uvalue_expr(meter)
-    )
+    """`CROSS JOIN LATERAL` the event's values, each JSONPath evaluated ONCE per event: `x.v` the meter's number
+    (NULL when missing or not a number; COUNT and UNIQUE_COUNT have none), `x.u` the distinct value of
+    UNIQUE_COUNT meters ('' otherwise) and `x.g0`, `x.g1`, … the groupBy values as text (keys sorted).
+
+    Both OFFSET 0 stop PostgreSQL from inlining a subquery into its uses: om_to_value/om_to_text read their
+    argument several times, and so do the queries read `x.*`. Columns a query does not read are not computed."""
+    path = sql.SQL("jsonb_path_query_first(e.data, {}::jsonpath)")
+    extract: list[sql.Composable] = []
+    convert: list[sql.Composable] = []
+    value_path = sql.Literal(meter.value_property or "$")
+    if meter.aggregation in (MeterAggregation.COUNT, MeterAggregation.UNIQUE_COUNT):
+        convert.append(sql.SQL("NULL::numeric AS v"))
+    else:
+        extract.append(path.format(value_path) + sql.SQL(" AS v"))
+        convert.append(sql.SQL("om_to_value(j.v) AS v"))
+    if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
+        extract.append(path.format(value_path) + sql.SQL(" AS u"))
+        convert.append(sql.SQL("om_to_text(j.u) AS u"))
+    else:
+        convert.append(sql.SQL("''::text AS u"))
+    for i, key in enumerate(sorted(meter.group_by)):
+        extract.append(path.format(sql.Literal(meter.group_by[key])) + sql.SQL(f" AS g{i}"))
+        convert.append(sql.SQL(f"om_to_text(j.g{i}) AS g{i}"))
+    source = sql.SQL(" FROM (SELECT {} OFFSET 0) AS j").format(sql.SQL(", ").join(extract)) if extract else sql.SQL("")
+    return sql.SQL("CROSS JOIN LATERAL (SELECT {}{} OFFSET 0) AS x").format(sql.SQL(", ").join(convert), source)
 
 
 def events_as_rollups_sql(meter: Meter, source: sql.Composable, where: Sequence[sql.Composable]) -> sql.Composable:
@@ -186,7 +187,7 @@ class _Columns:
             last_time=sql.SQL("max(e.time)"),
             subject=sql.SQL("e.subject"),
             value=raw_aggregate_sql(meter),
-            group=lambda key: group_value_expr(meter, key),
+            group=lambda key: group_column(meter, key),
         )
 
 
@@ -252,7 +253,8 @@ def _aggregate_query(
     for key, spec_filter in sorted(spec.advanced_filters.items()):
         where.append(compile_filter_string(cols.group(key), spec_filter, f"advancedMeterGroupByFilters.{key}"))
 
-    select: list[sql.Composable] = [sql.SQL("{} AS value").format(cols.value)]
+    # trim_scale: `12.5000000000000000000` → `12.5` (values are computed at scale 19); never rounds
+    select: list[sql.Composable] = [sql.SQL("trim_scale({}) AS value").format(cols.value)]
     group: list[sql.Composable] = []
     if spec.window_size:
         unit = {"MINUTE": "minute", "HOUR": "hour", "DAY": "day", "MONTH": "month"}[spec.window_size]
@@ -297,9 +299,15 @@ def _aggregate_query(
 
 def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
     """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
-    meter's JSONPath or event type needs no escaping."""
-    with connection.cursor() as cur:
-        cur.execute(query)
+    meter's JSONPath or event type needs no escaping.
+
+    Results come in binary, on a plain psycopg cursor over Django's connection (same transaction, errors
+    wrapped as Django's): timestamps and numbers cross without PostgreSQL formatting them as text and Python
+    parsing them back, which was half the cost of a month of windows by group. Never prepared: a statement
+    prepared on a pooled connection (PgBouncer) may be gone at the next use."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        cur.execute(query, binary=True, prepare=False)
         records = cur.fetchall()
     return _rows(spec, keys, records)
 
@@ -325,7 +333,7 @@ def query_sql(spec: QuerySpec) -> sql.Composable | None:
     """The one statement `run_query` runs (None when the range is empty); also for EXPLAIN in benchmarks."""
     meter = spec.meter
     # read fresh: a caller may hold the meter from before a rebuild started (its rollups are gone meanwhile)
-    if Meter.objects.filter(pk=meter.pk).values_list("backfill_cursor", flat=True).first() is not None:
+    if _being_rebuilt(meter):
         return raw_query_sql(spec)
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
@@ -347,6 +355,13 @@ def query_sql(spec: QuerySpec) -> sql.Composable | None:
         parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
     source = sql.SQL("({}) AS src").format(sql.SQL(" UNION ALL ").join(parts))
     return _aggregate_query(spec, source, _Columns.rollups(meter), _group_keys(spec))
+
+
+def _being_rebuilt(meter: Meter) -> bool:
+    with connection.cursor() as cur:
+        cur.execute("SELECT backfill_cursor IS NOT NULL FROM metering_meter WHERE id = %s", [meter.pk])
+        row = cur.fetchone()
+    return row is not None and row[0]
 
 
 def run_query(spec: QuerySpec) -> list[Row]:
@@ -470,30 +485,23 @@ def _ceil(value: dt.datetime, unit: dt.timedelta) -> dt.datetime:
 
 
 def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> list[Row]:
-    rows: list[Row] = []
-    for value, window_start, window_end, subject, customer_id, *group_values in records:
-        if value is None:
-            continue
-        if not spec.window_size:
-            window_start = spec.start or _floor_minute(window_start)
-            window_end = spec.end or _floor_minute(window_end) + MINUTE
-        rows.append(
-            Row(
-                value=_normalize(value),
-                window_start=window_start,
-                window_end=window_end,
-                subject=subject,
-                customer_id=customer_id,
-                group_by=dict(zip(keys, group_values, strict=True)),
-            )
+    """Records are (value, window start, window end, subject, customer id, *group values); NULL values are
+    windows whose events had no value for the aggregation (e.g. MIN over non-numbers): no row."""
+    if spec.window_size:
+        return [Row(r[0], r[1], r[2], r[3], r[4], dict(zip(keys, r[5:], strict=True))) for r in records if r[0] is not None]
+    start, end = spec.start, spec.end
+    return [
+        Row(
+            r[0],
+            start or _floor_minute(r[1]),
+            end or _floor_minute(r[2]) + MINUTE,
+            r[3],
+            r[4],
+            dict(zip(keys, r[5:], strict=True)),
         )
-    return rows
-
-
-def _normalize(value: Decimal) -> Decimal:
-    """`12.5000000000000000000` → `12.5`, `1E+2` → `100` (values are computed at scale 19); never rounds."""
-    value = Decimal(value).normalize(EXACT)
-    return value.quantize(Decimal(1), context=EXACT) if value == value.to_integral_value(context=EXACT) else value
+        for r in records
+        if r[0] is not None
+    ]
 
 
 def _floor_minute(value: dt.datetime) -> dt.datetime:

@@ -5,9 +5,9 @@ from celery import shared_task
 
 @shared_task(name="metering.fold_pending", acks_late=True)
 def fold_pending_task() -> int:
-    from metering.rollups import fold_all
+    from metering.rollups import fold_backlog
 
-    return fold_all()
+    return fold_backlog()
 
 
 @shared_task(name="metering.backfill_meter", acks_late=True, reject_on_worker_lost=True)

@@ -1,5 +1,6 @@
 """Wire ↔ Python for metering resources (In serializers validate; `*_to_api` functions render)."""
 
+import datetime as dt
 from typing import Any
 
 from rest_framework import serializers
@@ -9,8 +10,9 @@ from metering.models import Meter, MeterAggregation, Subject, WindowSize
 from metering.query import Row
 from metering.selectors import StoredEvent
 from openmeter_site.api.fields import JSONObjectField, MetadataField, RFC3339Field
+from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import KEY_RE
-from openmeter_site.core.time import format_rfc3339
+from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
 class MeterCreateSerializer(serializers.Serializer):
@@ -48,6 +50,62 @@ class MeterQuerySerializer(serializers.Serializer):
 
 
 MeterQuerySerializer._declared_fields["from"] = RFC3339Field(required=False, allow_null=True)
+
+
+_STRING_LISTS = ("subject", "filterCustomerId", "groupBy")  # ListField(child=CharField(), max_length=100)
+
+
+def validate_meter_query(raw: Any) -> dict[str, Any]:
+    """The validated `MeterQueryRequest`. A plain request (trimmed strings, known window size, RFC 3339 times)
+    is checked here directly and comes out as MeterQuerySerializer would return it; anything else goes
+    through the serializer, which words every error. DRF builds a dozen field objects per validation, which
+    costs about 0.5 ms on the meter query hot path."""
+    validated = _plain_meter_query(raw)
+    if validated is not None:
+        return validated
+    serializer = MeterQuerySerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _plain(value: Any) -> bool:
+    """A string DRF's CharField returns unchanged: not blank, no surrounding whitespace."""
+    return isinstance(value, str) and value != "" and value == value.strip()
+
+
+def _plain_meter_query(raw: Any) -> dict[str, Any] | None:  # noqa: C901 (one check per field, in one place)
+    """MeterQuerySerializer's result when every field is plainly valid, else None (the serializer decides)."""
+    if not isinstance(raw, dict):
+        return None
+    validated: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("from", "to"):
+            try:
+                value = None if value is None else parse_rfc3339(value, key)
+            except InvalidInput:
+                return None
+        elif key == "windowSize":
+            if value is not None and value not in WindowSize.values:
+                return None
+        elif key == "windowTimeZone":
+            if value is not None and not _plain(value):
+                return None
+        elif key == "clientId":
+            if not (_plain(value) and len(value) <= 36):
+                return None
+        elif key in _STRING_LISTS:
+            if not (isinstance(value, list) and len(value) <= 100 and all(_plain(v) for v in value)):
+                return None
+        elif key == "filterGroupBy":
+            if not (isinstance(value, dict) and all(isinstance(v, list) and all(map(_plain, v)) for v in value.values())):
+                return None
+        elif key == "advancedMeterGroupByFilters":
+            if not isinstance(value, dict):
+                return None
+        else:
+            continue  # not a field of the request: the serializer ignores it too
+        validated[key] = value
+    return validated
 
 
 class SubjectUpsertSerializer(serializers.Serializer):
@@ -112,11 +170,15 @@ def subject_to_api(subject: Subject) -> dict[str, Any]:
     }
 
 
-def row_to_api(row: Row) -> dict[str, Any]:
+def row_to_api(row: Row, formatted: dict[dt.datetime, str | None]) -> dict[str, Any]:
+    """`formatted` memoises RFC 3339 strings: a result repeats each window once per subject and group."""
+    start, end = row.window_start, row.window_end
+    window_start = formatted.get(start) or formatted.setdefault(start, format_rfc3339(start))
+    window_end = formatted.get(end) or formatted.setdefault(end, format_rfc3339(end))
     body: dict[str, Any] = {
         "value": row.value,
-        "windowStart": format_rfc3339(row.window_start),
-        "windowEnd": format_rfc3339(row.window_end),
+        "windowStart": window_start,
+        "windowEnd": window_end,
         "subject": row.subject,
         "groupBy": row.group_by,
     }
@@ -150,7 +212,8 @@ def event_to_api(event: StoredEvent) -> dict[str, Any]:
 
 def query_result_to_api(rows: list[Row], params: MeterQueryParams) -> dict[str, Any]:
     """`MeterQueryResult`: the rows, with `from`, `to` and `windowSize` echoed when the request had them."""
-    body: dict[str, Any] = {"data": [row_to_api(r) for r in rows]}
+    formatted: dict[dt.datetime, str | None] = {}
+    body: dict[str, Any] = {"data": [row_to_api(r, formatted) for r in rows]}
     for key, value in (("from", params.start), ("to", params.end)):
         if value is not None:
             body[key] = format_rfc3339(value)

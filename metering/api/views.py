@@ -14,13 +14,13 @@ from rest_framework.views import APIView
 from metering import progress, selectors, services
 from metering.api.serializers import (
     MeterCreateSerializer,
-    MeterQuerySerializer,
     MeterUpdateSerializer,
     SubjectUpsertSerializer,
     event_to_api,
     meter_to_api,
     query_result_to_api,
     subject_to_api,
+    validate_meter_query,
 )
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
@@ -221,9 +221,7 @@ class MeterQueryView(APIView):
 
     def _query(self, request: Request, meter_id_or_slug: str, raw: Any) -> Response:
         meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
-        serializer = MeterQuerySerializer(data=raw)
-        serializer.is_valid(raise_exception=True)
-        params = MeterQueryParams.from_request(serializer.validated_data)
+        params = MeterQueryParams.from_request(validate_meter_query(raw))
         result = meter_query(meter=meter, params=params)
         if request.accepted_renderer.format == "csv":
             return Response(result.to_csv())

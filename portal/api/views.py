@@ -1,12 +1,11 @@
 """Portal token management (API key) and the portal meter query (portal token only)."""
 
-
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metering.api.serializers import MeterQuerySerializer, query_result_to_api
+from metering.api.serializers import query_result_to_api, validate_meter_query
 from metering.api.views import CSVRenderer, query_params_from_get
 from metering.meter_queries import MeterQueryParams
 from openmeter_site.api.params import get_int
@@ -54,9 +53,7 @@ def _query_params(request: Request) -> MeterQueryParams:
     raw = query_params_from_get(request)
     if refused := [name for name in NOT_ON_PORTAL if name in raw]:
         raise InvalidInput(f"{', '.join(refused)}: not available on the portal query (it is scoped to the token's subject)")
-    serializer = MeterQuerySerializer(data=raw)
-    serializer.is_valid(raise_exception=True)
-    return MeterQueryParams.from_request(serializer.validated_data)
+    return MeterQueryParams.from_request(validate_meter_query(raw))
 
 
 class PortalMeterQueryView(APIView):

@@ -2,7 +2,9 @@ import datetime as dt
 import json
 
 import pytest
+from rest_framework.exceptions import ValidationError
 
+from metering.api.serializers import MeterQuerySerializer, validate_meter_query
 from metering.rollups import fold_all
 from tests.factories import CustomerFactory, MeterFactory, ingest
 
@@ -183,3 +185,29 @@ def test_post_query_without_body_answers_csv(api, meter):
     lines = response.content.decode().splitlines()
     assert lines[0] == "window_start,window_end,value"
     assert lines[1].endswith(",116.25")  # every event: 10 + 5 + 1.25 + 100
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"from": "2026-01-05T00:00:00Z", "to": "2026-01-07T01:30:00+01:00", "windowSize": "DAY"},
+        {"from": None, "windowSize": None, "windowTimeZone": "Europe/Berlin", "clientId": "c" * 36},
+        {"subject": ["s1", "s2"], "groupBy": ["model", "subject"], "filterCustomerId": []},
+        {"filterGroupBy": {"model": ["a", "b"]}, "advancedMeterGroupByFilters": {"model": {"$eq": "a"}}},
+        {"unknown": "ignored", "subject": ["s1"]},
+        # not plain: the serializer decides (and trims, converts or refuses)
+        {"subject": [" s1 "], "clientId": 7, "windowTimeZone": " UTC"},
+        {"from": "yesterday", "windowSize": "WEEK", "clientId": "c" * 37, "subject": "s1"},
+        {"groupBy": ["m"] * 101, "filterGroupBy": {"model": "a"}, "advancedMeterGroupByFilters": []},
+    ],
+)
+def test_plain_query_requests_validate_as_the_serializer_does(raw):
+    # the fast path must give the serializer's validated data, or the serializer's errors
+    serializer = MeterQuerySerializer(data=raw)
+    if serializer.is_valid():
+        assert validate_meter_query(raw) == dict(serializer.validated_data)
+    else:
+        with pytest.raises(ValidationError) as raised:
+            validate_meter_query(raw)
+        assert raised.value.detail == serializer.errors

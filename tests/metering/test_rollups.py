@@ -6,13 +6,21 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metering import progress
 from metering.models import Meter, PendingEvent, Rollup
 from metering.query import QuerySpec, decompose, meter_usage, run_query, run_raw_query
-from metering.rollups import backfill, backfill_step, fold_pending, progress_id, rollups_rebuild_start
+from metering.rollups import (
+    backfill,
+    backfill_step,
+    fold_backlog,
+    fold_pending,
+    progress_id,
+    rollups_rebuild_start,
+)
 from metering.services import meter_create
 from tests.factories import MeterFactory, ingest
 
@@ -250,3 +258,23 @@ def test_a_meter_failing_at_run_time_does_not_block_the_fold():
     assert meter_usage(meter=good, subjects=["s"], start=BASE, end=end) == 5
     bad.refresh_from_db()
     assert bad.backfill_cursor == 0  # marked for a rebuild: its queries read raw events
+
+
+def _pending_queue_bytes() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_relation_size('metering_pendingevent')")
+        return cur.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_fold_vacuums_the_emptied_queue():
+    # given a folded queue whose dead rows still take pages
+    MeterFactory(aggregation="SUM", group_by={})
+    ingest(old_events(2000))
+    fold_pending()
+    assert _pending_queue_bytes() > 0
+    # when a backlog at least `vacuum_after` long is folded (here: 1 event, 2,000 are dead rows)
+    ingest(old_events(1, start=5000))
+    assert fold_backlog(vacuum_after=1) == 1
+    # then the queue is empty on disk too
+    assert _pending_queue_bytes() == 0
