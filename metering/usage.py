@@ -25,7 +25,7 @@ from psycopg import sql
 
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
-from metering.query import EXACT, MINUTE, _ceil, _floor, _normalize, decompose, events_as_rollups_sql, rollup_aggregate_sql
+from metering.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
 from openmeter_site.core.sql import fetch_prepared
 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
@@ -157,3 +157,9 @@ def meter_usage_ranges(
         if value is not None:
             totals[i] = EXACT.add(totals[i], _normalize(value))  # the default context rounds to 28 digits
     return totals
+
+
+def _normalize(value: Decimal) -> Decimal:
+    """`12.5000000000000000000` → `12.5`, `1E+2` → `100` (values are computed at scale 19); never rounds."""
+    value = Decimal(value).normalize(EXACT)
+    return value.quantize(Decimal(1), context=EXACT) if value == value.to_integral_value(context=EXACT) else value
