@@ -113,3 +113,20 @@ def backend_cpu_seconds(pid: int) -> float:
     """CPU time a local PostgreSQL backend has used (from /proc): a figure the machine's load does not inflate."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backends_cpu(pids: list[int]) -> dict[int, float]:
+    """`backend_cpu_seconds` of each backend still running (autovacuum and parallel workers come and go)."""
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = backend_cpu_seconds(pid)
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def backends_cpu_delta(before: dict[int, float]) -> float:
+    """CPU used since `before` by the backends that are still running."""
+    after = backends_cpu(list(before))
+    return sum(after[pid] - before[pid] for pid in after)

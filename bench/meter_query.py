@@ -20,6 +20,8 @@ import psycopg
 from _support import (
     BENCH_DATABASE_URL,
     backend_cpu_seconds,
+    backends_cpu,
+    backends_cpu_delta,
     load_average,
     ms,
     prepare_database,
@@ -131,9 +133,9 @@ class ServerCpu:
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 ).fetchall()
             ]
-        web, db = _cpu(self.workers), sum(backend_cpu_seconds(pid) for pid in backends)
+        web, db = _cpu(self.workers), backends_cpu(backends)
         samples = run()
-        web, db = _cpu(self.workers) - web, sum(backend_cpu_seconds(pid) for pid in backends) - db
+        web, db = _cpu(self.workers) - web, backends_cpu_delta(db)
         self.per_request.append(f"{web / len(samples) * 1000:.1f} + {db / len(samples) * 1000:.1f} ms")
         return samples
 
