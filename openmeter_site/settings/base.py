@@ -74,7 +74,12 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/openmeter")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+# Our backend is Django's PostgreSQL one with a health check that needs no round trip (openmeter_site/core/db).
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, engine="openmeter_site.core.db", conn_max_age=600, conn_health_checks=True
+    )
+}
 # Hot-path statements asking for it are prepared once per connection (openmeter_site/core/sql.py); Django's own
 # queries never are. Off (0) behind a pooler in transaction mode without prepared statements (pgbouncer < 1.21).
 if os.environ.get("OPENMETER_DB_PREPARED_STATEMENTS", "1").lower() in {"1", "true", "yes", "on"}:
