@@ -100,7 +100,8 @@ def _group_by(meter: Meter, params: MeterQueryParams) -> list[str]:
 
 
 def meter_query(*, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
-    """`meters.query`: validate against the meter, resolve customers, run, and record progress for `clientId`."""
+    """`meters.query`: validate against the meter, resolve customers, run, and record progress for `clientId`.
+    `meter` was read in this request (as every caller of the meter functions here does)."""
     group_by = _group_by(meter, params)
     subject_customers = subject_customers_for(customer_ids=params.customer_ids) if params.customer_ids else None
     subjects = list(params.subjects) or (list(subject_customers) if subject_customers is not None else None)
@@ -115,6 +116,7 @@ def meter_query(*, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
         group_filters=params.filter_group_by,
         subject_customers=subject_customers,
         advanced_filters=params.advanced_filters,
+        fresh_meter=True,
     )
     if not params.client_id:
         rows = run_query(spec)
@@ -136,10 +138,10 @@ def meter_group_by_values(*, meter: Meter, key: str, start: dt.datetime | None, 
         raise InvalidInput(f"invalid group by: {key}")
     if start is None and end is None:
         start = timezone.now() - dt.timedelta(hours=24)
-    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=[key]))
+    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=[key], fresh_meter=True))
     return sorted({r.group_by[key] for r in rows if r.group_by[key] is not None})
 
 
 def meter_subjects(*, meter: Meter, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
-    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=["subject"]))
+    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=["subject"], fresh_meter=True))
     return sorted({r.subject for r in rows if r.subject is not None})

@@ -11,11 +11,17 @@ exactly once):
 Every source is shaped like a rollup row, then folded: SUM/COUNT/MIN/MAX directly, AVG = sum/count,
 LATEST = value at the max (time, seq), UNIQUE_COUNT = count(distinct uvalue).
 
+That statement is prepared (HOT PATH: `meters.query` for one subject): its text depends only on the meter and
+the query's shape (window, zone, groupBy, filters, which sources it reads), so it is composed once per process
+and prepared once per database connection (`openmeter_site.core.sql`); what changes from call to call, the
+subjects, the customers and the time pieces, goes in as parameters (the pieces as one JSON array).
+
 `run_raw_query` is the same query straight over the event table (JSON extracted per event): used while a
 meter's rollups are being rebuilt, and as the benchmark baseline.
 """
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
@@ -28,6 +34,7 @@ from psycopg import sql
 
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
+from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 UTC = ZoneInfo("UTC")
 RESERVED_GROUP_BY = ("subject", "customer_id")
@@ -53,6 +60,8 @@ class QuerySpec:
     subject_customers: Mapping[str, str] | None = None
     # groupBy key → FilterString object (`advancedMeterGroupByFilters`)
     advanced_filters: Mapping[str, Any] = field(default_factory=dict)
+    # the caller read `meter` in this request, so whether it is being rebuilt need not be read again
+    fresh_meter: bool = False
 
 
 class Row(NamedTuple):
@@ -242,12 +251,16 @@ def _time_range_sql(column: sql.Composable, lo: dt.datetime | None, hi: dt.datet
 
 
 def _aggregate_query(
-    spec: QuerySpec, source: sql.Composable, cols: _Columns, keys: list[str], where: Sequence[sql.Composable] = ()
+    spec: QuerySpec,
+    source: sql.Composable,
+    cols: _Columns,
+    keys: list[str],
+    where: Sequence[sql.Composable],
+    customers: sql.Composable,
 ) -> sql.Composable:
-    """Aggregate `source` (rows matching `where`) into the result rows: windows, subject, customer, groupBy."""
+    """Aggregate `source` (rows matching `where`) into the result rows: windows, subject, customer, groupBy.
+    `customers` is the relation `c(subject, customer_id)` joined when the query groups by customer."""
     where = list(where)
-    if spec.subjects is not None:
-        where.append(sql.SQL("{} = ANY({}::text[])").format(cols.subject, sql.Literal(list(spec.subjects))))
     for key, values in sorted(spec.group_filters.items()):
         where.append(sql.SQL("{} = ANY({}::text[])").format(cols.group(key), sql.Literal(list(values))))
     for key, spec_filter in sorted(spec.advanced_filters.items()):
@@ -274,10 +287,6 @@ def _aggregate_query(
     else:
         select.append(sql.SQL("NULL::text"))
     if "customer_id" in spec.group_by:
-        mapping = spec.subject_customers or {}
-        customers = sql.SQL("unnest({}::text[], {}::text[]) AS c(subject, customer_id)").format(
-            sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
-        )
         source = sql.SQL("{} JOIN {} ON c.subject = {}").format(source, customers, cols.subject)
         select.append(sql.SQL("c.customer_id"))
         group.append(sql.SQL("c.customer_id"))
@@ -299,12 +308,7 @@ def _aggregate_query(
 
 def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
     """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
-    meter's JSONPath or event type needs no escaping.
-
-    Results come in binary, on a plain psycopg cursor over Django's connection (same transaction, errors
-    wrapped as Django's): timestamps and numbers cross without PostgreSQL formatting them as text and Python
-    parsing them back, which was half the cost of a month of windows by group. Never prepared: a statement
-    prepared on a pooled connection (PgBouncer) may be gone at the next use."""
+    meter's JSONPath or event type needs no escaping. Results come in binary (see `_rows`)."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(query, binary=True, prepare=False)
@@ -321,7 +325,13 @@ def raw_query_sql(spec: QuerySpec) -> sql.Composable:
     meter = spec.meter
     source = sql.SQL("metering_event e {}").format(extracted_sql(meter))
     where = [eligible_sql(meter), *_time_range_sql(sql.SQL("e.time"), _effective_start(spec), spec.end)]
-    return _aggregate_query(spec, source, _Columns.events(meter), _group_keys(spec), where)
+    if spec.subjects is not None:
+        where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(list(spec.subjects))))
+    mapping = spec.subject_customers or {}
+    customers = sql.SQL("unnest({}::text[], {}::text[]) AS c(subject, customer_id)").format(
+        sql.Literal(list(mapping.keys())), sql.Literal(list(mapping.values()))
+    )
+    return _aggregate_query(spec, source, _Columns.events(meter), _group_keys(spec), where, customers)
 
 
 def run_raw_query(spec: QuerySpec) -> list[Row]:
@@ -329,11 +339,111 @@ def run_raw_query(spec: QuerySpec) -> list[Row]:
     return _execute(spec, raw_query_sql(spec), _group_keys(spec))
 
 
-def query_sql(spec: QuerySpec) -> sql.Composable | None:
-    """The one statement `run_query` runs (None when the range is empty); also for EXPLAIN in benchmarks."""
+# --- the prepared statement over rollups and the raw tail -------------------------------------------------------
+
+# The statement's only placeholders, in a hand-written prefix (so no literal of the body holds a `%`): the
+# subjects, the customers (subject → customer id as two arrays) and the pieces, one JSON array of
+# {source, res (rollups), lo, hi}.
+_PREFIX = """WITH params AS (
+  SELECT %(subjects)s::text[] AS subjects, %(customer_subjects)s::text[] AS customer_subjects,
+         %(customer_ids)s::text[] AS customer_ids, %(pieces)s::jsonb AS pieces),
+pieces AS (SELECT t.*, params.subjects FROM params CROSS JOIN
+           jsonb_to_recordset(params.pieces) AS t(source text, res int, lo timestamptz, hi timestamptz))
+"""
+_CUSTOMERS = sql.SQL(
+    "(SELECT c.* FROM params CROSS JOIN LATERAL unnest(params.customer_subjects, params.customer_ids) "
+    "AS c(subject, customer_id)) AS c"
+)
+# Sources of the pieces: per-subject rollup rows, the all-subjects rollup rows (subject '', HOUR and DAY), the
+# pending events and the event table (the sub-minute edges).
+SOURCES = ("rollup", "rollup_all", "pending", "raw")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The prepared meter query: its text and this call's parameters."""
+
+    text: str
+    params: dict[str, Any]
+
+
+def _rollups_part(spec: QuerySpec, source: str) -> sql.Composable:
+    subject = "subject = ''" if source == "rollup_all" else "subject <> ''"
+    if spec.subjects is not None and source == "rollup":
+        subject += " AND subject = ANY(piece.subjects)"
+    return sql.SQL(
+        "SELECT r.* FROM pieces AS piece CROSS JOIN LATERAL ("
+        "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, latest_seq, "
+        "latest_value FROM metering_rollup WHERE meter_id = {meter} AND resolution = piece.res "
+        "AND bucket >= piece.lo AND bucket < piece.hi AND {subject} OFFSET 0) AS r WHERE piece.source = {source}"
+    ).format(meter=sql.Literal(spec.meter.pk), subject=sql.SQL(subject), source=sql.Literal(source))
+
+
+def _events_part(spec: QuerySpec, source: str) -> sql.Composable:
+    where = [sql.SQL("e.time >= piece.lo AND e.time < piece.hi")]
+    if spec.subjects is not None:
+        where.append(sql.SQL("e.subject = ANY(piece.subjects)"))
+    table = _pending_source(spec) if source == "pending" else sql.SQL("metering_event e")
+    return sql.SQL(
+        "SELECT r.* FROM pieces AS piece CROSS JOIN LATERAL ({events} OFFSET 0) AS r WHERE piece.source = {source}"
+    ).format(events=events_as_rollups_sql(spec.meter, table, where), source=sql.Literal(source))
+
+
+def _statement_text(spec: QuerySpec, sources: Sequence[str]) -> str:
+    """Composed once per process (`cached_statement`): the key is everything the text depends on."""
     meter = spec.meter
-    # read fresh: a caller may hold the meter from before a rebuild started (its rollups are gone meanwhile)
-    if _being_rebuilt(meter):
+    key = [
+        meter.pk, meter.aggregation, meter.event_type, meter.event_from, meter.value_property, meter.group_by,
+        spec.window_size, spec.time_zone.key, list(spec.group_by), spec.group_filters, spec.advanced_filters,
+        spec.subjects is not None, list(sources),
+    ]
+
+    def compose() -> sql.Composable:
+        parts = [_rollups_part(spec, s) if s.startswith("rollup") else _events_part(spec, s) for s in sources]
+        source = sql.SQL("({}) AS src").format(sql.SQL(" UNION ALL ").join(parts))
+        return _aggregate_query(spec, source, _Columns.rollups(meter), _group_keys(spec), (), _CUSTOMERS)
+
+    return cached_statement(key, _PREFIX, compose)
+
+
+def _pieces(
+    spec: QuerySpec,
+    start: dt.datetime | None,
+    a: dt.datetime | None,
+    b: dt.datetime | None,
+    end: dt.datetime | None,
+    extent: tuple[dt.datetime, dt.datetime] | None,
+    resolution: int,
+) -> list[dict[str, Any]]:
+    """What each source reads: rollup buckets over the extent (minutes, hours, whole days), the pending events
+    over [A, B) and the event table over the sub-minute edges."""
+    pieces: list[dict[str, Any]] = []
+
+    def add(source: str, lo: dt.datetime | None, hi: dt.datetime | None, res: int | None = None) -> None:
+        # an open bound is ±infinity (an event's time is always finite)
+        pieces.append({"source": source, "res": res, "lo": lo.isoformat() if lo else "-infinity",
+                       "hi": hi.isoformat() if hi else "infinity"})
+
+    all_subjects = spec.subjects is None and not set(spec.group_by) & set(RESERVED_GROUP_BY)
+    if extent:
+        for res, lo, hi in decompose(*extent, resolution):
+            use_all = all_subjects and res != Rollup.Resolution.MINUTE
+            add("rollup_all" if use_all else "rollup", lo, hi, res)
+    add("pending", a, b)
+    if start is not None and a is not None and start < a:
+        add("raw", start, a)
+    if end is not None and b is not None and b < end:
+        add("raw", b, end)
+    return pieces
+
+
+def rollup_statement(spec: QuerySpec) -> Statement | sql.Composable | None:
+    """What `run_query` runs: the prepared statement over rollups and the raw tail, the raw query (a composed
+    statement) while the meter is rebuilt or when buckets cannot serve the range, or None for an empty range.
+    Also for EXPLAIN in benchmarks."""
+    meter = spec.meter
+    # read fresh unless the caller just did: a meter held from before a rebuild started has no rollups meanwhile
+    if (meter.backfill_cursor is not None) if spec.fresh_meter else _being_rebuilt(meter):
         return raw_query_sql(spec)
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
@@ -346,15 +456,16 @@ def query_sql(spec: QuerySpec) -> sql.Composable | None:
     resolution = _max_resolution(spec, *extent) if extent else Rollup.Resolution.MINUTE
     if resolution is None:  # an offset that is not a whole minute (LMT-era zones): buckets never nest
         return raw_query_sql(spec)
-
-    parts: list[sql.Composable] = []
-    if extent:
-        parts += _rollup_parts(spec, resolution, *extent)
-    parts.append(events_as_rollups_sql(meter, _pending_source(spec), _time_range_sql(sql.SQL("e.time"), a, b)))
-    for lo, hi in _edges(start, a, b, end):
-        parts.append(events_as_rollups_sql(meter, sql.SQL("metering_event e"), _time_range_sql(sql.SQL("e.time"), lo, hi)))
-    source = sql.SQL("({}) AS src").format(sql.SQL(" UNION ALL ").join(parts))
-    return _aggregate_query(spec, source, _Columns.rollups(meter), _group_keys(spec))
+    pieces = _pieces(spec, start, a, b, end, extent, resolution)
+    sources = [s for s in SOURCES if any(p["source"] == s for p in pieces)]
+    mapping = spec.subject_customers or {}
+    params = {
+        "subjects": list(spec.subjects or ()),
+        "customer_subjects": list(mapping.keys()),
+        "customer_ids": list(mapping.values()),
+        "pieces": json.dumps(pieces),
+    }
+    return Statement(_statement_text(spec, sources), params)
 
 
 def _being_rebuilt(meter: Meter) -> bool:
@@ -366,8 +477,12 @@ def _being_rebuilt(meter: Meter) -> bool:
 
 def run_query(spec: QuerySpec) -> list[Row]:
     """Rollups + raw tail when the meter's rollups are complete, else the raw query."""
-    query = query_sql(spec)
-    return _execute(spec, query, _group_keys(spec)) if query is not None else []
+    statement = rollup_statement(spec)
+    if statement is None:
+        return []
+    if isinstance(statement, Statement):
+        return _rows(spec, _group_keys(spec), fetch_prepared(statement.text, statement.params, binary=True))
+    return _execute(spec, statement, _group_keys(spec))
 
 
 def _pending_source(spec: QuerySpec) -> sql.Composable:
@@ -379,16 +494,6 @@ def _pending_source(spec: QuerySpec) -> sql.Composable:
     return sql.SQL(
         "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
     )
-
-
-def _edges(start, a, b, end) -> list[tuple[dt.datetime, dt.datetime]]:
-    """The sub-minute pieces [start, A) and [B, end) that minute buckets cannot represent."""
-    edges = []
-    if start is not None and start < a:
-        edges.append((start, a))
-    if end is not None and b < end:
-        edges.append((b, end))
-    return edges
 
 
 def _rollup_extent(meter: Meter, a: dt.datetime | None, b: dt.datetime | None) -> tuple[dt.datetime, dt.datetime] | None:
@@ -447,29 +552,6 @@ def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int
     if lo >= hi:
         return decompose(a, b, resolution - 1)
     return [*decompose(a, lo, resolution - 1), (resolution, lo, hi), *decompose(hi, b, resolution - 1)]
-
-
-def _rollup_parts(spec: QuerySpec, resolution: int, a: dt.datetime, b: dt.datetime) -> list[sql.Composable]:
-    """Rollup rows covering [a, b): per-subject rows, or the all-subjects rows (subject '', HOUR and DAY) when
-    the query neither filters nor groups by subject or customer."""
-    all_subjects = spec.subjects is None and not set(spec.group_by) & set(RESERVED_GROUP_BY)
-    parts = []
-    for res, lo, hi in decompose(a, b, resolution):
-        use_all = all_subjects and res != Rollup.Resolution.MINUTE
-        parts.append(
-            sql.SQL(
-                "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, "
-                "latest_seq, latest_value FROM metering_rollup "
-                "WHERE meter_id = {meter} AND resolution = {res} AND bucket >= {lo} AND bucket < {hi} AND {subject}"
-            ).format(
-                meter=sql.Literal(spec.meter.pk),
-                res=sql.Literal(res),
-                lo=sql.Literal(lo),
-                hi=sql.Literal(hi),
-                subject=sql.SQL("subject = ''" if use_all else "subject <> ''"),
-            )
-        )
-    return parts
 
 
 def _floor(value: dt.datetime, unit: dt.timedelta) -> dt.datetime:

@@ -26,7 +26,7 @@ from psycopg import sql
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
 from metering.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
-from openmeter_site.core.sql import fetch_prepared
+from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
 SOURCES = ("rollup", "pending", "raw")
@@ -76,24 +76,12 @@ def _body(
     )
 
 
-_STATEMENTS: dict[str, str] = {}
-MAX_STATEMENTS = 1024
-
-
 def _statement(
     meter: Meter, group_filters: Mapping[str, Sequence[str]], advanced_filters: Mapping[str, Any], sources: Sequence[str]
 ) -> str:
-    """Composed once per process; the key is everything the text depends on."""
-    key = json.dumps([meter.pk, meter.aggregation, meter.event_type, meter.event_from, meter.value_property,
-                      meter.group_by, group_filters, advanced_filters, sources], sort_keys=True, default=str)
-    text = _STATEMENTS.get(key)
-    if text is None:
-        body = _body(meter, group_filters, advanced_filters, sources).as_string(connection.connection)
-        text = _PREFIX + body.replace("%", "%%")  # the body's literals hold no placeholders
-        if len(_STATEMENTS) >= MAX_STATEMENTS:
-            _STATEMENTS.clear()
-        _STATEMENTS[key] = text
-    return text
+    key = [meter.pk, meter.aggregation, meter.event_type, meter.event_from, meter.value_property, meter.group_by,
+           group_filters, advanced_filters, list(sources)]
+    return cached_statement(key, _PREFIX, lambda: _body(meter, group_filters, advanced_filters, sources))
 
 
 def rollups_complete(meter: Meter) -> bool:

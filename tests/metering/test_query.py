@@ -5,6 +5,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 
 from metering.models import Meter, PendingEvent, Rollup
 from metering.query import QuerySpec, meter_usage, meter_usage_by_customer, run_query, run_raw_query
@@ -254,3 +255,40 @@ def test_meter_being_rebuilt_reads_raw_events_even_through_a_stale_meter_object(
     end = T0 + dt.timedelta(days=2)
     assert [r.value for r in run_query(QuerySpec(meter=m, start=T0, end=end))] == [Decimal("24.5")]
     assert run_query(QuerySpec(meter=m, start=T0, end=end)) == run_raw_query(QuerySpec(meter=m, start=T0, end=end))
+    fresh = Meter.objects.get(pk=m.pk)
+    spec = QuerySpec(meter=fresh, start=T0, end=end, fresh_meter=True)  # read in this request: not read again
+    assert [r.value for r in run_query(spec)] == [Decimal("24.5")]
+
+
+def test_the_statement_is_prepared_once_per_connection_for_every_subject_and_range(path):
+    m = meter("SUM", event_type="request%s")  # a `%` in a literal of the statement is not a placeholder
+    load(path, type="request%s")
+    end = T0 + dt.timedelta(days=2)
+    by_subject = {
+        s: run_query(QuerySpec(meter=m, start=T0, end=end, subjects=[s], group_by=["subject"])) for s in ("s1", "s2")
+    }
+    # s1: 10 + 2.5 + 1 + 4; s2: 7 (its second event has no tokens)
+    assert {s: [r.value for r in rows] for s, rows in by_subject.items()} == {"s1": [Decimal("17.5")], "s2": [Decimal(7)]}
+    # another range of the same shape (day-aligned middle, sub-minute edges): the same statement
+    rows = run_query(QuerySpec(meter=m, start=T0 + dt.timedelta(seconds=20), end=end, subjects=["s1"]))
+    assert [r.value for r in rows] == [Decimal("7.5")]  # 2.5 + 1 + 4
+    rows = run_query(QuerySpec(meter=m, start=T0 + dt.timedelta(seconds=30), end=end, subjects=["s1"]))
+    assert [r.value for r in rows] == [Decimal("7.5")]
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{m.pk}%"])
+        assert cur.fetchone()[0] == 2  # one per shape: whole range by subject; sub-minute start, no grouping
+    connection.connection.prepare_threshold = None  # OPENMETER_DB_PREPARED_STATEMENTS=0: the same results
+    try:
+        rows = run_query(QuerySpec(meter=m, start=T0 + dt.timedelta(seconds=20), end=end, subjects=["s1"]))
+    finally:
+        connection.connection.prepare_threshold = 5
+    assert [r.value for r in rows] == [Decimal("7.5")]
+
+
+def test_open_bounds_count_the_pending_events_too():
+    m = meter("SUM")
+    load("folded", EVENTS[:3])
+    ingest(EVENTS[3:], type="request")  # still pending
+    assert [r.value for r in run_query(QuerySpec(meter=m))] == [Decimal("24.5")]
+    assert [r.value for r in run_query(QuerySpec(meter=m, start=T0 + dt.timedelta(minutes=1)))] == [Decimal(12)]
+    assert [r.value for r in run_query(QuerySpec(meter=m, end=T0 + dt.timedelta(days=1)))] == [Decimal("20.5")]
