@@ -23,7 +23,7 @@ are not reflected in later periods (as upstream); `entitlements.balance.invalida
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -201,7 +201,7 @@ def grants_are_limits(entitlement: Entitlement) -> bool:
 
 
 def usage_function(
-    entitlement: Entitlement, inputs: Inputs, planned: list[tuple[dt.datetime, dt.datetime]] = ()
+    entitlement: Entitlement, inputs: Inputs, planned: Sequence[tuple[dt.datetime, dt.datetime]] = ()
 ) -> engine.UsageFn:
     """The meter's usage for the entitlement's customer and feature filters, memoised per range; the `planned`
     ranges are read up front in one statement."""

@@ -74,7 +74,9 @@ class MeterQueryOutput:
         writer.writerow(header)
         for row in self.rows:
             line = [format_rfc3339(row.window_start), format_rfc3339(row.window_end)]
-            line += [row.subject, names.get(row.subject) or ""] if self.by_subject else []
+            if self.by_subject:
+                subject = row.subject or ""
+                line += [subject, names.get(subject) or ""]
             line += [row.customer_id] if self.by_customer else []
             line += [row.group_by.get(k) or "" for k in self.group_keys]
             line.append(format(row.value, "f"))
@@ -139,7 +141,7 @@ def meter_group_by_values(*, meter: Meter, key: str, start: dt.datetime | None, 
     if start is None and end is None:
         start = timezone.now() - dt.timedelta(hours=24)
     rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=[key], fresh_meter=True))
-    return sorted({r.group_by[key] for r in rows if r.group_by[key] is not None})
+    return sorted({value for r in rows if (value := r.group_by[key]) is not None})
 
 
 def meter_subjects(*, meter: Meter, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Now
 
 from openmeter_site.core.fields import DecimalColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
@@ -56,7 +57,7 @@ class Event(models.Model):
     subject = models.CharField(max_length=512)
     time = models.DateTimeField()
     data = models.JSONField(null=True, blank=True)
-    ingested_at = models.DateTimeField(db_default=models.functions.Now())
+    ingested_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "id"], name="event_source_id_unique")]

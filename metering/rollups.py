@@ -17,6 +17,7 @@ is ready (cursor NULL) and queries switch from raw events to rollups.
 import logging
 
 from django.db import DatabaseError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from psycopg import sql
 
 from metering import progress
@@ -139,11 +140,11 @@ def fold_pending(*, limit: int = FOLD_BATCH) -> int:
         return claimed
 
 
-def _fold_meter(cur, meter: Meter) -> None:
+def _fold_meter(cur: CursorWrapper, meter: Meter) -> None:
     """Add the batch to one meter's rollups. A meter whose JSONPath fails at run time (e.g. a division by zero
     in a filter) must not stop the fold for every other meter: it is marked for a rebuild instead, so its
     queries read raw events (and show the error) until it is fixed."""
-    condition = sql.SQL("TRUE")
+    condition: sql.Composable = sql.SQL("TRUE")
     if meter.backfill_cursor is not None:  # being rebuilt: the backfill owns seq >= cursor
         condition = sql.SQL("e.seq < {}").format(sql.Literal(meter.backfill_cursor))
     try:

@@ -23,8 +23,9 @@ from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
 _METER_FIELDS = list(Meter._meta.concrete_fields)
+_METER_COLUMNS = [f.column for f in _METER_FIELDS if f.column is not None]  # all of them: concrete fields have one
 _METER_SQL = (
-    f"SELECT {', '.join(f.column for f in _METER_FIELDS)} FROM metering_meter "
+    f"SELECT {', '.join(_METER_COLUMNS)} FROM metering_meter "
     "WHERE deleted_at IS NULL AND (slug = %s OR id = %s) ORDER BY slug LIMIT 1"
 )
 
@@ -74,7 +75,11 @@ def customers_of_subjects(subjects: Iterable[str]) -> dict[str, str]:
     keys = list(set(subjects))
     if not keys:
         return {}
-    mapping = dict(Customer.objects.filter(key__in=keys, deleted_at__isnull=True).values_list("key", "pk"))
+    mapping = {
+        key: pk
+        for key, pk in Customer.objects.filter(key__in=keys, deleted_at__isnull=True).values_list("key", "pk")
+        if key is not None  # always, given key__in; the column is nullable
+    }
     mapping.update(
         CustomerSubject.objects.filter(
             subject_key__in=keys, deleted_at__isnull=True, customer__deleted_at__isnull=True
@@ -118,7 +123,7 @@ class EventFilter:
     limit: int = 100
 
 
-def _fetch_events(where: list[sql.Composable], limit: int) -> list[StoredEvent]:
+def _fetch_events(where: Sequence[sql.Composable], limit: int) -> list[StoredEvent]:
     """Values are quoted literals (no placeholders), as in metering/query.py."""
     query = sql.SQL("SELECT {} FROM metering_event e WHERE {} ORDER BY e.time DESC, e.seq DESC LIMIT {}").format(
         sql.SQL(EVENT_COLUMNS), sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE"), sql.Literal(limit)
@@ -126,7 +131,10 @@ def _fetch_events(where: list[sql.Composable], limit: int) -> list[StoredEvent]:
     with connection.cursor() as cur:
         cur.execute(query)
         rows = cur.fetchall()
-    return _annotate([StoredEvent(*row[:6], _json_fragment(row[6]), row[7]) for row in rows])
+    return _annotate([
+        StoredEvent(seq, event_id, source, type_, subject, time, _json_fragment(data), ingested_at)
+        for seq, event_id, source, type_, subject, time, data, ingested_at in rows
+    ])
 
 
 def _json_fragment(text: str | None) -> orjson.Fragment | None:

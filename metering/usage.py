@@ -64,6 +64,7 @@ def _body(
 ) -> sql.Composable:
     parts = [sql.SQL(_ROLLUPS).format(meter=sql.Literal(meter.pk)) if s == "rollup" else _events(meter, s)
              for s in sources]
+    where: list[sql.Composable]  # the advanced filters below add other Composables
     where = [sql.SQL("(src.groups->>{}) = ANY({}::text[])").format(sql.Literal(key), sql.Literal(list(values)))
              for key, values in sorted(group_filters.items())]
     where += [compile_filter_string(sql.SQL("(src.groups->>{})").format(sql.Literal(key)), spec,
