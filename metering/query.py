@@ -94,7 +94,7 @@ def groups_expr(meter: Meter) -> sql.Composable:
 def eligible_sql(meter: Meter) -> sql.Composable:
     """Events (`e`, with their extracted values `x`) that count for the meter: its type, not before
     `eventFrom`, with a parsable value (a distinct value for UNIQUE_COUNT)."""
-    parts = [sql.SQL("e.type = {}").format(sql.Literal(meter.event_type))]
+    parts: list[sql.Composable] = [sql.SQL("e.type = {}").format(sql.Literal(meter.event_type))]
     if meter.event_from is not None:
         parts.append(sql.SQL("e.time >= {}").format(sql.Literal(meter.event_from)))
     if meter.aggregation == MeterAggregation.UNIQUE_COUNT:
@@ -257,7 +257,7 @@ def _aggregate_query(
     keys: list[str],
     where: Sequence[sql.Composable],
     customers: sql.Composable,
-) -> sql.Composable:
+) -> sql.Composed:
     """Aggregate `source` (rows matching `where`) into the result rows: windows, subject, customer, groupBy.
     `customers` is the relation `c(subject, customer_id)` joined when the query groups by customer."""
     where = list(where)
@@ -306,7 +306,7 @@ def _aggregate_query(
     )
 
 
-def _execute(spec: QuerySpec, query: sql.Composable, keys: list[str]) -> list[Row]:
+def _execute(spec: QuerySpec, query: sql.Composed, keys: list[str]) -> list[Row]:
     """Values are quoted literals (psycopg.sql.Literal), so the statement has no placeholders: a `%` inside a
     meter's JSONPath or event type needs no escaping. Results come in binary (see `_rows`)."""
     connection.ensure_connection()
@@ -320,7 +320,7 @@ def _group_keys(spec: QuerySpec) -> list[str]:
     return [k for k in spec.group_by if k not in RESERVED_GROUP_BY]
 
 
-def raw_query_sql(spec: QuerySpec) -> sql.Composable:
+def raw_query_sql(spec: QuerySpec) -> sql.Composed:
     """The query straight over the event table, extracting JSON per event."""
     meter = spec.meter
     source = sql.SQL("metering_event e {}").format(extracted_sql(meter))
@@ -437,7 +437,7 @@ def _pieces(
     return pieces
 
 
-def rollup_statement(spec: QuerySpec) -> Statement | sql.Composable | None:
+def rollup_statement(spec: QuerySpec) -> Statement | sql.Composed | None:
     """What `run_query` runs: the prepared statement over rollups and the raw tail, the raw query (a composed
     statement) while the meter is rebuilt or when buckets cannot serve the range, or None for an empty range.
     Also for EXPLAIN in benchmarks."""
@@ -516,12 +516,12 @@ def _rollup_extent(meter: Meter, a: dt.datetime | None, b: dt.datetime | None) -
 def _offsets(tz: ZoneInfo, a: dt.datetime, b: dt.datetime) -> set[dt.timedelta]:
     """UTC offsets the zone uses over [a, b), sampled daily (weekly past three years): offsets last months."""
     step = DAY if b - a <= 3 * 366 * DAY else 7 * DAY
-    offsets = set()
+    offsets: set[dt.timedelta] = set()
     moment = a
     while moment < b:
-        offsets.add(moment.astimezone(tz).utcoffset())
+        offsets.add(moment.astimezone(tz).utcoffset() or dt.timedelta(0))  # never None: `tz` is a zone
         moment += step
-    offsets.add((b - MINUTE).astimezone(tz).utcoffset())
+    offsets.add((b - MINUTE).astimezone(tz).utcoffset() or dt.timedelta(0))
     return offsets
 
 
