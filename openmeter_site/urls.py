@@ -22,5 +22,7 @@ urlpatterns = [
     path("", include("subscriptions.api.urls")),
 ]
 
+handler400 = "openmeter_site.api.problems.bad_request_view"
+handler403 = "openmeter_site.api.problems.permission_denied_view"
 handler404 = "openmeter_site.api.problems.not_found_view"
 handler500 = "openmeter_site.api.problems.server_error_view"

@@ -4,7 +4,7 @@ from urllib.parse import unquote
 from django.http import HttpRequest, HttpResponse
 
 from openmeter_site.api.converters import encode_segment
-from openmeter_site.api.problems import problem_response
+from openmeter_site.api.problems import django_exception_problem, problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,10 @@ class RawPathMiddleware:
 
 
 class ApiProblemMiddleware:
-    """Unhandled exceptions under /api/ become a problem+json 500, also with DEBUG on. A NUL character in the path
-    or query is a 400 up front: no database column can hold one, so no parameter could ever match it."""
+    """Exceptions a view leaves unhandled under /api/ become problems, also with DEBUG on: Django's request errors
+    (e.g. TooManyFieldsSent from a query with too many parameters) their 4xx, anything else a 500. A NUL
+    character in the path or query is a 400 up front: no database column can hold one, so no parameter could
+    ever match it. Errors raised before any view (DisallowedHost) go to urls.py's handler400 and its siblings."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -52,5 +54,9 @@ class ApiProblemMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):
             return None
+        problem = django_exception_problem(exception, request)
+        if problem is not None:
+            logger.warning("%s on %s %s: %s", type(exception).__name__, request.method, request.path, exception)
+            return problem
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(500, "", request=request)

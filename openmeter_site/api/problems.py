@@ -5,9 +5,9 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
-from django.views import defaults
+from django.views import csrf, defaults
 from rest_framework import exceptions as drf_exceptions
 
 from openmeter_site.core.errors import DomainError
@@ -58,21 +58,60 @@ def validation_problem(errors: Any, request: HttpRequest | None) -> HttpResponse
     return problem_response(400, detail or "invalid request", request=request, extensions={"validationErrors": items})
 
 
+def django_exception_problem(exc: Exception, request: HttpRequest | None) -> HttpResponse | None:
+    """Django's own request errors as problems: a bad Host header, too many query fields and the like
+    (SuspiciousOperation), PermissionDenied, Http404. None for anything else."""
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(413, "request body too large", request=request)
+    if isinstance(exc, SuspiciousOperation):
+        return problem_response(400, str(exc) or "bad request", request=request)
+    if isinstance(exc, PermissionDenied):
+        return problem_response(403, str(exc) or "permission denied", request=request)
+    if isinstance(exc, Http404):
+        return problem_response(404, str(exc) or "not found", request=request)
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     request = context.get("request")
     if isinstance(exc, DomainError):
         return problem_response(exc.status, exc.detail, request=request, extensions=exc.extensions)
     if isinstance(exc, drf_exceptions.ValidationError):
         return validation_problem(exc.detail, request)
-    if isinstance(exc, Http404):
-        return problem_response(404, str(exc) or "not found", request=request)
-    if isinstance(exc, RequestDataTooBig):
-        return problem_response(413, "request body too large", request=request)
+    django_problem = django_exception_problem(exc, request)
+    if django_problem is not None:
+        return django_problem
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return problem_response(401, "a valid API key is required (Authorization: Bearer <key>)", request=request)
     if isinstance(exc, drf_exceptions.APIException):
         return problem_response(exc.status_code, str(exc.detail), request=request)
     return None
+
+
+# Django's error handlers (urls.py handler400/403/404/500 and CSRF_FAILURE_VIEW) also answer errors raised
+# before any view runs, e.g. DisallowedHost from CommonMiddleware. Under /api/ they answer problems; elsewhere
+# (the admin) Django's HTML pages.
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception or SuspiciousOperation())
+    if exception is not None and (problem := django_exception_problem(exception, request)) is not None:
+        return problem
+    return problem_response(400, str(exception or "") or "bad request", request=request)
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not request.path.startswith("/api/"):
+        return defaults.permission_denied(request, exception or PermissionDenied())
+    return problem_response(403, str(exception or "") or "permission denied", request=request)
+
+
+def csrf_failure_view(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if not request.path.startswith("/api/"):
+        return csrf.csrf_failure(request, reason=reason)
+    return problem_response(403, f"CSRF verification failed: {reason}" if reason else "CSRF verification failed",
+                            request=request)
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -55,6 +55,8 @@ MIDDLEWARE = [
 APPEND_SLASH = False
 
 ROOT_URLCONF = "openmeter_site.urls"
+# urls.py names the 400/403/404/500 handlers; a CSRF failure under /api/ is a problem+json 403 too.
+CSRF_FAILURE_VIEW = "openmeter_site.api.problems.csrf_failure_view"
 WSGI_APPLICATION = "openmeter_site.wsgi.application"
 ASGI_APPLICATION = "openmeter_site.asgi.application"
 

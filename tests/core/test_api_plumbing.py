@@ -1,5 +1,9 @@
+import orjson
 import pytest
 import requests
+from django.http import HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.test import Client
 
 from openmeter_site.core.models import ApiKey
 
@@ -67,3 +71,57 @@ def test_live_server_unhandled_404_and_encoded_slash(live_server_url, api_key):
     response = requests.get(f"{live_server_url}/api/v1/nothing%2Fhere", headers={"Authorization": f"Bearer {api_key}"})
     assert response.status_code == 404
     assert response.headers["Content-Type"] == PROBLEM
+
+
+def test_a_host_header_not_in_allowed_hosts_is_a_400_problem(api):
+    # DisallowedHost is raised in CommonMiddleware, before any view, so Django's handler400 answers it
+    response = api.get("/api/v1/info/currencies", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 400
+    assert body["title"] == "Bad Request"
+    assert "Invalid HTTP_HOST header: 'evil.example'" in body["detail"]
+
+
+def test_a_bad_host_header_outside_the_api_keeps_djangos_html_page(client):
+    response = client.get("/admin/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_too_many_query_parameters_is_a_400_problem_not_a_500(api):
+    # Django's TooManyFieldsSent (a SuspiciousOperation) is raised inside the view when it first reads the query
+    query = "&".join(f"p{i}=1" for i in range(1001))
+    response = api.get(f"/api/v1/features?{query}")
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["status"] == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
+def test_a_csrf_failure_under_the_api_is_a_403_problem(rf):
+    # every /api/ view is CSRF-exempt today; a view that is not would fail through CSRF_FAILURE_VIEW
+    request = rf.post("/api/v1/anything")
+    response = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, lambda r: HttpResponse(), (), {})
+    assert response.status_code == 403
+    assert response["Content-Type"] == PROBLEM
+    body = orjson.loads(response.content)
+    assert body["status"] == 403
+    assert body["detail"] == "CSRF verification failed: CSRF cookie not set."
+
+
+def test_a_csrf_failure_in_the_admin_keeps_djangos_html_page():
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "a", "password": "b"})
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_server_bad_host_header_is_a_400_problem(live_server_url):
+    response = requests.get(f"{live_server_url}/api/v1/info/currencies", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 400
+    assert "Invalid HTTP_HOST header: 'evil.example'" in body["detail"]
