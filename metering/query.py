@@ -615,6 +615,7 @@ def meter_usage_by_customer(
     start: dt.datetime,
     end: dt.datetime,
     group_filters: Mapping[str, Sequence[str]] | None = None,
+    advanced_filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Decimal]:
     """Batched form for invoice runs: one query for many customers (subject → customer id), total per customer.
     Correct for every aggregation, since events are grouped by customer before aggregating."""
@@ -628,5 +629,6 @@ def meter_usage_by_customer(
         group_by=("customer_id",),
         group_filters=group_filters or {},
         subject_customers=subject_customers,
+        advanced_filters=advanced_filters or {},
     )
     return {r.customer_id: r.value for r in run_query(spec) if r.customer_id is not None}

@@ -2,11 +2,11 @@
 per invoice (bulk writes), so an invoice costs the same however many lines or events it has.
 
 Usage comes in as a mapping line id → (quantity, pre-line-period quantity); `usage_for_lines` fetches it with one
-batched query per meter, period and filter set for many customers at once (what period close uses).
+batched query per feature and period for many customers at once (what period close uses), narrowed by the
+feature's filters as entitlements are: `advancedMeterGroupByFilters` when it has any, else `meterGroupByFilters`.
 """
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from billing.services.pricing import (
     rate,
     sum_totals,
 )
+from catalog.features import feature_usage_filters
 from catalog.models import Feature
 from metering.query import meter_usage_by_customer
 from openmeter_site.core.ids import new_id
@@ -66,17 +67,13 @@ def features_by_key(keys: Iterable[str | None]) -> dict[str, Feature]:
     return {f.key: f for f in Feature.objects.filter(key__in=wanted, archived_at__isnull=True).select_related("meter")}
 
 
-def _group_filters(feature: Feature) -> dict[str, list[str]]:
-    return {k: [str(v)] for k, v in (feature.meter_group_by_filters or {}).items()}
-
-
 def usage_for_lines(
     lines: Sequence[InvoiceLine],
     *,
     customer_by_invoice: Mapping[str, str],
     subjects_by_customer: Mapping[str, Sequence[str]],
 ) -> dict[str, Usage]:
-    """Quantities for many lines of many customers: one meter query per (meter, filters, period) group."""
+    """Quantities for many lines of many customers: one meter query per (feature, period) group."""
     features = features_by_key(line.feature_key for line in lines if not is_flat(line))
     subject_owner = {s: c for c, subjects in subjects_by_customer.items() for s in subjects}
     groups: dict[tuple, list[tuple[InvoiceLine, Feature]]] = defaultdict(list)
@@ -89,18 +86,19 @@ def usage_for_lines(
         if feature is None or feature.meter is None:
             out[line.pk] = (ZERO, ZERO)
             continue
-        key_filters = json.dumps(feature.meter_group_by_filters or {}, sort_keys=True)
-        groups[(feature.pk, key_filters, line.period_start, line.period_end, "q")].append((line, feature))
+        groups[(feature.pk, line.period_start, line.period_end, "q")].append((line, feature))
         if not is_first_in_period(line):
-            groups[(feature.pk, key_filters, line.split_group_start, line.period_start, "pre")].append((line, feature))
+            groups[(feature.pk, line.split_group_start, line.period_start, "pre")].append((line, feature))
         out[line.pk] = (ZERO, ZERO)
-    for (_, _, start, end, kind), members in groups.items():
+    for (_, start, end, kind), members in groups.items():
         feature = members[0][1]
         assert feature.meter is not None  # lines whose feature has no meter are not grouped
         customers = {customer_by_invoice[line.invoice_id] for line, _ in members}
         subjects = {s: c for s, c in subject_owner.items() if c in customers}
+        filters = feature_usage_filters(feature)
         totals = meter_usage_by_customer(
-            meter=feature.meter, subject_customers=subjects, start=start, end=end, group_filters=_group_filters(feature)
+            meter=feature.meter, subject_customers=subjects, start=start, end=end,
+            group_filters=filters.group_filters, advanced_filters=filters.advanced_filters,
         )
         for line, _ in members:
             value = totals.get(customer_by_invoice[line.invoice_id], ZERO)

@@ -229,6 +229,59 @@ def test_minimum_spend_of_a_progressively_billed_line_covers_the_whole_period(ap
     assert (top_up["totals"]["total"], top_up["period"]) == ("80", {"from": iso(T0), "to": iso(FEB)})
 
 
+def _model_feature(api, **filters) -> str:
+    """A tokens feature on a meter grouped by model, created through the API with the given filters."""
+    MeterFactory(slug="llm_tokens", event_type="llm", value_property="$.tokens", group_by={"model": "$.model"})
+    r = api.post("/api/v1/features", {"key": "llm", "name": "LLM tokens", "meterSlug": "llm_tokens", **filters},
+                 format="json")
+    assert r.status_code == 201, r.json()
+    return r.json()["key"]
+
+
+def _llm_events(day: int, tokens_by_model: dict[str, int]) -> None:
+    ingest([{"subject": "acme", "type": "llm", "time": T0 + dt.timedelta(days=day, hours=i),
+             "data": {"tokens": tokens, "model": model}} for i, (model, tokens) in enumerate(tokens_by_model.items())])
+
+
+def test_usage_line_counts_only_events_matching_the_features_advanced_filters(api):
+    # given: a feature whose advancedMeterGroupByFilters allow gpt-4 and gpt-4o; its meterGroupByFilters
+    # (gpt-3.5) are ignored, as upstream, because it has advanced ones
+    key = _model_feature(api, meterGroupByFilters={"model": "gpt-3.5"},
+                         advancedMeterGroupByFilters={"model": {"$in": ["gpt-4", "gpt-4o"]}})
+    cust = customer()
+    _llm_events(3, {"gpt-4": 100, "gpt-4o": 50, "gpt-3.5": 1000, "claude": 7})
+    _llm_events(15, {"gpt-4": 25, "gpt-3.5": 400})
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        _pending(api, cust, "USD", usage_line(key, {"type": "unit", "amount": "0.02"}))
+        [inv] = _invoice(api, cust)
+    # then: (100 + 50 + 25) tokens * 0.02 = 175 * 0.02 = 3.50; the 1,400 gpt-3.5 and 7 claude tokens are not billed
+    assert inv["lines"][0]["quantity"] == "175"
+    assert inv["totals"]["total"] == "3.5"
+
+
+def test_progressive_billing_applies_advanced_filters_to_both_parts(api):
+    # given: everything but gpt-3.5 counts, priced graduated so the second part depends on the first's quantity
+    key = _model_feature(api, advancedMeterGroupByFilters={"model": {"$ne": "gpt-3.5"}})
+    cust = customer()
+    _llm_events(2, {"gpt-4": 10, "gpt-3.5": 5})
+    _llm_events(20, {"gpt-4": 20, "gpt-3.5": 7, "claude": 3})
+    graduated = {"type": "tiered", "mode": "graduated", "tiers": [
+        {"upToAmount": "15", "unitPrice": {"type": "unit", "amount": "1"}},
+        {"unitPrice": {"type": "unit", "amount": "0.5"}}]}
+    with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
+        _pending(api, cust, "USD", usage_line(key, graduated))
+        [first] = _invoice(api, cust, asOf=iso(T0 + dt.timedelta(days=10)))
+    # first part: 10 gpt-4 tokens in tier 1 = 10
+    assert first["lines"][0]["quantity"] == "10"
+    assert first["totals"]["total"] == "10"
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        [second] = _invoice(api, cust)
+    # second part: 20 + 3 = 23 tokens after 10: units 10..33 = 5 * 1 + 18 * 0.5 = 14 (whole: 15 + 9 = 24 = 10 + 14)
+    line = second["lines"][0]
+    assert (line["preLinePeriodQuantity"], line["quantity"]) == ("10", "23")
+    assert second["totals"]["total"] == "14"
+
+
 def test_invoice_pending_lines_with_nothing_to_invoice_is_400(api):
     cust = customer()
     r = api.post("/api/v1/billing/invoices/invoice", {"customerId": cust.pk}, format="json")

@@ -16,9 +16,10 @@ from billing.services import invoicing, jobs
 from billing.services.invoicing import LineInput
 from billing.services.profiles import customer_override_upsert
 from catalog.models import Feature
+from metering.rollups import fold_all
 from openmeter_site.core.errors import DomainError
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
-from tests.factories import ingest
+from tests.factories import FeatureFactory, MeterFactory, ingest
 
 AFTER_CLOSE = FEB + dt.timedelta(hours=1)
 
@@ -227,6 +228,32 @@ def test_period_close_queries_per_invoice_do_not_grow_with_customers():
     more = _close_queries()
     # one chunk each, and nothing is done per invoice (the sandbox app syncs drafts before they are saved)
     assert more == few
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("folded", [False, True], ids=["pending_case", "folded_case"])
+def test_period_close_applies_advanced_filters_in_as_many_statements(folded):
+    # given: 3 customers billed on a plain feature, then 3 on a feature counting only gpt-4 events
+    profile(autoAdvance=False)
+    plain = metered_feature()
+    meter = MeterFactory(slug="llm_meter", event_type="llm", value_property="$.tokens", group_by={"model": "$.model"})
+    gpt4 = FeatureFactory(key="gpt4", meter=meter, meter_group_by_filters={"model": "claude"},
+                          advanced_meter_group_by_filters={"model": {"$in": ["gpt-4"]}})
+    plain_customers = _close_customers(plain, 3, "plain")
+    plain_queries = _close_queries()
+    gpt4_customers = [customer(name=f"gpt4 {i}", subjects=(f"gpt4-{i}",)) for i in range(3)]
+    for i, c in enumerate(gpt4_customers):
+        ingest([{"subject": f"gpt4-{i}", "type": "llm", "time": T0 + dt.timedelta(hours=1 + j),
+                 "data": {"tokens": tokens, "model": model}}
+                for j, (model, tokens) in enumerate([("gpt-4", 10 * (i + 1)), ("gpt-4o", 100), ("claude", 1000)])])
+        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(gpt4.key))
+    if folded:
+        fold_all()
+    # when closed, then the filtered feature costs the same statements as the plain one
+    assert _close_queries() == plain_queries
+    # plain: 20 + 2 tokens * 0.5 = 21; gpt4: 20 + 0.5 * (10, 20, 30) gpt-4 tokens = 25, 30, 35
+    assert _totals(plain_customers) == [Decimal("21")] * 3
+    assert _totals(gpt4_customers) == [Decimal("25"), Decimal("30"), Decimal("35")]
 
 
 @pytest.mark.django_db
