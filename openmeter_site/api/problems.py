@@ -102,9 +102,10 @@ def bad_request_view(request: HttpRequest, exception: Exception | None = None) -
 
 
 def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    exception = exception or PermissionDenied()
     if not request.path.startswith("/api/"):
-        return defaults.permission_denied(request, exception or PermissionDenied())
-    return problem_response(403, str(exception or "") or "permission denied", request=request)
+        return defaults.permission_denied(request, exception)
+    return django_exception_problem(exception, request) or problem_response(403, str(exception), request=request)
 
 
 def csrf_failure_view(request: HttpRequest, reason: str = "") -> HttpResponse:
