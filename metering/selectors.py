@@ -17,6 +17,7 @@ from metering.filters import compile_filter_string, compile_filter_time
 from metering.models import Meter, MeterAggregation
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
+from openmeter_site.core.sql import fetch_prepared
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 # --- meters ---------------------------------------------------------------------------------------------------------
@@ -26,21 +27,19 @@ _METER_FIELDS = list(Meter._meta.concrete_fields)
 _METER_COLUMNS = [f.column for f in _METER_FIELDS if f.column is not None]  # all of them: concrete fields have one
 _METER_SQL = (
     f"SELECT {', '.join(_METER_COLUMNS)} FROM metering_meter "
-    "WHERE deleted_at IS NULL AND (slug = %s OR id = %s) ORDER BY slug LIMIT 1"
+    "WHERE deleted_at IS NULL AND (slug = %(slug)s OR id = %(id)s) ORDER BY slug LIMIT 1"
 )
 
 
 def meter_get(*, id_or_slug: str) -> Meter:
-    """A live meter by ULID or slug. Plain SQL: every meter endpoint starts here, and compiling the ORM query
-    costs more than running it."""
+    """A live meter by ULID or slug. A prepared statement: every meter endpoint starts here, and compiling the ORM
+    query costs more than running it."""
     pk = id_or_slug.upper() if is_ulid(id_or_slug) else None
-    with connection.cursor() as cur:
-        cur.execute(_METER_SQL, [id_or_slug, pk])
-        row = cur.fetchone()
-    if row is None:
+    rows = fetch_prepared(_METER_SQL, {"slug": id_or_slug, "id": pk})
+    if not rows:
         raise NotFound(f"meter not found: {id_or_slug}")
     values = []
-    for f, value in zip(_METER_FIELDS, row, strict=True):
+    for f, value in zip(_METER_FIELDS, rows[0], strict=True):
         for convert in f.get_db_converters(connection):  # JSON columns arrive as text
             value = convert(value, f, connection)
         values.append(value)

@@ -1,6 +1,5 @@
 """Wire ↔ Python for metering resources (In serializers validate; `*_to_api` functions render)."""
 
-import datetime as dt
 from typing import Any
 
 from rest_framework import serializers
@@ -170,11 +169,7 @@ def subject_to_api(subject: Subject) -> dict[str, Any]:
     }
 
 
-def row_to_api(row: Row, formatted: dict[dt.datetime, str | None]) -> dict[str, Any]:
-    """`formatted` memoises RFC 3339 strings: a result repeats each window once per subject and group."""
-    start, end = row.window_start, row.window_end
-    window_start = formatted.get(start) or formatted.setdefault(start, format_rfc3339(start))
-    window_end = formatted.get(end) or formatted.setdefault(end, format_rfc3339(end))
+def row_to_api(row: Row, window_start: str | None, window_end: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "value": row.value,
         "windowStart": window_start,
@@ -212,8 +207,15 @@ def event_to_api(event: StoredEvent) -> dict[str, Any]:
 
 def query_result_to_api(rows: list[Row], params: MeterQueryParams) -> dict[str, Any]:
     """`MeterQueryResult`: the rows, with `from`, `to` and `windowSize` echoed when the request had them."""
-    formatted: dict[dt.datetime, str | None] = {}
-    body: dict[str, Any] = {"data": [row_to_api(r, formatted) for r in rows]}
+    data = []
+    # rows come ordered by window and repeat each window once per subject and group: format it once
+    start = end = formatted_start = formatted_end = None
+    for row in rows:
+        if row.window_start != start or row.window_end != end:
+            start, end = row.window_start, row.window_end
+            formatted_start, formatted_end = format_rfc3339(start), format_rfc3339(end)
+        data.append(row_to_api(row, formatted_start, formatted_end))
+    body: dict[str, Any] = {"data": data}
     for key, value in (("from", params.start), ("to", params.end)):
         if value is not None:
             body[key] = format_rfc3339(value)

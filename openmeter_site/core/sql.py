@@ -25,6 +25,7 @@ _STATEMENTS: dict[str, str] = {}
 def fetch_prepared(query: str, params: Mapping[str, Any], *, binary: bool = False) -> list[tuple[Any, ...]]:
     """All rows of `query` (`%(name)s` placeholders; a literal `%` written `%%`). `binary`: results come in
     PostgreSQL's binary format (timestamps and numbers are not formatted as text and parsed back)."""
+    connection.close_if_health_check_failed()  # as Django's own cursors do before a request's first query
     connection.ensure_connection()
     with connection.wrap_database_errors, Cursor(connection.connection) as cur:
         cur.execute(query, params, prepare=True, binary=binary)

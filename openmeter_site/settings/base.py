@@ -101,11 +101,13 @@ STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 # Upper bound of an ingest request body (a 413 problem beyond it).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("OPENMETER_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# The handler's level too: Django's own loggers (django.request's 404 warnings) propagate past the root's level.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 from .api import *  # noqa: E402, F403

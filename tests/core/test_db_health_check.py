@@ -43,3 +43,18 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_use():
     new_pid = backend_pid()
     assert new_pid != pid
     assert connection.is_usable()
+
+
+def test_a_prepared_statement_as_the_first_query_of_a_request_reconnects_too():
+    """The API key look-up is a prepared statement and the first query of every request."""
+    from openmeter_site.core.sql import fetch_prepared
+
+    pid = backend_pid()
+    terminate(pid)
+    deadline = time.monotonic() + 5
+    while connection.is_usable() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    connection.close_if_unusable_or_obsolete()  # a new request: the health check is due again
+
+    assert fetch_prepared("SELECT pg_backend_pid() AS pid, %(n)s::int + 1 AS n", {"n": 41})[0][1] == 42
+    assert backend_pid() != pid
