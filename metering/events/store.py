@@ -26,12 +26,15 @@ WITH ins AS (
 INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
 """
 
+# Rows are inserted in (source, id) order, the first of each pair in the body only: two batches that share
+# events then take their unique-index locks in the same order, so one waits for the other instead of deadlocking.
 INSERT_BATCH_SQL = """
-WITH src AS (
-    SELECT e, t FROM ROWS FROM (jsonb_array_elements(%s::jsonb), unnest(%s::timestamptz[])) AS x(e, t)
-), ins AS (
+WITH ins AS (
     INSERT INTO metering_event (id, source, type, subject, time, data)
-    SELECT e->>'id', e->>'source', e->>'type', e->>'subject', t, NULLIF(e->'data', 'null'::jsonb) FROM src
+    SELECT DISTINCT ON ((e->>'source') COLLATE "C", (e->>'id') COLLATE "C")
+        e->>'id', e->>'source', e->>'type', e->>'subject', t, NULLIF(e->'data', 'null'::jsonb)
+    FROM ROWS FROM (jsonb_array_elements(%s::jsonb), unnest(%s::timestamptz[])) WITH ORDINALITY AS x(e, t, n)
+    ORDER BY (e->>'source') COLLATE "C", (e->>'id') COLLATE "C", n
     ON CONFLICT (source, id) DO NOTHING
     RETURNING seq
 )
