@@ -12,6 +12,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from django.db.models import F
+
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import calculation, invoicing
@@ -38,13 +40,15 @@ def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
 
 
 def batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, calculation.Usage]:
-    """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters)."""
+    """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters).
+
+    Lines and their customers are read in one statement: a gathering invoice that another worker or the API
+    closes meanwhile is then only metered for nothing (`close_customers` finds it gone and skips the customer)."""
     lines = list(InvoiceLine.objects.filter(
         invoice__customer_id__in=customer_ids, invoice__status=S.GATHERING, invoice__deleted_at__isnull=True,
         parent__isnull=True, deleted_at__isnull=True, invoice_at__lte=at,
-    ))
-    customer_by_invoice = dict(Invoice.objects.filter(pk__in={line.invoice_id for line in lines})
-                               .values_list("pk", "customer_id"))
+    ).annotate(invoice_customer_id=F("invoice__customer_id")))
+    customer_by_invoice = {line.invoice_id: line.invoice_customer_id for line in lines}
     return calculation.usage_for_lines(
         lines, customer_by_invoice=customer_by_invoice, subjects_by_customer=_subjects_by_customer(customer_ids)
     )

@@ -356,3 +356,52 @@ def test_two_period_close_runs_over_several_chunks_produce_one_invoice_per_custo
     assert InvoiceEvent.objects.filter(trigger="create").count() == 6
     # 20 + 10 * (i + 1) * 0.5
     assert [int(i.total) for i in invoices] == [25, 30, 35, 40, 45, 50]
+
+
+def _pause_after_the_first_read_of(table: str, paused: threading.Event, go: threading.Event):
+    """A database connection wrapper that holds its thread right after the first SELECT from `table`."""
+    done = [False]
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not done[0] and isinstance(sql, str) and sql.startswith("SELECT") and f'FROM "{table}"' in sql:
+            done[0] = True
+            paused.set()
+            assert go.wait(30)
+        return result
+
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+def test_period_close_goes_on_when_invoice_pending_lines_closes_a_gathering_invoice_under_it(api):
+    # given 3 customers due for period close, and the job paused right after it read their due lines
+    customers = _setup_customers(3, autoAdvance=False)
+    paused, go = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def run_job() -> None:
+        try:
+            with connection.execute_wrapper(_pause_after_the_first_read_of("billing_invoiceline", paused, go)):
+                outcome.append(jobs.collect_gathering_invoices(at=AFTER_CLOSE))
+        except Exception as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    job = threading.Thread(target=run_job)
+    job.start()
+    assert paused.wait(30)
+    # when the API invoices the second customer's pending lines (its gathering invoice is closed and deleted)
+    response = api.post("/api/v1/billing/invoices/invoice", {"customerId": customers[1].pk}, format="json")
+    assert response.status_code == 201, response.content
+    go.set()
+    job.join(30)
+    # then the run went on: the other two customers got their drafts, the second one only the API's invoice
+    assert outcome == [3]
+    invoices = _standard_invoices()
+    assert [(i.customer_id, int(i.total)) for i in invoices] == [
+        (customers[0].pk, 25), (customers[1].pk, 30), (customers[2].pk, 35)  # 20 + 10 * (i + 1) * 0.5
+    ]
+    assert InvoiceLine.objects.filter(parent__isnull=True).count() == 6
+    assert not Invoice.objects.filter(status=S.GATHERING).exists()
