@@ -8,6 +8,7 @@ from django.utils import timezone
 from entitlements import balance
 from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType, Grant, UsageReset
 from entitlements.services import entitlement_end, entitlement_reset, grant_void
+from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk
 from openmeter_site.core.errors import DomainError
 
 
@@ -103,17 +104,35 @@ class EntitlementAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Done for {done} entitlement(s).")
 
 
+def _void_grant(request, grant: Grant, data: dict) -> str:
+    grant_void(grant=grant)
+    return f"Grant {grant.pk} is void: it no longer adds to the balance."
+
+
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdmin):
+class GrantAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "entitlement", "amount", "priority", "effective_at", "expires_at", "voided_at",
                     "recurrence_interval"]
     list_filter = [("voided_at", admin.EmptyFieldListFilter), "priority", "expiration_duration"]
     search_fields = ["id", "entitlement__id", "entitlement__feature_key", "entitlement__customer__key"]
     list_select_related = ["entitlement__customer"]
     actions = ["void_now"]
+    object_actions = (
+        ObjectAction("void", "Void grant", run=_void_grant, destructive=True,
+                     confirm="Voiding a grant cannot be undone: its remaining amount stops counting from now on.",
+                     available=lambda grant: grant.voided_at is None),
+    )
+
+    def has_object_action_permission(self, request, obj) -> bool:
+        return request.user.has_perm("entitlements.change_grant")
 
     @admin.action(description="Void selected grants now")
     def void_now(self, request, queryset):
+        confirmation = confirm_bulk(self, request, queryset, action="void_now", title="Void grants",
+                                    warning="Voiding cannot be undone: the remaining amounts of these grants stop "
+                                            "counting from now on.")
+        if confirmation is not None:
+            return confirmation
         done = 0
         for grant in queryset:
             try:

@@ -10,3 +10,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 OPENMETER_WEBHOOK_ALLOW_PRIVATE = True
+# Static files straight from the apps (no collectstatic before a test run): the browser tests load the admin's CSS/JS.
+WHITENOISE_USE_FINDERS = True

@@ -66,7 +66,7 @@ def test_grant_void_action_calls_the_service(admin_client, entitled):
     _, _, grant = entitled
     with time_machine.travel(T0 + dt.timedelta(days=3), tick=False):
         response = admin_client.post("/admin/entitlements/grant/",
-                                     {"action": "void_now", "_selected_action": [grant.pk]}, follow=True)
+                                     {"action": "void_now", "_selected_action": [grant.pk], "confirmed": "yes"}, follow=True)
     assert response.status_code == 200
     grant.refresh_from_db()
     assert grant.voided_at == T0 + dt.timedelta(days=3)

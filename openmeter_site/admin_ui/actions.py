@@ -1,0 +1,139 @@
+"""Operator actions on one record (subscribe this customer, grant credit, void this invoice): a button on the
+change page opens a page of the admin with a typed form (or a confirmation), the submit calls the same service as
+the API, and a rejection from the service is shown on the form, never as a 500.
+
+    class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
+        object_actions = (
+            ObjectAction("void", "Void", run=void_invoice, confirm="Voiding cannot be undone.", destructive=True,
+                         available=lambda invoice: "void" in available_actions(invoice)),
+        )
+
+`run(request, obj, cleaned_data)` returns the success message, or an `HttpResponse` (a download, a redirect).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from openmeter_site.core.errors import DomainError
+
+
+class ActionForm(forms.Form):
+    """The form of an operator action; it knows the record it acts on (to offer its plans, its entitlements)."""
+
+    def __init__(self, *args: Any, obj: Model, **kwargs: Any) -> None:
+        self.obj = obj
+        super().__init__(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ObjectAction:
+    name: str
+    label: str
+    run: Callable[[HttpRequest, Any, dict[str, Any]], str | HttpResponse]
+    form: type[ActionForm] = ActionForm
+    description: str = ""
+    confirm: str = ""  # shown as a warning above the submit button (destructive or irreversible actions)
+    destructive: bool = False
+    available: Callable[[Any], bool] = lambda obj: True
+    initial: Callable[[Any], dict[str, Any]] = lambda obj: {}
+
+
+def actor(request: HttpRequest) -> str:
+    """How the back office signs what an operator did (invoice history, audit rows)."""
+    return f"admin:{request.user.get_username()}"
+
+
+def show_error(form: forms.Form, exc: DomainError | ValidationError) -> None:
+    """A service's rejection on the form: on the field it names when the form has it, else above the form."""
+    if isinstance(exc, ValidationError):
+        form.add_error(None, exc)
+        return
+    field = exc.extensions.get("field")
+    form.add_error(field if field in form.fields else None, exc.detail)
+
+
+class ObjectActionsMixin(admin.ModelAdmin):
+    object_actions: tuple[ObjectAction, ...] = ()
+    change_form_template = "admin/admin_ui/change_form.html"
+
+    def get_object_actions(self, request: HttpRequest, obj: Any) -> list[ObjectAction]:
+        if not self.has_object_action_permission(request, obj):
+            return []
+        return [a for a in self.object_actions if a.available(obj)]
+
+    def has_object_action_permission(self, request: HttpRequest, obj: Any) -> bool:
+        """Acting changes the record; a read-only admin (history edited only through actions) overrides this."""
+        return self.has_change_permission(request, obj)
+
+    def get_urls(self) -> list:
+        extra = [path("<path:object_id>/do/<slug:action>/", self.admin_site.admin_view(self.object_action_view),
+                      name=f"{self.opts.app_label}_{self.opts.model_name}_do")]
+        return extra + super().get_urls()
+
+    def object_action_url(self, obj: Model, name: str) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_do", args=[obj.pk, name])
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        buttons = [] if obj is None else [
+            {"label": a.label, "url": self.object_action_url(obj, a.name), "destructive": a.destructive}
+            for a in self.get_object_actions(request, obj)
+        ]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "object_buttons": buttons})
+
+    def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}")
+        if not self.has_object_action_permission(request, obj):
+            raise PermissionDenied
+        chosen = next((a for a in self.object_actions if a.name == action), None)
+        if chosen is None:
+            raise Http404(f"No action {action!r}")
+        change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        if not chosen.available(obj):
+            messages.error(request, f"“{chosen.label}” is not possible for {obj} now.")
+            return HttpResponseRedirect(change_url)
+        data = request.POST if request.method == "POST" else None
+        form = chosen.form(data, obj=obj, initial=chosen.initial(obj))
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = chosen.run(request, obj, form.cleaned_data)
+            except (DomainError, ValidationError) as exc:
+                show_error(form, exc)
+            else:
+                if isinstance(result, HttpResponse):
+                    return result
+                messages.success(request, result)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": obj, "action": chosen, "form": form, "change_url": change_url,
+            "title": f"{chosen.label}: {obj}", "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/admin_ui/action_form.html", context)
+
+
+def confirm_bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, *, action: str, title: str,
+                 warning: str) -> TemplateResponse | None:
+    """A changelist action's confirmation page (as Django's own "delete selected"): answers the page until the
+    operator confirms, then None so that the action runs."""
+    if request.POST.get("confirmed") == "yes":
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts, "title": title, "warning": warning, "objects": list(queryset), "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/admin_ui/confirm_bulk.html", context)

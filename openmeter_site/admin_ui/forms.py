@@ -1,0 +1,109 @@
+"""Typed form fields for the back office, so that no operator edits JSON by hand: metadata as key/value rows,
+ISO 8601 durations as a number and a unit, currencies from ISO 4217, times in the operator's zone."""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.datastructures import MultiValueDict
+
+from openmeter_site.core.money import known_currencies
+
+EXTRA_ROWS = 3
+
+
+class KeyValueWidget(forms.Widget):
+    template_name = "admin/admin_ui/widgets/key_value.html"
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        pairs = list(value.items()) if isinstance(value, dict) else list(value or [])
+        context["widget"]["rows"] = [(str(k), "" if v is None else str(v)) for k, v in pairs] + [("", "")] * EXTRA_ROWS
+        return context
+
+    def value_from_datadict(self, data: Mapping[str, Any], files: Any, name: str) -> list[tuple[str, str]]:
+        assert isinstance(data, MultiValueDict)  # form data (request.POST) always is
+        keys, values = data.getlist(f"{name}__key"), data.getlist(f"{name}__value")
+        return [(k.strip(), v) for k, v in zip(keys, values, strict=False) if k.strip() or v.strip()]
+
+    def value_omitted_from_data(self, data: Mapping[str, Any], files: Any, name: str) -> bool:
+        return f"{name}__key" not in data
+
+
+class KeyValueField(forms.Field):
+    """String-to-string metadata, edited as rows of key and value. An empty row is ignored."""
+
+    widget = KeyValueWidget
+
+    def __init__(self, *, max_key_length: int = 256, max_value_length: int = 1024, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.max_key_length, self.max_value_length = max_key_length, max_value_length
+
+    def prepare_value(self, value: Any) -> Any:
+        return value or {}
+
+    def to_python(self, value: Any) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        result: dict[str, str] = {}
+        for key, val in value or []:
+            if not key:
+                raise ValidationError(f"The value {val!r} has no key.")
+            if key in result:
+                raise ValidationError(f"The key {key!r} is given twice.")
+            if len(key) > self.max_key_length or len(val) > self.max_value_length:
+                raise ValidationError(f"{key!r}: keys are at most {self.max_key_length} characters, values at most "
+                                      f"{self.max_value_length}.")
+            result[key] = val
+        return result
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return (initial or {}) != self.to_python(data)
+
+
+DURATION_UNITS = [("PT{}M", "minutes"), ("PT{}H", "hours"), ("P{}D", "days"), ("P{}W", "weeks"), ("P{}M", "months"),
+                  ("P{}Y", "years")]
+_SINGLE_UNIT = re.compile(r"^(P|PT)(\d+)([YMWDH])$")
+
+
+class DurationWidget(forms.MultiWidget):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__([forms.NumberInput(attrs={"min": 0, "style": "width:6em"}),
+                          forms.Select(choices=DURATION_UNITS)], attrs)
+
+    def decompress(self, value: str | None) -> list[Any]:
+        match = _SINGLE_UNIT.match(value or "")
+        if not match:
+            return [None, "P{}D"]
+        prefix, number, unit = match.groups()
+        return [int(number), f"{prefix}{{}}{unit}"]
+
+
+class DurationField(forms.MultiValueField):
+    """An ISO 8601 duration (P30D, P1M, PT1H) entered as a number and a unit."""
+
+    widget = DurationWidget
+
+    def __init__(self, **kwargs: Any) -> None:
+        fields = (forms.IntegerField(min_value=0, max_value=100_000, required=False),
+                  forms.ChoiceField(choices=DURATION_UNITS))
+        super().__init__(fields, require_all_fields=False, **kwargs)
+
+    def compress(self, data_list: list[Any]) -> str | None:
+        if not data_list or data_list[0] in (None, ""):
+            if self.required:
+                raise ValidationError(self.error_messages["required"], code="required")
+            return None
+        number, unit = data_list
+        return unit.format(number)
+
+
+class CurrencyField(forms.ChoiceField):
+    """An ISO 4217 code in use today; lower case is refused, as the API refuses it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        choices = [("", "—")] if not kwargs.get("required", True) else []
+        super().__init__(choices=choices + [(c, c) for c in sorted(known_currencies())], **kwargs)

@@ -1,0 +1,15 @@
+// Times in the back office are shown in the operator's time zone: keep the browser's zone in a cookie that the
+// server reads (openmeter_site/admin_ui/middleware.py), and reload once when it was missing or changed.
+(function () {
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  var match = document.cookie.match(/(?:^|; )om_tz=([^;]*)/);
+  var current = match ? decodeURIComponent(match[1]) : "";
+  if (current === zone) return;
+  document.cookie = "om_tz=" + encodeURIComponent(zone) + "; path=/admin/; max-age=31536000; SameSite=Lax";
+  var shown = document.getElementById("om-zone");
+  if (shown && shown.dataset.zone !== zone && !sessionStorage.getItem("om_tz_reloaded")) {
+    sessionStorage.setItem("om_tz_reloaded", "1");
+    window.location.reload();
+  }
+})();
