@@ -34,11 +34,11 @@ def feature_create(
         meter = Meter.objects.filter(slug=meter_slug, deleted_at__isnull=True).first()
         if meter is None:
             raise InvalidInput(f"meterSlug: meter {meter_slug!r} not found")
-        for name, filters in (("meterGroupByFilters", meter_group_by_filters),
-                              ("advancedMeterGroupByFilters", advanced_meter_group_by_filters)):
+        for field, filters in (("meterGroupByFilters", meter_group_by_filters),
+                               ("advancedMeterGroupByFilters", advanced_meter_group_by_filters)):
             unknown = sorted(set(filters or {}) - set(meter.group_by or {}))
             if unknown:
-                raise InvalidInput(f"{name}: {', '.join(unknown)} not in the meter's groupBy")
+                raise InvalidInput(f"{field}: {', '.join(unknown)} not in the meter's groupBy")
         for group_key, spec in (advanced_meter_group_by_filters or {}).items():
             compile_filter_string(sql.Identifier(group_key), spec, f"advancedMeterGroupByFilters.{group_key}")
     elif meter_group_by_filters or advanced_meter_group_by_filters:

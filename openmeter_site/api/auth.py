@@ -53,7 +53,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return (None, key)
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="openmeter"'
+        return "Bearer"
 
 
 class IsApiKey(permissions.BasePermission):

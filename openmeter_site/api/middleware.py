@@ -41,15 +41,23 @@ class ApiProblemMiddleware:
     """Exceptions a view leaves unhandled under /api/ become problems, also with DEBUG on: Django's request errors
     (e.g. TooManyFieldsSent from a query with too many parameters) their 4xx, anything else a 500. A NUL
     character in the path or query is a 400 up front: no database column can hold one, so no parameter could
-    ever match it. Errors raised before any view (DisallowedHost) go to urls.py's handler400 and its siblings."""
+    ever match it. Errors raised before any view (DisallowedHost) go to urls.py's handler400 and its siblings.
+
+    DRF adds `Allow` to every response of its views; under /api/ it stays only on a 405, where it means something
+    (as the Go server)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/") and _has_nul(request):
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if _has_nul(request):
             return problem_response(400, "NUL characters (%00) are not supported in the path or query", request=request)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code != 405 and "Allow" in response:
+            del response["Allow"]
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):

@@ -30,6 +30,8 @@ def problem_response(
     if extensions:
         body["extensions"] = extensions
     response = HttpResponse(orjson.dumps(body, default=str), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    if status == 401:
+        response["WWW-Authenticate"] = "Bearer"  # API keys and portal tokens are both bearer tokens
     return response
 
 

@@ -38,7 +38,7 @@ def currency_list() -> tuple[dict[str, object], ...]:
             "code": code,
             "name": get_currency_name(code, locale="en"),
             "symbol": get_currency_symbol(code, locale="en"),
-            "subunits": 10 ** minor_units(code),
+            "subunits": minor_units(code),  # decimal digits of the minor unit (GOBL's, as upstream)
         }
         for code in sorted(known_currencies())
     )

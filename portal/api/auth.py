@@ -15,7 +15,7 @@ class PortalTokenAuthentication(authentication.BaseAuthentication):
         return (None, portal_token_authenticate(raw=bearer_token(request)))
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="openmeter-portal"'
+        return "Bearer"
 
 
 class IsPortalToken(permissions.BasePermission):

@@ -19,11 +19,13 @@ def test_create_metered_feature_with_group_filters(api):
     assert response.status_code == 201
     body = response.json()
     assert body["key"] == "gpt_4_tokens"
+    assert body["name"] == "GPT-4 tokens"
     assert body["meterSlug"] == "tokens"
     assert body["meterGroupByFilters"] == {"model": "gpt-4"}
     assert body["metadata"] == {"team": "ai"}
     assert "archivedAt" not in body
     assert Feature.objects.get(pk=body["id"]).meter.slug == "tokens"
+    assert api.get(f"/api/v1/features/{body['id']}").json()["name"] == "GPT-4 tokens"
 
 
 @pytest.mark.parametrize(

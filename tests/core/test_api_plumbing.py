@@ -22,6 +22,22 @@ def test_request_without_key_is_401_problem(client):
     assert "API key" in body["detail"]
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/api/v1/info/currencies"), ("post", "/api/v1/meters"), ("delete", "/api/v1/features/01J0000000000000000000000"),
+    ("get", "/api/v1/portal/meters/tokens/query"),
+])
+def test_a_401_carries_a_bearer_challenge_and_no_allow_header(client, method, path):
+    response = getattr(client, method)(path, HTTP_AUTHORIZATION="Bearer om_not_a_key")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert "Allow" not in response
+
+
+def test_allow_is_only_on_a_405(api):
+    assert "Allow" not in api.get("/api/v1/info/currencies")
+    assert api.delete("/api/v1/info/currencies")["Allow"] == "GET, HEAD, OPTIONS"
+
+
 def test_revoked_key_is_rejected(client):
     key, raw = ApiKey.issue("to-revoke")
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
@@ -52,13 +68,15 @@ def test_wrong_method_is_405_problem(api):
     assert response["Content-Type"] == PROBLEM
 
 
-def test_currencies_are_a_plain_array_with_subunits(api):
+def test_currencies_are_a_plain_array_with_subunits_as_decimal_digits(api):
+    # upstream answers GOBL's definitions, where subunits is the number of decimal digits of the minor unit
     response = api.get("/api/v1/info/currencies")
     assert response.status_code == 200
     by_code = {c["code"]: c for c in response.json()}
-    assert by_code["USD"] == {"code": "USD", "name": "US Dollar", "symbol": "$", "subunits": 100}
-    assert by_code["JPY"]["subunits"] == 1
-    assert by_code["KWD"]["subunits"] == 1000
+    assert by_code["USD"] == {"code": "USD", "name": "US Dollar", "symbol": "$", "subunits": 2}
+    assert by_code["JPY"]["subunits"] == 0
+    assert by_code["BHD"]["subunits"] == 3
+    assert by_code["KWD"]["subunits"] == 3
 
 
 def test_openapi_document_is_served(api):
