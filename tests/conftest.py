@@ -13,6 +13,7 @@ import pytest
 import redis
 from celery._state import _set_task_join_will_block
 from django.conf import settings
+from playwright.sync_api import Browser, Page, sync_playwright
 from rest_framework.test import APIClient
 
 from openmeter_site.celery import app as celery_app
@@ -153,3 +154,43 @@ def start_celery_worker(django_db_setup) -> Iterator[Callable[..., str]]:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test process, shared by the back-office tests (a new context per test)."""
+    # Playwright's sync API keeps an event loop in this thread; the tests' own ORM calls are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        shared = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield shared
+        shared.close()
+
+
+OPERATOR = ("operator", "operator-pass-1")
+
+
+@pytest.fixture
+def operator_page(browser, live_server_url, django_user_model, django_db_blocker) -> Iterator[Page]:
+    """A billing operator (a superuser) logged in to the back office in a fresh browser context.
+    The test's database must be visible to the live server: mark the test `django_db(transaction=True)`."""
+    from django.db import connections
+
+    django_user_model.objects.create_superuser(OPERATOR[0], "operator@example.com", OPERATOR[1])
+    context = browser.new_context(base_url=live_server_url, timezone_id="Europe/Berlin")
+    page = context.new_page()
+    page.goto("/admin/login/")
+    page.fill("#id_username", OPERATOR[0])
+    page.fill("#id_password", OPERATOR[1])
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    try:
+        yield page
+    finally:
+        context.close()
+        connections.close_all()  # ORM calls made inside Playwright's loop opened a connection of their own

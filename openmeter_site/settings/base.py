@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "portal",
     "integrations",
     "subscriptions",
+    "backoffice",
 ]
 
 MIDDLEWARE = [

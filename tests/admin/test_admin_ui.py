@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from entitlements.models import Grant
 from entitlements.services import GrantInput, UsagePeriodInput, entitlement_create, grant_create
@@ -162,3 +163,16 @@ def test_bulk_void_asks_for_confirmation_first(admin_client, grant):
         done = admin_client.post("/admin/entitlements/grant/", {**form, "confirmed": "yes"}, follow=True)
     assert "Voided 1 grant(s)." in done.content.decode()
     assert Grant.objects.get(pk=grant.pk).voided_at == T0 + dt.timedelta(days=3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operator_voids_a_grant_in_the_browser_seeing_times_in_their_zone(operator_page, grant):
+    page = operator_page
+    page.goto(f"/admin/entitlements/grant/{grant.pk}/change/")
+    # the browser's zone (Europe/Berlin) reaches the server through admin_ui.js' cookie
+    expect(page.locator("#om-zone")).to_have_text("Times in Europe/Berlin (UTC on hover)")
+    page.click("text=Void grant")
+    expect(page.locator(".om-confirm")).to_contain_text("cannot be undone")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("is void")
+    assert Grant.objects.get(pk=grant.pk).voided_at is not None

@@ -2,11 +2,10 @@
 // server reads (openmeter_site/admin_ui/middleware.py), and reload once when it was missing or changed.
 (function () {
   var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (!zone) return;
+  if (!zone || !/^[A-Za-z0-9_+\/-]+$/.test(zone)) return;  // IANA names need no cookie escaping
   var match = document.cookie.match(/(?:^|; )om_tz=([^;]*)/);
-  var current = match ? decodeURIComponent(match[1]) : "";
-  if (current === zone) return;
-  document.cookie = "om_tz=" + encodeURIComponent(zone) + "; path=/admin/; max-age=31536000; SameSite=Lax";
+  if (match && match[1] === zone) return;
+  document.cookie = "om_tz=" + zone + "; path=/admin/; max-age=31536000; SameSite=Lax";
   var shown = document.getElementById("om-zone");
   if (shown && shown.dataset.zone !== zone && !sessionStorage.getItem("om_tz_reloaded")) {
     sessionStorage.setItem("om_tz_reloaded", "1");
