@@ -249,3 +249,20 @@ def events_per_subject_since(start: dt.datetime) -> list[tuple[str, int]]:
             "SELECT subject, count(*) FROM metering_event WHERE time >= %s GROUP BY subject ORDER BY subject", [start]
         )
         return cur.fetchall()
+
+
+# --- the fold's lag (operators watch it on /metrics) ----------------------------------------------------------------
+
+FOLD_BACKLOG_SQL = """
+SELECT (SELECT count(*) FROM metering_pendingevent),
+       (SELECT extract(epoch FROM now() - e.ingested_at) FROM metering_event e
+        WHERE e.seq = (SELECT min(seq) FROM metering_pendingevent))
+"""
+
+
+def fold_backlog() -> tuple[int, float]:
+    """(events stored but not folded into rollups yet, age in seconds of the oldest of them; 0 when none)."""
+    with connection.cursor() as cur:
+        cur.execute(FOLD_BACKLOG_SQL)
+        count, age = cur.fetchone()
+    return count, max(float(age or 0), 0.0)

@@ -21,6 +21,7 @@ from metering.rollups import (
     progress_id,
     rollups_rebuild_start,
 )
+from metering.selectors import fold_backlog as fold_backlog_figures
 from metering.services import meter_create
 from tests.factories import MeterFactory, ingest
 
@@ -278,3 +279,18 @@ def test_a_big_fold_vacuums_the_emptied_queue():
     assert fold_backlog(vacuum_after=1) == 1
     # then the queue is empty on disk too
     assert _pending_queue_bytes() == 0
+
+
+def test_fold_backlog_counts_pending_events_and_ages_the_oldest():
+    # given no events: nothing pending
+    assert fold_backlog_figures() == (0, 0.0)
+    # given three events, the first folded, the other two stored 90 s and 30 s ago (now() is the test's
+    # transaction time, so the ages are exact)
+    ingest(old_events(3))
+    fold_pending(limit=1)
+    first, second = PendingEvent.objects.order_by("seq").values_list("seq", flat=True)
+    with connection.cursor() as cur:
+        cur.execute("UPDATE metering_event SET ingested_at = now() - make_interval(secs => %s) WHERE seq = %s", [90, first])
+        cur.execute("UPDATE metering_event SET ingested_at = now() - make_interval(secs => %s) WHERE seq = %s", [30, second])
+    # then the backlog is two events, the oldest 90 s old
+    assert fold_backlog_figures() == (2, 90.0)
