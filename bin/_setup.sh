@@ -6,11 +6,13 @@ ensure_venv() {
   if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv
   fi
-  local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  # The pinned versions of requirements-dev.lock (bin/lock writes it from pyproject.toml), then the project itself.
+  local stamp=".venv/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    echo "Installing dependencies into .venv ..."
+    echo "Installing dependencies into .venv (requirements-dev.lock) ..."
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -r requirements-dev.lock
+    .venv/bin/pip install -q --no-deps -e .
     rm -f .venv/.installed-*
     touch "$stamp"
   fi

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView
 
+from openmeter_site.api import docs
 from openmeter_site.api.converters import SegmentConverter
 from openmeter_site.api.info_views import CurrencyListView
 
@@ -9,7 +9,8 @@ register_converter(SegmentConverter, "seg")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/openapi.json", docs.openapi_json, name="openapi-schema"),
+    path("api/docs", docs.api_docs, name="api-docs"),
     path("api/v1/info/currencies", CurrencyListView.as_view()),
     path("", include("metering.api.urls")),
     path("", include("customers.api.urls")),

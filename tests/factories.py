@@ -28,6 +28,7 @@ class MeterFactory(factory.django.DjangoModelFactory):
 class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Customer
+        skip_postgeneration_save = True  # the subjects hook creates rows of its own; the customer is saved already
 
     key = factory.Sequence(lambda n: f"customer-{n}")
     name = factory.Sequence(lambda n: f"Customer {n}")

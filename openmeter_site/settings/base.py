@@ -1,20 +1,14 @@
 """Settings, all from environment variables with safe defaults (README lists every one)."""
 
-import os
-from pathlib import Path
-
 import dj_database_url
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+from .env import BASE_DIR, env_bool, env_int, env_list, env_str, secret_key
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
-
-
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-change-me")
+SECRET_KEY = secret_key()
 DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Origins allowed to POST forms (the admin) when they differ from the Host, e.g. https://billing.example.com.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "openmeter_site.admin_ui",  # before the admin: its templates extend the admin's
@@ -26,7 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
-    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's static files for /api/docs
     "django_celery_beat",
     "openmeter_site.core",
     "metering",
@@ -78,7 +72,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/openmeter")
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/openmeter")
 # Our backend is Django's PostgreSQL one with a health check that needs no round trip (openmeter_site/core/db).
 DATABASES = {
     "default": dj_database_url.parse(
@@ -87,11 +81,15 @@ DATABASES = {
 }
 # Hot-path statements asking for it are prepared once per connection (openmeter_site/core/sql.py); Django's own
 # queries never are. Off (0) behind a pooler in transaction mode without prepared statements (pgbouncer < 1.21).
-if os.environ.get("OPENMETER_DB_PREPARED_STATEMENTS", "1").lower() in {"1", "true", "yes", "on"}:
+if env_bool("OPENMETER_DB_PREPARED_STATEMENTS", True):
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -99,12 +97,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 # Upper bound of an ingest request body (a 413 problem beyond it).
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("OPENMETER_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OPENMETER_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # The handler's level too: Django's own loggers (django.request's 404 warnings) propagate past the root's level.
 LOGGING = {
     "version": 1,

@@ -1,32 +1,27 @@
 """OPENMETER_* product settings."""
 
-import os
-
-
-def _flag(name: str, default: str = "0") -> bool:
-    return os.environ.get(name, default).lower() in {"1", "true", "yes", "on"}
-
+from .env import env_bool, env_int, env_str
 
 # Allow webhook targets on loopback, link-local or private networks (off by default: SSRF guard).
-OPENMETER_WEBHOOK_ALLOW_PRIVATE = _flag("OPENMETER_WEBHOOK_ALLOW_PRIVATE")
+OPENMETER_WEBHOOK_ALLOW_PRIVATE = env_bool("OPENMETER_WEBHOOK_ALLOW_PRIVATE", False)
 # Maximum number of events in one ingest request.
-OPENMETER_INGEST_MAX_EVENTS = int(os.environ.get("OPENMETER_INGEST_MAX_EVENTS", "10000"))
+OPENMETER_INGEST_MAX_EVENTS = env_int("OPENMETER_INGEST_MAX_EVENTS", 10000)
 # Key for encrypting third-party secrets (Stripe API keys) at rest; derived from SECRET_KEY when unset.
-OPENMETER_ENCRYPTION_KEY = os.environ.get("OPENMETER_ENCRYPTION_KEY", "")
+OPENMETER_ENCRYPTION_KEY = env_str("OPENMETER_ENCRYPTION_KEY")
 # Default lifetime of a portal token.
-OPENMETER_PORTAL_TOKEN_TTL_SECONDS = int(os.environ.get("OPENMETER_PORTAL_TOKEN_TTL_SECONDS", "3600"))
+OPENMETER_PORTAL_TOKEN_TTL_SECONDS = env_int("OPENMETER_PORTAL_TOKEN_TTL_SECONDS", 3600)
 # Stripe API base (tests point it at localstripe).
-OPENMETER_STRIPE_API_BASE = os.environ.get("OPENMETER_STRIPE_API_BASE", "")
+OPENMETER_STRIPE_API_BASE = env_str("OPENMETER_STRIPE_API_BASE")
 # Public base URL Stripe can reach this server at (e.g. https://billing.example.com); the Stripe app registers
 # {base}/api/v1/apps/{id}/stripe/webhook as its webhook endpoint on install. Unset: no endpoint is registered.
-OPENMETER_STRIPE_WEBHOOK_BASE_URL = os.environ.get("OPENMETER_STRIPE_WEBHOOK_BASE_URL", "")
+OPENMETER_STRIPE_WEBHOOK_BASE_URL = env_str("OPENMETER_STRIPE_WEBHOOK_BASE_URL")
 # Retries of one Stripe request on network errors, rate limits and 5xx (exponential backoff, same idempotency key).
-OPENMETER_STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("OPENMETER_STRIPE_MAX_NETWORK_RETRIES", "3"))
+OPENMETER_STRIPE_MAX_NETWORK_RETRIES = env_int("OPENMETER_STRIPE_MAX_NETWORK_RETRIES", 3)
 # Webhook delivery: timeout of one POST, attempts per send round, first retry delay (doubles, capped at 6 h).
-OPENMETER_WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("OPENMETER_WEBHOOK_TIMEOUT_SECONDS", "10"))
-OPENMETER_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("OPENMETER_WEBHOOK_MAX_ATTEMPTS", "6"))
-OPENMETER_WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("OPENMETER_WEBHOOK_RETRY_BASE_SECONDS", "30"))
+OPENMETER_WEBHOOK_TIMEOUT_SECONDS = env_int("OPENMETER_WEBHOOK_TIMEOUT_SECONDS", 10)
+OPENMETER_WEBHOOK_MAX_ATTEMPTS = env_int("OPENMETER_WEBHOOK_MAX_ATTEMPTS", 6)
+OPENMETER_WEBHOOK_RETRY_BASE_SECONDS = env_int("OPENMETER_WEBHOOK_RETRY_BASE_SECONDS", 30)
 # After ingest, balance thresholds are evaluated once per this window (0 = after every batch).
-OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS = int(os.environ.get("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", "5"))
+OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS = env_int("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", 5)
 # Entitlement balance snapshots are saved only once older than this grace window, so late events stay counted.
-OPENMETER_ENTITLEMENT_GRACE_SECONDS = int(os.environ.get("OPENMETER_ENTITLEMENT_GRACE_SECONDS", "86400"))
+OPENMETER_ENTITLEMENT_GRACE_SECONDS = env_int("OPENMETER_ENTITLEMENT_GRACE_SECONDS", 86400)

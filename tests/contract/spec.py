@@ -1,4 +1,5 @@
-"""OpenMeter's OpenAPI spec (vendored beside this file) as JSON Schema validators for response bodies."""
+"""OpenMeter's OpenAPI spec (vendored in openmeter_site/api/, which serves it as the API's documentation) as JSON Schema
+validators for response bodies."""
 
 from functools import cache
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-SPEC_PATH = Path(__file__).with_name("openapi.yaml")
+SPEC_PATH = Path(__file__).resolve().parents[2] / "openmeter_site" / "api" / "openapi.yaml"
 
 
 @cache

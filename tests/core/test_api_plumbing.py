@@ -79,11 +79,6 @@ def test_currencies_are_a_plain_array_with_subunits_as_decimal_digits(api):
     assert by_code["KWD"]["subunits"] == 3
 
 
-def test_openapi_document_is_served(api):
-    response = api.get("/api/openapi.json", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200
-
-
 @pytest.mark.django_db(transaction=True)
 def test_live_server_unhandled_404_and_encoded_slash(live_server_url, api_key):
     response = requests.get(f"{live_server_url}/api/v1/nothing%2Fhere", headers={"Authorization": f"Bearer {api_key}"})

@@ -28,7 +28,7 @@ def test_changelists_and_forms_render(admin_client, data):
         "/admin/metering/subject/",
         "/admin/metering/event/",
         "/admin/metering/event/?type=prompt&q=acme",
-        "/admin/metering/event/?time__gte=2025-12-31",
+        "/admin/metering/event/?time__gte=2025-12-31T00:00:00%2B00:00",
         f"/admin/metering/event/{event.pk}/change/",
     ]:
         assert admin_client.get(url).status_code == 200, url
