@@ -1,4 +1,4 @@
-"""Webhook transport: Svix-compatible signatures, the SSRF guard, and one HTTP POST per attempt.
+"""Webhook transport: Svix-compatible signatures and one HTTP POST per attempt, to the address `targets` resolved.
 
 No database access here: `services/delivery.py` decides when to call `post()` and records what it returns.
 """
@@ -7,25 +7,22 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import secrets
-import socket
+import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import requests
-from django.conf import settings
+import urllib3
 
 from notifications.conf import webhook_timeout_seconds
+from notifications.targets import Target, UnsafeTarget, resolve_target
 
 SECRET_PREFIX = "whsec_"
-RESPONSE_BODY_LIMIT = 4096
 USER_AGENT = "openmeter-django-webhooks/1"
-
-
-class UnsafeTarget(Exception):
-    """The webhook URL points into a network we refuse to call (loopback, private, link-local, reserved)."""
+# Of a receiver's answer only the status and a short text excerpt are kept (and shown in attempts[].response).
+RESPONSE_READ_BYTES = 1024
+RESPONSE_EXCERPT_CHARS = 200
+TEXT_MEDIA_TYPES = {"application/json", "application/xml", "application/x-www-form-urlencoded"}
 
 
 def generate_signing_secret() -> str:
@@ -63,38 +60,6 @@ def signed_headers(*, secret: str, msg_id: str, body: bytes, custom: dict[str, s
     return headers
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def check_target(url: str) -> None:
-    """Refuse URLs that are not http(s) or whose host resolves to a non-public address.
-
-    With OPENMETER_WEBHOOK_ALLOW_PRIVATE every resolvable host is allowed (development, tests, on-prem receivers).
-    The check resolves the name right before sending; redirects are not followed.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeTarget(f"webhook URL must be http(s) with a host: {url!r}")
-    if settings.OPENMETER_WEBHOOK_ALLOW_PRIVATE:
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeTarget(f"cannot resolve webhook host {parts.hostname!r}: {exc}") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not _is_public(address):
-            raise UnsafeTarget(
-                f"webhook host {parts.hostname!r} resolves to non-public address {address} "
-                "(set OPENMETER_WEBHOOK_ALLOW_PRIVATE=1 to allow private targets)"
-            )
-
-
 @dataclass(frozen=True)
 class AttemptResult:
     ok: bool
@@ -106,28 +71,59 @@ class AttemptResult:
 
 
 def post(*, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
-    """One delivery attempt. 2xx = success; any other answer, a timeout or a network error is retryable."""
+    """One delivery attempt. 2xx = success; any other answer (redirects are not followed), a timeout or a network
+    error is retryable. The URL's host is resolved and checked here, and the request goes to that address."""
     try:
-        check_target(url)
+        target = resolve_target(url)
     except UnsafeTarget as exc:
-        return AttemptResult(ok=False, retryable=False, status_code=None, body="", duration_ms=0, error=str(exc))
+        return AttemptResult(ok=False, retryable=exc.retryable, status_code=None, body="", duration_ms=0, error=str(exc))
     started = time.monotonic()
+    pool = _connection_pool(target)
     try:
-        response = requests.post(
-            url, data=body, headers=headers, timeout=webhook_timeout_seconds(), allow_redirects=False
+        response = pool.urlopen(
+            "POST", target.url.request_uri, body=body, headers={**headers, "Host": target.url.host_header},
+            redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )
-    except requests.RequestException as exc:
+        excerpt = response_excerpt(response.headers.get("Content-Type", ""), response.read(RESPONSE_READ_BYTES))
+        response.close()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         return AttemptResult(ok=False, retryable=True, status_code=None, body="", duration_ms=elapsed, error=str(exc))
+    finally:
+        pool.close()
     elapsed = int((time.monotonic() - started) * 1000)
-    text = response.text[:RESPONSE_BODY_LIMIT]
-    if 200 <= response.status_code < 300:
-        return AttemptResult(ok=True, retryable=False, status_code=response.status_code, body=text, duration_ms=elapsed)
+    if 200 <= response.status < 300:
+        return AttemptResult(ok=True, retryable=False, status_code=response.status, body=excerpt, duration_ms=elapsed)
     return AttemptResult(
         ok=False,
         retryable=True,
-        status_code=response.status_code,
-        body=text,
+        status_code=response.status,
+        body=excerpt,
         duration_ms=elapsed,
-        error=f"receiver answered HTTP {response.status_code}",
+        error=f"receiver answered HTTP {response.status}",
     )
+
+
+def _connection_pool(target: Target) -> urllib3.HTTPConnectionPool:
+    """A one-request pool connected to the resolved address. HTTPS sends the URL's host name as SNI and checks
+    the certificate against it, with the system's CA certificates (SSL_CERT_FILE and SSL_CERT_DIR apply)."""
+    seconds = webhook_timeout_seconds()
+    timeout = urllib3.Timeout(connect=seconds, read=seconds)
+    if target.url.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address, target.url.port, timeout=timeout, retries=False,
+            server_hostname=target.url.host, ssl_context=ssl.create_default_context(),
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.url.port, timeout=timeout, retries=False)
+
+
+def response_excerpt(content_type: str, raw: bytes) -> str:
+    """What is kept of a receiver's answer: the start of a textual body, printable characters only, white space
+    runs as one space, at most RESPONSE_EXCERPT_CHARS characters. Other bodies (images, binary) keep nothing."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and not (media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES
+                           or media_type.endswith(("+json", "+xml"))):
+        return ""
+    text = raw.decode("utf-8", errors="replace")
+    printable = "".join(c if c.isprintable() and c != "\ufffd" else " " for c in text)
+    return " ".join(printable.split())[:RESPONSE_EXCERPT_CHARS]

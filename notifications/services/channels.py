@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from django.db import transaction
 from django.utils import timezone
 
-from notifications.delivery import UnsafeTarget, check_target, generate_signing_secret, signing_key
+from notifications.delivery import generate_signing_secret, signing_key
 from notifications.models import NotificationChannel, NotificationRule
+from notifications.targets import UnsafeTarget, check_webhook_url
 from openmeter_site.core.crypto import encrypt
 from openmeter_site.core.errors import InvalidInput, NotFound
 
@@ -36,7 +37,7 @@ def _validate_headers(headers: Mapping[str, str]) -> None:
 
 def _validate_url(url: str) -> None:
     try:
-        check_target(url)
+        check_webhook_url(url)
     except UnsafeTarget as exc:
         raise InvalidInput(f"url: {exc}") from exc
 

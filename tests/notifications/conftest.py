@@ -4,9 +4,11 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,12 +26,20 @@ class Received:
         return json.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
 @dataclass
 class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
-    # Status codes to answer, in order; once used up, 200. 0 = answer 200 only after 2 s (a client timeout).
-    script: list[int] = field(default_factory=list)
+    # Answers in order (a status code or a whole Reply); once used up, 200. 0 = answer 200 only after 2 s (a
+    # client timeout).
+    script: list[int | Reply] = field(default_factory=list)
     # If set, each request waits for this event before answering (`started` is set when one arrives).
     hold: threading.Event | None = None
     started: threading.Event = field(default_factory=threading.Event)
@@ -42,8 +52,9 @@ class Receiver:
         return any(sig.split(",", 1)[1] == expected for sig in request.headers["svix-signature"].split(" "))
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (HTTPS with `tls`), until the block ends."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -53,21 +64,26 @@ def receiver() -> Iterator[Receiver]:
             state.started.set()
             if state.hold is not None:
                 state.hold.wait(10)
-            code = state.script.pop(0) if state.script else 200
-            if code == 0:
+            reply = state.script.pop(0) if state.script else 200
+            if reply == 0:
                 time.sleep(2)
-                code = 200
-            payload = b'{"ok": true}' if code == 200 else b"try again later"
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(payload)))
+                reply = 200
+            if isinstance(reply, int):
+                reply = Reply(reply, body=b'{"ok": true}' if reply == 200 else b"try again later")
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(reply.body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -75,3 +91,9 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as state:
+        yield state

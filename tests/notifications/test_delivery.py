@@ -144,19 +144,6 @@ def test_private_targets_are_refused_when_not_allowed(receiver, settings, django
         channel_create(name="x", url="http://169.254.169.254/latest/meta-data")
 
 
-@pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
-        ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
-        ("::1", False), ("fe80::1", False), ("fd00::1", False), ("::ffff:127.0.0.1", False),
-        ("8.8.8.8", True), ("2606:4700:4700::1111", True),
-    ],
-)
-def test_address_classification(address, public):
-    assert transport._is_public(address) is public
-
-
 def test_disabled_channel_gets_no_delivery_and_disabled_rule_no_event(receiver, django_capture_on_commit_callbacks):
     # a rule whose only channel is disabled fires nothing
     channel, rule = invoice_rule(receiver.url, disabled=True)
