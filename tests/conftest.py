@@ -92,6 +92,9 @@ def live_server_url(django_db_setup, django_db_blocker) -> str:
         "DJANGO_SETTINGS_MODULE": "openmeter_site.settings.test",
         "OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1",
         "CELERY_TASK_ALWAYS_EAGER": "1",
+        # evaluate thresholds after every batch: the once-per-window throttle is a Redis key that in-process
+        # ingests of a parallel test worker set too, which would make this server skip its evaluation
+        "OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS": "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "openmeter_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
