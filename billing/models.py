@@ -210,6 +210,7 @@ class InvoiceLine(BaseModel):
     tax_config = models.JSONField(null=True, blank=True)
     rate_card_discounts = models.JSONField(null=True, blank=True, help_text="BillingDiscounts (wire shape)")
 
+    # `quantity` is what is billed (after a usage discount), `metered_quantity` what the meter said
     quantity = DecimalColumn(null=True, blank=True)
     metered_quantity = DecimalColumn(null=True, blank=True)
     pre_line_period_quantity = DecimalColumn(null=True, blank=True)
@@ -222,6 +223,9 @@ class InvoiceLine(BaseModel):
     child_key = models.CharField(max_length=128, null=True, blank=True)
     index = models.IntegerField(default=0)
     amount_discounts = models.JSONField(default=list, blank=True, help_text="[{reason, amount, description}]")
+    usage_discounts = models.JSONField(
+        default=list, blank=True, help_text="top-level lines: [{id, quantity, preLinePeriodQuantity, createdAt}]"
+    )
 
     amount = DecimalColumn(default=ZERO)
     charges_total = DecimalColumn(default=ZERO)

@@ -86,32 +86,49 @@ def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, str
 
 
 def _reason(kind: str, rate_card: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`BillingDiscountReason`; a rate card percentage names its percentage and correlation id."""
-    pct = (rate_card or {}).get("percentage") or {}
-    if kind == "ratecard_percentage" and pct:
+    """`BillingDiscountReason`; a rate card discount names its percentage or quantity and its correlation id."""
+    if kind == "ratecard_percentage" and (pct := (rate_card or {}).get("percentage")):
         return {"type": kind, "percentage": Decimal(str(pct["percentage"])), "correlationId": pct.get("correlationId")}
+    if kind == "ratecard_usage" and (usage := (rate_card or {}).get("usage")):
+        return {"type": kind, "quantity": usage["quantity"], "correlationId": usage.get("correlationId")}
     return {"type": kind}
 
 
-def _line_discounts(children: Sequence[InvoiceLine], rate_card: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _amount_discounts(c: InvoiceLine, rate_card: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A detailed line's `discounts.amount` (percentage and maximum spend discounts of that charge)."""
     amount = [
-        {"id": d.get("id") or c.pk, "reason": _drop_none(_reason(d["reason"], rate_card)), "amount": d["amount"],
-         "description": d.get("description"),
+        {"id": d.get("id") or c.pk, "reason": _drop_none(_reason(d["reason"], rate_card)),
+         "amount": _num(Decimal(d["amount"])), "description": d.get("description"),
          "createdAt": format_rfc3339(c.created_at), "updatedAt": format_rfc3339(c.updated_at)}
-        for c in children for d in c.amount_discounts or ()
+        for d in c.amount_discounts or ()
     ]
-    return {"amount": amount} if amount else None
+    return {"amount": [_drop_none(d) for d in amount]} if amount else None
 
 
-def detailed_line_to_api(c: InvoiceLine, rate_card: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _usage_discounts(line: InvoiceLine) -> dict[str, Any] | None:
+    """A line's `discounts`: as upstream, only its usage discount (free units taken off its quantity); amount
+    discounts are on the detailed lines that carry them."""
+    usage = [
+        _drop_none({"id": d["id"], "reason": _drop_none(_reason("ratecard_usage", line.rate_card_discounts)),
+                    "quantity": d["quantity"], "preLinePeriodQuantity": d.get("preLinePeriodQuantity"),
+                    "createdAt": d["createdAt"], "updatedAt": format_rfc3339(line.updated_at)})
+        for d in line.usage_discounts or ()
+    ]
+    return {"usage": usage} if usage else None
+
+
+def detailed_line_to_api(c: InvoiceLine, parent: InvoiceLine) -> dict[str, Any]:
+    tax_config = parent.tax_config
     return _drop_none({
-        "id": c.pk, "name": c.name, "type": "flat_fee", "managedBy": c.managed_by, "status": c.status,
+        "id": c.pk, "name": c.name, "type": "flat_fee", "managedBy": "system", "status": c.status,
         "currency": c.currency, "period": _period(c.period_start, c.period_end),
-        "invoiceAt": format_rfc3339(c.invoice_at), "perUnitAmount": _num(c.per_unit_amount),
-        "quantity": _num(c.quantity), "paymentTerm": c.payment_term, "category": c.category,
-        "rateCard": {"price": {"type": "flat", "amount": _num(c.per_unit_amount), "paymentTerm": c.payment_term},
-                     "quantity": _num(c.quantity)},
-        "discounts": _line_discounts([c], rate_card),
+        "invoiceAt": format_rfc3339(parent.invoice_at), "invoice": {"id": c.invoice_id},
+        "perUnitAmount": _num(c.per_unit_amount), "quantity": _num(c.quantity), "paymentTerm": c.payment_term,
+        "category": c.category, "taxConfig": tax_config,
+        "rateCard": _drop_none({
+            "price": {"type": "flat", "amount": _num(c.per_unit_amount), "paymentTerm": c.payment_term},
+            "quantity": _num(c.quantity), "taxConfig": tax_config}),
+        "discounts": _amount_discounts(c, parent.rate_card_discounts),
         "totals": totals_to_api(c), "createdAt": format_rfc3339(c.created_at),
         "updatedAt": format_rfc3339(c.updated_at), "deletedAt": format_rfc3339(c.deleted_at),
     })
@@ -147,8 +164,8 @@ def line_to_api(line: InvoiceLine, children: Sequence[InvoiceLine], invoice: Inv
         "quantity": _num(line.quantity), "meteredQuantity": _num(line.metered_quantity),
         "preLinePeriodQuantity": _num(line.pre_line_period_quantity),
         "meteredPreLinePeriodQuantity": _num(line.metered_pre_line_period_quantity),
-        "discounts": _line_discounts(children, line.rate_card_discounts),
-        "children": [detailed_line_to_api(c, line.rate_card_discounts) for c in children],
+        "discounts": _usage_discounts(line),
+        "children": [detailed_line_to_api(c, line) for c in children],
         "totals": totals_to_api(line),
         "subscription": subscription,
         "externalIds": line.external_ids or None,

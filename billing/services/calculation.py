@@ -11,21 +11,24 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
-from billing.models import Invoice, InvoiceLine, LineStatus
+from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineStatus
 from billing.services.pricing import (
     COMMITMENT,
     TOTAL_FIELDS,
     Charge,
+    Rating,
     RatingInput,
     Totals,
     charge_totals,
     parse_discounts,
     parse_price,
-    rate,
+    rate_line,
     sum_totals,
 )
 from catalog.features import feature_usage_filters
@@ -42,10 +45,14 @@ Usage = tuple[Decimal, Decimal]  # (quantity, pre-line-period quantity)
 @dataclass(frozen=True)
 class LineCalculation:
     line: InvoiceLine
-    quantity: Decimal
-    pre_line_period_quantity: Decimal
-    charges: list[Charge]
+    metered_quantity: Decimal
+    metered_pre_line_period_quantity: Decimal
+    rating: Rating  # the detailed charges and the quantities billed after the usage discount
     totals: Totals
+
+    @property
+    def charges(self) -> list[Charge]:
+        return self.rating.charges
 
 
 def is_flat(line: InvoiceLine) -> bool:
@@ -108,13 +115,16 @@ def usage_for_lines(
 
 
 def previously_billed(lines: Sequence[InvoiceLine]) -> dict[str, Decimal]:
-    """For progressively billed lines: the totals already billed earlier in the same split group."""
+    """For progressively billed lines: what earlier parts of the same split group billed on standard invoices that
+    are not deleted, as their `amount` (before discounts and commitments; upstream's `SumNetAmount`)."""
     split = [line for line in lines if line.split_group_id and not is_first_in_period(line)]
     if not split:
         return {}
     earlier = InvoiceLine.objects.filter(
-        split_group_id__in={line.split_group_id for line in split}, parent__isnull=True, deleted_at__isnull=True
-    ).values_list("split_group_id", "period_end", "total")
+        split_group_id__in={line.split_group_id for line in split}, parent__isnull=True, deleted_at__isnull=True,
+        invoice__deleted_at__isnull=True,
+    ).exclude(invoice__status__in=(InvoiceStatus.GATHERING, InvoiceStatus.DELETED)).values_list(
+        "split_group_id", "period_end", "amount")
     out: dict[str, Decimal] = {}
     for line in split:
         out[line.pk] = sum(
@@ -125,9 +135,9 @@ def previously_billed(lines: Sequence[InvoiceLine]) -> dict[str, Decimal]:
 
 def calculate_line(line: InvoiceLine, usage: Usage, billed_before: Decimal = ZERO) -> LineCalculation:
     qty, pre = usage
-    charges: list[Charge] = []
+    rating = Rating([], qty, pre)
     if line.price:
-        charges = rate(
+        rating = rate_line(
             RatingInput(
                 name=line.name,
                 currency=line.currency,
@@ -140,7 +150,7 @@ def calculate_line(line: InvoiceLine, usage: Usage, billed_before: Decimal = ZER
                 previously_billed_amount=billed_before,
             )
         )
-    return LineCalculation(line, qty, pre, charges, sum_totals(charge_totals(c) for c in charges))
+    return LineCalculation(line, qty, pre, rating, sum_totals(charge_totals(c) for c in rating.charges))
 
 
 def calculate_lines(lines: Sequence[InvoiceLine], usage: Mapping[str, Usage]) -> list[LineCalculation]:
@@ -178,15 +188,31 @@ def detailed_lines(calc: LineCalculation, now: dt.datetime) -> list[InvoiceLine]
 
 
 LINE_FIELDS = ["quantity", "metered_quantity", "pre_line_period_quantity", "metered_pre_line_period_quantity",
-               *TOTAL_FIELDS]
+               "usage_discounts", *TOTAL_FIELDS]
+
+
+def usage_discounts(line: InvoiceLine, rating: Rating, now: dt.datetime) -> list[dict[str, Any]]:
+    """The line's usage discount as the API lists it (`discounts.usage`); its id survives recalculation."""
+    if not rating.usage_discount:
+        return []
+    kept = (line.usage_discounts or [{}])[0]
+    entry: dict[str, Any] = {"id": kept.get("id") or new_id(), "quantity": str(rating.usage_discount),
+                             "createdAt": kept.get("createdAt") or now.isoformat()}
+    if rating.usage_discount_pre_line_period:
+        entry["preLinePeriodQuantity"] = str(rating.usage_discount_pre_line_period)
+    return [entry]
 
 
 def apply_line_calculations(calcs: Sequence[LineCalculation], now: dt.datetime) -> list[InvoiceLine]:
-    """Put each calculation's quantities and totals on its line (in memory); return the new detailed lines."""
+    """Put each calculation's quantities and totals on its line (in memory); return the new detailed lines.
+    `quantity` is what is billed after the usage discount, `meteredQuantity` what was metered (as upstream)."""
     children: list[InvoiceLine] = []
     for c in calcs:
-        c.line.quantity = c.line.metered_quantity = c.quantity
-        c.line.pre_line_period_quantity = c.line.metered_pre_line_period_quantity = c.pre_line_period_quantity
+        c.line.metered_quantity = c.metered_quantity
+        c.line.metered_pre_line_period_quantity = c.metered_pre_line_period_quantity
+        c.line.quantity = c.rating.quantity
+        c.line.pre_line_period_quantity = c.rating.pre_line_period_quantity
+        c.line.usage_discounts = usage_discounts(c.line, c.rating, now)
         set_totals(c.line, c.totals)
         children += detailed_lines(c, now)
     return children
@@ -202,14 +228,15 @@ def _update_lines(lines: Sequence[InvoiceLine], *, moved: bool = False) -> None:
     if connection.vendor != "postgresql":
         InvoiceLine.objects.bulk_update(lines, fields)
         return
-    casts = {"updated_at": "timestamptz", "invoice_id": "varchar"}
+    casts = {"updated_at": "timestamptz", "invoice_id": "varchar", "usage_discounts": "jsonb"}
     row = "(%s, " + ", ".join(f"%s::{casts.get(f, 'numeric')}" for f in fields) + ")"
     sets = ", ".join(f"{f} = v.{f}" for f in fields)
     for i in range(0, len(lines), UPDATE_BATCH):
         batch = lines[i : i + UPDATE_BATCH]
         params: list = []
         for line in batch:
-            params += [line.pk, *(getattr(line, f) for f in fields)]
+            params += [line.pk, *(Jsonb(line.usage_discounts) if f == "usage_discounts" else getattr(line, f)
+                                  for f in fields)]
         with connection.cursor() as cur:
             cur.execute(
                 f"UPDATE {InvoiceLine._meta.db_table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(batch))}) "

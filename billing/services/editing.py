@@ -23,9 +23,10 @@ from billing.services.invoicing import (
     locked_invoice,
     refresh_gathering,
     validate_lines,
+    validate_price,
 )
 from billing.services.numbering import customer_prefix
-from billing.services.pricing import PriceError, parse_price, sum_totals
+from billing.services.pricing import sum_totals
 from billing.services.profiles import profile_for_customer
 from billing.services.state import Trigger
 from openmeter_site.core.errors import InvalidInput
@@ -123,10 +124,7 @@ def invoice_simulate(
 ) -> Simulation:
     """Price lines with the given quantities as an invoice of the customer would; nothing is written."""
     for i, sim in enumerate(lines):
-        try:
-            parse_price(sim.line.price)
-        except (PriceError, KeyError, ArithmeticError) as exc:
-            raise InvalidInput(f"lines[{i}].price: {exc}") from exc
+        validate_price(sim.line, f"lines[{i}]")
     customer = customer_get(customer_id)
     profile = profile_for_customer(customer)
     now = timezone.now()

@@ -20,7 +20,7 @@ from billing.models import InvoiceStatus as S
 from billing.services import calculation, numbering, state
 from billing.services.calculation import Usage, features_by_key, is_flat
 from billing.services.locks import lock_customer
-from billing.services.pricing import PriceError, parse_price, sum_totals
+from billing.services.pricing import Price, PriceError, parse_price, sum_totals
 from billing.services.profiles import profile_for_customer
 from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
@@ -181,6 +181,18 @@ class LineInput:
     subscription: Mapping[str, Any] | None = None
 
 
+def validate_price(line: LineInput, where: str) -> Price:
+    """The line's price, parsed; a usage discount on a flat price is refused (upstream's
+    `ErrUsageDiscountWithFlatPrice`: a flat fee has no usage to take free units from)."""
+    try:
+        price = parse_price(line.price)
+    except (PriceError, KeyError, ArithmeticError) as exc:
+        raise InvalidInput(f"{where}.price: {exc}") from exc
+    if price.type == "flat" and (line.discounts or {}).get("usage"):
+        raise InvalidInput(f"{where}.rateCard.discounts.usage: usage discount is not supported for flat price")
+    return price
+
+
 def validate_lines(lines: Sequence[LineInput], *, field: str = "lines") -> None:
     """Reject lines that could not be rated: a 400 naming the line, before anything is written."""
     features = features_by_key(line.feature_key for line in lines if line.feature_key)
@@ -188,10 +200,7 @@ def validate_lines(lines: Sequence[LineInput], *, field: str = "lines") -> None:
         where = f"{field}[{i}]"
         if line.period_start >= line.period_end:
             raise InvalidInput(f"{where}.period: from must be before to")
-        try:
-            price = parse_price(line.price)
-        except (PriceError, KeyError, ArithmeticError) as exc:
-            raise InvalidInput(f"{where}.price: {exc}") from exc
+        price = validate_price(line, where)
         if price.type != "flat":
             if not line.feature_key:
                 raise InvalidInput(f"{where}.featureKey: required for a {price.type} price (usage is metered)")

@@ -9,8 +9,11 @@ Rules (openmeter/billing/rating/service/rate, mutator):
 - tiered volume: the one tier holding the whole quantity prices all of it (flat + unit); no progressive billing.
 - package: ceil(total / size) - ceil(pre / size) packages * amount.
 - dynamic: quantity (a money amount) * multiplier.
-- usage discount: free units taken from the period's first units; percentage discount: per charge, rounded;
-  maximum amount: discounts the overage; minimum amount: a `commitment` charge on the last line tops up.
+- usage discount: free units taken from the period's first units (the line's quantity is what is left; flat
+  prices take none); percentage discount: per charge, rounded; maximum amount: discounts the overage; minimum
+  amount: a `commitment` charge on the last line tops up.
+- totals: a regular charge is `amount`, a commitment top-up is a charge (`chargesTotal`), so
+  total = amount + chargesTotal - discountsTotal (`calculateDetailedLineTotals`, `Totals.CalculateTotal`).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -233,7 +236,7 @@ def _graduated_charges(
     out: list[Charge] = []
     for s in graduated_slices(tiers, pre, pre + qty):
         n = s.index + 1
-        if s.tier.unit is not None and s.quantity > 0:
+        if s.tier.unit is not None:  # a zero-quantity slice only when there is no usage at all: upstream lists it
             out.append(_charge(f"graduated-tiered-price-usage-{n}", f"{name}: usage price for tier {n}",
                                s.quantity, s.tier.unit, currency))
         if s.tier.flat is not None and s.enters_tier and (s.index > 0 or first_in_period):
@@ -272,9 +275,9 @@ def _price_charges(inp: RatingInput, qty: Decimal, pre: Decimal) -> list[Charge]
         before = ZERO if inp.is_first_in_period else package_count(pre, size)
         packages = package_count(pre + qty, size) - before
         return [_charge("package-price-usage", f"{name}: usage in period", packages, p.amount, cur)] if packages else []
-    if p.type == "dynamic":
-        amount = qty * p.multiplier
-        return [_charge("dynamic-price-usage", f"{name}: usage in period", ONE, amount, cur)] if amount else []
+    if p.type == "dynamic":  # one unit at the rounded amount (upstream's per-unit amount is rounded too)
+        amount = round_money(qty * p.multiplier, cur)
+        return [_charge("dynamic-price-usage", f"{name}: usage in period", ONE, amount, cur)] if qty > 0 else []
     raise PriceError(f"unsupported price type {p.type!r}{' mode ' + p.mode if p.mode else ''}")
 
 
@@ -312,7 +315,7 @@ def _apply_maximum(charges: list[Charge], maximum: Decimal | None, before: Decim
         overage = billed + c.total - cap
         if overage > 0:
             c = _with_discount(c, AmountDiscount("maximum_spend", min(overage, c.total),
-                                                 f"Maximum spend discount for charges over {cap}"))
+                                                 f"Maximum spend discount for charges over {cap.normalize():f}"))
         billed += c.total
         out.append(c)
     return out
@@ -329,16 +332,40 @@ def _apply_minimum(inp: RatingInput, charges: list[Charge]) -> list[Charge]:
     return [*charges, Charge("min-spend", f"{inp.name}: minimum spend", ONE, top_up, top_up, category=COMMITMENT)]
 
 
-def rate(inp: RatingInput) -> list[Charge]:
-    """The detailed charges of one line (empty when nothing is billable on this line)."""
-    qty, pre = _apply_usage_discount(inp.quantity, inp.pre_line_period_quantity, inp.discounts.usage_quantity)
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A line rated: its detailed charges and the quantities left after the usage discount."""
+
+    charges: list[Charge]
+    quantity: Decimal
+    pre_line_period_quantity: Decimal
+    usage_discount: Decimal = ZERO  # free units taken from this line
+    usage_discount_pre_line_period: Decimal = ZERO  # free units taken by the period's earlier lines
+
+
+def rate_line(inp: RatingInput) -> Rating:
+    """OpenMeter's order: usage discount (before pricing), price, percentage discount, maximum, minimum."""
+    qty, pre = inp.quantity, inp.pre_line_period_quantity
+    if inp.price.type != "flat":
+        qty, pre = _apply_usage_discount(qty, pre, inp.discounts.usage_quantity)
     charges = _price_charges(inp, qty, pre)
     charges = _apply_percentage(charges, inp.discounts.percentage, inp.currency)
-    charges = _apply_maximum(charges, inp.price.maximum_amount, inp.previously_billed_amount, inp.currency)
-    return _apply_minimum(inp, charges)
+    if inp.price.type != "flat":
+        charges = _apply_maximum(charges, inp.price.maximum_amount, inp.previously_billed_amount, inp.currency)
+        charges = _apply_minimum(inp, charges)
+    free_here = inp.quantity - qty
+    # a discount used up by earlier lines is not listed on this one (upstream lists it only when it frees units here)
+    return Rating(charges, qty, pre, free_here, inp.pre_line_period_quantity - pre if free_here else ZERO)
+
+
+def rate(inp: RatingInput) -> list[Charge]:
+    """The detailed charges of one line (empty when nothing is billable on this line)."""
+    return rate_line(inp).charges
 
 
 def charge_totals(charge: Charge) -> Totals:
+    if charge.category == COMMITMENT:
+        return Totals(charges_total=charge.amount, discounts_total=charge.discounts_total, total=charge.total)
     return Totals(amount=charge.amount, discounts_total=charge.discounts_total, total=charge.total)
 
 

@@ -285,8 +285,9 @@ def validate_rate_card(data: Any) -> dict[str, Any]:
     }
     if v.get("discounts"):
         discounts = _nested("discounts", lambda: _run(DiscountsIn, v["discounts"]))
-        if v["type"] == "flat_fee" and discounts and "usage" in discounts:
-            message = "a flat_fee rate card takes percentage discounts only"
+        flat = v["type"] == "flat_fee" or (price or {}).get("type") == "flat"
+        if flat and discounts and "usage" in discounts:  # upstream's ErrUsageDiscountWithFlatPrice
+            message = "a flat price takes percentage discounts only (usage discount is not supported for flat price)"
             raise serializers.ValidationError({"discounts": {"usage": message}})
         out["discounts"] = discounts
     if v.get("entitlementTemplate"):

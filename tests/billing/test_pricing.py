@@ -17,6 +17,7 @@ from billing.services.pricing import (
     package_count,
     parse_price,
     rate,
+    rate_line,
     sum_totals,
     volume_amount,
     volume_tier,
@@ -122,6 +123,9 @@ def test_minimum_commitment_tops_up_on_the_last_line():
     assert _total(charges) == D(50)
     assert charges[-1].category == "commitment"
     assert charges[-1].amount == D(30)
+    # the top-up is a charge: the line's amount is the usage alone (upstream's calculateDetailedLineTotals)
+    totals = sum_totals(charge_totals(c) for c in charges)
+    assert (totals.amount, totals.charges_total, totals.total) == (D(20), D(30), D(50))
 
 
 def test_minimum_commitment_counts_what_was_billed_before():
@@ -144,6 +148,15 @@ def test_percentage_discount_rounds_per_charge():
     charges = _rate(Price(type="unit", amount=D("0.10")), "33", discounts=Discounts(percentage=D(15)))
     assert charges[0].discounts_total == D("0.50")
     assert _total(charges) == D("2.80")
+
+
+def test_usage_discount_leaves_the_billed_quantity_on_the_rating():
+    # 60 earlier units and 100 now, 80 free: 60 free earlier, 20 free now → 80 billed, nothing before
+    rating = rate_line(RatingInput(name="x", currency="USD", price=Price(type="unit", amount=D(1)), quantity=D(100),
+                                   pre_line_period_quantity=D(60), discounts=Discounts(usage_quantity=D(80)),
+                                   is_first_in_period=False))
+    assert (rating.quantity, rating.pre_line_period_quantity) == (D(80), D(0))
+    assert (rating.usage_discount, rating.usage_discount_pre_line_period) == (D(20), D(60))
 
 
 def test_usage_discount_gives_free_units():
