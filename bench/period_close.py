@@ -152,6 +152,25 @@ def subscribe(rows: list[Customer], plan_key: str) -> None:
                             options=SubscriptionOptions(billing_anchor=START), at=START)
 
 
+STATISTICS_TABLES = ("metering_event", "metering_pendingevent", "metering_rollup_day", "billing_invoiceline")
+
+
+def statistics_state() -> str:
+    """Which of the tables the close reads have planner statistics (ANALYZE run at least once since created)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT t, EXISTS (SELECT 1 FROM pg_stats WHERE tablename = t) FROM unnest(%s::text[]) AS t "
+                    "ORDER BY t", [list(STATISTICS_TABLES)])
+        rows = cur.fetchall()
+    return ", ".join(f"{name} {'yes' if present else 'none'}" for name, present in rows)
+
+
+def meter_queries(subjects: dict[str, str], tokens: Feature, calls: Feature) -> float:
+    started = time.perf_counter()
+    for feature in (tokens, calls):
+        meter_usage_by_customer(meter=feature.meter, subject_customers=subjects, start=START, end=END)
+    return time.perf_counter() - started
+
+
 def close(rows: list[Customer]) -> tuple[float, int, int]:
     with count_queries() as queries:
         started = time.perf_counter()
@@ -187,12 +206,15 @@ def main() -> None:
     synced = subscriptions_sync_all(at=START + dt.timedelta(minutes=5))
     sync_s = time.perf_counter() - started
 
-    # baseline: the batched meter queries alone (what the close spends on metering)
+    # baseline: the batched meter queries alone (what the close spends on metering), first on the tables as the
+    # load left them (a fresh database: never analyzed; autovacuum is off on these machines), then analyzed
     subjects = {f"{c.key}-api": c.pk for c in main_rows}
-    started = time.perf_counter()
-    for feature in (tokens, calls):
-        meter_usage_by_customer(meter=feature.meter, subject_customers=subjects, start=START, end=END)
-    meter_s = time.perf_counter() - started
+    stats_before = statistics_state()
+    unanalyzed_s = meter_queries(subjects, tokens, calls)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    stats_after = statistics_state()
+    meter_s = meter_queries(subjects, tokens, calls)
 
     load_before = load_average()
     elapsed, made, queries = close(main_rows)
@@ -206,7 +228,9 @@ def main() -> None:
     print(f"period close, {args.customers} customers x 3 lines, {args.events:,} events, one worker")
     print(f"  draft invoices created : {made} in {elapsed:.2f}s ({made / elapsed:.0f} invoices/s)  [target <= 30s]")
     print(f"  SQL queries            : {queries} total, {queries / max(made, 1):.1f} per invoice")
-    print(f"  baseline: batched meter queries alone (2 meters x {args.customers} customers): {meter_s:.2f}s")
+    print(f"  baseline: batched meter queries alone (2 meters x {args.customers} customers): {meter_s:.2f}s "
+          f"(statistics: {stats_after})")
+    print(f"  regression row: the same queries before ANALYZE: {unanalyzed_s:.2f}s (statistics: {stats_before})")
     print(f"scaling check, {small} customers x 9 lines, 10x events per customer")
     print(f"  draft invoices created : {wide_made} in {wide_elapsed:.2f}s")
     print(f"  SQL queries            : {wide_queries} total, {wide_queries / max(wide_made, 1):.1f} per invoice")
