@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,24 +83,23 @@ def test_database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker) -> str:
-    """gunicorn serving the test database: the real HTTP stack, for the official clients."""
+@contextmanager
+def gunicorn_server(**env: str) -> Iterator[str]:
+    """gunicorn (one worker, 4 threads) on a free port with the test settings, eager tasks and `env` on top of the
+    environment; yields its base URL and stops it when the block ends."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "DJANGO_SETTINGS_MODULE": "openmeter_site.settings.test",
-        "OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        # evaluate thresholds after every batch: the once-per-window throttle is a Redis key that in-process
-        # ingests of a parallel test worker set too, which would make this server skip its evaluation
-        "OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS": "0",
-    }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "openmeter_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", "1", "--threads", "4", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "DJANGO_SETTINGS_MODULE": "openmeter_site.settings.test",
+            "OPENMETER_WEBHOOK_ALLOW_PRIVATE": "1",
+            "CELERY_TASK_ALWAYS_EAGER": "1",
+            **env,
+        },
     )
     try:
         wait_for_port(port, process)
@@ -107,7 +107,16 @@ def live_server_url(django_db_setup, django_db_blocker) -> str:
     finally:
         process.terminate()
         process.wait(timeout=10)
-        wait_for_no_connections(settings.DATABASES["default"]["NAME"], django_db_blocker)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """gunicorn serving the test database: the real HTTP stack, for the official clients."""
+    # thresholds are evaluated after every batch: the once-per-window throttle is a Redis key that in-process
+    # ingests of a parallel test worker set too, which would make this server skip its evaluation
+    with gunicorn_server(OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS="0") as url:
+        yield url
+    wait_for_no_connections(settings.DATABASES["default"]["NAME"], django_db_blocker)
 
 
 def wait_for_no_connections(db_name: str, django_db_blocker, timeout: float = 10) -> None:

@@ -1,6 +1,7 @@
 """RFC 7807 problems with the exact content type `application/problem+json` (the JS SDK compares it literally)."""
 
 import logging
+import sys
 from http import HTTPStatus
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views import csrf, defaults
 from rest_framework import exceptions as drf_exceptions
 
+from openmeter_site.core.db.availability import DATABASE_RETRY_AFTER_SECONDS, database_unavailable
 from openmeter_site.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,13 @@ def problem_response(
     response = HttpResponse(orjson.dumps(body, default=str), status=status, content_type=PROBLEM_CONTENT_TYPE)
     if status == 401:
         response["WWW-Authenticate"] = "Bearer"  # API keys and portal tokens are both bearer tokens
+    return response
+
+
+def database_unavailable_problem(request: HttpRequest | None) -> HttpResponse:
+    """503 while PostgreSQL cannot be reached or is restarting: clients that retry on 5xx retry, and say so."""
+    response = problem_response(503, "the database is unavailable, retry later", request=request)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     return response
 
 
@@ -62,7 +71,11 @@ def validation_problem(errors: Any, request: HttpRequest | None) -> HttpResponse
 
 def django_exception_problem(exc: Exception, request: HttpRequest | None) -> HttpResponse | None:
     """Django's own request errors as problems: a bad Host header, too many query fields and the like
-    (SuspiciousOperation), PermissionDenied, Http404. None for anything else."""
+    (SuspiciousOperation), PermissionDenied, Http404, and the database being unreachable (a 503). None for
+    anything else."""
+    if database_unavailable(exc):
+        logger.warning("database unavailable on %s: %s", request.path if request else "-", exc)
+        return database_unavailable_problem(request)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(413, "request body too large", request=request)
     if isinstance(exc, SuspiciousOperation):
@@ -124,4 +137,13 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Django calls it while handling the exception, so `sys.exc_info()` is that exception: one that a middleware
+    raised (a session read in the admin) or a view outside /api/. The database being unreachable is a 503."""
+    if database_unavailable(sys.exc_info()[1]):
+        if request.path.startswith("/api/"):
+            return database_unavailable_problem(request)
+        response = HttpResponse("<h1>Service unavailable</h1><p>The database is unavailable, retry later.</p>",
+                                status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
     return problem_response(500, "", request=request)
