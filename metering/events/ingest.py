@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from metering.models import Event
 from openmeter_site.core.errors import InvalidInput, PayloadTooLarge
 from openmeter_site.core.time import RFC3339_RE, parse_rfc3339
 
@@ -19,6 +20,8 @@ BATCH_TYPES = {"application/cloudevents-batch+json"}
 SINGLE_TYPES = {"application/cloudevents+json"}
 EITHER_TYPES = {"application/json"}
 REQUIRED_STRINGS = ("id", "source", "specversion", "type", "subject")
+# The stored fields' column limits (longer values would make the database refuse the whole batch).
+MAX_LENGTHS = {name: Event._meta.get_field(name).max_length for name in ("id", "source", "type", "subject")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,9 @@ def validate_events(events: list[Any], now: dt.datetime) -> list[dt.datetime]:
             value = event.get(name)
             if type(value) is not str or not value:
                 raise _invalid(index, name, "required, a non-empty string")
+            limit = MAX_LENGTHS.get(name)
+            if limit is not None and len(value) > limit:
+                raise _invalid(index, name, f"at most {limit} characters (got {len(value)})")
         data = event.get("data")
         if data is not None and type(data) is not dict:
             raise _invalid(index, "data", "must be a JSON object or null")

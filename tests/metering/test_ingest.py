@@ -115,6 +115,19 @@ def test_an_invalid_event_rejects_the_whole_batch_naming_index_and_field(api, ba
     assert PendingEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "limit"), [("id", 512), ("source", 512), ("subject", 512), ("type", 256)]
+)
+def test_a_field_longer_than_its_column_is_a_400_naming_event_and_field_and_nothing_is_stored(api, field, limit):
+    # the longest value is stored; one character more is refused (it was a 500 for the whole batch)
+    longest = event(**{"id": "longest", field: "x" * limit})
+    assert post(api, [longest]).status_code == 204
+    too_long = event(**{"id": "too-long", field: "y" * (limit + 1)})
+    body = assert_problem(post(api, [event(id="ok"), too_long]), 400, f"[1].{field}", f"at most {limit} characters")
+    assert body["extensions"]["validationErrors"][0]["field"] == f"[1].{field}"
+    assert Event.objects.count() == PendingEvent.objects.count() == 1
+
+
 def test_event_that_is_not_an_object_is_400(api):
     assert_problem(post(api, [event(), 42]), 400, "[1]")
 
