@@ -1,117 +1,80 @@
-"""Back office for plans and add-ons: a plan editor (phases inline, rate cards inline on each phase) with
-publish / archive / new-version actions calling the same services as the API. Published versions are
-read-only: the way to change one is a new version."""
+"""Back office for plans and add-ons: the plan editor.
 
-import json
+A plan's page shows the whole plan as a billing person reads it (phases, their rate cards with prices,
+commitments, discounts and entitlements, the add-ons it sells, every version of its key with its status). While the
+plan is a draft, each part is edited on its own typed form; saving replaces the draft through `plan_edit`, the
+service behind the API's `PUT /plans/{id}`, so the API's rules apply and a rejection is shown on the form. Publish,
+archive, new version and delete are actions on the page. Nothing is ever hard-deleted: deleting a draft is the API's
+soft delete, and a published version is archived.
+"""
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from rest_framework import serializers
 
-from catalog.api.ratecards import validate_rate_card
-from catalog.models import Addon, CatalogStatus, Plan, PlanAddon, PlanPhase, RateCard
-from catalog.services.addons import addon_archive, addon_publish
-from catalog.services.plans import plan_archive, plan_new_version, plan_publish, plan_validation_errors
-from catalog.services.ratecards import features_by_key, rate_card_problems
-from openmeter_site.core.errors import DomainError
+from catalog.admin_display import commitments_text, discounts_text, entitlement_text, every, price_lines
+from catalog.admin_forms import (
+    AddonCreateForm,
+    AddonDetailsForm,
+    FieldsetsForm,
+    PhaseAddForm,
+    PhaseForm,
+    PlanAddonForm,
+    PlanCreateForm,
+    PlanDetailsForm,
+    RateCardForm,
+)
+from catalog.admin_inputs import (
+    PHASE_FIELDS,
+    PLAN_FIELDS,
+    RATE_CARD_FIELDS,
+    RateCardInput,
+    rate_card_initial,
+    rate_card_input,
+    service_errors,
+)
+from catalog.features import feature_list_qs
+from catalog.models import Addon, CatalogStatus, EffectiveDatedVersion, Plan, PlanAddon, RateCard
+from catalog.services.addons import (
+    AddonInput,
+    addon_archive,
+    addon_create,
+    addon_delete,
+    addon_edit,
+    addon_new_version,
+    addon_publish,
+    addon_validation_errors,
+    plan_addon_create,
+    plan_addon_delete,
+)
+from catalog.services.plans import (
+    PhaseInput,
+    PlanInput,
+    plan_archive,
+    plan_create,
+    plan_delete,
+    plan_edit,
+    plan_new_version,
+    plan_publish,
+    plan_validation_errors,
+)
+from catalog.services.versioning import status_q
+from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.display import duration_text, when
+from openmeter_site.core.errors import DomainError, NotFound
 
-
-class RateCardForm(forms.ModelForm):
-    """Validates a rate card exactly as the API does (wire shape, prices, features)."""
-
-    class Meta:
-        model = RateCard
-        fields = [
-            "index", "type", "key", "name", "description", "feature_key", "billing_cadence",
-            "price_json", "discounts_json", "entitlement_template_json", "tax_config",
-        ]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        wire = {
-            "type": data.get("type"), "key": data.get("key"), "name": data.get("name"),
-            "description": data.get("description") or None, "featureKey": data.get("feature_key") or None,
-            "billingCadence": data.get("billing_cadence") or None, "price": data.get("price_json"),
-            "discounts": data.get("discounts_json"), "entitlementTemplate": data.get("entitlement_template_json"),
-            "taxConfig": data.get("tax_config"),
-        }
-        try:
-            card = validate_rate_card(wire)
-        except serializers.ValidationError as exc:
-            raise forms.ValidationError(json.dumps(exc.detail)) from exc
-        features = features_by_key([card["featureKey"]])
-        problems = rate_card_problems(card, features, "rateCard")
-        if problems:
-            raise forms.ValidationError(problems)
-        self.instance.feature = features.get(card["featureKey"]) if card["featureKey"] else None
-        data.update(price_json=card["price"], discounts_json=card["discounts"],
-                    entitlement_template_json=card["entitlementTemplate"], tax_config=card["taxConfig"])
-        return data
-
-
-def is_draft(obj: Any) -> bool:
-    """Whether the plan or add-on that `obj` is (or belongs to) is still a draft."""
-    owner = getattr(obj, "plan", None) or obj
-    return obj is None or getattr(owner, "status", CatalogStatus.DRAFT) == CatalogStatus.DRAFT
-
-
-class EditableWhileDraft:
-    """Inlines are editable only while the owning plan or add-on is a draft."""
-
-    def _owner_is_draft(self, obj: Any) -> bool:
-        return is_draft(obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and self._owner_is_draft(obj)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_add_permission(request, obj) and self._owner_is_draft(obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._owner_is_draft(obj)
-
-
-class PhaseRateCardInline(EditableWhileDraft, admin.StackedInline):
-    model = RateCard
-    fk_name = "phase"
-    form = RateCardForm
-    extra = 0
-
-
-class AddonRateCardInline(PhaseRateCardInline):
-    fk_name = "addon"
-
-
-class PlanPhaseInline(EditableWhileDraft, admin.TabularInline):
-    model = PlanPhase
-    fields = ["index", "key", "name", "duration", "rate_card_summary"]
-    readonly_fields = ["rate_card_summary"]
-    extra = 0
-    show_change_link = True  # rate cards are edited on the phase's page
-
-    @admin.display(description="rate cards")
-    def rate_card_summary(self, phase: PlanPhase) -> str:
-        return ", ".join(f"{c.key} ({c.type})" for c in phase.rate_cards.all()) or "—"
-
-
-class PlanAddonInline(EditableWhileDraft, admin.TabularInline):
-    model = PlanAddon
-    fields = ["addon", "from_plan_phase", "max_quantity", "deleted_at"]
-    extra = 0
-
-
-def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, objects: QuerySet, action: Any, verb: str) -> None:
-    for obj in objects:
-        try:
-            action(obj)
-        except DomainError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"{obj} {verb}", messages.SUCCESS)
+Errors = tuple[tuple[str, str], ...]
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -122,96 +85,707 @@ class StatusFilter(admin.SimpleListFilter):
         return [(s.value, s.label) for s in CatalogStatus]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        from catalog.services.versioning import status_q
+        value = self.value()
+        return queryset.filter(status_q(value, timezone.now())) if value else queryset
 
-        return queryset.filter(status_q(self.value(), timezone.now())) if self.value() else queryset
+
+def status_badge(obj: EffectiveDatedVersion) -> str:
+    return format_html('<span class="om-status om-status-{}">{}</span>', obj.status, obj.status)
+
+
+def rate_card_rows(cards: list[RateCard], currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "card": card,
+            "feature": card.feature.name if card.feature else "",
+            "charged": "usage" if card.type == "usage_based" else "fee",
+            "price": price_lines(card, currency, card.billing_cadence),
+            "cadence": every(card.billing_cadence),
+            "commitments": commitments_text(card, currency),
+            "discounts": discounts_text(card),
+            "entitlement": entitlement_text(card, card.billing_cadence),
+        }
+        for card in cards
+    ]
+
+
+def posted(request: HttpRequest) -> Any:
+    """The submitted data of a POST (even an empty one, as a confirmation's), else None: the form is unbound."""
+    return request.POST if request.method == "POST" else None
+
+
+def add_errors(form: forms.Form, pairs: list[tuple[str | None, str]]) -> None:
+    for field, message in pairs:
+        form.add_error(field if field in form.fields else None, message)
+
+
+class PublishForm(ActionForm):
+    when = forms.ChoiceField(choices=[("now", "now"), ("at", "at a later time")], initial="now",
+                             widget=forms.RadioSelect, label="Effective")
+    at = forms.SplitDateTimeField(required=False, label="From", help_text="In your time zone.",
+                                  widget=forms.SplitDateTimeWidget(date_attrs={"type": "date"},
+                                                                   time_attrs={"type": "time"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("when") == "at" and not data.get("at"):
+            self.add_error("at", "Give the time the version takes effect.")
+        return data
+
+
+def effective_from(data: dict[str, Any]) -> dt.datetime | None:
+    return data["at"] if data["when"] == "at" else None
+
+
+class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    """What plans and add-ons share: the record's page is read-only and every change goes through an editor page
+    (a typed form whose submit calls the catalog service); no hard delete."""
+
+    editor_template = "admin/catalog/editor_form.html"
+    list_filter = [StatusFilter, "currency"]
+    search_fields = ["key", "name", "id"]
+    ordering = ["key", "-version"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # the record form is never saved directly (editor pages and actions change it through the services)
+        return obj is None and super().has_change_permission(request)
+
+    def has_object_action_permission(self, request: HttpRequest, obj: Any) -> bool:
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a draft is deleted (softly) with the Delete action; a published version is archived
+
+    @admin.display(description="status")
+    def status_badge(self, obj: EffectiveDatedVersion) -> str:
+        return status_badge(obj)
+
+    @admin.display(description="effective from", ordering="effective_from")
+    def effective_from_when(self, obj: EffectiveDatedVersion) -> str:
+        return when(obj.effective_from)
+
+    @admin.display(description="effective to", ordering="effective_to")
+    def effective_to_when(self, obj: EffectiveDatedVersion) -> str:
+        return when(obj.effective_to)
+
+    def change_url(self, obj: Any) -> str:
+        return reverse(f"admin:catalog_{self.opts.model_name}_change", args=[obj.pk])
+
+    def editable(self, request: HttpRequest, obj: EffectiveDatedVersion) -> bool:
+        return obj.status == CatalogStatus.DRAFT and self.has_object_action_permission(request, obj)
+
+    def editor_view(
+        self, request: HttpRequest, obj: Any, *, title: str, form: forms.Form, save: Callable[[dict[str, Any]], str],
+        prefix: Callable[[], str] = lambda: "", fields: Errors = (), confirm: str = "", destructive: bool = False,
+        submit: str = "Save", done_url: str | None = None,
+    ) -> HttpResponse:
+        """A typed form in the admin chrome; on submit `save(cleaned_data)` calls the service and returns the
+        message. A rejection is put on the fields it names (`prefix` is the edited part's path in the input)."""
+        if not self.has_object_action_permission(request, obj):
+            raise Http404("not allowed")
+        if request.method == "POST" and form.is_valid():
+            try:
+                message = save(form.cleaned_data)
+            except serializers.ValidationError as exc:  # the API's validator, on this part's own fields
+                add_errors(form, service_errors(exc, prefix="", fields=fields))
+            except DomainError as exc:
+                add_errors(form, service_errors(exc, prefix=prefix(), fields=fields))
+            else:
+                messages.success(request, message)
+                return HttpResponseRedirect(done_url or self.change_url(obj))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": obj, "title": title, "form": form, "confirm": confirm,
+            "destructive": destructive, "submit": submit, "cancel_url": self.change_url(obj) if obj else "",
+            "groups": form.groups() if isinstance(form, FieldsetsForm) else [],
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, self.editor_template, context)
+
+    def created_view(self, request: HttpRequest, form: forms.Form, create: Callable[[dict[str, Any]], Any],
+                     fields: Errors) -> HttpResponse:
+        """The add page: a typed form whose submit calls the create service."""
+        if not self.has_add_permission(request):
+            raise Http404("not allowed")
+        if request.method == "POST" and form.is_valid():
+            try:
+                obj = create(form.cleaned_data)
+            except DomainError as exc:
+                add_errors(form, service_errors(exc, prefix="", fields=fields))
+            else:
+                messages.success(request, f"{obj} created as a draft: add its rate cards, then publish it.")
+                return HttpResponseRedirect(self.change_url(obj))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": None, "title": f"Add {self.opts.verbose_name}", "form": form,
+            "submit": "Create draft", "groups": form.groups() if isinstance(form, FieldsetsForm) else [],
+            "cancel_url": reverse(f"admin:catalog_{self.opts.model_name}_changelist"), "media": self.media + form.media,
+        }
+        return TemplateResponse(request, self.editor_template, context)
+
+    def versions(self, obj: EffectiveDatedVersion) -> list[dict[str, Any]]:
+        """Every version of the key, newest first, with its status (deleted drafts too, marked so)."""
+        return [
+            {"obj": v, "status": format_html('<span class="om-status om-status-deleted">deleted</span>')
+             if v.deleted_at else status_badge(v), "from": when(v.effective_from), "to": when(v.effective_to)}
+            for v in type(obj)._default_manager.filter(key=obj.key).order_by("-version")
+        ]
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet, run: Callable[[Any], Any], verb: str) -> None:
+        done = 0
+        for obj in queryset:
+            try:
+                run(obj)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
+        if done:
+            name = self.opts.verbose_name if done == 1 else self.opts.verbose_name_plural
+            self.message_user(request, f"{done} {name} {verb}.")
+
+
+def _publish_message(obj: EffectiveDatedVersion) -> str:
+    if obj.status == CatalogStatus.SCHEDULED:
+        return f"{obj} is scheduled: it takes effect at {obj.effective_from:%Y-%m-%d %H:%M} UTC."
+    return f"{obj} is published: new subscriptions can use it."
+
+
+def _redirect_to(obj: Any, message: str, request: HttpRequest) -> HttpResponse:
+    messages.success(request, message)
+    return HttpResponseRedirect(reverse(f"admin:catalog_{obj._meta.model_name}_change", args=[obj.pk]))
+
+
+# --- plans ------------------------------------------------------------------------------------------------------------
+
+
+def _phase_index(data: PlanInput, key: str) -> int:
+    for i, phase in enumerate(data.phases):
+        if phase.key == key:
+            return i
+    raise NotFound(f"the plan has no phase {key!r} (changed meanwhile?)")
+
+
+def _card_index(cards: list[RateCardInput], key: str) -> int:
+    for i, card in enumerate(cards):
+        if card["key"] == key:
+            return i
+    raise NotFound(f"no rate card {key!r} (changed meanwhile?)")
+
+
+def _replace_phase(data: PlanInput, index: int, phase: PhaseInput | None, at: int | None = None) -> PlanInput:
+    phases = list(data.phases)
+    if phase is None:
+        del phases[index]
+    elif at is not None:
+        phases.insert(at, phase)
+    else:
+        phases[index] = phase
+    return dataclasses.replace(data, phases=phases)
+
+
+def _plan_publish(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
+    return _publish_message(plan_publish(plan_id=plan.pk, at=effective_from(data)))
+
+
+def _plan_archive(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
+    plan_archive(plan_id=plan.pk)
+    return f"{plan} is archived: no new subscriptions; existing subscriptions continue."
+
+
+def _plan_new_version(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> HttpResponse:
+    draft = plan_new_version(plan_id=plan.pk)
+    return _redirect_to(draft, f"{draft} is a new draft copied from v{plan.version}: edit it, then publish it.", request)
+
+
+def _plan_delete(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> HttpResponse:
+    plan_delete(plan_id=plan.pk)
+    messages.success(request, f"Draft {plan} deleted.")
+    return HttpResponseRedirect(reverse("admin:catalog_plan_changelist"))
+
+
+def _has_draft(obj: EffectiveDatedVersion) -> bool:
+    return type(obj)._default_manager.filter(key=obj.key, effective_from__isnull=True, deleted_at__isnull=True).exists()
+
+
+def _live(obj: EffectiveDatedVersion) -> bool:
+    return obj.deleted_at is None
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
-    list_display = ["key", "version", "name", "currency", "billing_cadence", "status", "effective_from", "effective_to"]
-    list_filter = [StatusFilter, "currency", "billing_cadence"]
-    search_fields = ["key", "name", "id"]
-    readonly_fields = ["id", "version", "effective_from", "effective_to", "status", "validation_errors", "deleted_at"]
-    fields = [
-        "id", "key", "version", "name", "description", "currency", "billing_cadence", "pro_rating_enabled",
-        "billables_must_align", "settlement_mode", "status", "effective_from", "effective_to", "validation_errors",
-        "deleted_at",
+class PlanAdmin(CatalogEditorAdmin):
+    change_form_template = "admin/catalog/plan/change_form.html"
+    list_display = ["key", "version", "name", "status_badge", "currency", "cadence", "effective_from_when",
+                    "effective_to_when"]
+    list_display_links = ["key", "version", "name"]
+    fieldsets = [
+        (None, {"fields": [("name", "key"), ("status_badge", "version"), ("currency", "cadence"),
+                           ("effective_from_when", "effective_to_when"), "description"]}),
+        ("Billing", {"fields": [("pro_rating_enabled", "billables_must_align"), "settlement_mode"]}),
+        ("More", {"fields": ["metadata_rows", "id"], "classes": ["collapse"]}),
     ]
-    inlines = [PlanPhaseInline, PlanAddonInline]
+    readonly_fields = ["name", "key", "version", "status_badge", "currency", "cadence", "description",
+                       "pro_rating_enabled", "billables_must_align", "settlement_mode", "effective_from_when",
+                       "effective_to_when", "metadata_rows", "id"]
     actions = ["publish", "archive", "new_version"]
+    object_actions = (
+        ObjectAction("publish", "Publish", run=_plan_publish, form=PublishForm,
+                     description="Publishing makes this version the one new subscriptions get; the version in "
+                                 "effect until then is closed when this one starts.",
+                     available=lambda p: _live(p) and p.status in (CatalogStatus.DRAFT, CatalogStatus.SCHEDULED)),
+        ObjectAction("new_version", "New version", run=_plan_new_version,
+                     description="A draft copy of this version (phases, rate cards, add-ons) to edit and publish.",
+                     available=lambda p: _live(p) and p.status != CatalogStatus.DRAFT and not _has_draft(p)),
+        ObjectAction("archive", "Archive", run=_plan_archive, destructive=True,
+                     confirm="Archiving ends sales of this version now: no new subscriptions can use it. Existing "
+                             "subscriptions continue unchanged.",
+                     available=lambda p: _live(p) and p.status == CatalogStatus.ACTIVE),
+        ObjectAction("delete_draft", "Delete draft", run=_plan_delete, destructive=True,
+                     confirm="The draft is removed from the catalog. Published versions are not affected.",
+                     available=lambda p: _live(p) and p.status == CatalogStatus.DRAFT),
+    )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> list[str]:
-        return self.readonly_fields + (["key", "currency"] if obj else [])
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
+        return super().get_queryset(request).filter(deleted_at__isnull=True)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # the changelist's actions need change permission; only the form is locked for published plans
-        return super().has_change_permission(request, obj) and is_draft(obj)
+    @admin.display(description="billing cadence", ordering="billing_cadence")
+    def cadence(self, plan: Plan) -> str:
+        return duration_text(plan.billing_cadence)
 
-    def save_model(self, request: HttpRequest, obj: Plan, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            from catalog.services.versioning import next_version
+    @admin.display(description="metadata")
+    def metadata_rows(self, obj: EffectiveDatedVersion) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in (obj.metadata or {}).items()) or "—"
 
-            obj.version = next_version(Plan, obj.key)
-        super().save_model(request, obj, form, change)
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("<str:object_id>/details/", view(self.details_view), name="catalog_plan_details"),
+            path("<str:object_id>/phases/add/", view(self.phase_add_view), name="catalog_plan_phase_add"),
+            path("<str:object_id>/phases/<str:phase>/", view(self.phase_edit_view), name="catalog_plan_phase"),
+            path("<str:object_id>/phases/<str:phase>/remove/", view(self.phase_remove_view),
+                 name="catalog_plan_phase_remove"),
+            path("<str:object_id>/phases/<str:phase>/cards/add/", view(self.card_add_view),
+                 name="catalog_plan_card_add"),
+            path("<str:object_id>/phases/<str:phase>/cards/<str:card>/", view(self.card_edit_view),
+                 name="catalog_plan_card"),
+            path("<str:object_id>/phases/<str:phase>/cards/<str:card>/remove/", view(self.card_remove_view),
+                 name="catalog_plan_card_remove"),
+            path("<str:object_id>/addons/add/", view(self.addon_add_view), name="catalog_plan_addon_add"),
+            path("<str:object_id>/addons/<str:link>/remove/", view(self.addon_remove_view),
+                 name="catalog_plan_addon_remove"),
+            *super().get_urls(),
+        ]
 
-    @admin.display(description="validation errors")
-    def validation_errors(self, plan: Plan) -> str:
-        errors = plan_validation_errors(plan) if plan.pk else []
-        return "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "none"
+    def _plan(self, object_id: str) -> Plan:
+        plan = Plan.objects.filter(pk=object_id, deleted_at__isnull=True).prefetch_related(
+            "phases__rate_cards__feature").first()
+        if plan is None:
+            raise Http404(f"no plan {object_id!r}")
+        return plan
 
-    @admin.action(description="Publish (effective now)")
+    def _draft(self, request: HttpRequest, object_id: str) -> Plan:
+        plan = self._plan(object_id)
+        if not self.editable(request, plan):
+            raise Http404(f"{plan} is {plan.status}: only drafts are edited (make a new version)")
+        return plan
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        plan = self._plan(object_id)
+        editable = self.editable(request, plan)
+        phases = [
+            {"phase": phase, "duration": duration_text(phase.duration, empty="until the subscription ends"),
+             "cards": rate_card_rows(list(phase.rate_cards.all()), plan.currency)}
+            for phase in plan.phases.all()
+        ]
+        links = PlanAddon.objects.filter(plan=plan, deleted_at__isnull=True).select_related("addon")
+        context = {
+            "title": f"{plan.name} · v{plan.version}",
+            "subtitle": None,
+            "editable": editable,
+            "addons_editable": editable or (plan.status == CatalogStatus.SCHEDULED and
+                                            self.has_object_action_permission(request, plan)),
+            "phases": phases,
+            "plan_addons": links,
+            "versions": self.versions(plan),
+            "problems": plan_validation_errors(plan) if plan.status == CatalogStatus.DRAFT else [],
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+                 ) -> HttpResponse:
+        form = PlanCreateForm(posted(request), initial={"billing_cadence": "P1M"})
+
+        def create(d: dict[str, Any]) -> Plan:
+            first = PhaseInput(key="default", name="Default", duration=None)
+            return plan_create(key=d["key"], data=PlanInput(
+                name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
+                currency=d["currency"], billing_cadence=d["billing_cadence"], phases=[first],
+                pro_rating_enabled=d["pro_rating_enabled"], billables_must_align=d["billables_must_align"],
+                settlement_mode=d["settlement_mode"],
+            ))
+
+        return self.created_view(request, form, create, PLAN_FIELDS)
+
+    # --- editor pages -------------------------------------------------------------------------------------------
+
+    def details_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+        initial = {"name": plan.name, "description": plan.description, "billing_cadence": plan.billing_cadence,
+                   "pro_rating_enabled": plan.pro_rating_enabled, "billables_must_align": plan.billables_must_align,
+                   "settlement_mode": plan.settlement_mode, "metadata": plan.metadata or {}}
+        form = PlanDetailsForm(posted(request), initial=initial)
+
+        def save(d: dict[str, Any]) -> str:
+            plan_edit(plan_id=plan.pk, edit=lambda data: dataclasses.replace(
+                data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
+                billing_cadence=d["billing_cadence"], pro_rating_enabled=d["pro_rating_enabled"],
+                billables_must_align=d["billables_must_align"], settlement_mode=d["settlement_mode"]))
+            return f"{plan} saved."
+
+        return self.editor_view(request, plan, title=f"Edit {plan}", form=form, save=save, fields=PLAN_FIELDS)
+
+    def phase_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+        names = [p.name for p in plan.phases.all()]
+        form = PhaseAddForm(posted(request), phase_names=names)
+
+        def save(d: dict[str, Any]) -> str:
+            phase = PhaseInput(key=d["key"], name=d["name"], duration=d["duration"],
+                               description=d["description"] or None, metadata=d["metadata"] or None)
+            plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, 0, phase, at=d["position"]))
+            return f"Phase “{d['name']}” added to {plan}."
+
+        return self.editor_view(request, plan, title=f"Add a phase to {plan}", form=form, save=save,
+                                prefix=lambda: f"phases[{form.cleaned_data['position']}]", fields=PHASE_FIELDS)
+
+    def phase_edit_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+        current = next((p for p in plan.phases.all() if p.key == phase), None)
+        if current is None:
+            raise Http404(f"no phase {phase!r}")
+        initial = {"key": current.key, "name": current.name, "duration": current.duration,
+                   "description": current.description, "metadata": current.metadata or {}}
+        form = PhaseForm(posted(request), initial=initial)
+
+        def edit(data: PlanInput, d: dict[str, Any]) -> PlanInput:
+            i = _phase_index(data, phase)
+            changed = dataclasses.replace(data.phases[i], key=d["key"], name=d["name"], duration=d["duration"],
+                                          description=d["description"] or None, metadata=d["metadata"] or None)
+            return _replace_phase(data, i, changed)
+
+        def save(d: dict[str, Any]) -> str:
+            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, d))
+            return f"Phase “{d['name']}” saved."
+
+        return self.editor_view(request, plan, title=f"Phase “{current.name}” of {plan}", form=form, save=save,
+                                prefix=lambda: f"phases[{current.index}]", fields=PHASE_FIELDS)
+
+    def phase_remove_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+
+        def save(d: dict[str, Any]) -> str:
+            plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, _phase_index(data, phase), None))
+            return f"Phase {phase} removed from {plan}."
+
+        return self.editor_view(request, plan, title=f"Remove phase {phase} from {plan}", form=forms.Form(posted(request)),
+                                save=save, confirm="The phase and its rate cards are removed from this draft.",
+                                destructive=True, submit="Remove phase")
+
+    def _card_form(self, request: HttpRequest, plan: Plan, initial: dict[str, Any]) -> RateCardForm:
+        return RateCardForm(posted(request), initial=initial, currency=plan.currency,
+                            features=list(feature_list_qs()))
+
+    def card_add_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+        current = next((p for p in plan.phases.all() if p.key == phase), None)
+        if current is None:
+            raise Http404(f"no phase {phase!r}")
+        form = self._card_form(request, plan, {"billing_cadence": plan.billing_cadence, "price_model": "flat"})
+        at = len(current.rate_cards.all())
+
+        def edit(data: PlanInput, card: RateCardInput) -> PlanInput:
+            i = _phase_index(data, phase)
+            return _replace_phase(data, i, dataclasses.replace(data.phases[i], rate_cards=[*data.phases[i].rate_cards,
+                                                                                            card]))
+
+        def save(d: dict[str, Any]) -> str:
+            card = rate_card_input(d)
+            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, card))
+            return f"Rate card “{d['name']}” added to phase {current.name}."
+
+        return self.editor_view(request, plan, title=f"Add a rate card to {current.name} of {plan}", form=form,
+                                save=save, prefix=lambda: f"phases[{current.index}].rateCards[{at}]",
+                                fields=RATE_CARD_FIELDS)
+
+    def card_edit_view(self, request: HttpRequest, object_id: str, phase: str, card: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+        current = next((p for p in plan.phases.all() if p.key == phase), None)
+        stored = next((c for c in current.rate_cards.all() if c.key == card), None) if current else None
+        if current is None or stored is None:
+            raise Http404(f"no rate card {card!r} in phase {phase!r}")
+        form = self._card_form(request, plan, rate_card_initial(stored))
+
+        def edit(data: PlanInput, changed: RateCardInput) -> PlanInput:
+            i = _phase_index(data, phase)
+            cards = list(data.phases[i].rate_cards)
+            cards[_card_index(cards, card)] = changed
+            return _replace_phase(data, i, dataclasses.replace(data.phases[i], rate_cards=cards))
+
+        def save(d: dict[str, Any]) -> str:
+            changed = rate_card_input(d)
+            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, changed))
+            return f"Rate card “{d['name']}” saved."
+
+        return self.editor_view(request, plan, title=f"Rate card “{stored.name}” of {plan}", form=form, save=save,
+                                prefix=lambda: f"phases[{current.index}].rateCards[{stored.index}]",
+                                fields=RATE_CARD_FIELDS)
+
+    def card_remove_view(self, request: HttpRequest, object_id: str, phase: str, card: str) -> HttpResponse:
+        plan = self._draft(request, object_id)
+
+        def edit(data: PlanInput) -> PlanInput:
+            i = _phase_index(data, phase)
+            cards = list(data.phases[i].rate_cards)
+            del cards[_card_index(cards, card)]
+            return _replace_phase(data, i, dataclasses.replace(data.phases[i], rate_cards=cards))
+
+        def save(d: dict[str, Any]) -> str:
+            plan_edit(plan_id=plan.pk, edit=edit)
+            return f"Rate card {card} removed from phase {phase}."
+
+        return self.editor_view(request, plan, title=f"Remove rate card {card} from {plan}",
+                                form=forms.Form(posted(request)), save=save, destructive=True,
+                                confirm=f"Rate card {card} is removed from phase {phase} of this draft.",
+                                submit="Remove rate card")
+
+    def addon_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        plan = self._plan(object_id)
+        addons = Addon.objects.filter(status_q(CatalogStatus.ACTIVE, timezone.now()), currency=plan.currency,
+                                      deleted_at__isnull=True).order_by("key", "-version")
+        phases = [(p.key, p.name) for p in plan.phases.all()]
+        form = PlanAddonForm(posted(request), addons=list(addons), phases=phases)
+
+        def save(d: dict[str, Any]) -> str:
+            link = plan_addon_create(plan_id=plan.pk, addon_id=d["addon"], from_plan_phase=d["from_plan_phase"],
+                                     max_quantity=d["max_quantity"])
+            return f"{plan} now sells the add-on {link.addon}."
+
+        return self.editor_view(request, plan, title=f"Sell an add-on with {plan}", form=form, save=save,
+                                fields=(("addonId", "addon"), ("fromPlanPhase", "from_plan_phase"),
+                                        ("maxQuantity", "max_quantity")))
+
+    def addon_remove_view(self, request: HttpRequest, object_id: str, link: str) -> HttpResponse:
+        plan = self._plan(object_id)
+
+        def save(d: dict[str, Any]) -> str:
+            plan_addon_delete(plan_id=plan.pk, plan_addon_id=link)
+            return f"{plan} no longer sells that add-on."
+
+        return self.editor_view(request, plan, title=f"Stop selling an add-on with {plan}",
+                                form=forms.Form(posted(request)), save=save, destructive=True, submit="Remove",
+                                confirm="New subscriptions to this plan can no longer buy the add-on; subscriptions "
+                                        "that bought it keep it.")
+
+    # --- changelist actions -------------------------------------------------------------------------------------
+
+    @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        _run(self, request, queryset, lambda p: plan_publish(plan_id=p.pk), "published")
+        self._bulk(request, queryset, lambda p: plan_publish(plan_id=p.pk), "published")
 
-    @admin.action(description="Archive (effective now)")
-    def archive(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        _run(self, request, queryset, lambda p: plan_archive(plan_id=p.pk), "archived")
+    @admin.action(description="Archive selected plans (no new subscriptions)")
+    def archive(self, request: HttpRequest, queryset: QuerySet[Plan]) -> HttpResponse | None:
+        confirmation = confirm_bulk(self, request, queryset, action="archive", title="Archive plans",
+                                    warning="Archived versions can no longer be subscribed to. Existing "
+                                            "subscriptions continue unchanged.")
+        if confirmation is not None:
+            return confirmation
+        self._bulk(request, queryset, lambda p: plan_archive(plan_id=p.pk), "archived")
+        return None
 
-    @admin.action(description="New version (a draft copy)")
+    @admin.action(description="New version of selected plans (a draft copy)")
     def new_version(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        _run(self, request, queryset, lambda p: plan_new_version(plan_id=p.pk), "copied to a new draft version")
+        self._bulk(request, queryset, lambda p: plan_new_version(plan_id=p.pk), "copied to a new draft version")
 
 
-@admin.register(PlanPhase)
-class PlanPhaseAdmin(admin.ModelAdmin):
-    list_display = ["plan", "index", "key", "name", "duration"]
-    search_fields = ["plan__key", "key"]
-    fields = ["plan", "index", "key", "name", "description", "duration"]
-    inlines = [PhaseRateCardInline]
+# --- add-ons ----------------------------------------------------------------------------------------------------------
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return False  # reached from the plan editor
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and is_draft(obj)
+def _addon_publish(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
+    return _publish_message(addon_publish(addon_id=addon.pk, at=effective_from(data)))
+
+
+def _addon_archive(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
+    addon_archive(addon_id=addon.pk)
+    return f"{addon} is archived: it can no longer be bought; subscriptions that bought it keep it."
+
+
+def _addon_new_version(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> HttpResponse:
+    draft = addon_new_version(addon_id=addon.pk)
+    return _redirect_to(draft, f"{draft} is a new draft copied from v{addon.version}.", request)
+
+
+def _addon_delete(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> HttpResponse:
+    addon_delete(addon_id=addon.pk)
+    messages.success(request, f"Draft {addon} deleted.")
+    return HttpResponseRedirect(reverse("admin:catalog_addon_changelist"))
+
+
+def _replace_card(data: AddonInput, key: str, card: RateCardInput | None) -> AddonInput:
+    cards = list(data.rate_cards)
+    if card is None:
+        del cards[_card_index(cards, key)]
+    elif key:
+        cards[_card_index(cards, key)] = card
+    else:
+        cards.append(card)
+    return dataclasses.replace(data, rate_cards=cards)
 
 
 @admin.register(Addon)
-class AddonAdmin(admin.ModelAdmin):
-    list_display = ["key", "version", "name", "instance_type", "currency", "status", "effective_from", "effective_to"]
+class AddonAdmin(CatalogEditorAdmin):
+    change_form_template = "admin/catalog/addon/change_form.html"
+    list_display = ["key", "version", "name", "status_badge", "instance_type", "currency", "effective_from_when",
+                    "effective_to_when"]
+    list_display_links = ["key", "version", "name"]
     list_filter = [StatusFilter, "instance_type", "currency"]
-    search_fields = ["key", "name", "id"]
-    readonly_fields = ["id", "version", "effective_from", "effective_to", "status", "deleted_at"]
-    fields = ["id", "key", "version", "name", "description", "instance_type", "currency", "status",
-              "effective_from", "effective_to", "deleted_at"]
-    inlines = [AddonRateCardInline]
+    fields = [("name", "key"), ("status_badge", "version"), ("instance_type", "currency"),
+              ("effective_from_when", "effective_to_when"), "description", "id"]
+    readonly_fields = ["name", "key", "version", "status_badge", "instance_type", "currency", "description",
+                       "effective_from_when", "effective_to_when", "id"]
     actions = ["publish", "archive"]
+    object_actions = (
+        ObjectAction("publish", "Publish", run=_addon_publish, form=PublishForm,
+                     description="Publishing lets plans sell this version.",
+                     available=lambda a: _live(a) and a.status in (CatalogStatus.DRAFT, CatalogStatus.SCHEDULED)),
+        ObjectAction("new_version", "New version", run=_addon_new_version,
+                     available=lambda a: _live(a) and a.status != CatalogStatus.DRAFT and not _has_draft(a)),
+        ObjectAction("archive", "Archive", run=_addon_archive, destructive=True,
+                     confirm="Archiving stops sales of this version now; subscriptions that bought it keep it.",
+                     available=lambda a: _live(a) and a.status == CatalogStatus.ACTIVE),
+        ObjectAction("delete_draft", "Delete draft", run=_addon_delete, destructive=True,
+                     confirm="The draft is removed from the catalog. Published versions are not affected.",
+                     available=lambda a: _live(a) and a.status == CatalogStatus.DRAFT),
+    )
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and is_draft(obj)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Addon]:
+        return super().get_queryset(request).filter(deleted_at__isnull=True)
 
-    def save_model(self, request: HttpRequest, obj: Addon, form: forms.ModelForm, change: bool) -> None:
-        if not change:
-            from catalog.services.versioning import next_version
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("<str:object_id>/details/", view(self.details_view), name="catalog_addon_details"),
+            path("<str:object_id>/cards/add/", view(self.card_add_view), name="catalog_addon_card_add"),
+            path("<str:object_id>/cards/<str:card>/", view(self.card_edit_view), name="catalog_addon_card"),
+            path("<str:object_id>/cards/<str:card>/remove/", view(self.card_remove_view),
+                 name="catalog_addon_card_remove"),
+            *super().get_urls(),
+        ]
 
-            obj.version = next_version(Addon, obj.key)
-        super().save_model(request, obj, form, change)
+    def _addon(self, object_id: str) -> Addon:
+        addon = Addon.objects.filter(pk=object_id, deleted_at__isnull=True).prefetch_related(
+            "rate_cards__feature").first()
+        if addon is None:
+            raise Http404(f"no add-on {object_id!r}")
+        return addon
 
-    @admin.action(description="Publish (effective now)")
+    def _draft(self, request: HttpRequest, object_id: str) -> Addon:
+        addon = self._addon(object_id)
+        if not self.editable(request, addon):
+            raise Http404(f"{addon} is {addon.status}: only drafts are edited (make a new version)")
+        return addon
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        addon = self._addon(object_id)
+        context = {
+            "title": f"{addon.name} · v{addon.version}",
+            "subtitle": None,
+            "editable": self.editable(request, addon),
+            "cards": rate_card_rows(list(addon.rate_cards.all()), addon.currency),
+            "versions": self.versions(addon),
+            "problems": addon_validation_errors(addon) if addon.status == CatalogStatus.DRAFT else [],
+            "sold_with": PlanAddon.objects.filter(addon=addon, deleted_at__isnull=True).select_related("plan"),
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+                 ) -> HttpResponse:
+        form = AddonCreateForm(posted(request), initial={"instance_type": "single"})
+
+        def create(d: dict[str, Any]) -> Addon:
+            return addon_create(key=d["key"], data=AddonInput(
+                name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
+                currency=d["currency"], instance_type=d["instance_type"], rate_cards=[]))
+
+        return self.created_view(request, form, create, PLAN_FIELDS)
+
+    def details_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        addon = self._draft(request, object_id)
+        initial = {"name": addon.name, "description": addon.description, "instance_type": addon.instance_type,
+                   "metadata": addon.metadata or {}}
+        form = AddonDetailsForm(posted(request), initial=initial)
+
+        def save(d: dict[str, Any]) -> str:
+            addon_edit(addon_id=addon.pk, edit=lambda data: dataclasses.replace(
+                data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
+                instance_type=d["instance_type"]))
+            return f"{addon} saved."
+
+        return self.editor_view(request, addon, title=f"Edit {addon}", form=form, save=save, fields=PLAN_FIELDS)
+
+    def _card_form(self, request: HttpRequest, addon: Addon, initial: dict[str, Any]) -> RateCardForm:
+        return RateCardForm(posted(request), initial=initial, currency=addon.currency,
+                            features=list(feature_list_qs()))
+
+    def card_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        addon = self._draft(request, object_id)
+        form = self._card_form(request, addon, {"billing_cadence": "P1M", "price_model": "flat"})
+        at = len(addon.rate_cards.all())
+
+        def save(d: dict[str, Any]) -> str:
+            card = rate_card_input(d)
+            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, "", card))
+            return f"Rate card “{d['name']}” added to {addon}."
+
+        return self.editor_view(request, addon, title=f"Add a rate card to {addon}", form=form, save=save,
+                                prefix=lambda: f"rateCards[{at}]", fields=RATE_CARD_FIELDS)
+
+    def card_edit_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
+        addon = self._draft(request, object_id)
+        stored = next((c for c in addon.rate_cards.all() if c.key == card), None)
+        if stored is None:
+            raise Http404(f"no rate card {card!r}")
+        form = self._card_form(request, addon, rate_card_initial(stored))
+
+        def save(d: dict[str, Any]) -> str:
+            changed = rate_card_input(d)
+            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, changed))
+            return f"Rate card “{d['name']}” saved."
+
+        return self.editor_view(request, addon, title=f"Rate card “{stored.name}” of {addon}", form=form, save=save,
+                                prefix=lambda: f"rateCards[{stored.index}]", fields=RATE_CARD_FIELDS)
+
+    def card_remove_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
+        addon = self._draft(request, object_id)
+
+        def save(d: dict[str, Any]) -> str:
+            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, None))
+            return f"Rate card {card} removed from {addon}."
+
+        return self.editor_view(request, addon, title=f"Remove rate card {card} from {addon}",
+                                form=forms.Form(posted(request)), save=save, destructive=True,
+                                confirm=f"Rate card {card} is removed from this draft.", submit="Remove rate card")
+
+    @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Addon]) -> None:
-        _run(self, request, queryset, lambda a: addon_publish(addon_id=a.pk), "published")
+        self._bulk(request, queryset, lambda a: addon_publish(addon_id=a.pk), "published")
 
-    @admin.action(description="Archive (effective now)")
-    def archive(self, request: HttpRequest, queryset: QuerySet[Addon]) -> None:
-        _run(self, request, queryset, lambda a: addon_archive(addon_id=a.pk), "archived")
+    @admin.action(description="Archive selected add-ons (no new purchases)")
+    def archive(self, request: HttpRequest, queryset: QuerySet[Addon]) -> HttpResponse | None:
+        confirmation = confirm_bulk(self, request, queryset, action="archive", title="Archive add-ons",
+                                    warning="Archived versions can no longer be bought; subscriptions that bought "
+                                            "them keep them.")
+        if confirmation is not None:
+            return confirmation
+        self._bulk(request, queryset, lambda a: addon_archive(addon_id=a.pk), "archived")
+        return None

@@ -1,6 +1,7 @@
 """Add-ons (versioned like plans) and plan add-ons (which add-ons a plan sells, from which phase, how many)."""
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,20 @@ def addon_update(*, addon_id: str, data: AddonInput) -> Addon:
     addon.rate_cards.all().delete()
     RateCard.objects.bulk_create(rate_card_rows(data.rate_cards, features, addon=addon))
     return addon_get(id_or_key=addon.pk)
+
+
+@transaction.atomic
+def addon_edit(*, addon_id: str, edit: Callable[[AddonInput], AddonInput]) -> Addon:
+    """Change one part of a draft add-on (its details, a rate card) from its current state, under its row lock."""
+    addon = _locked(addon_id)
+    return addon_update(addon_id=addon.pk, data=edit(addon_as_input(addon_get(id_or_key=addon.pk))))
+
+
+@transaction.atomic
+def addon_new_version(*, addon_id: str) -> Addon:
+    """A draft copy of an add-on (its rate cards) as the next version of its key."""
+    addon = addon_get(id_or_key=addon_id)
+    return addon_create(key=addon.key, data=addon_as_input(addon))
 
 
 @transaction.atomic

@@ -6,7 +6,7 @@ being saved: the draft shows them in `validationErrors`, and publishing refuses 
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,14 @@ def plan_update(*, plan_id: str, data: PlanInput) -> Plan:
     plan.phases.all().delete()
     _write_phases(plan, data.phases, features)
     return plan_get(id_or_key=plan.pk)
+
+
+@transaction.atomic
+def plan_edit(*, plan_id: str, edit: Callable[[PlanInput], PlanInput]) -> Plan:
+    """Change one part of a draft (its details, a phase, a rate card) from its current state: the plan is read and
+    replaced under its row lock, so two operators editing different parts both keep their change."""
+    plan = _locked(plan_id)
+    return plan_update(plan_id=plan.pk, data=edit(plan_as_input(plan_get(id_or_key=plan.pk))))
 
 
 @transaction.atomic

@@ -66,3 +66,23 @@ def when(value: dt.datetime | None) -> SafeString:
 
 def period(start: dt.datetime | None, end: dt.datetime | None) -> SafeString:
     return format_html("{} → {}", when(start), when(end) if end else "open-ended")
+
+
+_DURATION_UNITS = (("Y", "year"), ("M", "month"), ("W", "week"), ("D", "day"))
+_TIME_UNITS = (("H", "hour"), ("M", "minute"), ("S", "second"))
+
+
+def duration_text(value: str | None, *, empty: str = "—") -> str:
+    """An ISO 8601 duration as an operator says it: `P1M` → "1 month", `P2W` → "2 weeks", `PT1H` → "1 hour"."""
+    if not value:
+        return empty
+    date_part, _, time_part = value.removeprefix("P").partition("T")
+    parts = []
+    for text, units in ((date_part, _DURATION_UNITS), (time_part, _TIME_UNITS)):
+        for letter, unit in units:
+            number, found, text = text.partition(letter)
+            if not found:
+                text = number
+                continue
+            parts.append(f"{int(number)} {unit}{'' if int(number) == 1 else 's'}")
+    return " ".join(parts) or value

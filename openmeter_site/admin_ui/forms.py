@@ -70,14 +70,15 @@ _SINGLE_UNIT = re.compile(r"^(P|PT)(\d+)([YMWDH])$")
 
 
 class DurationWidget(forms.MultiWidget):
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+    def __init__(self, attrs: dict[str, Any] | None = None, default_unit: str = "P{}D") -> None:
+        self.default_unit = default_unit  # the unit offered while the number is empty
         super().__init__([forms.NumberInput(attrs={"min": 0, "style": "width:6em"}),
                           forms.Select(choices=DURATION_UNITS)], attrs)
 
     def decompress(self, value: str | None) -> list[Any]:
         match = _SINGLE_UNIT.match(value or "")
         if not match:
-            return [None, "P{}D"]
+            return [None, self.default_unit]
         prefix, number, unit = match.groups()
         return [int(number), f"{prefix}{{}}{unit}"]
 
@@ -87,9 +88,10 @@ class DurationField(forms.MultiValueField):
 
     widget = DurationWidget
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, default_unit: str = "P{}D", **kwargs: Any) -> None:
         fields = (forms.IntegerField(min_value=0, max_value=100_000, required=False),
                   forms.ChoiceField(choices=DURATION_UNITS))
+        kwargs.setdefault("widget", DurationWidget(default_unit=default_unit))
         super().__init__(fields, require_all_fields=False, **kwargs)
 
     def compress(self, data_list: list[Any]) -> str | None:
