@@ -349,3 +349,50 @@ def test_features_are_offered_with_their_meter(admin_client, api):
     choices = dict(admin_client.get(_url("catalog_plan_card_add", plan.pk, "default")).context["form"]
                    .fields["feature"].choices)
     assert choices["seats"] == "Seats (seats), no meter"
+
+
+# --- add-ons: the same editor -----------------------------------------------------------------------------------------
+
+
+def test_addon_is_created_priced_published_versioned_and_archived(admin_client):
+    from catalog.models import Addon
+
+    response = admin_client.post(_url("catalog_addon_add"), {
+        "name": "Extra seats", "key": "extra_seats", "currency": "USD", "instance_type": "multiple",
+        "description": ""})
+    addon = Addon.objects.get(key="extra_seats")
+    assert response["Location"] == _url("catalog_addon_change", addon.pk)
+
+    # a multiple-instance add-on takes flat prices only: the service refuses to publish a per-unit price
+    FeatureFactory(key="tokens")
+    admin_client.post(_url("catalog_addon_card_add", addon.pk), card_form(
+        key="tokens", name="Tokens", type="usage_based", feature="tokens", price_model="unit", amount="0.01"))
+    response = admin_client.post(_url("catalog_addon_do", addon.pk, "publish"), {"when": "now"})
+    assert "allows only flat prices" in response.content.decode()
+    assert Addon.objects.get(pk=addon.pk).status == "draft"
+
+    admin_client.post(_url("catalog_addon_card_remove", addon.pk, "tokens"))
+    admin_client.post(_url("catalog_addon_card_add", addon.pk), card_form(key="seat", name="Seat", amount="5"))
+    page = admin_client.get(_url("catalog_addon_change", addon.pk)).content.decode()
+    assert "$5.00 every month, in advance" in page and "Tokens" not in page
+    admin_client.post(_url("catalog_addon_do", addon.pk, "publish"), {"when": "now"})
+    assert Addon.objects.get(pk=addon.pk).status == "active"
+
+    admin_client.post(_url("catalog_addon_do", addon.pk, "new_version"), {})
+    draft = Addon.objects.get(key="extra_seats", version=2)
+    assert [c.key for c in draft.rate_cards.all()] == ["seat"]
+    admin_client.post(_url("catalog_addon_do", addon.pk, "archive"), {})
+    assert Addon.objects.get(pk=addon.pk).status == "archived"
+    assert admin_client.post(_url("catalog_addon_delete", addon.pk), {"post": "yes"}).status_code == 403
+
+
+def test_addon_details_refusal_keeps_the_draft(admin_client, api):
+    from catalog.models import Addon
+
+    addon_id = api.post("/api/v1/addons", addon_body(), format="json").json()["id"]
+    response = admin_client.post(_url("catalog_addon_details", addon_id),
+                                 {"name": "", "instance_type": "single"})
+    assert "This field is required" in str(response.context["form"].errors["name"])
+    assert Addon.objects.get(pk=addon_id).name == "Extra_Seats"
+    admin_client.post(_url("catalog_addon_details", addon_id), {"name": "Seats", "instance_type": "multiple"})
+    assert Addon.objects.get(pk=addon_id).name == "Seats"
