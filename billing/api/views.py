@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from billing import selectors
 from billing.api import render
 from billing.api import serializers as s
-from billing.models import Invoice
+from billing.models import Invoice, InvoiceLine
 from billing.services import editing, invoicing, profiles
 from billing.services.invoicing import LineInput
 from billing.services.profiles import ProfileApps
@@ -154,10 +154,18 @@ def line_input(data: dict[str, Any]) -> LineInput:
     )
 
 
+def invoice_to_api(invoice: Invoice, lines: list[InvoiceLine] | None, *, expand_apps: bool = False) -> dict[str, Any]:
+    """A gathering invoice is calculated with the usage to date on every read, whether its lines are shown or not
+    (upstream's `calculateGatheringInvoiceWithLiveData` on get and list), so its totals are the same everywhere."""
+    if invoice.is_gathering:
+        preview = editing.gathering_preview(invoice, lines if lines is not None else selectors.invoice_lines(invoice))
+        lines = preview if lines is not None else None
+    return render.invoice_to_api(invoice, lines=lines, expand_apps=expand_apps)
+
+
 def invoice_response(invoice: Invoice, *, code: int = status.HTTP_200_OK, expand_apps: bool = False) -> Response:
     invoice = Invoice.objects.get(pk=invoice.pk)
-    return Response(render.invoice_to_api(invoice, lines=selectors.invoice_lines(invoice), expand_apps=expand_apps),
-                    status=code)
+    return Response(invoice_to_api(invoice, selectors.invoice_lines(invoice), expand_apps=expand_apps), status=code)
 
 
 class InvoiceListView(APIView):
@@ -175,8 +183,7 @@ class InvoiceListView(APIView):
         page = paginate(q, qs, lambda i: i)
         lines = selectors.lines_by_invoice([i.pk for i in page["items"]]) if "lines" in expand else {}
         page["items"] = [
-            render.invoice_to_api(i, lines=lines.get(i.pk) if "lines" in expand else None,
-                                  expand_apps="workflow.apps" in expand)
+            invoice_to_api(i, lines.get(i.pk) if "lines" in expand else None, expand_apps="workflow.apps" in expand)
             for i in page["items"]
         ]
         return Response(page)
@@ -236,9 +243,7 @@ class InvoiceDetailView(APIView):
         lines = None
         if "lines" in expand:
             lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))
-            if invoice.is_gathering:  # pending usage is shown as of now, calculated on the fly
-                lines = editing.gathering_preview(invoice, lines)
-        return Response(render.invoice_to_api(invoice, lines=lines, expand_apps="workflow.apps" in expand))
+        return Response(invoice_to_api(invoice, lines, expand_apps="workflow.apps" in expand))
 
     def put(self, request: Request, invoice_id: str) -> Response:
         data = _valid(s.InvoiceUpdateSerializer, request.data)

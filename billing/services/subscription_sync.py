@@ -7,7 +7,11 @@ cadence's boundaries from the billing anchor. Flat fees bill in advance (at the 
 end), pro-rated when the period is shorter than a full billing period (a mid-period start, cancel, plan change or
 add-on change) and pro-rating is on; a period cut short by the subscription's end is billed in full when the
 billing profile's `subscriptionEndProrationMode` is `bill_full_period`. Usage bills in arrears for exactly the
-period. One-time fees (no cadence) bill once at the span's start.
+period. One-time fees (no cadence) bill once at the span's start. As upstream (`targetstate/phaseiterator.go`):
+periods are cut to whole seconds (the meters' resolution), a line's billing period is the subscription's billing
+period holding its start, within its phase (`GetAlignedBillingPeriodAt`), a fee in advance is invoiced at the
+billing period's start and anything else at the later of the service and billing period ends, and a flat fee that
+comes to zero (free, or pro-rated to nothing) makes no line.
 
 Sync is a reconciliation and idempotent: each line carries a key (item or add-on rate card, period start). Missing
 lines are created on the gathering invoice; lines that differ or are no longer wanted are changed or removed
@@ -36,6 +40,7 @@ from billing.services.locks import lock_customer
 from billing.services.pricing import prorate
 from billing.services.profiles import profile_for_customer
 from catalog.periods import billing_period_containing, next_boundary_after, periods_between
+from openmeter_site.core.money import round_money
 from subscriptions.models import Subscription
 from subscriptions.services.billables import BillableSpan, billable_spans
 
@@ -64,7 +69,7 @@ def _flat_price(price: dict, amount: Decimal) -> dict:
 def _prorates(ctx: _Context, start: dt.datetime, end: dt.datetime, full: tuple) -> bool:
     if not ctx.sub.pro_rating_enabled or (start, end) == full:
         return False
-    cut_by_the_end = ctx.sub.active_to is not None and ctx.sub.active_to <= end
+    cut_by_the_end = ctx.sub.active_to is not None and _to_second(ctx.sub.active_to) <= end
     return not (ctx.bill_full_period and cut_by_the_end)
 
 
@@ -74,25 +79,65 @@ def _sync_key(sub: Subscription, span: BillableSpan, start: dt.datetime) -> str:
     return f"subscription:{sub.pk}:{span.phase.phase.pk}:{span.key}:{start.isoformat()}"
 
 
-def _line(ctx: _Context, span: BillableSpan, start: dt.datetime, end: dt.datetime, full: tuple) -> LineInput:
+def _to_second(at: dt.datetime) -> dt.datetime:
+    return at.replace(microsecond=0)
+
+
+def _billing_period(sub: Subscription, span: BillableSpan, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The subscription's billing period holding `at`, narrowed to the span's phase."""
+    period = billing_period_containing(sub.billing_anchor, sub.billing_cadence, at)
+    end = period.end if span.phase.end is None else min(period.end, span.phase.end)
+    return max(period.start, span.phase.start), end
+
+
+def _line(
+    ctx: _Context, span: BillableSpan, service: tuple[dt.datetime, dt.datetime], full: tuple
+) -> LineInput | None:
+    """The line of one service period; `full` is the item's whole cadence period (for pro-rating)."""
     terms = span.terms
     price = dict(terms.price or {})
     flat = price.get("type") == "flat"
-    invoice_at = end
+    billing = tuple(map(_to_second, _billing_period(ctx.sub, span, service[0])))
+    start, end = map(_to_second, service)
+    full = tuple(map(_to_second, full))
+    if start == end and not flat:
+        return None
+    invoice_at = max(end, billing[1])
     if flat:
         if price.get("paymentTerm", "in_advance") == "in_advance":
-            invoice_at = start
+            invoice_at = billing[0]
+        amount = Decimal(str(price["amount"]))  # rounded to the currency, pro-rated or not (as upstream)
         if _prorates(ctx, start, end, full):
-            price = _flat_price(price, prorate(Decimal(str(price["amount"])), (start, end), full, ctx.sub.currency))
+            amount = prorate(amount, (start, end), full, ctx.sub.currency)
+        else:
+            amount = round_money(amount, ctx.sub.currency)
+        if not amount:
+            return None
+        price = _flat_price(price, amount)
     # an add-on rate card that matches no item refers to the add-on purchase as its item
     item_id = span.item.pk if span.item is not None else span.addon.pk if span.addon is not None else None
     return LineInput(
         name=terms.name, description=terms.description, period_start=start, period_end=end, invoice_at=invoice_at,
         price=price, feature_key=None if flat else terms.feature_key, tax_config=terms.tax_config,
-        discounts=terms.discounts, managed_by=LineManagedBy.SUBSCRIPTION, sync_key=_sync_key(ctx.sub, span, start),
+        discounts=terms.discounts, managed_by=LineManagedBy.SUBSCRIPTION, sync_key=_sync_key(ctx.sub, span, service[0]),
         subscription={"subscription_id": ctx.sub.pk, "phase_id": span.phase.phase.pk, "item_id": item_id,
-                      "billing_period_start": full[0], "billing_period_end": full[1]},
+                      "billing_period_start": billing[0], "billing_period_end": billing[1]},
     )
+
+
+def _service_periods(sub: Subscription, span: BillableSpan, at: dt.datetime) -> Iterator[tuple[tuple, tuple]]:
+    """(service period, the item's whole cadence period) for each period of the span that has started by `at`."""
+    cadence = span.terms.billing_cadence
+    if cadence is None:  # one-time fee: the billing period it starts in
+        full = billing_period_containing(sub.billing_anchor, sub.billing_cadence, span.start)
+        end = min(span.end, full.end) if span.end else full.end
+        yield (span.start, end), (span.start, end)
+        return
+    horizon = next_boundary_after(sub.billing_anchor, cadence, at)
+    stop = min(span.end, horizon) if span.end else horizon
+    for period in periods_between(sub.billing_anchor, cadence, span.start, stop):
+        full = billing_period_containing(sub.billing_anchor, cadence, period.start)
+        yield (period.start, period.end), (full.start, full.end)
 
 
 def desired_lines(sub: Subscription, *, at: dt.datetime, bill_full_period: bool = False) -> Iterator[LineInput]:
@@ -101,17 +146,10 @@ def desired_lines(sub: Subscription, *, at: dt.datetime, bill_full_period: bool 
     for span in billable_spans(sub):
         if not span.terms.price or span.start > at:
             continue
-        cadence = span.terms.billing_cadence
-        if cadence is None:  # one-time fee: the billing period it starts in
-            full = billing_period_containing(sub.billing_anchor, sub.billing_cadence, span.start)
-            end = min(span.end, full.end) if span.end else full.end
-            yield _line(ctx, span, span.start, end, (span.start, end))
-            continue
-        horizon = next_boundary_after(sub.billing_anchor, cadence, at)
-        stop = min(span.end, horizon) if span.end else horizon
-        for period in periods_between(sub.billing_anchor, cadence, span.start, stop):
-            full = billing_period_containing(sub.billing_anchor, cadence, period.start)
-            yield _line(ctx, span, period.start, period.end, (full.start, full.end))
+        for service, full in _service_periods(sub, span, at):
+            line = _line(ctx, span, service, full)
+            if line is not None:
+                yield line
 
 
 def _bills_full_period(sub: Subscription) -> bool:

@@ -18,7 +18,12 @@ from openmeter_site.core.errors import InvalidInput
 from subscriptions.models import Subscription, SubscriptionItem, SubscriptionPhase
 from subscriptions.services import provisioning
 from subscriptions.services.billing_sync import sync_billing_on_commit
-from subscriptions.services.lifecycle import item_from_rate_card, require_action, subscription_get
+from subscriptions.services.lifecycle import (
+    customer_currency_set_if_unset,
+    item_from_rate_card,
+    require_action,
+    subscription_get,
+)
 from subscriptions.services.timeline import PhaseSpan, item_spans, phase_spans, resolve_timing
 
 
@@ -144,6 +149,7 @@ def subscription_edit(
             OPERATIONS[op["op"]](ctx, op)
         except InvalidInput as exc:
             raise InvalidInput(f"customizations[{i}] ({op['op']}): {exc.detail}", extensions=exc.extensions) from exc
+    customer_currency_set_if_unset(subscription)
     provisioning.sync_entitlements(subscription=subscription, at=at)
     sync_billing_on_commit(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)

@@ -192,6 +192,17 @@ def item_from_rate_card(
     )
 
 
+def customer_currency_set_if_unset(subscription: Subscription) -> None:
+    """A paid subscription (an item with a price) gives a customer without a currency its currency (upstream's
+    `updateCustomerCurrencyIfNotSet`, on create and on every change)."""
+    customer = subscription.customer
+    if customer.currency:
+        return
+    if SubscriptionItem.objects.filter(phase__subscription=subscription, price_json__isnull=False).exists():
+        customer.currency = subscription.currency
+        customer.save(update_fields=["currency", "updated_at"])
+
+
 def _subscribe(
     *, customer: Customer, plan: Plan | None, data: PlanInput, start: dt.datetime, anchor: dt.datetime | None,
     options: SubscriptionOptions, at: dt.datetime, replaces: str | None = None,
@@ -199,6 +210,7 @@ def _subscribe(
     _check_currency(customer, data.currency)
     _check_no_overlap(customer, start, ignore=replaces)
     subscription = _write(customer, plan, data, start, anchor or start, options)
+    customer_currency_set_if_unset(subscription)
     provisioning.sync_entitlements(subscription=subscription, at=at)
     sync_billing_on_commit(subscription.pk, at)
     return subscription

@@ -155,3 +155,86 @@ def test_spend_commitments_are_not_pro_rated_for_a_late_start(api, tokens):
     assert invoice.total == Decimal(150)
     top_up = InvoiceLine.objects.get(parent__isnull=False, category="commitment")
     assert (top_up.total, top_up.period_start) == (Decimal(20), utc(2026, 1, 11))
+
+
+def test_line_periods_are_cut_to_whole_seconds_so_usage_from_the_first_second_counts(api, tokens):
+    # upstream truncates service and billing periods to the meters' one-second resolution: a subscription that
+    # starts at 10:00:51.473044 bills from 10:00:51, so 4 tokens at 10:00:51.100 are billed: January's 20 + 4 x 1,
+    # and February's fee in advance (its period has started): 20 + 4 + 20 = 44
+    profile(autoAdvance=False)
+    _publish(api, plan_body("pro", phases=[{"key": "main", "name": "Main", "duration": None, "rateCards": [
+        flat_fee_card(amount="20"), usage_card("tokens", amount="1")]}]))
+    cust = customer(name="Acme Corp", subjects=("acme",))
+    start = utc(2026, 1, 1, 10, 0, 51, 473044)
+    sub_id = _subscribe(api, cust, "pro", start)
+    ingest([{"subject": "acme", "type": "tokens", "time": utc(2026, 1, 1, 10, 0, 51, 100000), "data": {"tokens": 4}}])
+    subscription_sync(subscription_id=sub_id, at=start)
+    lines = _gathering_lines(cust)
+    assert {(line.period_start, line.period_end) for line in lines.values()} == {
+        (utc(2026, 1, 1, 10, 0, 51), utc(2026, 2, 1, 10, 0, 51))}
+    with time_machine.travel(utc(2026, 1, 2), tick=False):
+        gathering = api.get("/api/v1/billing/invoices?statuses=gathering&expand=lines").json()["items"][0]
+    assert {line["period"]["from"] for line in gathering["lines"]} == {"2026-01-01T10:00:51Z"}
+    assert {line["subscription"]["billingPeriod"]["from"] for line in gathering["lines"]} == {"2026-01-01T10:00:51Z"}
+    subscriptions_sync_all(at=utc(2026, 2, 1, 11))
+    [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 2, 1, 11))
+    assert invoice.total == Decimal(44)
+
+
+def test_a_billing_period_starts_no_earlier_than_its_phase(api, tokens):
+    # anchored on the 1st, started on Dec 5: the first billing period is [Dec 5, Jan 1), as upstream's
+    # GetAlignedBillingPeriodAt narrows the anchor's period to the phase; then [Jan 1, Feb 1)
+    profile(autoAdvance=False)
+    _publish(api, plan_body("pro", phases=[{"key": "main", "name": "Main", "duration": None, "rateCards": [
+        flat_fee_card(amount="31"), usage_card("tokens", amount="1")]}]))
+    cust = customer(name="Acme Corp", subjects=("acme",))
+    sub_id = _subscribe(api, cust, "pro", utc(2026, 12, 5), billingAnchor="2026-12-01T00:00:00Z")
+    subscription_sync(subscription_id=sub_id, at=utc(2027, 1, 1))
+    periods = {key: (line.subscription_billing_period_start, line.subscription_billing_period_end)
+               for key, line in _gathering_lines(cust).items()}
+    assert periods == {
+        "base_fee@2026-12-05": (utc(2026, 12, 5), utc(2027, 1, 1)), "tokens@2026-12-05": (utc(2026, 12, 5), utc(2027, 1, 1)),
+        "base_fee@2027-01-01": (utc(2027, 1, 1), utc(2027, 2, 1)), "tokens@2027-01-01": (utc(2027, 1, 1), utc(2027, 2, 1))}
+    with time_machine.travel(utc(2027, 1, 1), tick=False):
+        gathering = api.get("/api/v1/billing/invoices?statuses=gathering&expand=lines").json()["items"][0]
+    assert sorted(line["subscription"]["billingPeriod"]["from"] for line in gathering["lines"]) == [
+        "2026-12-05T00:00:00Z", "2026-12-05T00:00:00Z", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z"]
+
+
+def test_gathering_totals_are_the_same_on_every_read(api, tokens, django_capture_on_commit_callbacks):
+    # a subscription's fee in advance (30), its usage so far (7 x 1) and a manual line (10): 47 wherever it is read
+    _publish(api, plan_body("pro", phases=[{"key": "main", "name": "Main", "duration": None, "rateCards": [
+        flat_fee_card(amount="30"), usage_card("tokens", amount="1")]}]))
+    cust = customer(name="Acme Corp", subjects=("acme",))
+    start = utc(2026, 1, 1)
+    with time_machine.travel(start, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/api/v1/subscriptions", {"plan": {"key": "pro"}, "customerKey": cust.key},
+                        format="json").status_code == 201
+    ingest([{"subject": "acme", "type": "tokens", "time": utc(2026, 1, 3), "data": {"tokens": 7}}])
+    with time_machine.travel(utc(2026, 1, 10), tick=False):
+        manual = {"name": "Setup", "period": {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"},
+                  "invoiceAt": "2026-02-01T00:00:00Z", "rateCard": {"price": {"type": "flat", "amount": "10",
+                                                                               "paymentTerm": "in_arrears"}}}
+        created = api.post(f"/api/v1/billing/customers/{cust.pk}/invoices/pending-lines",
+                           {"currency": "USD", "lines": [manual]}, format="json").json()["invoice"]
+        invoice_id = created["id"]
+        reads = [
+            created,
+            api.get(f"/api/v1/billing/invoices/{invoice_id}").json(),
+            api.get(f"/api/v1/billing/invoices/{invoice_id}?expand=lines").json(),
+            api.get("/api/v1/billing/invoices?statuses=gathering").json()["items"][0],
+            api.get("/api/v1/billing/invoices?statuses=gathering&expand=lines").json()["items"][0],
+        ]
+    assert [r["totals"]["total"] for r in reads] == ["47"] * 5
+    assert [r["totals"]["amount"] for r in reads] == ["47"] * 5
+
+
+def test_a_free_flat_fee_makes_no_line_and_a_fee_is_rounded_to_the_currency(api, tokens):
+    # upstream's GetExpectedLine: the per-unit amount is rounded to the currency (9.999 → 10.00) and a fee that
+    # comes to zero is not billed at all
+    _publish(api, plan_body("pro", phases=[{"key": "main", "name": "Main", "duration": None, "rateCards": [
+        flat_fee_card(key="free", amount="0"), flat_fee_card(key="odd", amount="9.999")]}]))
+    cust = customer(name="Acme Corp", subjects=("acme",))
+    sub_id = _subscribe(api, cust, "pro", utc(2026, 1, 1))
+    subscription_sync(subscription_id=sub_id, at=utc(2026, 1, 1))
+    assert {key: line.price["amount"] for key, line in _gathering_lines(cust).items()} == {"odd@2026-01-01": "10"}

@@ -286,6 +286,23 @@ def test_custom_plan_subscription(api, tokens):
     assert_problem(post_at(api, f"/api/v1/subscriptions/{sub['id']}/migrate", {}, utc(2026, 6, 1)), 400, "custom plan")
 
 
+def test_a_paid_subscription_gives_a_customer_without_a_currency_the_plans_currency(api, tokens):
+    # upstream's updateCustomerCurrencyIfNotSet: on create (and on edits) of a subscription with a priced item
+    publish_plan(api, plan_body("paid", currency="EUR", phases=[
+        {"key": "main", "name": "Main", "duration": None, "rateCards": [flat_fee_card(amount="10")]}]))
+    free = flat_fee_card(key="free_access")
+    free["price"] = None
+    publish_plan(api, plan_body("free", currency="EUR", phases=[
+        {"key": "main", "name": "Main", "duration": None, "rateCards": [free]}]))
+    paying, trying = CustomerFactory(currency=None), CustomerFactory(currency=None)
+    with time_machine.travel(utc(2026, 1, 10), tick=False):
+        for customer, plan in ((paying, "paid"), (trying, "free")):
+            r = api.post("/api/v1/subscriptions", {"plan": {"key": plan}, "customerId": customer.id}, format="json")
+            assert r.status_code == 201, r.content
+        assert api.get(f"/api/v1/customers/{paying.id}").json()["currency"] == "EUR"
+        assert "currency" not in api.get(f"/api/v1/customers/{trying.id}").json()
+
+
 def test_subscription_to_archived_plan_is_400_nothing_written(api, tokens):
     plan = publish_plan(api, trial_plan())
     with time_machine.travel(utc(2026, 1, 1), tick=False):
