@@ -42,9 +42,9 @@ from customers.models import Customer, CustomerSubject  # noqa: E402
 from entitlements import balance, engine  # noqa: E402
 from entitlements.models import BalanceSnapshot, Entitlement, Grant, UsageReset  # noqa: E402
 from entitlements.services import GrantInput, UsagePeriodInput, entitlement_create, grant_create  # noqa: E402
-from metering.events.store import EventRow, insert_events  # noqa: E402
 from metering.models import Meter  # noqa: E402
-from metering.query import QuerySpec, run_raw_query  # noqa: E402
+from metering.postgres.query import QuerySpec, run_raw_query  # noqa: E402
+from metering.postgres.store import EventRow, insert_events  # noqa: E402
 from openmeter_site.core.models import ApiKey  # noqa: E402
 
 SUBJECTS = ["bench-customer", "bench-api-1", "bench-api-2"]
@@ -114,11 +114,11 @@ def setup(n_events: int, now: dt.datetime) -> tuple[Entitlement, dt.datetime]:
 
 
 def fold_rollups() -> None:
-    """With the rollup-aware meter query (metering.rollups), fold every pending event first."""
+    """With the rollup-aware meter query (metering.postgres.fold), fold every pending event first."""
     try:
-        from metering.rollups import fold_all
+        from metering.postgres.fold import fold_all
     except ImportError:
-        print("metering.rollups not present: meter_usage reads raw events")
+        print("metering.postgres.fold not present: meter_usage reads raw events")
         return
     t0 = time.perf_counter()
     total = 0

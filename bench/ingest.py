@@ -82,7 +82,7 @@ def store_comparison(run: str, n: int) -> tuple[float, float]:
     from django.db import connection, transaction
 
     from metering.events.ingest import parse_ingest_body
-    from metering.events.store import insert_batch
+    from metering.postgres.store import insert_batch
 
     bodies = [orjson.dumps(make_events(f"{run}-u", i)) for i in range(n)]
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def fold_backlog_rate() -> tuple[float, float]:
     """Fold what the HTTP phase left pending, alone: events/s and PostgreSQL CPU per event."""
     from django.db import connection
 
-    from metering.rollups import fold_backlog
+    from metering.postgres.fold import fold_backlog
 
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
@@ -212,7 +212,7 @@ def fold_until(stop: threading.Event, folded: list[int]) -> None:
     stops with the ingest clients."""
     from django.db import connection
 
-    from metering.rollups import fold_pending
+    from metering.postgres.fold import fold_pending
 
     while not stop.is_set():
         done = fold_pending()

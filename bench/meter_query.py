@@ -63,7 +63,7 @@ def fold(total: int) -> None:
     shared machine the wall rate depends on everyone else's load, the CPU cost much less)."""
     from django.db import connection
 
-    from metering.rollups import fold_backlog
+    from metering.postgres.fold import fold_backlog
 
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
@@ -150,7 +150,7 @@ def db_time(spec) -> float:
     API executes it (prepared, with its parameters): independent of client load."""
     from django.db import connection
 
-    from metering.query import Statement, rollup_statement
+    from metering.postgres.query import Statement, rollup_statement
     from openmeter_site.core.sql import fetch_prepared
 
     statement = rollup_statement(spec)
@@ -190,7 +190,7 @@ def main() -> None:
     from _support import api_key
 
     from metering.models import Meter
-    from metering.query import QuerySpec, meter_usage, run_query, run_raw_query
+    from metering.postgres.query import QuerySpec, meter_usage, run_query, run_raw_query
 
     print(f"meter query benchmark: {args.events:,} events, {SUBJECTS} subjects, 30 days; {load_average()}")
     meter = Meter.objects.filter(slug="bench_tokens", deleted_at__isnull=True).first()

@@ -55,8 +55,8 @@ from catalog.models import Feature  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from entitlements.models import Entitlement  # noqa: E402
 from entitlements.services import GrantInput, UsagePeriodInput, entitlement_create, entitlement_value  # noqa: E402
-from metering.events.store import EventRow, insert_events  # noqa: E402
 from metering.models import Meter  # noqa: E402
+from metering.postgres.store import EventRow, insert_events  # noqa: E402
 from notifications.models import NotificationEvent  # noqa: E402
 from notifications.services.channels import channel_create  # noqa: E402
 from notifications.services.delivery import delivery_attempt  # noqa: E402

@@ -44,9 +44,9 @@ from billing.services.subscription_sync import subscriptions_sync_all  # noqa: E
 from catalog.models import Feature, Plan  # noqa: E402
 from catalog.services.plans import PhaseInput, PlanInput, plan_create, plan_publish  # noqa: E402
 from customers.models import Customer, CustomerSubject  # noqa: E402
-from metering.events.store import EventRow, insert_events  # noqa: E402
 from metering.models import Meter  # noqa: E402
-from metering.query import meter_usage_by_customer  # noqa: E402
+from metering.postgres.query import meter_usage_by_customer  # noqa: E402
+from metering.postgres.store import EventRow, insert_events  # noqa: E402
 from subscriptions.models import Subscription  # noqa: E402
 from subscriptions.services.lifecycle import SubscriptionOptions, subscription_create  # noqa: E402
 

@@ -11,7 +11,7 @@ from catalog.models import Feature
 from customers.models import Customer
 from entitlements import balance
 from entitlements.models import Entitlement, EntitlementType
-from metering.usage import meter_usage_ranges
+from metering.postgres.usage import meter_usage_ranges
 
 
 @dataclass(frozen=True)

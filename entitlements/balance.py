@@ -6,7 +6,7 @@ A read at time `t`:
 2. runs `engine.run` from that snapshot (else from `measureUsageFrom`) to `t` rounded up to the minute,
    with every reset in between computed from the usage period (so nothing depends on the reset job);
 3. the usage of every phase after the snapshot (inside the current period) is read in one statement from
-   rollups (`metering.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points
+   rollups (`metering.postgres.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points
    (`engine.usage_ranges` lists them before the run).
 
 Snapshot rule (late events): a state is saved only at an instant older than the grace window
@@ -47,7 +47,7 @@ from entitlements.engine import (
 )
 from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType
 from metering.models import MeterAggregation
-from metering.usage import meter_usage_ranges
+from metering.postgres.usage import meter_usage_ranges
 from openmeter_site.core.errors import InvalidInput
 
 ZERO = Decimal(0)

@@ -8,7 +8,7 @@ from django.utils.functional import cached_property
 
 from metering import progress, services
 from metering.models import Event, Meter, Subject
-from metering.rollups import progress_id
+from metering.postgres.fold import progress_id
 from openmeter_site.core.errors import InvalidInput
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from metering import progress
 from metering.models import Meter, Subject
-from metering.query import RESERVED_GROUP_BY, QuerySpec, Row, run_query
+from metering.postgres.query import RESERVED_GROUP_BY, QuerySpec, Row, run_query
 from metering.selectors import subject_customers_for
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import format_rfc3339, parse_time_zone

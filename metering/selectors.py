@@ -123,7 +123,7 @@ class EventFilter:
 
 
 def _fetch_events(where: Sequence[sql.Composable], limit: int) -> list[StoredEvent]:
-    """Values are quoted literals (no placeholders), as in metering/query.py."""
+    """Values are quoted literals (no placeholders), as in metering/postgres/query.py."""
     query = sql.SQL("SELECT {} FROM metering_event e WHERE {} ORDER BY e.time DESC, e.seq DESC LIMIT {}").format(
         sql.SQL(EVENT_COLUMNS), sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE"), sql.Literal(limit)
     )

@@ -9,9 +9,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from metering.events.ingest import parse_ingest_body
-from metering.events.store import insert_batch
 from metering.models import Meter, MeterAggregation, Subject
-from metering.rollups import rollups_rebuild_start
+from metering.postgres.fold import rollups_rebuild_start
+from metering.postgres.store import insert_batch
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
 
 GROUP_BY_KEY_RE = re.compile(r"^[a-zA-Z0-9_]+$")

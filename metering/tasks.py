@@ -5,14 +5,14 @@ from celery import shared_task
 
 @shared_task(name="metering.fold_pending", acks_late=True)
 def fold_pending_task() -> int:
-    from metering.rollups import fold_backlog
+    from metering.postgres.fold import fold_backlog
 
     return fold_backlog()
 
 
 @shared_task(name="metering.backfill_meter", acks_late=True, reject_on_worker_lost=True)
 def backfill_meter_task(meter_id: str) -> None:
-    from metering.rollups import backfill
+    from metering.postgres.fold import backfill
 
     backfill(meter_id=meter_id)
 
@@ -21,7 +21,7 @@ def backfill_meter_task(meter_id: str) -> None:
 def resume_backfills_task() -> int:
     """Finish any backfill whose task was lost (worker crash, broker restart)."""
     from metering.models import Meter
-    from metering.rollups import backfill
+    from metering.postgres.fold import backfill
 
     meter_ids = list(
         Meter.objects.filter(deleted_at__isnull=True, backfill_cursor__isnull=False).values_list("pk", flat=True)

@@ -9,8 +9,8 @@ import factory
 
 from catalog.models import Feature
 from customers.models import Customer, CustomerSubject
-from metering.events.store import EventRow, insert_events
 from metering.models import Meter
+from metering.postgres.store import EventRow, insert_events
 
 
 class MeterFactory(factory.django.DjangoModelFactory):

@@ -33,7 +33,7 @@ from billing.services.pricing import (
 )
 from catalog.features import feature_usage_filters
 from catalog.models import Feature
-from metering.query import meter_usage_by_customer
+from metering.postgres.query import meter_usage_by_customer
 from openmeter_site.core.ids import new_id
 
 ZERO = Decimal(0)

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from metering.meter_queries import MeterQueryParams
 from metering.models import Meter, MeterAggregation, Subject, WindowSize
-from metering.query import Row
+from metering.postgres.query import Row
 from metering.selectors import StoredEvent
 from openmeter_site.api.fields import JSONObjectField, MetadataField, RFC3339Field
 from openmeter_site.core.errors import InvalidInput

@@ -16,7 +16,7 @@ from billing.services import invoicing, jobs
 from billing.services.invoicing import LineInput
 from billing.services.profiles import customer_override_upsert
 from catalog.models import Feature
-from metering.rollups import fold_all
+from metering.postgres.fold import fold_all
 from openmeter_site.core.errors import DomainError
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import FeatureFactory, MeterFactory, ingest

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from metering.query import meter_usage, meter_usage_by_customer
+from metering.postgres.query import meter_usage, meter_usage_by_customer
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db

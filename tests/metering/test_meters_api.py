@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 
 from metering.models import Meter, Rollup
-from metering.rollups import fold_all
+from metering.postgres.fold import fold_all
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db

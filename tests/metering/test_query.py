@@ -8,8 +8,15 @@ import pytest
 from django.db import connection
 
 from metering.models import Meter, PendingEvent, Rollup
-from metering.query import QuerySpec, meter_usage, meter_usage_by_customer, rollup_statement, run_query, run_raw_query
-from metering.rollups import fold_all
+from metering.postgres.fold import fold_all
+from metering.postgres.query import (
+    QuerySpec,
+    meter_usage,
+    meter_usage_by_customer,
+    rollup_statement,
+    run_query,
+    run_raw_query,
+)
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 from rest_framework.exceptions import ValidationError
 
 from metering.api.serializers import MeterQuerySerializer, validate_meter_query
-from metering.rollups import fold_all
+from metering.postgres.fold import fold_all
 from tests.factories import CustomerFactory, MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from metering import progress
 from metering.models import Meter, PendingEvent, Rollup
-from metering.query import QuerySpec, decompose, meter_usage, run_query, run_raw_query
-from metering.rollups import (
+from metering.postgres.fold import (
     backfill,
     backfill_step,
     fold_backlog,
@@ -21,6 +20,7 @@ from metering.rollups import (
     progress_id,
     rollups_rebuild_start,
 )
+from metering.postgres.query import QuerySpec, decompose, meter_usage, run_query, run_raw_query
 from metering.selectors import fold_backlog as fold_backlog_figures
 from metering.services import meter_create
 from tests.factories import MeterFactory, ingest

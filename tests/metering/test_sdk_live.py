@@ -7,7 +7,7 @@ import pytest
 import requests
 from openmeter import Client
 
-from metering.rollups import fold_all
+from metering.postgres.fold import fold_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

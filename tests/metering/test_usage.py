@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 
 from metering.models import Meter, PendingEvent, Rollup
-from metering.query import QuerySpec, run_raw_query
-from metering.rollups import fold_all
-from metering.usage import meter_usage_ranges
+from metering.postgres.fold import fold_all
+from metering.postgres.query import QuerySpec, run_raw_query
+from metering.postgres.usage import meter_usage_ranges
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from metering.models import Meter, PendingEvent
-from metering.query import meter_usage
+from metering.postgres.query import meter_usage
 from openmeter_site.celery import app
 from tests.factories import MeterFactory, ingest
 

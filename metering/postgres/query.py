@@ -4,7 +4,7 @@
 
 For a meter whose rollups are complete it reads, in ONE statement (one snapshot, so every event is counted
 exactly once):
-  - rollup buckets (per-meter pre-aggregates, `metering/rollups.py`) covering the minute-aligned part [A, B) of
+  - rollup buckets (per-meter pre-aggregates, `metering/postgres/fold.py`) covering the minute-aligned part [A, B) of
     the range, at the coarsest resolution whose UTC buckets nest in the requested windows;
   - the raw tail: pending events (stored, not folded yet) in [A, B), values extracted on the fly;
   - the sub-minute edges [from, A) and [B, to) straight from the event table.

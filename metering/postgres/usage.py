@@ -1,10 +1,10 @@
 """A meter's total for some subjects over several time ranges (HOT PATH: every entitlement value read).
 
-`meter_usage_ranges` answers what `metering.query.meter_usage` answers, for many ranges at once (an
+`meter_usage_ranges` answers what `metering.postgres.query.meter_usage` answers, for many ranges at once (an
 entitlement's burn-down phases) in one statement, and cheaply: the statement text depends only on the meter,
 the filters and which sources are read, so it is composed once per process and prepared once per database
 connection (`openmeter_site.core.sql`), and the ranges go in as one JSON parameter of pieces. It reads the
-sources the meter query reads (`metering.query`), in one snapshot:
+sources the meter query reads (`metering.postgres.query`), in one snapshot:
   - rollup buckets for the minute-aligned middle [A, B) of each range, split into minutes, hours and UTC days
     (`decompose`), per subject;
   - the pending events (stored, not folded yet) in [A, B);
@@ -25,7 +25,7 @@ from psycopg import sql
 
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
-from metering.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
+from metering.postgres.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
@@ -94,7 +94,7 @@ def rollups_complete(meter: Meter) -> bool:
 
 
 def _pieces(meter: Meter, ranges: Ranges, complete: bool) -> list[dict[str, Any]]:
-    """Each range split into the pieces every source reads (the meter query's split, see `metering.query`)."""
+    """Each range split into the pieces every source reads (the meter query's split, see `metering.postgres.query`)."""
     pieces: list[dict[str, Any]] = []
 
     def add(source: str, i: int, lo: dt.datetime, hi: dt.datetime, res: int | None = None) -> None:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from metering import progress
 from metering.models import Meter, MeterAggregation
-from metering.query import eligible_sql, extracted_sql, group_column
+from metering.postgres.query import eligible_sql, extracted_sql, group_column
 
 logger = logging.getLogger(__name__)
 
