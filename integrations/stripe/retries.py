@@ -28,6 +28,17 @@ def retry_delay(failures: int) -> dt.timedelta:
     return min(BASE_DELAY * 2 ** max(failures - 1, 0), MAX_DELAY)
 
 
+def stripe_syncs_failed() -> int:
+    """Invoices on a Stripe app whose draft or issuing sync failed (the ones this job retries)."""
+    from billing.models import Invoice, InvoiceStatus
+
+    return Invoice.objects.filter(
+        status__in=[InvoiceStatus.DRAFT_SYNC_FAILED, InvoiceStatus.ISSUING_FAILED],
+        invoicing_app__type=AppType.STRIPE,
+        deleted_at__isnull=True,
+    ).count()
+
+
 def stripe_sync_retry_due(*, at: dt.datetime | None = None, limit: int = 100) -> int:
     """Retry the failed Stripe syncs whose backoff has elapsed; returns how many were retried."""
     from billing.models import InvoiceEvent, InvoiceStatus

@@ -4,6 +4,7 @@ import ast
 from typing import Any
 
 import orjson
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import renderers
@@ -28,8 +29,9 @@ from notifications.hooks import usage_ingested
 from openmeter_site.api.pagination import MAX_PAGE, window
 from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
-from openmeter_site.core.errors import InvalidInput, NotFound
+from openmeter_site.core.errors import DomainError, InvalidInput, NotFound
 from openmeter_site.core.time import format_rfc3339
+from openmeter_site.ops.metrics import EVENTS_INGESTED, INGEST_REJECTED
 
 
 class CSVRenderer(renderers.BaseRenderer):
@@ -66,7 +68,13 @@ class EventsView(APIView):
     """`POST /api/v1/events` (events.ingest, HOT PATH) and `GET /api/v1/events` (events.list)."""
 
     def post(self, request: Request) -> Response:
-        if services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE")):
+        try:
+            stored = services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE"))
+        except (DomainError, RequestDataTooBig):  # a 4xx problem: nothing of the batch is stored
+            INGEST_REJECTED.inc()
+            raise
+        if stored:
+            EVENTS_INGESTED.inc(stored)
             usage_ingested()  # notifications: balance thresholds of the new usage
         return Response(status=204)
 

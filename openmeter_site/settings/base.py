@@ -2,6 +2,8 @@
 
 import dj_database_url
 
+from openmeter_site.ops.logs import logging_config
+
 from .env import BASE_DIR, env_bool, env_int, env_list, env_str, secret_key
 
 SECRET_KEY = secret_key()
@@ -36,6 +38,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "openmeter_site.ops.middleware.RequestLogMiddleware",  # request id, the request's log line and metrics
+    "openmeter_site.ops.middleware.ProbesMiddleware",  # /healthz, /readyz, /metrics before host checks and redirects
     "openmeter_site.api.middleware.RawPathMiddleware",
     "openmeter_site.api.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -103,13 +107,9 @@ STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OPENMETER_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-# The handler's level too: Django's own loggers (django.request's 404 warnings) propagate past the root's level.
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# json: one JSON object per line (request and task lines, request/task ids); text: plain lines for development.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
 from .api import *  # noqa: E402, F403
 from .celery import *  # noqa: E402, F403

@@ -1,6 +1,6 @@
 """OPENMETER_* product settings."""
 
-from .env import env_bool, env_int, env_str
+from .env import env_bool, env_int, env_list, env_str
 
 # Allow webhook targets on loopback, link-local or private networks (off by default: SSRF guard).
 OPENMETER_WEBHOOK_ALLOW_PRIVATE = env_bool("OPENMETER_WEBHOOK_ALLOW_PRIVATE", False)
@@ -25,3 +25,6 @@ OPENMETER_WEBHOOK_RETRY_BASE_SECONDS = env_int("OPENMETER_WEBHOOK_RETRY_BASE_SEC
 OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS = env_int("OPENMETER_NOTIFICATION_EVALUATION_DELAY_SECONDS", 5)
 # Entitlement balance snapshots are saved only once older than this grace window, so late events stay counted.
 OPENMETER_ENTITLEMENT_GRACE_SECONDS = env_int("OPENMETER_ENTITLEMENT_GRACE_SECONDS", 86400)
+# /metrics: a bearer token that may scrape from anywhere, and the client networks that need none (loopback).
+OPENMETER_METRICS_TOKEN = env_str("OPENMETER_METRICS_TOKEN")
+OPENMETER_METRICS_ALLOWED_NETWORKS = env_list("OPENMETER_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
