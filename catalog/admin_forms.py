@@ -265,3 +265,101 @@ class PlanAddonForm(FieldsetsForm):
         super().__init__(*args, **kwargs)
         self.choice_field("addon").choices = [(a.pk, f"{a.name} ({a.key} v{a.version})") for a in addons]
         self.choice_field("from_plan_phase").choices = list(phases)
+
+
+# --- features ---------------------------------------------------------------------------------------------------------
+
+FILTER_OPERATORS = [("$eq", "is"), ("$ne", "is not"), ("$in", "is one of"), ("$nin", "is none of"),
+                    ("$like", "matches (LIKE, % wildcard)"), ("$ilike", "matches, any case (ILIKE)"),
+                    ("$nlike", "does not match (LIKE)")]
+LIST_OPERATORS = ("$in", "$nin")
+
+
+class FilterRowsWidget(forms.Widget):
+    template_name = "admin/catalog/widgets/filter_rows.html"
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        rows = [tuple(row) for row in value or []]
+        context["widget"]["rows"] = rows + [("", "$eq", "")] * max(1, 3 - len(rows))
+        context["widget"]["operators"] = FILTER_OPERATORS
+        return context
+
+    def value_from_datadict(self, data: Mapping[str, Any], files: Any, name: str) -> list[tuple[str, ...]]:
+        assert isinstance(data, MultiValueDict)
+        columns = [data.getlist(f"{name}__{part}") for part in ("key", "op", "value")]
+        rows = [(k.strip(), op, v.strip()) for k, op, v in zip(*columns, strict=False)]
+        return [row for row in rows if row[0] or row[2]]
+
+
+class FilterRowsField(forms.Field):
+    """Advanced group-by filters as rows of group-by key, operator and value(s) → `{key: {"$in": [...]}}`."""
+
+    widget = FilterRowsWidget
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> dict[str, dict[str, Any]]:
+        filters: dict[str, dict[str, Any]] = {}
+        for i, (key, op, text) in enumerate(value or []):
+            if not key:
+                raise ValidationError(f"row {i + 1}: name the group-by key")
+            if op not in dict(FILTER_OPERATORS):
+                raise ValidationError(f"row {i + 1}: unknown operator {op!r}")
+            operand: Any = [v.strip() for v in text.split(",") if v.strip()] if op in LIST_OPERATORS else text
+            filters.setdefault(key, {})[op] = operand
+        return filters
+
+
+class FeatureCreateForm(FieldsetsForm):
+    name = forms.CharField(max_length=256)
+    key = key_field()
+    meter = forms.ChoiceField(required=False, help_text="Metered features count usage with this meter; without "
+                                                       "one the feature is an on/off or configured entitlement.")
+    group_by_filters = KeyValueField(label="Only usage where",
+                                     help_text="A group-by key of the meter and the value it must have.")
+    advanced_filters = FilterRowsField(label="Advanced filters",
+                                       help_text="Used instead of the simple filters when given. Lists are "
+                                                 "comma-separated.")
+    unit_cost = forms.ChoiceField(required=False, label="Unit cost", choices=[
+        ("", "none"), ("manual", "a fixed amount per unit (USD)"), ("llm", "LLM token prices")])
+    unit_cost_amount = decimal_field("Cost per unit (USD)")
+    llm_provider = forms.CharField(required=False, label="Provider", help_text="e.g. openai; or leave empty and "
+                                                                             "name the group-by key below")
+    llm_provider_property = forms.CharField(required=False, label="Provider group-by key")
+    llm_model = forms.CharField(required=False, label="Model", help_text="e.g. gpt-4o")
+    llm_model_property = forms.CharField(required=False, label="Model group-by key")
+    llm_token_type = forms.ChoiceField(required=False, label="Token type", choices=[("", "—")] + [
+        (t, t) for t in ("input", "output", "cache_read", "cache_write", "reasoning")])
+    llm_token_type_property = forms.CharField(required=False, label="Token type group-by key")
+    metadata = KeyValueField()
+
+    fieldsets = (
+        ("Feature", "", ("name", "key", "meter", "group_by_filters", "advanced_filters")),
+        ("Unit cost", "What a unit costs you (for cost reports; never billed).",
+         ("unit_cost", "unit_cost_amount", "llm_provider", "llm_provider_property", "llm_model",
+          "llm_model_property", "llm_token_type", "llm_token_type_property")),
+        ("Metadata", "", ("metadata",)),
+    )
+    show_when = {
+        "unit_cost_amount": ("unit_cost", ("manual",)),
+        **dict.fromkeys(("llm_provider", "llm_provider_property", "llm_model", "llm_model_property",
+                         "llm_token_type", "llm_token_type_property"), ("unit_cost", ("llm",))),
+    }
+
+    def __init__(self, *args: Any, meters: Sequence[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choice_field("meter").choices = [("", "none (not metered)"), *meters]
+
+    def unit_cost_input(self) -> dict[str, Any] | None:
+        d = self.cleaned_data
+        if d["unit_cost"] == "manual":
+            return {"type": "manual", "amount": str(d["unit_cost_amount"] or 0)}
+        if d["unit_cost"] != "llm":
+            return None
+        names = {"provider": "llm_provider", "providerProperty": "llm_provider_property", "model": "llm_model",
+                 "modelProperty": "llm_model_property", "tokenType": "llm_token_type",
+                 "tokenTypeProperty": "llm_token_type_property"}
+        return {"type": "llm", **{wire: d[field] for wire, field in names.items() if d[field]}}

@@ -71,7 +71,7 @@ from catalog.services.plans import (
 )
 from catalog.services.versioning import status_q
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk
-from openmeter_site.admin_ui.display import duration_text, when
+from openmeter_site.admin_ui.display import duration_text, when, when_text
 from openmeter_site.core.errors import DomainError, NotFound
 
 Errors = tuple[tuple[str, str], ...]
@@ -213,7 +213,7 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
             except DomainError as exc:
                 add_errors(form, service_errors(exc, prefix="", fields=fields))
             else:
-                messages.success(request, f"{obj} created as a draft: add its rate cards, then publish it.")
+                messages.success(request, f"{named(obj)} created as a draft: add its rate cards, then publish it.")
                 return HttpResponseRedirect(self.change_url(obj))
         context = {
             **self.admin_site.each_context(request),
@@ -238,16 +238,21 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 run(obj)
                 done += 1
             except DomainError as exc:
-                self.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"{named(obj)}: {exc.detail}", messages.ERROR)
         if done:
             name = self.opts.verbose_name if done == 1 else self.opts.verbose_name_plural
             self.message_user(request, f"{done} {name} {verb}.")
 
 
-def _publish_message(obj: EffectiveDatedVersion) -> str:
+def named(obj: EffectiveDatedVersion) -> str:
+    """A version as billing people name it: "Pro v2"."""
+    return f"{obj.name} v{obj.version}"
+
+
+def _publish_message(obj: EffectiveDatedVersion, effect: str) -> str:
     if obj.status == CatalogStatus.SCHEDULED:
-        return f"{obj} is scheduled: it takes effect at {obj.effective_from:%Y-%m-%d %H:%M} UTC."
-    return f"{obj} is published: new subscriptions can use it."
+        return f"{named(obj)} is scheduled: it takes effect at {when_text(obj.effective_from)}."
+    return f"{named(obj)} is published: {effect}."
 
 
 def _redirect_to(obj: Any, message: str, request: HttpRequest) -> HttpResponse:
@@ -284,22 +289,23 @@ def _replace_phase(data: PlanInput, index: int, phase: PhaseInput | None, at: in
 
 
 def _plan_publish(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
-    return _publish_message(plan_publish(plan_id=plan.pk, at=effective_from(data)))
+    return _publish_message(plan_publish(plan_id=plan.pk, at=effective_from(data)), "new subscriptions can use it")
 
 
 def _plan_archive(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
     plan_archive(plan_id=plan.pk)
-    return f"{plan} is archived: no new subscriptions; existing subscriptions continue."
+    return f"{named(plan)} is archived: no new subscriptions; existing subscriptions continue."
 
 
 def _plan_new_version(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> HttpResponse:
     draft = plan_new_version(plan_id=plan.pk)
-    return _redirect_to(draft, f"{draft} is a new draft copied from v{plan.version}: edit it, then publish it.", request)
+    message = f"{named(draft)} is a new draft copied from v{plan.version}: edit it, then publish it."
+    return _redirect_to(draft, message, request)
 
 
 def _plan_delete(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> HttpResponse:
     plan_delete(plan_id=plan.pk)
-    messages.success(request, f"Draft {plan} deleted.")
+    messages.success(request, f"Draft {named(plan)} deleted.")
     return HttpResponseRedirect(reverse("admin:catalog_plan_changelist"))
 
 
@@ -385,7 +391,7 @@ class PlanAdmin(CatalogEditorAdmin):
     def _draft(self, request: HttpRequest, object_id: str) -> Plan:
         plan = self._plan(object_id)
         if not self.editable(request, plan):
-            raise Http404(f"{plan} is {plan.status}: only drafts are edited (make a new version)")
+            raise Http404(f"{named(plan)} is {plan.status}: only drafts are edited (make a new version)")
         return plan
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
@@ -440,9 +446,9 @@ class PlanAdmin(CatalogEditorAdmin):
                 data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
                 billing_cadence=d["billing_cadence"], pro_rating_enabled=d["pro_rating_enabled"],
                 billables_must_align=d["billables_must_align"], settlement_mode=d["settlement_mode"]))
-            return f"{plan} saved."
+            return f"{named(plan)} saved."
 
-        return self.editor_view(request, plan, title=f"Edit {plan}", form=form, save=save, fields=PLAN_FIELDS)
+        return self.editor_view(request, plan, title=f"Edit {named(plan)}", form=form, save=save, fields=PLAN_FIELDS)
 
     def phase_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         plan = self._draft(request, object_id)
@@ -453,9 +459,9 @@ class PlanAdmin(CatalogEditorAdmin):
             phase = PhaseInput(key=d["key"], name=d["name"], duration=d["duration"],
                                description=d["description"] or None, metadata=d["metadata"] or None)
             plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, 0, phase, at=d["position"]))
-            return f"Phase “{d['name']}” added to {plan}."
+            return f"Phase “{d['name']}” added to {named(plan)}."
 
-        return self.editor_view(request, plan, title=f"Add a phase to {plan}", form=form, save=save,
+        return self.editor_view(request, plan, title=f"Add a phase to {named(plan)}", form=form, save=save,
                                 prefix=lambda: f"phases[{form.cleaned_data['position']}]", fields=PHASE_FIELDS)
 
     def phase_edit_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
@@ -477,7 +483,7 @@ class PlanAdmin(CatalogEditorAdmin):
             plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, d))
             return f"Phase “{d['name']}” saved."
 
-        return self.editor_view(request, plan, title=f"Phase “{current.name}” of {plan}", form=form, save=save,
+        return self.editor_view(request, plan, title=f"Phase “{current.name}” of {named(plan)}", form=form, save=save,
                                 prefix=lambda: f"phases[{current.index}]", fields=PHASE_FIELDS)
 
     def phase_remove_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
@@ -485,11 +491,11 @@ class PlanAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, _phase_index(data, phase), None))
-            return f"Phase {phase} removed from {plan}."
+            return f"Phase {phase} removed from {named(plan)}."
 
-        return self.editor_view(request, plan, title=f"Remove phase {phase} from {plan}", form=forms.Form(posted(request)),
-                                save=save, confirm="The phase and its rate cards are removed from this draft.",
-                                destructive=True, submit="Remove phase")
+        return self.editor_view(request, plan, title=f"Remove phase {phase} from {named(plan)}",
+                                form=forms.Form(posted(request)), save=save, destructive=True, submit="Remove phase",
+                                confirm="The phase and its rate cards are removed from this draft.")
 
     def _card_form(self, request: HttpRequest, plan: Plan, initial: dict[str, Any]) -> RateCardForm:
         return RateCardForm(posted(request), initial=initial, currency=plan.currency,
@@ -513,7 +519,7 @@ class PlanAdmin(CatalogEditorAdmin):
             plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, card))
             return f"Rate card “{d['name']}” added to phase {current.name}."
 
-        return self.editor_view(request, plan, title=f"Add a rate card to {current.name} of {plan}", form=form,
+        return self.editor_view(request, plan, title=f"Add a rate card to {current.name} of {named(plan)}", form=form,
                                 save=save, prefix=lambda: f"phases[{current.index}].rateCards[{at}]",
                                 fields=RATE_CARD_FIELDS)
 
@@ -536,7 +542,7 @@ class PlanAdmin(CatalogEditorAdmin):
             plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, changed))
             return f"Rate card “{d['name']}” saved."
 
-        return self.editor_view(request, plan, title=f"Rate card “{stored.name}” of {plan}", form=form, save=save,
+        return self.editor_view(request, plan, title=f"Rate card “{stored.name}” of {named(plan)}", form=form, save=save,
                                 prefix=lambda: f"phases[{current.index}].rateCards[{stored.index}]",
                                 fields=RATE_CARD_FIELDS)
 
@@ -553,7 +559,7 @@ class PlanAdmin(CatalogEditorAdmin):
             plan_edit(plan_id=plan.pk, edit=edit)
             return f"Rate card {card} removed from phase {phase}."
 
-        return self.editor_view(request, plan, title=f"Remove rate card {card} from {plan}",
+        return self.editor_view(request, plan, title=f"Remove rate card {card} from {named(plan)}",
                                 form=forms.Form(posted(request)), save=save, destructive=True,
                                 confirm=f"Rate card {card} is removed from phase {phase} of this draft.",
                                 submit="Remove rate card")
@@ -568,9 +574,9 @@ class PlanAdmin(CatalogEditorAdmin):
         def save(d: dict[str, Any]) -> str:
             link = plan_addon_create(plan_id=plan.pk, addon_id=d["addon"], from_plan_phase=d["from_plan_phase"],
                                      max_quantity=d["max_quantity"])
-            return f"{plan} now sells the add-on {link.addon}."
+            return f"{named(plan)} now sells the add-on {named(link.addon)}."
 
-        return self.editor_view(request, plan, title=f"Sell an add-on with {plan}", form=form, save=save,
+        return self.editor_view(request, plan, title=f"Sell an add-on with {named(plan)}", form=form, save=save,
                                 fields=(("addonId", "addon"), ("fromPlanPhase", "from_plan_phase"),
                                         ("maxQuantity", "max_quantity")))
 
@@ -579,9 +585,9 @@ class PlanAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             plan_addon_delete(plan_id=plan.pk, plan_addon_id=link)
-            return f"{plan} no longer sells that add-on."
+            return f"{named(plan)} no longer sells that add-on."
 
-        return self.editor_view(request, plan, title=f"Stop selling an add-on with {plan}",
+        return self.editor_view(request, plan, title=f"Stop selling an add-on with {named(plan)}",
                                 form=forms.Form(posted(request)), save=save, destructive=True, submit="Remove",
                                 confirm="New subscriptions to this plan can no longer buy the add-on; subscriptions "
                                         "that bought it keep it.")
@@ -611,22 +617,22 @@ class PlanAdmin(CatalogEditorAdmin):
 
 
 def _addon_publish(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
-    return _publish_message(addon_publish(addon_id=addon.pk, at=effective_from(data)))
+    return _publish_message(addon_publish(addon_id=addon.pk, at=effective_from(data)), "plans can sell it")
 
 
 def _addon_archive(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
     addon_archive(addon_id=addon.pk)
-    return f"{addon} is archived: it can no longer be bought; subscriptions that bought it keep it."
+    return f"{named(addon)} is archived: it can no longer be bought; subscriptions that bought it keep it."
 
 
 def _addon_new_version(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> HttpResponse:
     draft = addon_new_version(addon_id=addon.pk)
-    return _redirect_to(draft, f"{draft} is a new draft copied from v{addon.version}.", request)
+    return _redirect_to(draft, f"{named(draft)} is a new draft copied from v{addon.version}.", request)
 
 
 def _addon_delete(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> HttpResponse:
     addon_delete(addon_id=addon.pk)
-    messages.success(request, f"Draft {addon} deleted.")
+    messages.success(request, f"Draft {named(addon)} deleted.")
     return HttpResponseRedirect(reverse("admin:catalog_addon_changelist"))
 
 
@@ -691,7 +697,7 @@ class AddonAdmin(CatalogEditorAdmin):
     def _draft(self, request: HttpRequest, object_id: str) -> Addon:
         addon = self._addon(object_id)
         if not self.editable(request, addon):
-            raise Http404(f"{addon} is {addon.status}: only drafts are edited (make a new version)")
+            raise Http404(f"{named(addon)} is {addon.status}: only drafts are edited (make a new version)")
         return addon
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
@@ -729,9 +735,9 @@ class AddonAdmin(CatalogEditorAdmin):
             addon_edit(addon_id=addon.pk, edit=lambda data: dataclasses.replace(
                 data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
                 instance_type=d["instance_type"]))
-            return f"{addon} saved."
+            return f"{named(addon)} saved."
 
-        return self.editor_view(request, addon, title=f"Edit {addon}", form=form, save=save, fields=PLAN_FIELDS)
+        return self.editor_view(request, addon, title=f"Edit {named(addon)}", form=form, save=save, fields=PLAN_FIELDS)
 
     def _card_form(self, request: HttpRequest, addon: Addon, initial: dict[str, Any]) -> RateCardForm:
         return RateCardForm(posted(request), initial=initial, currency=addon.currency,
@@ -745,9 +751,9 @@ class AddonAdmin(CatalogEditorAdmin):
         def save(d: dict[str, Any]) -> str:
             card = rate_card_input(d)
             addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, "", card))
-            return f"Rate card “{d['name']}” added to {addon}."
+            return f"Rate card “{d['name']}” added to {named(addon)}."
 
-        return self.editor_view(request, addon, title=f"Add a rate card to {addon}", form=form, save=save,
+        return self.editor_view(request, addon, title=f"Add a rate card to {named(addon)}", form=form, save=save,
                                 prefix=lambda: f"rateCards[{at}]", fields=RATE_CARD_FIELDS)
 
     def card_edit_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
@@ -762,7 +768,7 @@ class AddonAdmin(CatalogEditorAdmin):
             addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, changed))
             return f"Rate card “{d['name']}” saved."
 
-        return self.editor_view(request, addon, title=f"Rate card “{stored.name}” of {addon}", form=form, save=save,
+        return self.editor_view(request, addon, title=f"Rate card “{stored.name}” of {named(addon)}", form=form, save=save,
                                 prefix=lambda: f"rateCards[{stored.index}]", fields=RATE_CARD_FIELDS)
 
     def card_remove_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
@@ -770,9 +776,9 @@ class AddonAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, None))
-            return f"Rate card {card} removed from {addon}."
+            return f"Rate card {card} removed from {named(addon)}."
 
-        return self.editor_view(request, addon, title=f"Remove rate card {card} from {addon}",
+        return self.editor_view(request, addon, title=f"Remove rate card {card} from {named(addon)}",
                                 form=forms.Form(posted(request)), save=save, destructive=True,
                                 confirm=f"Rate card {card} is removed from this draft.", submit="Remove rate card")
 

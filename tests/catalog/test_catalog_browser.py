@@ -5,8 +5,8 @@ import os
 import pytest
 from playwright.sync_api import Page, expect
 
-from catalog.models import Plan, RateCard
-from tests.factories import FeatureFactory
+from catalog.models import Feature, Plan, PlanAddon, RateCard
+from tests.factories import FeatureFactory, MeterFactory, plan_body
 
 SHOTS = os.environ.get("OM_SCREENSHOTS")  # a folder: save what the operator saw (for a human look)
 
@@ -77,3 +77,60 @@ def test_billing_person_builds_and_publishes_a_plan(operator_page):
     assert plan.status == "active"
     assert RateCard.objects.get(phase__plan=plan, key="ai_tokens").price_json["tiers"][1] == {
         "unitPrice": {"type": "unit", "amount": "0.002"}, "flatPrice": None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_billing_person_sells_an_add_on_with_a_plan(operator_page, api):
+    page = operator_page
+    plan_id = api.post("/api/v1/plans", plan_body(), format="json").json()["id"]
+
+    # an add-on bought in a quantity, $5 a seat a month
+    page.goto("/admin/catalog/addon/add/")
+    page.fill("#id_name", "Extra seats")
+    page.check("input[name=instance_type][value=multiple]")
+    page.click("input[name=_save]")
+    page.click("#rate-cards >> text=+ Add rate card")
+    page.fill("#id_name", "Seat")
+    page.fill("#id_amount", "5")
+    page.click("input[name=_save]")
+    expect(page.locator("#rate-cards tr[data-key=seat]")).to_contain_text("$5.00 every month, in advance")
+    page.click(".object-tools >> text=Publish")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("Extra seats v1 is published: plans can sell it")
+
+    # the draft plan sells it from its first phase, at most 10
+    page.goto(f"/admin/catalog/plan/{plan_id}/change/")
+    page.click("#addons >> text=+ Sell an add-on")
+    page.select_option("#id_from_plan_phase", "default")
+    page.fill("#id_max_quantity", "10")
+    page.click("input[name=_save]")
+    expect(page.locator("#addons")).to_contain_text("Extra seats (extra_seats v1)")
+    expect(page.locator("#addons")).to_contain_text("10")
+    shot(page, "plan_with_addon")
+    assert PlanAddon.objects.get(plan_id=plan_id).max_quantity == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_billing_person_creates_a_metered_feature_and_archives_it(operator_page):
+    page = operator_page
+    MeterFactory(slug="llm_tokens", name="LLM tokens", group_by={"model": "$.model"})
+
+    page.goto("/admin/catalog/feature/add/")
+    page.fill("#id_name", "GPT-4o tokens")
+    expect(page.locator("#id_key")).to_have_value("gpt_4o_tokens")
+    page.select_option("#id_meter", "llm_tokens")
+    page.locator("input[name=group_by_filters__key]").first.fill("model")
+    page.locator("input[name=group_by_filters__value]").first.fill("gpt-4o")
+    page.select_option("#id_unit_cost", "manual")
+    page.fill("#id_unit_cost_amount", "0.00001")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("Feature gpt_4o_tokens created")
+    expect(page.locator(".field-filters")).to_contain_text("model = gpt-4o")
+    expect(page.locator(".field-unit_cost_shown")).to_contain_text("$0.00001 per unit")
+    shot(page, "feature")
+
+    page.click(".object-tools >> text=Archive")
+    expect(page.locator(".om-confirm")).to_contain_text("can no longer be granted")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("is archived")
+    assert Feature.objects.get(key="gpt_4o_tokens").archived_at is not None
