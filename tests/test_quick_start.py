@@ -1,5 +1,6 @@
 """Smoke test of the quick start: `bin/run` with its embedded PostgreSQL and Redis (what a machine without either
-gets), through to an event ingested over HTTP, folded by its Celery worker, and counted by a meter query."""
+gets), through to an event ingested over HTTP, folded by its Celery worker, and counted by a meter query; then a
+SIGTERM stops web, worker and beat before the embedded database and Redis."""
 
 import os
 import re
@@ -40,7 +41,7 @@ def test_bin_run_serves_on_its_embedded_services(tmp_path):
         run = subprocess.Popen(["bin/run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
-        key = wait_for(lambda: re.search(r"API key: (\S+)", log.read_text()), 300, f"bin/run to bootstrap:\n{log}")[1]
+        key = wait_for(lambda: re.search(r"API key: (om_\S+)", log.read_text()), 300, f"bin/run to bootstrap:\n{log}")[1]
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
@@ -74,8 +75,12 @@ def test_bin_run_serves_on_its_embedded_services(tmp_path):
         # the Celery worker got the fold task through the embedded Redis and folded both events into rollups
         wait_for(nothing_pending, 60, "the worker to fold the events")
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
+        run.send_signal(signal.SIGTERM)  # to bin/run alone: it stops the rest, the database last
         run.wait(timeout=60)
+    text = log.read_text()
+    assert re.findall(r"^bin/run: ([\w ]+?) stopped \(", text, flags=re.MULTILINE) == [
+        "web", "worker", "beat", "embedded services"]
+    assert "Traceback" not in text
     # nothing is left running: the embedded PostgreSQL and Redis stop with bin/run
     data = str(tmp_path / "data")
     wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if data in " ".join(p.info["cmdline"] or [])],

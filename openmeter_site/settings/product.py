@@ -28,3 +28,6 @@ OPENMETER_ENTITLEMENT_GRACE_SECONDS = env_int("OPENMETER_ENTITLEMENT_GRACE_SECON
 # /metrics: a bearer token that may scrape from anywhere, and the client networks that need none (loopback).
 OPENMETER_METRICS_TOKEN = env_str("OPENMETER_METRICS_TOKEN")
 OPENMETER_METRICS_ALLOWED_NETWORKS = env_list("OPENMETER_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# The admin login bin/run makes on first start (the password: random and printed once, unless given here).
+OPENMETER_ADMIN_USER = env_str("OPENMETER_ADMIN_USER", "admin")
+OPENMETER_ADMIN_PASSWORD = env_str("OPENMETER_ADMIN_PASSWORD")
