@@ -5,6 +5,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +17,9 @@ from django.utils.html import format_html
 from billing import selectors
 from billing.api.render import lines_to_api
 from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent, InvoiceLine
-from billing.services import invoicing, state
+from billing.services import invoicing, profiles, state
+from billing.services.profiles import supplier_validate
+from billing.services.workflow import workflow_validate
 from openmeter_site.core.errors import DomainError
 from openmeter_site.core.money import round_money
 
@@ -24,17 +27,54 @@ STATUS_GROUPS = ["gathering", "draft", "issuing", "issued", "payment_processing"
                  "voided", "delete", "deleted"]
 
 
+class BillingProfileForm(forms.ModelForm):
+    """Supplier and workflow go through the same service checks as the API (a field error, never a bad row)."""
+
+    class Meta:
+        model = BillingProfile
+        fields = ("name", "description", "supplier", "workflow", "metadata")
+
+    def clean_supplier(self) -> dict[str, Any]:
+        return _service_checked(supplier_validate, self.cleaned_data["supplier"])
+
+    def clean_workflow(self) -> dict[str, Any]:
+        return _service_checked(workflow_validate, self.cleaned_data["workflow"])
+
+    def clean(self) -> dict[str, Any]:
+        if self.instance.deleted_at is not None:
+            raise forms.ValidationError("a deleted billing profile cannot be changed")
+        return super().clean()
+
+
+def _service_checked(check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except DomainError as exc:
+        raise forms.ValidationError(exc.detail) from exc
+
+
 @admin.register(BillingProfile)
 class BillingProfileAdmin(admin.ModelAdmin):
+    form = BillingProfileForm
     list_display = ("name", "is_default", "invoicing_app", "payment_app", "created_at", "deleted_at")
     list_filter = ("is_default", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "id")
-    readonly_fields = ("id", "created_at", "updated_at", "is_default", "tax_app", "invoicing_app", "payment_app")
+    readonly_fields = ("id", "created_at", "updated_at", "is_default", "tax_app", "invoicing_app", "payment_app",
+                       "deleted_at")
     fields = ("id", "name", "description", "is_default", "supplier", "workflow", "metadata", "tax_app",
               "invoicing_app", "payment_app", "created_at", "updated_at", "deleted_at")
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a profile needs its apps: created through the API (billing.profiles.create)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # profiles are archived through the API (rules: not default, not pinned, invoices final)
+
+    def save_model(self, request: HttpRequest, obj: BillingProfile, form: Any, change: bool) -> None:
+        profiles.billing_profile_update(
+            profile_id=obj.pk, name=obj.name, description=obj.description, metadata=obj.metadata,
+            supplier=obj.supplier, default=obj.is_default, workflow=obj.workflow,
+        )
 
 
 @admin.register(CustomerOverride)

@@ -3,11 +3,8 @@
 from decimal import Decimal
 from typing import Any
 
-import isodate
 from rest_framework import serializers
 
-from billing.services.workflow import recurrence_interval
-from catalog.periods import InvalidDuration, parse_duration
 from openmeter_site.api.fields import (
     JSONObjectField,
     KeyField,
@@ -20,20 +17,6 @@ from openmeter_site.core.ids import new_id
 from openmeter_site.core.money import is_currency
 
 ULID_RE = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
-
-
-class DurationField(serializers.CharField):
-    """ISO 8601 duration (`PT1H`, `P30D`, `P1M`), kept as text."""
-
-    def to_internal_value(self, data: Any) -> str:
-        text = super().to_internal_value(data)
-        try:
-            isodate.parse_duration(text)
-        except (isodate.ISO8601Error, ValueError) as exc:
-            raise serializers.ValidationError(f"not an ISO 8601 duration: {text!r}") from exc
-        if text.startswith("-"):
-            raise serializers.ValidationError("must not be negative")
-        return text
 
 
 class CurrencyField(serializers.CharField):
@@ -65,63 +48,6 @@ class PartySerializer(serializers.Serializer):
     addresses = AddressSerializer(many=True, required=False, max_length=1)
 
 
-class RecurringPeriodSerializer(serializers.Serializer):
-    interval = serializers.CharField()
-    anchor = RFC3339Field()
-
-    def validate_interval(self, value: str) -> str:
-        """`DAY`, `WEEK`, `MONTH`, `YEAR` or a non-zero ISO 8601 duration (the spec's RecurringPeriodInterval)."""
-        try:
-            duration = parse_duration(recurrence_interval(value))
-        except InvalidDuration as exc:
-            raise serializers.ValidationError(f"must be DAY, WEEK, MONTH, YEAR or an ISO 8601 duration: {exc}") from exc
-        if duration.is_zero:
-            raise serializers.ValidationError("must not be zero")
-        return value
-
-
-class AlignmentSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(["subscription", "anchored"])
-    recurringPeriod = RecurringPeriodSerializer(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["type"] == "anchored" and "recurringPeriod" not in attrs:
-            raise serializers.ValidationError({"recurringPeriod": "required for anchored alignment"})
-        if attrs.get("recurringPeriod"):
-            attrs["recurringPeriod"]["anchor"] = attrs["recurringPeriod"]["anchor"].isoformat().replace("+00:00", "Z")
-        return attrs
-
-
-class CollectionSerializer(serializers.Serializer):
-    alignment = AlignmentSerializer(required=False)
-    interval = DurationField(required=False)
-
-
-class InvoicingSerializer(serializers.Serializer):
-    autoAdvance = serializers.BooleanField(required=False)
-    draftPeriod = DurationField(required=False)
-    dueAfter = DurationField(required=False)
-    progressiveBilling = serializers.BooleanField(required=False)
-    subscriptionEndProrationMode = serializers.ChoiceField(["bill_full_period", "bill_actual_period"], required=False)
-    defaultTaxConfig = JSONObjectField(required=False)
-
-
-class PaymentSerializer(serializers.Serializer):
-    collectionMethod = serializers.ChoiceField(["charge_automatically", "send_invoice"], required=False)
-
-
-class TaxSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    enforced = serializers.BooleanField(required=False)
-
-
-class WorkflowSerializer(serializers.Serializer):
-    collection = CollectionSerializer(required=False)
-    invoicing = InvoicingSerializer(required=False)
-    payment = PaymentSerializer(required=False)
-    tax = TaxSerializer(required=False)
-
-
 class ProfileAppsSerializer(serializers.Serializer):
     tax = serializers.RegexField(ULID_RE)
     invoicing = serializers.RegexField(ULID_RE)
@@ -134,7 +60,7 @@ class ProfileUpdateSerializer(serializers.Serializer):
     metadata = MetadataField()
     supplier = PartySerializer()
     default = serializers.BooleanField()
-    workflow = WorkflowSerializer()
+    workflow = JSONObjectField()  # checked by billing.services.workflow.workflow_validate, as the admin's
 
 
 class ProfileCreateSerializer(ProfileUpdateSerializer):
@@ -333,19 +259,8 @@ class PartyUpdateSerializer(serializers.Serializer):
     addresses = AddressSerializer(many=True, required=False, max_length=1)
 
 
-class InvoiceWorkflowInvoicingSerializer(serializers.Serializer):
-    autoAdvance = serializers.BooleanField(required=False)
-    draftPeriod = DurationField(required=False)
-    dueAfter = DurationField(required=False)
-
-
-class InvoiceWorkflowInnerSerializer(serializers.Serializer):
-    invoicing = InvoiceWorkflowInvoicingSerializer(required=False)
-    payment = PaymentSerializer(required=False)
-
-
 class InvoiceWorkflowUpdateSerializer(serializers.Serializer):
-    workflow = InvoiceWorkflowInnerSerializer(required=False)
+    workflow = JSONObjectField(required=False)  # checked by workflow_validate after merging into the invoice's
 
 
 class InvoiceUpdateSerializer(serializers.Serializer):

@@ -29,6 +29,7 @@ from billing.services.numbering import customer_prefix
 from billing.services.pricing import sum_totals
 from billing.services.profiles import profile_for_customer
 from billing.services.state import Trigger
+from billing.services.workflow import workflow_validate
 from openmeter_site.core.errors import InvalidInput
 
 ZERO = Decimal(0)
@@ -51,11 +52,20 @@ def _merge_party(current: dict[str, Any], given: dict[str, Any]) -> dict[str, An
     return out
 
 
+# what an invoice's own workflow lets an edit change (the spec's InvoiceWorkflowSettingsReplaceUpdate)
+EDITABLE_WORKFLOW = {"invoicing": ("autoAdvance", "draftPeriod", "dueAfter"), "payment": ("collectionMethod",)}
+
+
 def _merge_workflow(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in current.items()}
-    for section in ("invoicing", "payment"):
-        out[section].update(given.get(section) or {})
-    return out
+    out = dict(current) if isinstance(current, dict) else {}
+    for section, names in EDITABLE_WORKFLOW.items():
+        values = given.get(section) or {}
+        if not isinstance(values, dict):
+            raise InvalidInput(f"workflow.workflow.{section}: must be an object")
+        merged = dict(out[section]) if isinstance(out.get(section), dict) else {}
+        merged.update({k: v for k, v in values.items() if k in names and v is not None})
+        out[section] = merged
+    return workflow_validate(out, field="workflow.workflow")
 
 
 def _replace_lines(invoice: Invoice, lines: Sequence[LineInput], at: dt.datetime) -> None:

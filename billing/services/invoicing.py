@@ -24,7 +24,7 @@ from billing.services.pricing import Price, PriceError, parse_price, sum_totals
 from billing.services.profiles import profile_for_customer
 from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
-from billing.services.workflow import add_duration, next_collection_at
+from billing.services.workflow import add_duration, next_collection_at, stored_workflow_check
 from customers.models import Customer
 from integrations.backends import SyncResult, backend_for
 from integrations.models import AppType
@@ -74,6 +74,7 @@ def customer_party(customer: Customer) -> dict[str, Any]:
 
 def _new_invoice(customer: Customer, profile: BillingProfile, *, currency: str, status: S, number: str) -> Invoice:
     """An unsaved invoice with the profile's snapshots (apps attached, so the state machine needs no lookups)."""
+    stored_workflow_check(profile.workflow, owner=f"billing profile {profile.pk}")
     return Invoice(
         customer=customer,
         billing_profile=profile,
@@ -620,6 +621,7 @@ def advance_until_stable(
 ) -> Invoice:
     """Fire `next` until no automatic edge is open; then let the app react to an issued invoice (sandbox: pays).
     The caller has just changed the invoice (or created it), so one `invoice.updated` goes out on commit."""
+    stored_workflow_check(invoice.workflow, owner=f"invoice {invoice.pk}")
     notify(invoice, "invoice.updated")
     issued_here = False
     for _ in range(MAX_ADVANCE_STEPS):
@@ -653,6 +655,7 @@ def invoice_action(
         invoice = locked_invoice(invoice_id)
         if invoice.deleted_at is not None and invoice.status != S.DELETED:
             raise NotFound(f"invoice {invoice_id} not found")
+        stored_workflow_check(invoice.workflow, owner=f"invoice {invoice_id}")
         if not fire(invoice, trigger, at=at, actor=actor):
             raise state.action_not_available(invoice, action)
         return advance_until_stable(invoice, at=at, actor=actor)

@@ -15,6 +15,7 @@ from billing.models import InvoiceStatus as S
 from billing.services import invoicing, period_close, state
 from billing.services.locks import try_lock_customer
 from billing.services.state import Trigger
+from openmeter_site.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,14 @@ def advance_due_invoices(*, at: dt.datetime | None = None, limit: int = 500) -> 
         ).order_by("pk").values_list("pk", "customer_id")[:limit]
     )
     for invoice_id, customer_id in due:
-        with transaction.atomic():
-            invoice = _claim(invoice_id, customer_id)
-            if invoice is None or state.edge_for(invoice, Trigger.NEXT, at) is None:
-                continue  # claimed or already advanced by another worker
-            invoicing.advance_until_stable(invoice, at=at, actor="job:advance")
+        try:
+            with transaction.atomic():
+                invoice = _claim(invoice_id, customer_id)
+                if invoice is None or state.edge_for(invoice, Trigger.NEXT, at) is None:
+                    continue  # claimed or already advanced by another worker
+                invoicing.advance_until_stable(invoice, at=at, actor="job:advance")
+        except DomainError as exc:  # e.g. invalid stored workflow settings: the others still advance
+            logger.error("advancing invoice %s failed: %s", invoice_id, exc.detail)
     return len(due)
 
 

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 
 from django.db.models import F
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import BillingProfile, Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import calculation, invoicing
 from billing.services.invoicing import DraftPlan
 from billing.services.locks import try_lock_customers
 from billing.services.profiles import profiles_for_customers
+from billing.services.workflow import WorkflowInvalid, stored_workflow_check
 from customers.models import Customer, CustomerSubject
 from openmeter_site.core.errors import DomainError
 
@@ -63,11 +64,24 @@ def _plans(
     for line in lines:
         if line.deleted_at is None and line.invoice_at <= as_of:
             due[(customer_of[line.invoice_id], line.currency)].append(line)
-    profiles = profiles_for_customers({customer for customer, _ in due})
+    profiles = _usable(profiles_for_customers({customer for customer, _ in due}))
     return [
         DraftPlan(customers[g.customer_id], profiles[g.customer_id], g, due[(g.customer_id, g.currency)])
-        for g in gathering if due.get((g.customer_id, g.currency))
+        for g in gathering if due.get((g.customer_id, g.currency)) and g.customer_id in profiles
     ]
+
+
+def _usable(profiles: Mapping[str, BillingProfile]) -> dict[str, BillingProfile]:
+    """Customers whose profile has invalid stored workflow settings wait (logged) until they are corrected."""
+    out = {}
+    for customer_id, profile in profiles.items():
+        try:
+            stored_workflow_check(profile.workflow, owner=f"billing profile {profile.pk}")
+        except WorkflowInvalid as exc:
+            logger.error("not invoicing customer %s: %s", customer_id, exc.detail)
+            continue
+        out[customer_id] = profile
+    return out
 
 
 def close_customers(

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceStatus
 from billing.services.locks import advisory_lock
-from billing.services.workflow import workflow_with_defaults
+from billing.services.workflow import workflow_validate
 from customers.models import Customer
 from integrations.models import App
 from openmeter_site.core.errors import InvalidInput, NotFound
@@ -56,11 +56,52 @@ def billing_profile_default_ensure() -> BillingProfile:
             name=DEFAULT_PROFILE_NAME,
             is_default=True,
             supplier={"name": "Default Supplier"},
-            workflow=workflow_with_defaults(None),
+            workflow=workflow_validate(None),
             tax_app=app,
             invoicing_app=app,
             payment_app=app,
         )
+
+
+PARTY_TEXT = ("key", "name")
+ADDRESS_TEXT = ("postalCode", "state", "city", "line1", "line2", "phoneNumber")
+
+
+def _party_problems(party: Any, field: str) -> list[dict[str, str]]:
+    def problem(where: str, message: str) -> dict[str, str]:
+        return {"field": where, "code": "invalid", "message": message}
+
+    if not isinstance(party, dict):
+        return [problem(field, "must be an object")]
+    out = [problem(f"{field}.{k}", "must be a string") for k in PARTY_TEXT if k in party and not isinstance(party[k], str)]
+    tax_id = party.get("taxId")
+    if tax_id is not None and not (isinstance(tax_id, dict) and isinstance(tax_id.get("code", ""), str)):
+        out.append(problem(f"{field}.taxId", "must be an object with a code"))
+    addresses = party.get("addresses")
+    if addresses is None:
+        return out
+    if not isinstance(addresses, list) or len(addresses) > 1:
+        return [*out, problem(f"{field}.addresses", "must be a list of at most one address")]
+    for i, address in enumerate(addresses):
+        where = f"{field}.addresses[{i}]"
+        if not isinstance(address, dict):
+            out.append(problem(where, "must be an object"))
+            continue
+        out += [problem(f"{where}.{k}", "must be a string") for k in ADDRESS_TEXT
+                if k in address and not isinstance(address[k], str)]
+        country = address.get("country")
+        if country is not None and not (isinstance(country, str) and len(country) == 2 and country.isupper()):
+            out.append(problem(f"{where}.country", "must be a two-letter ISO 3166 country code"))
+    return out
+
+
+def supplier_validate(supplier: Any, *, field: str = "supplier") -> dict[str, Any]:
+    """The supplier (`BillingParty`) of a profile; an `InvalidInput` naming each bad field otherwise."""
+    problems = _party_problems(supplier, field)
+    if problems:
+        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems),
+                           extensions={"validationErrors": problems})
+    return supplier
 
 
 def _app(app_id: str, role: str) -> App:
@@ -87,6 +128,8 @@ def billing_profile_create(
     description: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> BillingProfile:
+    workflow = workflow_validate(workflow)
+    supplier = supplier_validate(supplier)
     advisory_lock("billing:default-profile")
     tax, invoicing, payment = _app(apps.tax, "tax"), _app(apps.invoicing, "invoicing"), _app(apps.payment, "payment")
     if default:
@@ -98,7 +141,7 @@ def billing_profile_create(
         metadata=metadata or {},
         is_default=default,
         supplier=supplier,
-        workflow=workflow_with_defaults(workflow),
+        workflow=workflow,
         tax_app=tax,
         invoicing_app=invoicing,
         payment_app=payment,
@@ -117,6 +160,8 @@ def billing_profile_update(
     description: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> BillingProfile:
+    workflow = workflow_validate(workflow)
+    supplier = supplier_validate(supplier)
     advisory_lock("billing:default-profile")
     profile = BillingProfile.objects.select_for_update().filter(pk=profile_id).first()
     if profile is None:
@@ -131,7 +176,7 @@ def billing_profile_update(
     profile.description = description
     profile.metadata = metadata or {}
     profile.supplier = supplier
-    profile.workflow = workflow_with_defaults(workflow)
+    profile.workflow = workflow
     profile.is_default = default
     profile.save()
     return billing_profile_get(profile_id=profile.pk)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from billing.models import Invoice, InvoiceEvent
 from billing.models import InvoiceStatus as S
+from billing.services.workflow import auto_advance
 from openmeter_site.core.errors import Conflict, InvalidInput
 
 
@@ -50,11 +51,11 @@ def app_synced(inv: Invoice, at: dt.datetime) -> bool:
 
 
 def synced_for_manual_approval(inv: Invoice, at: dt.datetime) -> bool:
-    return no_critical_issues(inv, at) and inv.app_sync_done and not inv.workflow["invoicing"]["autoAdvance"]
+    return no_critical_issues(inv, at) and inv.app_sync_done and not auto_advance(inv.workflow)
 
 
 def synced_for_auto_approval(inv: Invoice, at: dt.datetime) -> bool:
-    return no_critical_issues(inv, at) and inv.app_sync_done and bool(inv.workflow["invoicing"]["autoAdvance"])
+    return no_critical_issues(inv, at) and inv.app_sync_done and auto_advance(inv.workflow)
 
 
 def draft_period_passed(inv: Invoice, at: dt.datetime) -> bool:
