@@ -90,7 +90,7 @@ def _alignment(value: Any) -> dict[str, Any]:
     except InvalidDuration as exc:
         raise ValueError(f"recurringPeriod.interval: {exc}") from exc
     try:
-        anchor = parse_rfc3339(recurring.get("anchor"), "recurringPeriod.anchor")
+        anchor = parse_rfc3339(str(recurring.get("anchor") or ""), "recurringPeriod.anchor")
     except InvalidInput as exc:
         raise ValueError(exc.detail) from exc
     return {"type": kind, "recurringPeriod": {"interval": interval, "anchor": format_rfc3339(anchor)}}
