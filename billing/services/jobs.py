@@ -5,6 +5,7 @@ half-way and a rerun give the same invoices.
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -25,21 +26,31 @@ CLOSE_CHUNK = 50
 OVERDUE_FROM = (S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED)
 
 
-def collect_gathering_invoices(*, at: dt.datetime | None = None, limit: int = 500, chunk: int = CLOSE_CHUNK) -> int:
+@dataclass(frozen=True)
+class PeriodClose:
+    customers: int  # candidate customers looked at (a full batch: more may be due)
+    drafts: int  # draft invoices created
+
+
+def collect_gathering_invoices(
+    *, at: dt.datetime | None = None, limit: int = 500, chunk: int = CLOSE_CHUNK
+) -> PeriodClose:
     """Period close: customers whose gathering invoice is due get their due lines invoiced (no progressive
-    split), a chunk of customers per transaction. Returns the number of candidate customers looked at."""
+    split), a chunk of customers per transaction."""
     at = at or timezone.now()
     customer_ids = list(
         Invoice.objects.filter(status=S.GATHERING, deleted_at__isnull=True, collection_at__lte=at)
         .order_by("customer_id").values_list("customer_id", flat=True).distinct()[:limit]
     )
     if not customer_ids:
-        return 0
+        return PeriodClose(customers=0, drafts=0)
     usage = period_close.batched_usage(customer_ids, at)
+    drafts = 0
     for i in range(0, len(customer_ids), chunk):
         with transaction.atomic():
-            period_close.close_customers(customer_ids[i : i + chunk], at=at, usage=usage, actor="job:collect")
-    return len(customer_ids)
+            drafts += len(period_close.close_customers(customer_ids[i : i + chunk], at=at, usage=usage,
+                                                       actor="job:collect"))
+    return PeriodClose(customers=len(customer_ids), drafts=drafts)
 
 
 def _claim(invoice_id: str, customer_id: str) -> Invoice | None:

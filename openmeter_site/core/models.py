@@ -1,3 +1,4 @@
+import datetime as dt
 import hashlib
 import secrets
 
@@ -65,3 +66,49 @@ class ApiKey(BaseModel):
         raw = key.set_new_secret()
         key.save()
         return key, raw
+
+
+class JobOutcome(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobRun(models.Model):
+    """One run of a scheduled job (by the schedule, after a change, or an operator's *Run now*): when it ran, how
+    long, how it ended and what it did (`counts`, e.g. {"drafts created": 12}). Written by
+    `openmeter_site.core.jobs.job_run`."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.CharField(max_length=200, help_text="The Celery task name, e.g. billing.collect_gathering_invoices")
+    task_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    started_by = models.CharField(max_length=150, default="worker",
+                                  help_text="schedule, worker (queued after a change) or admin:<operator>")
+    outcome = models.CharField(max_length=16, choices=JobOutcome.choices, default=JobOutcome.RUNNING)
+    created_at = models.DateTimeField(default=timezone.now, help_text="When it was queued (Run now) or started")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["job", "-created_at"], name="jobrun_job_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.pk}"
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def is_finished(self) -> bool:
+        return self.outcome in (JobOutcome.SUCCEEDED, JobOutcome.FAILED)
+
+    def counts_text(self) -> str:
+        """What the run did, as an operator reads it: "drafts created: 12, customers due: 40"."""
+        return ", ".join(f"{label}: {value:,}" for label, value in self.counts.items()) or "nothing counted"

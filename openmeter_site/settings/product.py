@@ -31,3 +31,5 @@ OPENMETER_METRICS_ALLOWED_NETWORKS = env_list("OPENMETER_METRICS_ALLOWED_NETWORK
 # The admin login bin/run makes on first start (the password: random and printed once, unless given here).
 OPENMETER_ADMIN_USER = env_str("OPENMETER_ADMIN_USER", "admin")
 OPENMETER_ADMIN_PASSWORD = env_str("OPENMETER_ADMIN_PASSWORD")
+# Scheduled job runs (admin *Job runs*, dashboard) are kept this many days.
+OPENMETER_JOB_RUN_RETENTION_DAYS = env_int("OPENMETER_JOB_RUN_RETENTION_DAYS", 7)

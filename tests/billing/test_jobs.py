@@ -53,8 +53,8 @@ def _standard_invoices() -> list[Invoice]:
 def test_collect_waits_for_the_grace_period_then_invoices_once():
     customers = _setup_customers(3, autoAdvance=False)
     # the in-advance fee is due at T0 but collection waits T0 + PT1H
-    assert jobs.collect_gathering_invoices(at=T0 + dt.timedelta(minutes=30)) == 0
-    jobs.collect_gathering_invoices(at=T0 + dt.timedelta(hours=1))
+    assert jobs.collect_gathering_invoices(at=T0 + dt.timedelta(minutes=30)) == jobs.PeriodClose(customers=0, drafts=0)
+    assert jobs.collect_gathering_invoices(at=T0 + dt.timedelta(hours=1)) == jobs.PeriodClose(customers=3, drafts=3)
     early = _standard_invoices()
     # fee only (usage is due at the end of the period): 20 each
     assert [str(i.total) for i in early] == ["20.0000000000000000000"] * 3
@@ -75,7 +75,7 @@ def test_collect_waits_for_the_grace_period_then_invoices_once():
 def test_collect_crash_halfway_then_rerun_gives_the_same_invoices():
     _setup_customers(3, autoAdvance=False)
     # a run that stops after the first customer (as if the worker died), then a full rerun
-    assert jobs.collect_gathering_invoices(at=AFTER_CLOSE, limit=1) == 1
+    assert jobs.collect_gathering_invoices(at=AFTER_CLOSE, limit=1).customers == 1
     assert len(_standard_invoices()) == 1
     jobs.collect_gathering_invoices(at=AFTER_CLOSE)
     invoices = _standard_invoices()
@@ -398,7 +398,7 @@ def test_period_close_goes_on_when_invoice_pending_lines_closes_a_gathering_invo
     go.set()
     job.join(30)
     # then the run went on: the other two customers got their drafts, the second one only the API's invoice
-    assert outcome == [3]
+    assert outcome == [jobs.PeriodClose(customers=3, drafts=2)]
     invoices = _standard_invoices()
     assert [(i.customer_id, int(i.total)) for i in invoices] == [
         (customers[0].pk, 25), (customers[1].pk, 30), (customers[2].pk, 35)  # 20 + 10 * (i + 1) * 0.5
