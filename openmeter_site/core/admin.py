@@ -94,9 +94,9 @@ class JobRunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False  # the history is long (a run every few seconds for the fold)
-    fields = ["job_name", "outcome_shown", "started_by", "created_at_shown", "started", "finished", "duration_shown",
-              "what_it_did", "error", "task_id"]
-    readonly_fields = fields
+    readonly_fields = ("job_name", "outcome_shown", "started_by", "created_at_shown", "started", "finished",
+                       "duration_shown", "what_it_did", "error", "task_id")
+    fields = readonly_fields
     change_form_template = "admin/core/jobrun/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
