@@ -67,6 +67,8 @@ def _json_param(value: str | None, name: str) -> Any:
 class EventsView(APIView):
     """`POST /api/v1/events` (events.ingest, HOT PATH) and `GET /api/v1/events` (events.list)."""
 
+    throttle_scope = "ingest"  # OPENMETER_INGEST_RATE_LIMIT, not the general API limit
+
     def post(self, request: Request) -> Response:
         try:
             stored = services.events_ingest(body=request.body, content_type=request.META.get("CONTENT_TYPE"))

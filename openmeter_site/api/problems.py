@@ -1,6 +1,7 @@
 """RFC 7807 problems with the exact content type `application/problem+json` (the JS SDK compares it literally)."""
 
 import logging
+import math
 import sys
 from http import HTTPStatus
 from typing import Any
@@ -98,6 +99,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
         return django_problem
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return problem_response(401, "a valid API key is required (Authorization: Bearer <key>)", request=request)
+    if isinstance(exc, drf_exceptions.Throttled):
+        response = problem_response(429, "rate limit of this API key exceeded, retry later", request=request)
+        response["Retry-After"] = str(math.ceil(getattr(exc, "wait", None) or 1))
+        return response
     if isinstance(exc, drf_exceptions.APIException):
         return problem_response(exc.status_code, str(exc.detail), request=request)
     return None

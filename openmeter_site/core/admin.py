@@ -15,7 +15,11 @@ from django_celery_beat.models import PeriodicTask
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, actor
 from openmeter_site.admin_ui.display import when
 from openmeter_site.core.jobs import job_run_now
+from openmeter_site.core.login_throttle import ThrottledAdminAuthenticationForm
 from openmeter_site.core.models import ApiKey, JobOutcome, JobRun
+
+# The login page says when a login is refused for too many failures.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @admin.register(ApiKey)

@@ -89,6 +89,8 @@ if env_bool("OPENMETER_DB_PREPARED_STATEMENTS", True):
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The admin's user/password login behind a failure count (openmeter_site/core/login_throttle.py).
+AUTHENTICATION_BACKENDS = ["openmeter_site.core.login_throttle.ThrottledModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}
     for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",

@@ -33,3 +33,10 @@ OPENMETER_ADMIN_USER = env_str("OPENMETER_ADMIN_USER", "admin")
 OPENMETER_ADMIN_PASSWORD = env_str("OPENMETER_ADMIN_PASSWORD")
 # Scheduled job runs (admin *Job runs*, dashboard) are kept this many days.
 OPENMETER_JOB_RUN_RETENTION_DAYS = env_int("OPENMETER_JOB_RUN_RETENTION_DAYS", 7)
+# Per-API-key request limits ("N/second|minute|hour|day", empty: none): every endpoint but the events endpoint, and
+# the events endpoint (ingest) on its own.
+OPENMETER_API_RATE_LIMIT = env_str("OPENMETER_API_RATE_LIMIT")
+OPENMETER_INGEST_RATE_LIMIT = env_str("OPENMETER_INGEST_RATE_LIMIT")
+# Admin login throttling: this many failed logins for one user name from one address lock it out for this long.
+OPENMETER_ADMIN_LOGIN_MAX_FAILURES = env_int("OPENMETER_ADMIN_LOGIN_MAX_FAILURES", 5)
+OPENMETER_ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("OPENMETER_ADMIN_LOGIN_LOCKOUT_SECONDS", 900)
