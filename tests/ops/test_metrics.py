@@ -1,7 +1,11 @@
 """/metrics: Prometheus text with request, ingest, fold-backlog, webhook and Stripe figures; loopback or a token."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
@@ -10,6 +14,7 @@ from notifications.services.channels import channel_create
 from notifications.services.delivery import delivery_attempt
 from notifications.services.evaluation import emit_invoice_event
 from notifications.services.rules import rule_create
+from openmeter_site.core.models import JobOutcome, JobRun
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +110,29 @@ def test_upstream_debug_metrics_endpoint_is_unchanged(api):
     response = api.get("/api/v1/debug/metrics")
     assert response.status_code == 200
     assert response.content.decode().startswith("# HELP openmeter_events_total")
+
+
+def test_job_runs_failures_and_durations_come_from_the_recorded_runs():
+    # given beat's schedule of one job and its runs: two successes and a failure in the last hour, one older success
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="overdue", task="billing.mark_overdue_invoices", interval=every_minute)
+    now = timezone.now().replace(microsecond=0)
+    runs = [  # (minutes ago, seconds it took, outcome)
+        (130, 1, JobOutcome.SUCCEEDED), (40, 2, JobOutcome.SUCCEEDED), (30, 3, JobOutcome.SUCCEEDED),
+        (20, 4, JobOutcome.FAILED),
+    ]
+    for minutes_ago, seconds, outcome in runs:
+        started = now - dt.timedelta(minutes=minutes_ago)
+        JobRun.objects.create(job="billing.mark_overdue_invoices", outcome=outcome, created_at=started,
+                              started_at=started, finished_at=started + dt.timedelta(seconds=seconds))
+    # when
+    samples = scrape()
+    # then
+    job = {"job": "billing.mark_overdue_invoices"}
+    assert value(samples, "openmeter_job_runs_last_hour", **job, outcome="succeeded") == 2
+    assert value(samples, "openmeter_job_runs_last_hour", **job, outcome="failed") == 1
+    assert value(samples, "openmeter_job_run_seconds_last_hour", **job, outcome="succeeded") == 2 + 3
+    assert value(samples, "openmeter_job_run_seconds_last_hour", **job, outcome="failed") == 4
+    assert value(samples, "openmeter_job_last_run_duration_seconds", **job) == 4  # the failed one, 20 minutes ago
+    last_success = now - dt.timedelta(minutes=30) + dt.timedelta(seconds=3)
+    assert value(samples, "openmeter_job_last_success_timestamp_seconds", **job) == last_success.timestamp()
