@@ -6,7 +6,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -15,7 +14,7 @@ from catalog.admin_inputs import service_errors
 from catalog.features import feature_archive, feature_create
 from catalog.models import Feature, RateCard
 from metering.selectors import meter_list_qs
-from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
 from openmeter_site.admin_ui.display import money_text, when
 from openmeter_site.core.errors import DomainError
 
@@ -135,12 +134,8 @@ class FeatureAdmin(ObjectActionsMixin, admin.ModelAdmin):
             else:
                 messages.success(request, f"Feature {feature.key} created.")
                 return HttpResponseRedirect(reverse("admin:catalog_feature_change", args=[feature.pk]))
-        context = {
-            **self.admin_site.each_context(request), "opts": self.opts, "original": None, "title": "Add feature",
-            "form": form, "groups": form.groups(), "submit": "Create feature", "media": self.media + form.media,
-            "cancel_url": reverse("admin:catalog_feature_changelist"),
-        }
-        return TemplateResponse(request, "admin/catalog/editor_form.html", context)
+        return editor_response(self, request, form=form, title="Add feature", original=None, submit="Create feature",
+                               cancel_url=reverse("admin:catalog_feature_changelist"))
 
     @admin.action(description="Archive selected features (no new entitlements)")
     def archive(self, request: HttpRequest, queryset: QuerySet[Feature]) -> HttpResponse | None:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 
 from catalog.models import Addon, AddonInstanceType, Feature, SettlementMode
-from openmeter_site.admin_ui.forms import CurrencyField, DurationField, KeyValueField
+from openmeter_site.admin_ui.forms import CurrencyField, DurationField, FieldsetsForm, KeyValueField
 from openmeter_site.core.ids import KEY_RE
 
 KEY_HELP = "Lower case letters, digits and underscores (e.g. api_calls); it cannot change once published."
@@ -20,27 +20,6 @@ def key_field(**kwargs: Any) -> forms.RegexField:
     """A catalog key, by the API's rule (`KEY_RE`)."""
     return forms.RegexField(KEY_RE, max_length=64, help_text=KEY_HELP, error_messages={
         "invalid": "Use lower case letters and digits, words joined by single underscores (e.g. api_calls)."}, **kwargs)
-
-
-class FieldsetsForm(forms.Form):
-    """A form shown in groups on the catalog editor page: `fieldsets` is (title, description, field names)."""
-
-    fieldsets: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
-    # field → (the choice field it depends on, the choices under which it is shown); the page hides the rest
-    show_when: Mapping[str, tuple[str, tuple[str, ...]]] = {}
-
-    def choice_field(self, name: str) -> forms.ChoiceField:
-        field = self.fields[name]
-        assert isinstance(field, forms.ChoiceField)
-        return field
-
-    def groups(self) -> list[dict[str, Any]]:
-        sets = self.fieldsets or (("", "", tuple(self.fields)),)
-        return [
-            {"title": title, "description": description,
-             "rows": [{"field": self[name], "when": self.show_when.get(name)} for name in names]}
-            for title, description, names in sets
-        ]
 
 
 def decimal_field(label: str, help_text: str = "", **kwargs: Any) -> forms.DecimalField:

@@ -17,7 +17,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -27,7 +26,6 @@ from catalog.admin_display import commitments_text, discounts_text, entitlement_
 from catalog.admin_forms import (
     AddonCreateForm,
     AddonDetailsForm,
-    FieldsetsForm,
     PhaseAddForm,
     PhaseForm,
     PlanAddonForm,
@@ -70,7 +68,7 @@ from catalog.services.plans import (
     plan_validation_errors,
 )
 from catalog.services.versioning import status_q
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
 from openmeter_site.admin_ui.display import duration_text, when, when_text
 from openmeter_site.core.errors import DomainError, NotFound
 
@@ -141,7 +139,6 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
     """What plans and add-ons share: the record's page is read-only and every change goes through an editor page
     (a typed form whose submit calls the catalog service); no hard delete."""
 
-    editor_template = "admin/catalog/editor_form.html"
     list_filter = [StatusFilter, "currency"]
     search_fields = ["key", "name", "id"]
     ordering = ["key", "-version"]
@@ -177,7 +174,7 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def editor_view(
         self, request: HttpRequest, obj: Any, *, title: str, form: forms.Form, save: Callable[[dict[str, Any]], str],
         prefix: Callable[[], str] = lambda: "", fields: Errors = (), confirm: str = "", destructive: bool = False,
-        submit: str = "Save", done_url: str | None = None,
+        submit: str = "Save",
     ) -> HttpResponse:
         """A typed form in the admin chrome; on submit `save(cleaned_data)` calls the service and returns the
         message. A rejection is put on the fields it names (`prefix` is the edited part's path in the input)."""
@@ -192,15 +189,9 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 add_errors(form, service_errors(exc, prefix=prefix(), fields=fields))
             else:
                 messages.success(request, message)
-                return HttpResponseRedirect(done_url or self.change_url(obj))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts, "original": obj, "title": title, "form": form, "confirm": confirm,
-            "destructive": destructive, "submit": submit, "cancel_url": self.change_url(obj) if obj else "",
-            "groups": form.groups() if isinstance(form, FieldsetsForm) else [],
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, self.editor_template, context)
+                return HttpResponseRedirect(self.change_url(obj))
+        return editor_response(self, request, form=form, title=title, original=obj, submit=submit, confirm=confirm,
+                               destructive=destructive, cancel_url=self.change_url(obj))
 
     def created_view(self, request: HttpRequest, form: forms.Form, create: Callable[[dict[str, Any]], Any],
                      fields: Errors) -> HttpResponse:
@@ -215,13 +206,9 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
             else:
                 messages.success(request, f"{named(obj)} created as a draft: add its rate cards, then publish it.")
                 return HttpResponseRedirect(self.change_url(obj))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts, "original": None, "title": f"Add {self.opts.verbose_name}", "form": form,
-            "submit": "Create draft", "groups": form.groups() if isinstance(form, FieldsetsForm) else [],
-            "cancel_url": reverse(f"admin:catalog_{self.opts.model_name}_changelist"), "media": self.media + form.media,
-        }
-        return TemplateResponse(request, self.editor_template, context)
+        return editor_response(self, request, form=form, title=f"Add {self.opts.verbose_name}", original=None,
+                               submit="Create draft",
+                               cancel_url=reverse(f"admin:catalog_{self.opts.model_name}_changelist"))
 
     def versions(self, obj: EffectiveDatedVersion) -> list[dict[str, Any]]:
         """Every version of the key, newest first, with its status (deleted drafts too, marked so)."""

@@ -5,6 +5,7 @@ import binascii
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -238,6 +239,43 @@ def _validation_errors(events: list[StoredEvent]) -> dict[int, str]:
                 kind = "a string or number" if aggregation == MeterAggregation.UNIQUE_COUNT else "a number"
                 errors[seq] = f"meter {slug}: value property {path} is missing or not {kind}"
     return errors
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """What a meter reads from one event: its value (None when the event has none, so the meter skips it; UNIQUE_COUNT
+    meters read the distinct value as text) and its group-by values."""
+
+    value: Decimal | str | None
+    groups: dict[str, str | None]
+
+
+def event_meter_readings(*, meter: Meter, seqs: Sequence[int]) -> dict[int, MeterReading]:
+    """The readings of some events (a page of the event browser) in one statement, as the meter's queries read them."""
+    if not seqs:
+        return {}
+    path = sql.SQL("jsonb_path_query_first(e.data, {}::jsonpath)")
+    value_path = sql.Literal(meter.value_property or "$")
+    if meter.aggregation == MeterAggregation.COUNT:
+        value = sql.SQL("1::text")
+    elif meter.aggregation == MeterAggregation.UNIQUE_COUNT:
+        value = sql.SQL("om_to_text({})").format(path.format(value_path))
+    else:
+        value = sql.SQL("om_to_value({})::text").format(path.format(value_path))
+    groups = sql.SQL(", ").join(
+        sql.SQL("{}, om_to_text({})").format(sql.Literal(key), path.format(sql.Literal(json_path)))
+        for key, json_path in sorted(meter.group_by.items())
+    )
+    query = sql.SQL("SELECT e.seq, {}, jsonb_build_object({})::text FROM metering_event e WHERE e.seq = ANY({})").format(
+        value, groups, sql.Literal(list(seqs)))
+    with connection.cursor() as cur:
+        cur.execute(query)
+        rows = cur.fetchall()
+    unique = meter.aggregation == MeterAggregation.UNIQUE_COUNT
+    return {
+        seq: MeterReading(value=text if unique or text is None else Decimal(text), groups=orjson.loads(group_json))
+        for seq, text, group_json in rows
+    }
 
 
 # --- debug metrics --------------------------------------------------------------------------------------------------

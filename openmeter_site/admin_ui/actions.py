@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from openmeter_site.admin_ui.forms import FieldsetsForm
 from openmeter_site.core.errors import DomainError
 
 
@@ -137,3 +138,19 @@ def confirm_bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/admin_ui/confirm_bulk.html", context)
+
+
+def editor_response(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, *, form: forms.Form, title: str, original: Any,
+    submit: str, cancel_url: str, confirm: str = "", destructive: bool = False,
+) -> TemplateResponse:
+    """A typed form in the admin chrome for an add page or for one part of a record (a plan's rate card): the form's
+    groups when it is a `FieldsetsForm`, a confirmation above the submit button for destructive steps."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts, "original": original, "title": title, "form": form, "submit": submit,
+        "cancel_url": cancel_url, "confirm": confirm, "destructive": destructive,
+        "groups": form.groups() if isinstance(form, FieldsetsForm) else [],
+        "media": modeladmin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/admin_ui/editor_form.html", context)

@@ -1,4 +1,4 @@
-"""Typed form fields for the back office, so that no operator edits JSON by hand: metadata as key/value rows,
+"""Typed forms and form fields for the back office, so that no operator edits JSON by hand: metadata as key/value rows,
 ISO 8601 durations as a number and a unit, currencies from ISO 4217, times in the operator's zone."""
 
 import re
@@ -109,3 +109,25 @@ class CurrencyField(forms.ChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         choices = [("", "—")] if not kwargs.get("required", True) else []
         super().__init__(choices=choices + [(c, c) for c in sorted(known_currencies())], **kwargs)
+
+
+class FieldsetsForm(forms.Form):
+    """A form shown in groups on an editor page (`actions.editor_response`): `fieldsets` is (title, description,
+    field names); `show_when` lets the page (admin_ui/editor.js) show a field only for some choices of another."""
+
+    fieldsets: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    # field → (the choice field it depends on, the choices under which it is shown); the page hides the rest
+    show_when: Mapping[str, tuple[str, tuple[str, ...]]] = {}
+
+    def choice_field(self, name: str) -> forms.ChoiceField:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        return field
+
+    def groups(self) -> list[dict[str, Any]]:
+        sets = self.fieldsets or (("", "", tuple(self.fields)),)
+        return [
+            {"title": title, "description": description,
+             "rows": [{"field": self[name], "when": self.show_when.get(name)} for name in names]}
+            for title, description, names in sets
+        ]
