@@ -256,6 +256,7 @@ def event_meter_readings(*, meter: Meter, seqs: Sequence[int]) -> dict[int, Mete
         return {}
     path = sql.SQL("jsonb_path_query_first(e.data, {}::jsonpath)")
     value_path = sql.Literal(meter.value_property or "$")
+    value: sql.Composable
     if meter.aggregation == MeterAggregation.COUNT:
         value = sql.SQL("1::text")
     elif meter.aggregation == MeterAggregation.UNIQUE_COUNT:
