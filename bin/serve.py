@@ -12,7 +12,6 @@ still running loses it), each with SIGTERM and a deadline, and the whole stop fi
 
 import gc
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -98,15 +97,7 @@ def set_up() -> None:
         subprocess.run([python, "manage.py", *command], cwd=ROOT, check=True)
 
 
-def prometheus_dir(data: Path) -> Path:
-    """A fresh directory for the processes' metric files (counters restart with the processes)."""
-    path = data / "metrics"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
-
-def serve(data: Path) -> list[Process]:
+def serve() -> list[Process]:
     celery = str(VENV_BIN / "celery")
     log_level = env_str("CELERY_LOG_LEVEL", "info")
     beat = Process("beat", [celery, "-A", "openmeter_site", "beat", "-l", log_level])
@@ -135,7 +126,6 @@ def main(*, embedded: bool) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     if not os.environ.get("SECRET_KEY"):
         ensure_secret_key_file()  # the settings of every process read it from there
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir(data))
     processes: list[Process] = []
     try:
         if embedded:
@@ -145,7 +135,7 @@ def main(*, embedded: bool) -> int:
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         set_up()
         if not stop_requested.is_set():
-            processes[:0] = serve(data)
+            processes[:0] = serve()
         while not stop_requested.wait(0.5):
             if exited := [p for p in processes if p.popen.poll() is not None]:
                 print(f"bin/run: {exited[0].name} exited with {exited[0].popen.returncode}; stopping", file=sys.stderr)

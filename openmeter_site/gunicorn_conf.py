@@ -2,9 +2,15 @@
 environment like every other setting. Loopback unless HOST says otherwise."""
 
 import os
+import shutil
 
-from openmeter_site.ops.logs import logging_config
-from openmeter_site.settings.env import env_int, env_str
+from openmeter_site.settings.env import data_dir, env_int, env_str
+
+# Metrics of every worker in one place (prometheus_client multiprocess mode): set before any worker imports
+# prometheus_client, emptied when the server starts.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir() / "metrics"))
+
+from openmeter_site.ops.logs import logging_config  # noqa: E402
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000)}"
 workers = env_int("WEB_WORKERS", 2)
@@ -23,9 +29,15 @@ logconfig_dict["loggers"]["gunicorn.error"] = {"handlers": ["console"], "propaga
 control_socket_disable = True
 
 
-def child_exit(server, worker) -> None:
-    """A worker's metric files stop counting as live once it exits (prometheus_client multiprocess mode)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+def on_starting(server) -> None:
+    """Counters start from zero with the server: no files of an earlier run's workers."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
 
-        multiprocess.mark_process_dead(worker.pid)
+
+def child_exit(server, worker) -> None:
+    """A worker's metric files stop counting as live once it exits."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
