@@ -10,7 +10,7 @@ from openmeter_site.settings.env import data_dir, env_int, env_str
 # prometheus_client, emptied when the server starts.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir() / "metrics"))
 
-from openmeter_site.ops.logs import logging_config  # noqa: E402
+from openmeter_site.ops.logs import logging_config
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000)}"
 workers = env_int("WEB_WORKERS", 2)
