@@ -49,6 +49,7 @@ from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType
 from metering.models import MeterAggregation
 from metering.postgres.usage import meter_usage_ranges
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.time import format_rfc3339
 
 ZERO = Decimal(0)
 GRACE = dt.timedelta(seconds=settings.OPENMETER_ENTITLEMENT_GRACE_SECONDS)
@@ -59,7 +60,7 @@ MAX_HISTORY_WINDOWS = 2000
 class EntitlementValue:
     """What `…/value` answers. `balance`, `usage`, `overage` and the total are Decimal (metered only)."""
 
-    type: str
+    type: str | None  # None: no entitlement at that time (no access)
     has_access: bool
     at: dt.datetime
     balance: Decimal | None = None
@@ -305,14 +306,21 @@ def invalidate_snapshots(*, entitlement: Entitlement, since: dt.datetime | None 
     return qs.delete()[0]
 
 
+def no_access(at: dt.datetime) -> EntitlementValue:
+    """Upstream's NoAccessValue: `{"hasAccess": false}` and nothing else (no figures that look like facts)."""
+    return EntitlementValue(type=None, has_access=False, at=at)
+
+
 def value(*, entitlement: Entitlement, at: dt.datetime, inputs: Inputs | None = None) -> EntitlementValue:
-    """`inputs`: already read with the entitlement (`value_read`), at `at`."""
-    active = is_active(entitlement, at)
+    """`inputs`: already read with the entitlement (`value_read`), at `at`. An entitlement not active at `at`
+    (before it started, after it ended) has no access and no figures, as upstream."""
+    if not is_active(entitlement, at):
+        return no_access(at)
     if entitlement.type == EntitlementType.BOOLEAN:
-        return EntitlementValue(type=entitlement.type, has_access=active, at=at)
+        return EntitlementValue(type=entitlement.type, has_access=True, at=at)
     if entitlement.type == EntitlementType.STATIC:
-        return EntitlementValue(type=entitlement.type, has_access=active, at=at, config=entitlement.config)
-    if not active or entitlement.measure_usage_from is None or at < entitlement.measure_usage_from:
+        return EntitlementValue(type=entitlement.type, has_access=True, at=at, config=entitlement.config)
+    if entitlement.measure_usage_from is None or at < entitlement.measure_usage_from:
         return EntitlementValue(
             type=entitlement.type, has_access=False, at=at, balance=ZERO, usage=ZERO, overage=ZERO,
             total_available_grant_amount=ZERO,
@@ -371,10 +379,13 @@ def history(
     if entitlement.type != EntitlementType.METERED:
         raise InvalidInput(f"entitlement {entitlement.pk} is {entitlement.type}: only metered entitlements have history")
     now = timezone.now()
+    measured_from = entitlement.measure_usage_from
+    if start is not None and measured_from is not None and start < measured_from:  # upstream: a validation error
+        raise InvalidInput(f"from: {format_rfc3339(start)} is before measureUsageFrom ({format_rfc3339(measured_from)})")
     end = ceil_minute(end or now)
     start = floor_minute(start or current_period(entitlement=entitlement, at=min(end, now))[0])
-    if entitlement.measure_usage_from is not None:
-        start = max(start, entitlement.measure_usage_from)
+    if measured_from is not None:
+        start = max(start, measured_from)
     if start >= end:
         raise InvalidInput("from: must be before to")
     starts = _window_starts(start, end, window_size, tz)

@@ -23,8 +23,9 @@ Algorithm
 2. At the start of each phase, in this order:
    a. If a reset happens here: every grant still active keeps `min(maxRollover, max(balance, minRollover))`
       (issueAfterReset is a grant with amount = minRollover = maxRollover, so it is re-issued by this rule).
-      With preserveOverage the old overage is burnt from these rolled-over balances in burn order and what
-      cannot be covered stays overage; without it the overage is forgiven. Period usage restarts at 0.
+      With preserveOverage the old overage is burnt from these rolled-over balances in burn order (counted as
+      grant usage of the new period) and what cannot be covered stays overage; without it the overage is
+      forgiven. Period usage restarts at 0.
    b. Grants no longer active are dropped (balance 0). A grant becoming active gets `balance = amount`.
       A recurring grant at a recurrence time (after its effectiveAt) gets `balance = amount` (no rollover).
 3. The phase's usage `u = usage(phase.start, phase.end)` plus any overage carried from earlier phases of the
@@ -34,13 +35,14 @@ Algorithm
 4. At `until` the same step 2b is applied and any carried overage is paid from grants starting exactly then
    (`_settle`), so `run(a→c)` equals `run(run(a→b)→c)` for every b: what snapshots rely on.
 5. Balance = Σ balances of active grants (never negative). Usage = usage since the current period started.
-   totalAvailableGrantAmount = balance + what grants burnt during the current period.
+   totalAvailableGrantAmount = balance + what grants burnt during the current period (a preserved overage
+   burnt at the reset included).
    `hasAccess` is decided by the caller: `isSoftLimit or balance > 0`.
 
 Rules at the edges
 ------------------
-* Times are minute-aligned: grant effectiveAt is ceiled, resets/voids/anchors are floored to the minute by the
-  services; a read at a sub-minute time counts that whole minute (usage up to the next minute).
+* Times are minute-aligned: grant effectiveAt, resets, voids and anchors are floored to the minute by the
+  services (as upstream truncates them); a read at a sub-minute time counts that whole minute (usage up to the next minute).
 * A grant expiring exactly at a reset is not rolled over; a grant starting exactly at a reset starts at amount.
 * A recurrence at the same minute as a reset wins: the balance is the grant's amount, not the rollover.
 * Month and year intervals add calendar months from the anchor and clamp to the month's end
@@ -332,9 +334,13 @@ def rollover(
             continue
         rolled[grant_id] = min(grant.max_rollover, max(balance, grant.min_rollover))
     overage = ZERO
+    used: dict[str, Decimal] = {}
     if reset.preserve_overage and state.overage > 0:
-        rolled, _, overage = burn(rolled, ordered, state.overage)
-    return State(at=reset.at, period_start=reset.at, balances=rolled, overage=overage)
+        rolled, used, overage = burn(rolled, ordered, state.overage)
+    # the overage burnt from rolled-over grants is grant usage of the new period (upstream's reset snapshot keeps it
+    # as TotalGrantUsage, so totalAvailableGrantAmount still counts it)
+    return State(at=reset.at, period_start=reset.at, balances=rolled, overage=overage,
+                 grant_usage=exact_sum(used.values()))
 
 
 def _activate(balances: Mapping[str, Decimal], grants: Sequence[GrantSpec], at: dt.datetime) -> dict[str, Decimal]:

@@ -20,7 +20,7 @@ from customers.models import Customer
 from customers.services import customer_get
 from entitlements import balance, value_read
 from entitlements.balance import EntitlementValue
-from entitlements.engine import Recurrence, ceil_minute, floor_minute, parse_interval
+from entitlements.engine import Recurrence, floor_minute, parse_interval
 from entitlements.models import Entitlement, EntitlementType, Grant, UsageReset
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
@@ -68,9 +68,15 @@ def entitlement_get(*, entitlement_id: str) -> Entitlement:
     return found
 
 
-def entitlement_for_customer(*, customer: Customer, id_or_feature_key: str, at: dt.datetime | None = None) -> Entitlement:
-    """By id, else the customer's entitlement of that feature active at `at` (default now), else its latest
-    live one of that feature."""
+class EntitlementNotFound(NotFound):
+    """The customer exists but has no such entitlement (at the time asked)."""
+
+
+def entitlement_for_customer(
+    *, customer: Customer, id_or_feature_key: str, at: dt.datetime | None = None, only_active: bool = False
+) -> Entitlement:
+    """By id, else the customer's entitlement of that feature active at `at` (default now), else (unless
+    `only_active`, as value reads ask: upstream's GetEntitlementOfCustomerAt) its latest live one of that feature."""
     qs = Entitlement.objects.select_related("feature__meter").filter(customer=customer)
     if is_ulid(id_or_feature_key):
         found = qs.filter(pk=id_or_feature_key.upper()).first()
@@ -78,10 +84,11 @@ def entitlement_for_customer(*, customer: Customer, id_or_feature_key: str, at: 
             found.customer = customer
             return found
     found = _active_at(qs.filter(feature_key=id_or_feature_key), at or timezone.now()).order_by("-active_from").first()
-    if found is None:
+    if found is None and not only_active:
         found = qs.filter(feature_key=id_or_feature_key, deleted_at__isnull=True).order_by("-created_at").first()
     if found is None:
-        raise NotFound(f"no entitlement {id_or_feature_key!r} for customer {customer.pk}")
+        when = f" active at {at.isoformat()}" if at is not None and only_active else ""
+        raise EntitlementNotFound(f"no entitlement {id_or_feature_key!r}{when} for customer {customer.pk}")
     found.customer = customer  # keeps the caller's prefetched subjects
     return found
 
@@ -100,8 +107,21 @@ def entitlement_value_of(
         entitlement, inputs = found
         return balance.value(entitlement=entitlement, at=at, inputs=inputs)
     customer = customer_get(id_or_key=customer_id_or_key)
-    entitlement = entitlement_for_customer(customer=customer, id_or_feature_key=id_or_feature_key, at=at)
+    entitlement = entitlement_for_customer(customer=customer, id_or_feature_key=id_or_feature_key, at=at,
+                                           only_active=True)
     return balance.value(entitlement=entitlement, at=at)
+
+
+def entitlement_value_or_no_access(
+    *, customer_id_or_key: str, id_or_feature_key: str, at: dt.datetime | None = None
+) -> EntitlementValue:
+    """The customer-scoped value reads (V1 by feature key, V2): no entitlement at that time is no access, as
+    upstream answers `{"hasAccess": false}` (an unknown customer stays a 404)."""
+    at = at or timezone.now()
+    try:
+        return entitlement_value_of(customer_id_or_key=customer_id_or_key, id_or_feature_key=id_or_feature_key, at=at)
+    except EntitlementNotFound:
+        return balance.no_access(at)
 
 
 def _active_at(qs: QuerySet[Entitlement], at: dt.datetime) -> QuerySet[Entitlement]:
@@ -391,8 +411,11 @@ def entitlement_reset(
     with transaction.atomic():
         Entitlement.objects.select_for_update().filter(pk=entitlement.pk).first()
         period_start, _ = balance.current_period(entitlement=entitlement, at=now)
-        if at < period_start:
-            raise Conflict(f"effectiveAt: must not be before the current usage period ({period_start.isoformat()})")
+        if at < period_start:  # upstream: a validation error (400)
+            raise InvalidInput(f"effectiveAt: must not be before the current usage period ({period_start.isoformat()})")
+        last = _last_reset(entitlement)
+        if at <= last:
+            raise InvalidInput(f"effectiveAt: must be after the last reset ({last.isoformat()})")
         reset, _ = UsageReset.objects.update_or_create(
             entitlement=entitlement,
             reset_at=at,
@@ -404,6 +427,12 @@ def entitlement_reset(
         )
         balance.invalidate_snapshots(entitlement=entitlement, since=at)
     return reset
+
+
+def _last_reset(entitlement: Entitlement) -> dt.datetime:
+    """Upstream's `LastReset`: the latest recorded reset, else when usage measuring started."""
+    latest = entitlement.resets.order_by("-reset_at").values_list("reset_at", flat=True).first()
+    return latest or floor_minute(entitlement.measure_usage_from or entitlement.active_from)
 
 
 def entitlement_reset_due(*, at: dt.datetime | None = None) -> int:
@@ -477,7 +506,7 @@ def _expires_at(effective_at: dt.datetime, duration: str | None, count: int | No
 
 
 def _create_grant_row(entitlement: Entitlement, data: GrantInput, now: dt.datetime) -> Grant:
-    effective_at = ceil_minute(data.effective_at)
+    effective_at = floor_minute(data.effective_at)  # upstream truncates to the minute (credit/grant.go)
     recurrence_anchor = None
     if data.recurrence is not None:
         recurrence_anchor = floor_minute(data.recurrence.anchor or effective_at)
@@ -506,6 +535,10 @@ def grant_create(*, entitlement: Entitlement, data: GrantInput, at: dt.datetime 
     if entitlement.deleted_at is not None:
         raise NotFound(f"entitlement {entitlement.pk} not found")
     now = at or timezone.now()
+    period_start, _ = balance.current_period(entitlement=entitlement, at=now)
+    if floor_minute(data.effective_at) < period_start:  # it would rewrite a closed period and its rollover
+        raise InvalidInput(
+            f"effectiveAt: {data.effective_at.isoformat()} is before the current usage period ({period_start.isoformat()})")
     with transaction.atomic():
         grant = _create_grant_row(entitlement, data, now)
         balance.invalidate_snapshots(entitlement=entitlement, since=grant.effective_at)

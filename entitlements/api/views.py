@@ -93,10 +93,12 @@ class EntitlementOverrideView(ScopedView):
 class EntitlementValueView(ScopedView):
     def get(self, request: Request, owner: str, entitlement: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        if self.v2:
-            value = services.entitlement_value_of(customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
-        else:
-            value = services.entitlement_value(entitlement=self.entitlement(owner, entitlement, at=at), at=at)
+        if self.v2:  # no entitlement at that time: `{"hasAccess": false}` (upstream's NoAccessValue)
+            value = services.entitlement_value_or_no_access(
+                customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
+        else:  # V1 by subject: a feature with no entitlement active at that time is a 404, as upstream
+            found = self.entitlement(owner, entitlement, at=at, only_active=True)
+            value = services.entitlement_value(entitlement=found, at=at)
         return Response(value_to_api(value, v2=self.v2))
 
 
@@ -164,7 +166,7 @@ class CustomerFeatureValueView(APIView):
 
     def get(self, request: Request, owner: str, feature_key: str) -> Response:
         at = get_datetime(request.query_params, "time")
-        value = services.entitlement_value_of(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
+        value = services.entitlement_value_or_no_access(customer_id_or_key=owner, id_or_feature_key=feature_key, at=at)
         return Response(value_to_api(value, v2=False))
 
 

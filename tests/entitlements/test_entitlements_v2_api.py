@@ -194,7 +194,8 @@ def test_unknown_customer_is_404(api, setup):
     assert response["Content-Type"] == PROBLEM
 
 
-def test_value_of_an_unknown_customer_or_feature_is_404_and_a_deleted_one_is_read_as_of_before(api, setup):
+def test_value_of_an_unknown_customer_is_404_of_no_entitlement_no_access_and_a_deleted_one_is_read_as_of_before(
+        api, setup):
     customer, _ = setup
     with time_machine.travel(at(), tick=False):
         created = create_metered(api, customer).json()
@@ -202,15 +203,19 @@ def test_value_of_an_unknown_customer_or_feature_is_404_and_a_deleted_one_is_rea
     use("acme", at(days=1), 30)
     with time_machine.travel(at(days=2), tick=False):
         for url in ["/api/v2/customers/nobody/entitlements/gpt_tokens/value",
-                    "/api/v2/customers/acme/entitlements/no_such_feature/value",
-                    "/api/v2/customers/acme/entitlements/01J0000000000000000000000X/value",
                     "/api/v1/customers/nobody/entitlements/gpt_tokens/value"]:
             response = api.get(url)
             assert response.status_code == 404, url
             assert response["Content-Type"] == PROBLEM
+        # a customer with no such entitlement has no access (upstream's NoAccessValue), nothing else
+        for url in ["/api/v2/customers/acme/entitlements/no_such_feature/value",
+                    "/api/v2/customers/acme/entitlements/01J0000000000000000000000X/value",
+                    "/api/v1/customers/acme/entitlements/no_such_feature/value"]:
+            response = api.get(url)
+            assert (response.status_code, response.json()) == (200, {"hasAccess": False}), url
         assert api.delete(f"/api/v2/customers/acme/entitlements/{created['id']}").status_code == 204
         # deleted: nothing of the feature is live now ...
-        assert api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value").status_code == 404
+        assert api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value").json() == {"hasAccess": False}
         # ... but a read at a time it was active gives that time's value: 100 - 30
         before = api.get("/api/v2/customers/acme/entitlements/gpt_tokens/value",
                          {"time": z(at(days=1, hours=12))}).json()
