@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class BillingConfig(AppConfig):
     name = "billing"
+
+    def ready(self) -> None:
+        from billing.handlers import sync_changed_subscription
+        from openmeter_site.outbox.registry import subscribe
+        from subscriptions.events import SUBSCRIPTION_CHANGED
+
+        subscribe(SUBSCRIPTION_CHANGED, "billing.sync_subscription", sync_changed_subscription)

@@ -1,7 +1,5 @@
 """Celery tasks: thin wrappers around `billing.services.jobs`; a full batch re-enqueues itself."""
 
-import datetime as dt
-
 from celery import Task, shared_task
 
 from openmeter_site.core.jobs import job_run
@@ -54,11 +52,3 @@ def sync_subscriptions_task(self: Task) -> int:
         run.counts["subscriptions synced"] = synced
     return synced
 
-
-@shared_task(name="billing.sync_subscription", acks_late=True, reject_on_worker_lost=True)
-def sync_subscription_task(subscription_id: str, at: str | None = None) -> None:
-    """Queued after the commit of a subscription change, to sync as of the change (`at`, RFC 3339); the sync is
-    idempotent, so a repeat is harmless."""
-    from billing.services.subscription_sync import subscription_sync
-
-    subscription_sync(subscription_id=subscription_id, at=dt.datetime.fromisoformat(at) if at else None)

@@ -28,7 +28,7 @@ from metering.selectors import customers_of_subjects, event_meter_readings, mete
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
 from openmeter_site.admin_ui.display import EMPTY, quantity, when
 from openmeter_site.admin_ui.forms import FieldsetsForm, KeyValueField
-from openmeter_site.core.errors import DomainError, InvalidInput
+from openmeter_site.core.errors import DomainError, InvalidInput, ServiceUnavailable
 from openmeter_site.core.ids import KEY_RE, is_ulid
 
 METER_FIELDS = (("slug", "slug"), ("valueProperty", "value_property"), ("groupBy", "group_by"),
@@ -124,7 +124,10 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def rollup_state(self, obj: Meter) -> str:
         if obj.backfill_cursor is None:
             return "ready"
-        found = progress.progress_get(progress_id(obj))
+        try:
+            found = progress.progress_get(progress_id(obj))
+        except ServiceUnavailable:
+            found = None
         if found is None or not found.total:
             return "building"
         return f"building ({100 * found.success // found.total}% of events)"

@@ -12,6 +12,7 @@ from metering.events.ingest import parse_ingest_body
 from metering.models import Meter, MeterAggregation, Subject
 from metering.postgres.fold import rollups_rebuild_start
 from metering.postgres.store import insert_batch
+from openmeter_site.core.broker import kick
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
 
 GROUP_BY_KEY_RE = re.compile(r"^[a-zA-Z0-9_]+$")
@@ -97,9 +98,11 @@ def meter_create(
 
 
 def _backfill_on_commit(meter: Meter) -> None:
+    """Start the rollup build after the commit; the meter row records it (`backfill_cursor`), so the
+    `metering.resume_backfills` job builds it when the kick is lost (broker down)."""
     from metering.tasks import backfill_meter_task
 
-    transaction.on_commit(lambda: backfill_meter_task.delay(meter.pk))
+    transaction.on_commit(lambda: kick(backfill_meter_task, meter.pk))
 
 
 def meter_update(

@@ -3,5 +3,4 @@ SCHEDULES = [
     ("notifications: balance thresholds of new usage", "notifications.evaluate_new_usage", 60),
     ("notifications: balance thresholds of every metered entitlement", "notifications.evaluate_all_thresholds", 900),
     ("notifications: entitlement reset events", "notifications.emit_recent_resets", 60),
-    ("notifications: invoice created/updated events", "notifications.emit_invoice_events", 15),
 ]

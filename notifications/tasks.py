@@ -62,14 +62,3 @@ def emit_recent_resets_task(self: Task) -> int:
         run.counts["reset events"] = sent
     return sent
 
-
-
-@shared_task(bind=True, name="notifications.emit_invoice_events", acks_late=True)
-def emit_invoice_events_task(self: Task) -> int:
-    """invoice.created / invoice.updated for the invoice audit rows billing wrote since the last run."""
-    from notifications.services.invoices import invoice_events_emit_new
-
-    with job_run(self) as run:
-        sent = len(invoice_events_emit_new())
-        run.counts["invoice events"] = sent
-    return sent

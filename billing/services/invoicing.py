@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.events import invoices_changed
 from billing.models import BillingProfile, Invoice, InvoiceEvent, InvoiceLine, LineManagedBy
 from billing.models import InvoiceStatus as S
 from billing.services import calculation, numbering, state
@@ -34,27 +35,6 @@ from openmeter_site.core.money import is_currency
 
 ZERO = Decimal(0)
 MAX_ADVANCE_STEPS = 50
-
-
-# --- notifications --------------------------------------------------------------------------------------------
-
-def _send_invoice_events() -> None:
-    from notifications.tasks import emit_invoice_events_task
-
-    emit_invoice_events_task.delay()
-
-
-def notify(invoice: Invoice, event_type: str) -> None:
-    """`invoice.created` / `invoice.updated` webhooks: the InvoiceEvent audit rows written in this transaction are
-    the outbox; after commit, ask notifications to send them now rather than at its next scheduled run. One run
-    sends every row of the transaction, so a transaction that changes many invoices asks once."""
-    if invoice.status == S.GATHERING:
-        return
-    conn = transaction.get_connection()
-    open_blocks = set(conn.savepoint_ids)
-    if any(func is _send_invoice_events and sids <= open_blocks for sids, func, _ in conn.run_on_commit):
-        return  # a run is already asked for, and it is kept whenever this change is
-    transaction.on_commit(_send_invoice_events, robust=True)  # a broker outage must not fail the committed operation
 
 
 # --- snapshots ----------------------------------------------------------------------------------------------
@@ -396,7 +376,7 @@ def drafts_create(
     Invoice.objects.bulk_create(invoices, batch_size=500)
     calculation.store_moved_lines(lines, children)
     InvoiceEvent.objects.bulk_create(events, batch_size=1000)
-    notify(invoices[0], "invoice.created")
+    invoices_changed(invoices, created=True)
     return invoices
 
 
@@ -431,7 +411,7 @@ def invoice_pending_lines(
         for g in gathering:
             refresh_gathering(g)
         for invoice in invoices:
-            advance_until_stable(invoice, at=now, actor=actor, usage=usage)
+            advance_until_stable(invoice, at=now, actor=actor, usage=usage, reported=True)
     return invoices
 
 
@@ -617,16 +597,22 @@ def _record_failure(invoice: Invoice, exc: StepFailed) -> None:
 
 
 def advance_until_stable(
-    invoice: Invoice, *, at: dt.datetime, actor: str, usage: Mapping[str, Usage] | None = None
+    invoice: Invoice, *, at: dt.datetime, actor: str, usage: Mapping[str, Usage] | None = None, reported: bool = False
 ) -> Invoice:
     """Fire `next` until no automatic edge is open; then let the app react to an issued invoice (sandbox: pays).
-    The caller has just changed the invoice (or created it), so one `invoice.updated` goes out on commit."""
+    The caller has just changed the invoice: one `billing.invoice_changed` event reports it, unless the caller has
+    `reported` it already (`drafts_create` does), in which case only a move made here publishes one."""
     stored_workflow_check(invoice.workflow, owner=f"invoice {invoice.pk}")
-    notify(invoice, "invoice.updated")
+    if not reported:
+        invoices_changed([invoice])
+        reported = True
     issued_here = False
     for _ in range(MAX_ADVANCE_STEPS):
         if not fire(invoice, Trigger.NEXT, at=at, actor=actor, usage=usage):
             break
+        if not reported:
+            invoices_changed([invoice])
+            reported = True
         issued_here = issued_here or invoice.status == S.ISSUED
     if issued_here and invoice.status == S.PAYMENT_PENDING:
         backend_for(invoice.invoicing_app).after_issued(invoice)

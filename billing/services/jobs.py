@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.events import invoices_changed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing, period_close, state
@@ -94,5 +95,5 @@ def mark_overdue_invoices(*, at: dt.datetime | None = None, limit: int = 500) ->
             if invoice is None or invoice.status not in OVERDUE_FROM:
                 continue
             invoicing.fire(invoice, Trigger.PAYMENT_OVERDUE, at=at, actor="job:overdue")
-            invoicing.notify(invoice, "invoice.updated")
+            invoices_changed([invoice])
     return len(due)

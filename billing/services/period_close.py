@@ -110,7 +110,7 @@ def close_customers(
     invoicing.refresh_gathering_many([(g, left[g.pk]) for g in gathering])
     for invoice in invoices:
         try:
-            invoicing.advance_until_stable(invoice, at=at, actor=actor, usage=usage)
+            invoicing.advance_until_stable(invoice, at=at, actor=actor, usage=usage, reported=True)
         except DomainError:  # the draft stays where the error stopped it; its next action retries
             logger.exception("advancing the new invoice %s of customer %s failed", invoice.pk, invoice.customer_id)
     return invoices

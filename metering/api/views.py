@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metering import progress, selectors, services
+from metering import listeners, progress, selectors, services
 from metering.api.serializers import (
     MeterCreateSerializer,
     MeterUpdateSerializer,
@@ -25,7 +25,6 @@ from metering.api.serializers import (
 )
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
-from notifications.hooks import usage_ingested
 from openmeter_site.api.pagination import MAX_PAGE, window
 from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
@@ -77,7 +76,7 @@ class EventsView(APIView):
             raise
         if stored:
             EVENTS_INGESTED.inc(stored)
-            usage_ingested()  # notifications: balance thresholds of the new usage
+            listeners.usage_ingested()
         return Response(status=204)
 
     def get(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from notifications import payloads
 from notifications.models import DeliveryState, NotificationDelivery, NotificationEvent, NotificationRule
+from openmeter_site.core.broker import kick
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import new_id
 
@@ -29,12 +30,12 @@ class EventSubject:
 def enqueue_delivery(delivery: NotificationDelivery) -> None:
     """Send after the surrounding transaction commits (a task must never see uncommitted rows).
 
-    Robust: if the broker is down the delivery stays open and the `dispatch_due` sweeper queues it later.
+    Best effort: if the broker is down the delivery stays open and the `dispatch_due` sweeper queues it later.
     """
     from notifications.tasks import deliver_task
 
     delivery_id, expected = delivery.id, delivery.attempt_count
-    transaction.on_commit(lambda: deliver_task.delay(delivery_id, expected), robust=True)
+    transaction.on_commit(lambda: kick(deliver_task, delivery_id, expected), robust=True)
 
 
 def event_create(

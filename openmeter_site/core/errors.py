@@ -42,3 +42,7 @@ class NotImplementedOffline(DomainError):
 
 class FailedDependency(DomainError):
     status = 424
+
+
+class ServiceUnavailable(DomainError):
+    status = 503

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's static files for /api/docs
     "django_celery_beat",
     "openmeter_site.core",
+    "openmeter_site.outbox",
     "metering",
     "customers",
     "catalog",

@@ -15,8 +15,8 @@ from django.utils import timezone
 from catalog.models import Addon, AddonInstanceType, CatalogStatus, PlanAddon, RateCard
 from catalog.services.addons import addon_get
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
+from subscriptions.events import subscription_changed
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionAddonQuantity, SubscriptionItem
-from subscriptions.services.billing_sync import sync_billing_on_commit
 from subscriptions.services.lifecycle import require_action, subscription_get
 from subscriptions.services.timeline import item_spans, phase_at, phase_spans, resolve_timing
 
@@ -145,7 +145,7 @@ def subscription_addon_create(
         subscription=subscription, addon=addon, name=name, description=description, metadata=metadata
     )
     SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
     return subscription_addon_get(subscription_id=subscription.pk, subscription_addon_id=sa.pk)
 
 
@@ -165,7 +165,7 @@ def subscription_addon_update(
         _check_quantity(sa.addon.instance_type, quantity, _plan_addon(subscription, sa.addon_id, start))
         sa.quantities.filter(active_from__gte=start).delete()
         SubscriptionAddonQuantity.objects.create(subscription_addon=sa, active_from=start, quantity=quantity)
-        sync_billing_on_commit(subscription.pk, at)
+        subscription_changed(subscription.pk, at)
     for attr, value in (("name", name), ("description", description), ("metadata", metadata)):
         if value is not None:
             setattr(sa, attr, value)

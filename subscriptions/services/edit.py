@@ -15,9 +15,9 @@ from django.utils import timezone
 from catalog.periods import add_duration, parse_duration
 from catalog.services.ratecards import check_rate_cards
 from openmeter_site.core.errors import InvalidInput
+from subscriptions.events import subscription_changed
 from subscriptions.models import Subscription, SubscriptionItem, SubscriptionPhase
 from subscriptions.services import provisioning
-from subscriptions.services.billing_sync import sync_billing_on_commit
 from subscriptions.services.lifecycle import (
     customer_currency_set_if_unset,
     item_from_rate_card,
@@ -151,5 +151,5 @@ def subscription_edit(
             raise InvalidInput(f"customizations[{i}] ({op['op']}): {exc.detail}", extensions=exc.extensions) from exc
     customer_currency_set_if_unset(subscription)
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)

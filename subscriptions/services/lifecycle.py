@@ -20,9 +20,9 @@ from catalog.services.plans import PlanInput, check_plan_input, plan_as_input, p
 from customers.models import Customer
 from openmeter_site.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
+from subscriptions.events import subscription_changed
 from subscriptions.models import Subscription, SubscriptionItem, SubscriptionPhase, SubscriptionStatus
 from subscriptions.services import provisioning
-from subscriptions.services.billing_sync import sync_billing_on_commit
 from subscriptions.services.timeline import resolve_timing
 
 ALLOWED = {
@@ -212,7 +212,7 @@ def _subscribe(
     subscription = _write(customer, plan, data, start, anchor or start, options)
     customer_currency_set_if_unset(subscription)
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
     return subscription
 
 
@@ -283,7 +283,7 @@ def subscription_cancel(
     subscription.active_to = resolve_timing(timing, subscription, at)
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)
 
 
@@ -300,7 +300,7 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
     subscription.active_to = None
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
     return subscription_get(subscription_id=subscription.pk)
 
 
@@ -326,7 +326,7 @@ def subscription_delete(*, subscription_id: str, at: dt.datetime | None = None) 
     subscription.deleted_at = at
     subscription.save(update_fields=["deleted_at", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
-    sync_billing_on_commit(subscription.pk, at)
+    subscription_changed(subscription.pk, at)
 
 
 @transaction.atomic
@@ -348,7 +348,7 @@ def subscription_change(
     current.active_to = switch_at
     current.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=current, at=at)  # end the old entitlements before the new start
-    sync_billing_on_commit(current.pk, at)
+    subscription_changed(current.pk, at)
     new = _subscribe(
         customer=current.customer, plan=plan, data=data, start=switch_at,
         anchor=options.billing_anchor or current.billing_anchor, options=options, at=at, replaces=current.pk,

@@ -1,4 +1,5 @@
-"""invoice.created / invoice.updated from billing's real invoices and their audit trail."""
+"""invoice.created / invoice.updated from billing's real invoices: their `billing.invoice_changed` domain events,
+relayed by the outbox, and their audit trail."""
 
 import datetime as dt
 
@@ -9,7 +10,7 @@ from billing.models import Invoice, InvoiceEvent
 from notifications.models import NotificationEvent
 from notifications.services.channels import channel_create
 from notifications.services.rules import rule_create
-from notifications.tasks import emit_invoice_events_task
+from openmeter_site.outbox.tasks import relay_task
 from tests.billing.helpers import FEB, customer, flat_line, profile
 from tests.contract.spec import assert_matches
 
@@ -40,9 +41,10 @@ def channel(receiver):
     return channel
 
 
-def run(capture, minutes: int = 1) -> int:
+def relay(capture, minutes: int = 1) -> int:
+    """The outbox relay (the API calls above ran in the test's transaction, so nothing was relayed on commit)."""
     with time_machine.travel(AFTER_CLOSE + dt.timedelta(minutes=minutes), tick=False), capture(execute=True):
-        return emit_invoice_events_task()
+        return relay_task()
 
 
 def test_invoice_created_and_updated_once_per_run(api, channel, receiver, django_capture_on_commit_callbacks):
@@ -53,9 +55,9 @@ def test_invoice_created_and_updated_once_per_run(api, channel, receiver, django
     invoice = invoice_now(api, cust)
     changes = InvoiceEvent.objects.filter(invoice_id=invoice["id"]).exclude(trigger="create").count()
     assert changes >= 1
-    # when the job runs (twice: the second run finds nothing new)
-    assert run(django_capture_on_commit_callbacks) == 2
-    assert run(django_capture_on_commit_callbacks) == 0
+    # when the relay runs (twice: the second run finds nothing new)
+    assert relay(django_capture_on_commit_callbacks) > 0
+    assert relay(django_capture_on_commit_callbacks) == 0
     # then one invoice.created and one invoice.updated carrying the state the steps ended in, signed
     bodies = [r.json() for r in receiver.requests]
     assert [b["type"] for b in bodies] == ["invoice.created", "invoice.updated"]
@@ -73,7 +75,7 @@ def test_gathering_invoices_do_not_notify(api, channel, receiver, django_capture
     profile()
     pending(api, customer())
     assert Invoice.objects.filter(status="gathering").exists()
-    assert run(django_capture_on_commit_callbacks) == 0
+    assert relay(django_capture_on_commit_callbacks) == 0  # no domain event at all
     assert receiver.requests == []
 
 
@@ -83,10 +85,10 @@ def test_history_is_not_replayed_when_a_rule_appears(api, receiver, django_captu
     cust = customer()
     pending(api, cust)
     invoice_now(api, cust)
-    assert run(django_capture_on_commit_callbacks) == 0
+    assert relay(django_capture_on_commit_callbacks) > 0
     # when a rule is created afterwards
     channel = channel_create(name="hook", url=receiver.url)
     rule_create(type="invoice.created", name="created", channel_ids=[channel.id])
-    # then the old invoices are not notified (only changes inside the 2-minute late-commit window would be)
-    assert run(django_capture_on_commit_callbacks, minutes=10) == 0
+    # then the old invoices are not notified
+    assert relay(django_capture_on_commit_callbacks, minutes=10) == 0
     assert NotificationEvent.objects.count() == 0

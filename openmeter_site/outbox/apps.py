@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class OutboxConfig(AppConfig):
+    name = "openmeter_site.outbox"
+    label = "outbox"
+    verbose_name = "Domain events (outbox)"
