@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from celery import Task, current_app
+from celery import Task
 from kombu import Connection
 
 logger = logging.getLogger(__name__)
@@ -23,10 +23,10 @@ _local = threading.local()
 _paused_until = 0.0
 
 
-def _connection() -> Connection:
+def _connection(task: Task) -> Connection:
     connection = getattr(_local, "connection", None)
     if connection is None:
-        connection = _local.connection = current_app.connection_for_write(transport_options=KICK_TRANSPORT_OPTIONS)
+        connection = _local.connection = task.app.connection_for_write(transport_options=KICK_TRANSPORT_OPTIONS)
     return connection
 
 
@@ -44,7 +44,7 @@ def kick(task: Task, *args: Any, countdown: float | None = None) -> bool:
     """Queue `task(*args)` once, best effort; False when the broker did not take it (the caller's job is recorded
     in PostgreSQL, and a periodic job picks it up). Eager mode (tests) runs the task at once, as a worker would."""
     global _paused_until
-    if current_app.conf.task_always_eager:
+    if task.app.conf.task_always_eager:
         task.apply_async(args, countdown=countdown)
         return True
     if time.monotonic() < _paused_until:
@@ -63,7 +63,7 @@ def kick(task: Task, *args: Any, countdown: float | None = None) -> bool:
 
 
 def _publish(task: Task, args: tuple[Any, ...], countdown: float | None) -> None:
-    task.apply_async(args, countdown=countdown, connection=_connection(), retry=False, ignore_result=True)
+    task.apply_async(args, countdown=countdown, connection=_connection(task), retry=False, ignore_result=True)
 
 
 def _publish_on_new_connection(task: Task, args: tuple[Any, ...], countdown: float | None) -> bool:

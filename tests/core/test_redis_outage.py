@@ -140,7 +140,7 @@ def test_with_redis_down_requests_answer_at_once_and_nothing_is_lost(private_red
         cwd=ROOT, env=_env(private_redis.url, queue),
     )
     processes.append(worker)
-    beat = Celery(broker=private_redis.url, backend=private_redis.url)
+    beat = Celery(broker=private_redis.url, backend=private_redis.url, set_as_current=False)
     for task in ("outbox.relay", "metering.resume_backfills"):
         beat.send_task(task, queue=queue).get(timeout=90)
 
