@@ -1,27 +1,38 @@
-"""Back office: billing profiles, customer overrides, invoices (filters, state actions through the services,
-read-only history) and a printable invoice."""
+"""Back office: billing profiles, customer overrides and invoices. An invoice's page shows its lines (detailed lines
+under their parent line) and totals as money, and offers the actions its state allows, each through the service
+the API's action calls; the printable invoice and a CSV of its lines."""
 
-from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from billing import selectors
-from billing.api.render import lines_to_api
-from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent, InvoiceLine
+from billing.admin_actions import invoiced_message
+from billing.admin_display import (
+    invoice_dates,
+    invoice_rows,
+    party_text,
+    status_text,
+    total_rows,
+    workflow_text,
+    write_lines_csv,
+)
+from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent
+from billing.models import InvoiceStatus as S
 from billing.services import invoicing, profiles, state
 from billing.services.profiles import supplier_validate
 from billing.services.workflow import workflow_validate
+from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, actor, confirm_bulk
+from openmeter_site.admin_ui.display import money, period, when
 from openmeter_site.core.errors import DomainError
-from openmeter_site.core.money import round_money
 
 STATUS_GROUPS = ["gathering", "draft", "issuing", "issued", "payment_processing", "overdue", "paid", "uncollectible",
                  "voided", "delete", "deleted"]
@@ -96,46 +107,144 @@ class StatusGroupFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(status=value) | queryset.filter(status__startswith=f"{value}.")
+        return queryset.filter(Q(status=value) | Q(status__startswith=f"{value}."))
 
 
-class LineInline(admin.TabularInline):
-    model = InvoiceLine
-    fk_name = "invoice"
-    fields = ("name", "parent", "status", "period_start", "period_end", "quantity", "per_unit_amount", "category",
-              "amount", "discounts_total", "total")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
+class NeedsActionFilter(admin.SimpleListFilter):
+    """The invoices an operator has to look at (the dashboard links here)."""
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    title = "needs action"
+    parameter_name = "needs"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).filter(deleted_at__isnull=True).order_by("parent_id", "index", "created_at")
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in selectors.NEEDS_ACTION.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value not in selectors.NEEDS_ACTION:
+            return queryset
+        return queryset.filter(status__in=selectors.NEEDS_ACTION[value][1])
 
 
 class EventInline(admin.TabularInline):
     model = InvoiceEvent
-    fields = ("created_at", "from_status", "to_status", "trigger", "actor", "note")
+    verbose_name, verbose_name_plural = "event", "history"
+    fields = ("at", "from_status", "to_status", "trigger", "actor", "note")
     readonly_fields = fields
     extra = 0
     can_delete = False
+    classes = ("collapse",)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description="when")
+    def at(self, event: InvoiceEvent) -> str:
+        return when(event.created_at)
 
-def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: str) -> None:
+
+# --- invoice actions: each the service the API's action calls ------------------------------------------------
+
+def _can(action: str) -> Any:
+    return lambda invoice: action in state.available_actions(invoice)
+
+
+def _action(action: str, done: str) -> Any:
+    def run(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
+        moved = invoicing.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
+        return moved_message(invoice.number, moved, done)
+    return run
+
+
+def moved_message(number_before: str, moved: Invoice, done: str) -> str:
+    """"DRAFT-ACME-1: approved; issued as INV-ACME-1; now paid." (the invoicing app numbers it at issue)."""
+    renumbered = f" issued as {moved.number};" if moved.number != number_before else ""
+    return f"{number_before}: {done};{renumbered} now {status_text(moved.status)}."
+
+
+class VoidForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Kept in the invoice's history.")
+
+
+def _void(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
+    voided = invoicing.invoice_void(invoice_id=invoice.pk, reason=data["reason"], actor=actor(request))
+    return f"{voided.number} is voided."
+
+
+def _delete(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
+    deleted = invoicing.invoice_delete(invoice_id=invoice.pk, actor=actor(request))
+    return f"{deleted.number}: the draft is {status_text(deleted.status)}."
+
+
+def _invoice_gathering(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> HttpResponse | str:
+    line_ids = list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).values_list("pk", flat=True))
+    invoices = invoicing.invoice_pending_lines(customer_id=invoice.customer_id, line_ids=line_ids,
+                                               actor=actor(request))
+    return invoiced_message(request, invoices, format_html("Invoiced the pending lines of {}:", invoice.number))
+
+
+# apps whose payments an operator records by hand (upstream: custom invoicing's payment status); Stripe and the
+# sandbox report payments themselves
+MANUAL_PAYMENT_APPS = {"custom_invoicing"}
+
+
+def _payment_news_possible(trigger: str) -> Any:
+    def available(invoice: Invoice) -> bool:
+        if invoice.invoicing_app.type not in MANUAL_PAYMENT_APPS:
+            return False
+        if invoice.status == S.ISSUED:  # payment news first moves an issued invoice to payment processing
+            return True
+        return state.edge_for(invoice, invoicing.PAYMENT_TRIGGERS[trigger], timezone.now()) is not None
+    return available
+
+
+def _payment(trigger: str, done: str) -> Any:
+    def run(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
+        moved = invoicing.invoice_trigger_payment_from_app(invoice_id=invoice.pk, trigger=trigger,
+                                                           app_type=invoice.invoicing_app.type)
+        return moved_message(invoice.number, moved, done)
+    return run
+
+
+INVOICE_ACTIONS = (
+    ObjectAction("invoice_now", "Invoice now", run=_invoice_gathering,
+                 available=lambda invoice: invoice.is_gathering and invoice.deleted_at is None,
+                 description="Make an invoice now of these pending lines that are due (or of the usage so far, where "
+                             "the billing profile bills progressively), instead of waiting for the period close."),
+    ObjectAction("approve", "Approve", run=_action("approve", "approved"), available=_can("approve"),
+                 description="Approve the draft: it is issued through its invoicing app."),
+    ObjectAction("advance", "Advance", run=_action("advance", "advanced"), available=_can("advance"),
+                 description="Move the invoice on to its next state now rather than at its scheduled time."),
+    ObjectAction("snapshot", "Collect now", run=_action("snapshotQuantities", "quantities taken"),
+                 available=_can("snapshotQuantities"),
+                 description="Take the usage quantities now instead of waiting for the collection period to end; "
+                             "events that arrive later are not on this invoice."),
+    ObjectAction("retry", "Retry", run=_action("retry", "retried"), available=_can("retry"),
+                 description="Run the failed step again (validation, sync with the invoicing app, issuing)."),
+    ObjectAction("mark_paid", "Mark paid", run=_payment("paid", "payment recorded"),
+                 available=_payment_news_possible("paid"),
+                 description="Record that the customer paid this invoice outside the invoicing app."),
+    ObjectAction("mark_uncollectible", "Mark uncollectible",
+                 run=_payment("payment_uncollectible", "marked uncollectible"),
+                 available=_payment_news_possible("payment_uncollectible"), destructive=True,
+                 confirm="The invoice will no longer be collected."),
+    ObjectAction("void", "Void", run=_void, form=VoidForm, available=_can("void"), destructive=True,
+                 confirm="Voiding cannot be undone: the invoice stays in the history with a total the customer no "
+                         "longer owes."),
+    ObjectAction("delete", "Delete draft", run=_delete, available=_can("delete"), destructive=True,
+                 confirm="The draft is deleted; its subscription lines go back to the customer's pending lines."),
+)
+
+
+def _bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: str) -> None:
     done, failed = 0, []
-    actor = f"admin:{request.user.get_username()}"
     for invoice in queryset.order_by("pk"):
         try:
             if action == "void":
-                invoicing.invoice_void(invoice_id=invoice.pk, reason="voided in the back office", actor=actor)
+                invoicing.invoice_void(invoice_id=invoice.pk, reason="voided in the back office", actor=actor(request))
             else:
-                invoicing.invoice_action(invoice_id=invoice.pk, action=action, actor=actor)
+                invoicing.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
             done += 1
         except DomainError as exc:
             failed.append(f"{invoice.number}: {exc.detail}")
@@ -147,82 +256,147 @@ def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet,
 
 @admin.action(description="Advance selected invoices")
 def advance(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _run(modeladmin, request, queryset, "advance")
+    _bulk(modeladmin, request, queryset, "advance")
 
 
 @admin.action(description="Approve selected invoices")
 def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _run(modeladmin, request, queryset, "approve")
+    _bulk(modeladmin, request, queryset, "approve")
 
 
 @admin.action(description="Retry selected failed invoices")
 def retry(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _run(modeladmin, request, queryset, "retry")
+    _bulk(modeladmin, request, queryset, "retry")
 
 
 @admin.action(description="Void selected invoices")
-def void(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _run(modeladmin, request, queryset, "void")
+def void(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+    confirmation = confirm_bulk(modeladmin, request, queryset, action="void", title="Void invoices",
+                                warning="Voiding cannot be undone: these invoices stay in the history with totals "
+                                        "their customers no longer owe.")
+    if confirmation is not None:
+        return confirmation
+    _bulk(modeladmin, request, queryset, "void")
+    return None
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ("number", "customer", "status", "currency", "total", "period_start", "period_end", "due_at",
-                    "issued_at")
-    list_filter = (StatusGroupFilter, "currency", "billing_profile", ("deleted_at", admin.EmptyFieldListFilter))
+class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    list_display = ("number", "customer_name", "status_shown", "total_shown", "period_shown", "due", "issued")
+    list_filter = (NeedsActionFilter, StatusGroupFilter, "currency", "billing_profile",
+                   ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("number", "id", "customer__name", "customer__key")
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
     actions = (advance, approve, retry, void)
-    inlines = (LineInline, EventInline)
-    readonly_fields = ("id", "number", "customer", "billing_profile", "status", "available_actions", "currency",
-                       "type", "supplier", "customer_snapshot", "workflow", "period_start", "period_end",
-                       "collection_at", "draft_until", "due_at", "issued_at", "voided_at", "amount",
-                       "discounts_total", "taxes_total", "total", "validation_issues", "external_ids",
-                       "printable", "created_at", "updated_at", "deleted_at")
-    fieldsets = (
-        (None, {"fields": ("id", "number", "customer", "billing_profile", "status", "available_actions", "printable")}),
-        ("Amounts", {"fields": ("currency", "amount", "discounts_total", "taxes_total", "total")}),
-        ("Dates", {"fields": ("period_start", "period_end", "collection_at", "draft_until", "issued_at", "due_at",
-                              "voided_at", "created_at", "updated_at", "deleted_at")}),
-        ("Snapshots", {"classes": ("collapse",), "fields": ("supplier", "customer_snapshot", "workflow",
-                                                            "validation_issues", "external_ids")}),
-    )
+    inlines = (EventInline,)
+    object_actions = INVOICE_ACTIONS
+    change_form_template = "admin/billing/invoice/change_form.html"
+    readonly_fields = ("id", "type", "billing_profile", "supplier_shown", "customer_shown", "workflow_shown",
+                       "external_ids_shown", "created", "updated")
+    fieldsets = (("Details", {"classes": ("collapse",), "fields": readonly_fields}),)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # drafts are deleted through the state machine, history stays
+        return False  # drafts are deleted through the state machine (the "Delete draft" action), history stays
 
-    @admin.display(description="available actions")
-    def available_actions(self, obj: Invoice) -> str:
-        return ", ".join(state.available_actions(obj)) or "none"
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
+        return super().get_queryset(request).select_related("customer", "invoicing_app", "billing_profile")
 
-    @admin.display(description="printable invoice")
-    def printable(self, obj: Invoice) -> str:
-        url = reverse("admin:billing_invoice_print", args=[obj.pk])
-        return format_html('<a href="{}" target="_blank">Open printable invoice</a>', url)
+    # --- the list -------------------------------------------------------------------------------------------
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, invoice: Invoice) -> str:
+        return invoice.customer.name
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, invoice: Invoice) -> str:
+        return format_html('<span class="om-status om-invoice-{}">{}</span>', invoice.status_prefix,
+                           status_text(invoice.status))
+
+    @admin.display(description="total", ordering="total")
+    def total_shown(self, invoice: Invoice) -> str:
+        if invoice.is_gathering:
+            return format_html('<span class="om-num om-empty" title="{}">pending</span>',
+                               "calculated with the usage to date on the invoice's page")
+        return money(invoice.total, invoice.currency)
+
+    @admin.display(description="period", ordering="period_start")
+    def period_shown(self, invoice: Invoice) -> str:
+        return period(invoice.period_start, invoice.period_end) if invoice.period_start else "—"
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, invoice: Invoice) -> str:
+        return when(invoice.due_at)
+
+    @admin.display(description="issued", ordering="issued_at")
+    def issued(self, invoice: Invoice) -> str:
+        return when(invoice.issued_at)
+
+    # --- the invoice's page ---------------------------------------------------------------------------------
+
+    @admin.display(description="supplier")
+    def supplier_shown(self, invoice: Invoice) -> str:
+        return party_text(invoice.supplier)
+
+    @admin.display(description="bill to")
+    def customer_shown(self, invoice: Invoice) -> str:
+        return party_text(invoice.customer_snapshot)
+
+    @admin.display(description="workflow")
+    def workflow_shown(self, invoice: Invoice) -> str:
+        return workflow_text(invoice.workflow)
+
+    @admin.display(description="ids in other systems")
+    def external_ids_shown(self, invoice: Invoice) -> str:
+        return ", ".join(f"{app}: {value}" for app, value in (invoice.external_ids or {}).items()) or "—"
+
+    @admin.display(description="created")
+    def created(self, invoice: Invoice) -> str:
+        return when(invoice.created_at)
+
+    @admin.display(description="updated")
+    def updated(self, invoice: Invoice) -> str:
+        return when(invoice.updated_at)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        invoice = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if invoice is not None:
+            rows = invoice_rows(invoice)  # first: a gathering invoice's totals are calculated to date here
+            context.update(
+                invoice=invoice, line_rows=rows, totals=total_rows(invoice), status=status_text(invoice.status),
+                dates=invoice_dates(invoice), grand_total=money(invoice.total, invoice.currency),
+                issues=invoice.validation_issues or [], title=f"Invoice {invoice.number}", subtitle=None,
+                customer_url=reverse("admin:customers_customer_change", args=[invoice.customer_id]),
+                print_url=reverse("admin:billing_invoice_print", args=[invoice.pk]),
+                download_url=reverse("admin:billing_invoice_download", args=[invoice.pk]),
+                show_save=False, show_save_and_continue=False,  # nothing is edited by hand: actions only
+            )
+        return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list:
-        extra = [path("<str:invoice_id>/print/", self.admin_site.admin_view(self.print_view),
-                      name="billing_invoice_print")]
+        extra = [
+            path("<str:invoice_id>/print/", self.admin_site.admin_view(self.print_view), name="billing_invoice_print"),
+            path("<str:invoice_id>/download/", self.admin_site.admin_view(self.download_view),
+                 name="billing_invoice_download"),
+        ]
         return extra + super().get_urls()
 
     def print_view(self, request: HttpRequest, invoice_id: str) -> HttpResponse:
         invoice = get_object_or_404(Invoice, pk=invoice_id)
-        lines = lines_to_api(invoice, selectors.invoice_lines(invoice))
-        money = partial(_money, currency=invoice.currency)
-        for line in lines:
-            line["display_total"] = money(line["totals"]["total"])
-            for child in line["children"]:
-                child["display_amount"] = money(child["totals"]["amount"])
-                child["display_discount"] = money(child["totals"]["discountsTotal"])
-        totals = {f: money(getattr(invoice, f)) for f in ("amount", "discounts_total", "taxes_total", "total")}
-        context = {"invoice": invoice, "lines": lines, "totals": totals}
+        context = {"invoice": invoice, "rows": invoice_rows(invoice), "totals": total_rows(invoice),
+                   "status": status_text(invoice.status)}
         return TemplateResponse(request, "billing/invoice_print.html", context)
 
-
-def _money(value: Decimal | str, currency: str) -> str:
-    """An amount with exactly the currency's minor units, e.g. 62.3 USD → "62.30"."""
-    return format(round_money(Decimal(value), currency), "f")
+    def download_view(self, request: HttpRequest, invoice_id: str) -> HttpResponse:
+        """The invoice's lines as CSV (one row per line and detailed line), for a spreadsheet or an accounting
+        import; amounts in the currency's precision, unformatted."""
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}.csv"'
+        write_lines_csv(response, invoice, invoice_rows(invoice))
+        return response

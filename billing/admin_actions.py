@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from billing.admin_display import status_text
 from billing.models import Invoice
 from billing.services import invoicing
 from billing.services.invoicing import LineInput
@@ -58,10 +59,10 @@ def _charge_initial(customer: Customer) -> dict[str, Any]:
 def invoice_link(invoice: Invoice) -> SafeString:
     url = reverse("admin:billing_invoice_change", args=[invoice.pk])
     return format_html('<a href="{}">{}</a> ({}, {})', url, invoice.number, money_text(invoice.total, invoice.currency),
-                       invoice.status.replace("_", " ").replace(".", ": "))
+                       status_text(invoice.status))
 
 
-def _invoiced(request: HttpRequest, invoices: list[Invoice], lead: SafeString) -> HttpResponse | SafeString:
+def invoiced_message(request: HttpRequest, invoices: list[Invoice], lead: SafeString) -> HttpResponse | SafeString:
     """The message after invoicing; with one invoice, the operator goes on to it (to approve or send it)."""
     fresh = list(Invoice.objects.filter(pk__in=[i.pk for i in invoices]).order_by("currency"))
     text = format_html("{} {}", lead, format_html_join(", ", "{}", ((invoice_link(i),) for i in fresh)))
@@ -84,7 +85,7 @@ def add_one_off_charge(request: HttpRequest, customer: Customer, data: dict[str,
         if data["invoice_now"]:
             invoices = invoicing.invoice_pending_lines(customer_id=customer.pk, line_ids=[added.lines[0].pk],
                                                        actor=actor(request))
-            return _invoiced(request, invoices, format_html("{} ({}) invoiced:", data["name"], charge))
+            return invoiced_message(request, invoices, format_html("{} ({}) invoiced:", data["name"], charge))
     url = reverse("admin:billing_invoice_change", args=[added.invoice.pk])
     return format_html('{} ({}) added to the pending lines of <a href="{}">{}</a>; it is invoiced with the next '
                        "invoice, or now with “Invoice now”.", data["name"], charge, url, added.invoice.number)
@@ -108,7 +109,7 @@ def invoice_now(request: HttpRequest, customer: Customer, data: dict[str, Any]) 
     override = {"": None, "yes": True, "no": False}[data["progressive"]]
     invoices = invoicing.invoice_pending_lines(customer_id=customer.pk, progressive_billing_override=override,
                                                actor=actor(request))
-    return _invoiced(request, invoices, format_html("Invoiced {}:", customer.name))
+    return invoiced_message(request, invoices, format_html("Invoiced {}:", customer.name))
 
 
 def _live(customer: Customer) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from django.db.models import Q, QuerySet
 
 from billing.models import Invoice, InvoiceLine
+from billing.models import InvoiceStatus as S
 
 
 def invoice_list_qs(
@@ -58,3 +59,17 @@ def lines_by_invoice(invoice_ids: Sequence[str]) -> dict[str, list[InvoiceLine]]
     for line in rows:
         out[line.invoice_id].append(line)
     return out
+
+
+# invoices an operator has to act on: key → (what the dashboard says, the statuses)
+NEEDS_ACTION: dict[str, tuple[str, tuple[str, ...]]] = {
+    "approval": ("drafts waiting for approval", (S.DRAFT_MANUAL_APPROVAL_NEEDED,)),
+    "invalid": ("drafts with errors", (S.DRAFT_INVALID,)),
+    "sync_failed": ("sync with the invoicing app failed", (S.DRAFT_SYNC_FAILED,)),
+    "issuing_failed": ("issuing failed", (S.ISSUING_LINE_FINALIZATION_FAILED, S.ISSUING_FAILED,
+                                          S.ISSUING_CHARGE_BOOKING_FAILED)),
+    "payment_failed": ("payment failed or needs action", (
+        S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED, S.PAYMENT_BOOKING_AUTHORIZED_FAILED,
+        S.PAYMENT_BOOKING_AUTHORIZED_AND_SETTLED_FAILED, S.PAYMENT_BOOKING_SETTLED_FAILED)),
+    "delete_failed": ("deleting failed", (S.DELETE_FAILED,)),
+}

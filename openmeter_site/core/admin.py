@@ -45,7 +45,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # --- scheduled jobs -------------------------------------------------------------------------------------------
 
-def duration_text(value: dt.timedelta | None) -> str:
+def elapsed_text(value: dt.timedelta | None) -> str:
     if value is None:
         return "—"
     seconds = value.total_seconds()
@@ -68,7 +68,7 @@ def run_summary(run: JobRun | None) -> str:
         return format_html('<a href="{}">{}</a> since {}', url, outcome_badge(run), when(run.started_at or run.created_at))
     detail = run.error if run.outcome == JobOutcome.FAILED else run.counts_text()
     return format_html('<a href="{}">{}</a> {} in {}: {}', url, outcome_badge(run), when(run.started_at),
-                       duration_text(run.duration), detail)
+                       elapsed_text(run.duration), detail)
 
 
 LAST_RUN_FIELDS = ("id", "outcome", "created_at", "started_at", "finished_at", "counts", "error")
@@ -136,7 +136,7 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration_shown(self, run: JobRun) -> str:
-        return duration_text(run.duration)
+        return elapsed_text(run.duration)
 
     @admin.display(description="what it did")
     def what_it_did(self, run: JobRun) -> str:

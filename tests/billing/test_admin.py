@@ -1,20 +1,33 @@
-"""Back office smoke tests: changelists, change pages, actions through the services, the printable invoice."""
+"""The invoices in the back office: the list and an invoice's page show money as money and detailed lines under
+their parent line; every action goes through the service the API's action calls (success, the refusal shown,
+nothing changed); the printable invoice and the CSV of its lines."""
 
+import csv
 import datetime as dt
+import io
+import re
+from decimal import Decimal
+from html import unescape
 
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.utils.html import strip_tags
 
-from billing.models import Invoice, InvoiceEvent
+from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing
 from billing.services.invoicing import LineInput
-from tests.billing.helpers import FEB, T0, customer, profile
+from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
+from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
+from tests.factories import ingest
 
 pytestmark = pytest.mark.django_db
 
 AT = FEB + dt.timedelta(hours=2)
+SUPPORT = LineInput(name="Support plan", period_start=T0, period_end=FEB, invoice_at=T0,
+                    price={"type": "flat", "amount": "99.5", "paymentTerm": "in_advance"},
+                    discounts={"percentage": {"percentage": "10"}})
 
 
 @pytest.fixture
@@ -24,43 +37,211 @@ def staff(client):
     return client
 
 
-def _draft(**workflow) -> Invoice:
-    profile(autoAdvance=False, **workflow)
+def _draft(*lines: LineInput, app=None, **workflow) -> Invoice:
+    profile(app=app, autoAdvance=False, **workflow)
     cust = customer()
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
-        LineInput(name="Support plan", period_start=T0, period_end=FEB, invoice_at=T0,
-                  price={"type": "flat", "amount": "99.5", "paymentTerm": "in_advance"},
-                  discounts={"percentage": {"percentage": "10"}}),
-    ])
+    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=list(lines) or [SUPPORT])
     with time_machine.travel(AT, tick=False):
         [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
     return invoice
 
 
+def _issued_by_hand() -> Invoice:
+    """Issued through a custom invoicing app (no hooks): payment is recorded by hand."""
+    invoice = _draft(app=custom_invoicing_app(draft_hook=False, issuing_hook=False))
+    with time_machine.travel(AT, tick=False):
+        return invoicing.invoice_approve(invoice_id=invoice.pk)
+
+
+def text_of(html: bytes | str) -> str:
+    """The page as an operator reads it: the text of its elements, one space between them."""
+    html = html.decode() if isinstance(html, bytes) else html
+    return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split())
+
+
+def _page(staff, invoice: Invoice) -> str:
+    response = staff.get(f"/admin/billing/invoice/{invoice.pk}/change/")
+    assert response.status_code == 200
+    return text_of(response.content)
+
+
+def _do(staff, invoice: Invoice, action: str, data: dict | None = None):
+    url = f"/admin/billing/invoice/{invoice.pk}/do/{action}/"
+    with time_machine.travel(AT, tick=False):
+        return staff.get(url) if data is None else staff.post(url, data, follow=True)
+
+
+def _messages(response) -> list[str]:
+    return [strip_tags(str(m)) for m in response.context["messages"]]
+
+
 @pytest.mark.parametrize("url", ["/admin/billing/invoice/", "/admin/billing/billingprofile/",
-                                 "/admin/billing/customeroverride/", "/admin/billing/invoice/?status_group=draft"])
+                                 "/admin/billing/customeroverride/", "/admin/billing/invoice/?status_group=draft",
+                                 "/admin/billing/invoice/?needs=approval"])
 def test_changelists_render(staff, url):
     _draft()
     assert staff.get(url).status_code == 200
 
 
-def test_invoice_change_page_and_printable_invoice(staff):
+def test_invoice_list_shows_the_total_in_its_currency_and_the_status_in_words(staff):
     invoice = _draft()
-    page = staff.get(f"/admin/billing/invoice/{invoice.pk}/change/")
-    assert page.status_code == 200
-    assert b"approve, delete" in page.content
-    printable = staff.get(f"/admin/billing/invoice/{invoice.pk}/print/")
-    assert printable.status_code == 200
-    html = printable.content.decode()
-    # 99.50 - 10% (9.95) = 89.55
-    assert "Support plan" in html
-    assert "99.50" in html
-    assert "9.95" in html
-    assert "89.55" in html
-    assert invoice.number in html
+    text = text_of(staff.get("/admin/billing/invoice/").content)
+    # 99.50 - 10% = 89.55
+    assert f"{invoice.number} Acme Corp draft: manual approval needed $89.55" in text
+    assert "89.5500000000000000000" not in text
 
 
-def test_admin_approve_action_uses_the_state_machine(staff):
+def test_invoice_page_nests_detailed_lines_under_their_line_with_money(staff):
+    invoice = _draft()
+    text = _page(staff, invoice)
+    # the line with its price in words, its detailed line under it: 99.50, 10% off = 9.95, total 89.55
+    assert ("Support plan $99.50 flat fee, in advance, 10% off 2026-01-01 00:00 UTC → 2026-02-01 00:00 UTC "
+            "1 $99.50 −$9.95 $89.55 ↳ Support plan 1 $99.50 $99.50 −$9.95 $89.55") in text
+    assert "Amount $99.50 Discounts $9.95 Total $89.55" in text
+    assert "draft: manual approval needed" in text and "Customer Acme Corp · USD" in text
+    assert "0000000000" not in text
+
+
+def test_invoice_page_shows_a_minimum_spend_top_up_as_a_charge(staff):
+    # usage 10 x $2.00 with a $50 minimum: amount 20, charges 30, total 50
+    feature = metered_feature()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=3), "data": {"tokens": 10}}])
+    usage = LineInput(name="Tokens", period_start=T0, period_end=FEB, invoice_at=FEB, feature_key=feature.key,
+                      price={"type": "unit", "amount": "2", "minimumAmount": "50"})
+    text = _page(staff, _draft(usage))
+    assert "Tokens $2.00 per unit, minimum $50.00" in text
+    assert "Amount $20.00 Charges (minimum spend) $30.00 Total $50.00" in text
+
+
+def test_gathering_invoice_page_shows_pending_lines_to_date(staff):
+    profile(autoAdvance=False)
+    cust = customer()
+    result = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
+    text = _page(staff, result.invoice)
+    assert "Pending lines" in text and "Total to date $89.55" in text
+    listing = text_of(staff.get("/admin/billing/invoice/").content)
+    assert f"{result.invoice.number} Acme Corp gathering pending" in listing
+
+
+def test_invoice_page_offers_only_the_actions_its_state_allows(staff):
+    invoice = _draft()
+    page = staff.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    for offered in ("do/approve/", "do/delete/"):
+        assert offered in page
+    for not_offered in ("do/void/", "do/retry/", "do/mark_paid/", "do/invoice_now/", "do/snapshot/"):
+        assert not_offered not in page
+
+
+def test_approve_issues_the_draft_through_the_state_machine(staff):
+    invoice = _draft()
+    response = _do(staff, invoice, "approve", {})
+    invoice.refresh_from_db()
+    assert invoice.status == S.PAID  # the sandbox app issues it and settles the payment
+    assert response.redirect_chain[-1][0] == f"/admin/billing/invoice/{invoice.pk}/change/"
+    assert _messages(response) == [f"DRAFT-ACCO-1: approved; issued as {invoice.number}; now paid."]
+    assert InvoiceEvent.objects.filter(invoice=invoice, trigger="approve", actor="admin:boss").exists()
+
+
+def test_void_asks_for_confirmation_then_voids_with_the_reason(staff):
+    invoice = _issued_by_hand()
+    assert invoice.status == S.PAYMENT_PENDING
+    page = _do(staff, invoice, "void").content.decode()
+    assert "Voiding cannot be undone" in page
+    invoice.refresh_from_db()
+    assert invoice.status == S.PAYMENT_PENDING  # showing the confirmation changed nothing
+    response = _do(staff, invoice, "void", {"reason": "duplicate of INV-7"})
+    invoice.refresh_from_db()
+    assert invoice.status == S.VOIDED and invoice.voided_at == AT
+    assert InvoiceEvent.objects.get(invoice=invoice, to_status=S.VOIDED).note == "duplicate of INV-7"
+    assert _messages(response) == [f"{invoice.number} is voided."]
+
+
+def test_an_action_the_state_no_longer_allows_is_refused_and_changes_nothing(staff):
+    invoice = _draft()
+    events = InvoiceEvent.objects.count()
+    response = _do(staff, invoice, "void", {"reason": ""})
+    assert _messages(response) == [f"“Void” is not possible for {invoice.number} now."]
+    invoice.refresh_from_db()
+    assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED and InvoiceEvent.objects.count() == events
+
+
+def test_mark_paid_is_offered_where_payment_is_recorded_by_hand(staff):
+    invoice = _issued_by_hand()
+    assert "do/mark_paid/" in staff.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    response = _do(staff, invoice, "mark_paid", {})
+    invoice.refresh_from_db()
+    assert invoice.status == S.PAID
+    assert _messages(response) == [f"{invoice.number}: payment recorded; now paid."]
+    # paid: nothing more to record
+    assert "do/mark_paid/" not in staff.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+
+
+def test_mark_paid_is_not_offered_for_an_app_that_reports_payments_itself(staff):
+    invoice = _draft()  # the sandbox app pays at issue, Stripe reports through its webhook
+    response = _do(staff, invoice, "mark_paid", {})
+    assert _messages(response) == [f"“Mark paid” is not possible for {invoice.number} now."]
+    invoice.refresh_from_db()
+    assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
+
+
+def test_collect_now_takes_the_quantities_of_a_draft_waiting_for_collection(staff):
+    feature = metered_feature()
+    ingest([{"subject": "acme", "type": "tokens", "time": T0 + dt.timedelta(days=3), "data": {"tokens": 7}}])
+    # the period ended 2 hours ago and late events are awaited for a day: the draft waits for collection
+    usage = LineInput(name="Tokens", period_start=T0, period_end=FEB, invoice_at=FEB, feature_key=feature.key,
+                      price={"type": "unit", "amount": "3"})
+    app = billing_profile_default_ensure().invoicing_app
+    billing_profile_create(name="Late events", supplier={"name": "Supplier Inc"}, default=True,
+                           workflow={"collection": {"interval": "P1D"}, "invoicing": {"autoAdvance": False}},
+                           apps=ProfileApps(tax=app.pk, invoicing=app.pk, payment=app.pk))
+    cust = customer()
+    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
+    with time_machine.travel(AT, tick=False):
+        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+    assert invoice.status == S.DRAFT_WAITING_FOR_COLLECTION
+    # when
+    response = _do(staff, invoice, "snapshot", {})
+    # then: 7 x 3 = 21, and the draft waits for approval
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.total) == (S.DRAFT_MANUAL_APPROVAL_NEEDED, Decimal(21))
+    assert _messages(response) == [f"{invoice.number}: quantities taken; now draft: manual approval needed."]
+
+
+def test_delete_draft_asks_for_confirmation_and_returns_the_lines_to_pending(staff):
+    invoice = _draft()
+    assert "The draft is deleted" in _do(staff, invoice, "delete").content.decode()
+    response = _do(staff, invoice, "delete", {})
+    invoice.refresh_from_db()
+    assert invoice.status == S.DELETED
+    assert _messages(response) == [f"{invoice.number}: the draft is deleted."]
+
+
+def test_invoice_now_on_a_gathering_invoice_makes_the_invoice_and_opens_it(staff):
+    profile(autoAdvance=False)
+    cust = customer()
+    gathering = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT]).invoice
+    response = _do(staff, gathering, "invoice_now", {})
+    invoice = Invoice.objects.exclude(status=S.GATHERING).get()
+    assert response.redirect_chain[-1][0] == f"/admin/billing/invoice/{invoice.pk}/change/"
+    assert _messages(response) == [f"Invoiced the pending lines of {gathering.number}: {invoice.number} ($89.55, "
+                                   "draft: manual approval needed)"]
+
+
+def test_invoice_now_refused_by_the_service_is_shown_on_the_form(staff):
+    profile(autoAdvance=False)
+    cust = customer()
+    later = LineInput(name="Next year's support", period_start=AT + dt.timedelta(days=300),
+                      period_end=AT + dt.timedelta(days=330), invoice_at=AT + dt.timedelta(days=300),
+                      price={"type": "flat", "amount": "10", "paymentTerm": "in_advance"})
+    gathering = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[later]).invoice
+    response = _do(staff, gathering, "invoice_now", {})
+    assert response.status_code == 200
+    assert "has no pending lines to invoice" in response.content.decode()
+    assert not Invoice.objects.exclude(status=S.GATHERING).exists()
+    assert InvoiceLine.objects.get().invoice_id == gathering.pk
+
+
+def test_bulk_approve_uses_the_state_machine(staff):
     invoice = _draft()
     with time_machine.travel(AT, tick=False):
         response = staff.post("/admin/billing/invoice/", {"action": "approve", "_selected_action": [invoice.pk]})
@@ -70,9 +251,42 @@ def test_admin_approve_action_uses_the_state_machine(staff):
     assert InvoiceEvent.objects.filter(invoice=invoice, trigger="approve", actor="admin:boss").exists()
 
 
-def test_admin_action_not_available_reports_an_error_and_changes_nothing(staff):
+def test_bulk_void_asks_for_confirmation_first(staff):
+    invoice = _issued_by_hand()
+    page = staff.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
+    assert "Voiding cannot be undone" in page.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.status == S.PAYMENT_PENDING
+    staff.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk], "confirmed": "yes"})
+    invoice.refresh_from_db()
+    assert invoice.status == S.VOIDED
+
+
+def test_bulk_action_not_available_reports_an_error_and_changes_nothing(staff):
     invoice = _draft()
-    response = staff.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]}, follow=True)
+    response = staff.post("/admin/billing/invoice/", {"action": "retry", "_selected_action": [invoice.pk]},
+                          follow=True)
     assert b"not available" in response.content
     invoice.refresh_from_db()
     assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
+
+
+def test_printable_invoice_shows_lines_and_totals_as_money(staff):
+    invoice = _draft()
+    text = text_of(staff.get(f"/admin/billing/invoice/{invoice.pk}/print/").content)
+    assert invoice.number in text
+    assert "Support plan $99.50 flat fee, in advance, 10% off 2026-01-01 – 2026-02-01 1 $89.55" in text
+    assert "Support plan 1 $99.50 $99.50 (discount −$9.95)" in text
+    assert "Total due (USD) $89.55" in text
+
+
+def test_download_gives_the_lines_as_csv(staff):
+    invoice = _draft()
+    response = staff.get(f"/admin/billing/invoice/{invoice.pk}/download/")
+    assert response["Content-Disposition"] == f'attachment; filename="{invoice.number}.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["line", "detail of", "service from", "service to", "quantity", "unit price", "amount",
+                       "discounts", "charges", "total", "currency"]
+    assert rows[1][0] == "Support plan" and rows[1][6:] == ["99.50", "9.95", "0.00", "89.55", "USD"]
+    assert rows[2][:2] == ["Support plan", "Support plan"] and rows[2][4:6] == ["1", "99.5"]
+    assert rows[-1] == ["Total", "", "", "", "", "", "99.50", "9.95", "0.00", "89.55", "USD"]
