@@ -141,9 +141,9 @@ class RichData:
         metered = self.post(base, {"type": "metered", "featureKey": f"{self.p}_calls", "isSoftLimit": False,
                                    "usagePeriod": {"interval": "DAY", "anchor": start}, "measureUsageFrom": start})
         grants = f"{base}/{metered['id']}/grants"
-        self.post(grants, {"amount": 1000, "priority": 1, "effectiveAt": z(self.now - 11 * DAY),
+        self.post(grants, {"amount": 1000, "priority": 1, "effectiveAt": z(self.now),
                            "expiration": {"duration": "MONTH", "count": 1}})
-        voided = self.post(grants, {"amount": 50, "effectiveAt": z(self.now - 11 * DAY),
+        voided = self.post(grants, {"amount": 50, "effectiveAt": z(self.now),
                                     "expiration": {"duration": "DAY", "count": 30}})
         self.call("delete", f"/api/v1/grants/{voided['id']}")
         self.post(f"{base}/{metered['id']}/reset", {})
