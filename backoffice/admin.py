@@ -4,3 +4,5 @@ from django.contrib import admin
 admin.site.site_header = "OpenMeter back office"
 admin.site.site_title = "OpenMeter back office"
 admin.site.index_title = "Billing operations"
+# the front page: the dashboard (backoffice.dashboard) above the list of apps
+admin.site.index_template = "admin/backoffice/index.html"

@@ -126,6 +126,24 @@ class NeedsActionFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=selectors.NEEDS_ACTION[value][1])
 
 
+class OwedFilter(admin.SimpleListFilter):
+    """What customers owe: issued and not paid (the dashboard's outstanding and overdue totals link here)."""
+
+    title = "payment"
+    parameter_name = "owed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("outstanding", "not paid yet"), ("overdue", "past the due date")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        owed = queryset.filter(status__in=selectors.OWED_STATUSES)
+        if self.value() == "outstanding":
+            return owed
+        if self.value() == "overdue":
+            return owed.filter(selectors.overdue_q(timezone.now()))
+        return queryset
+
+
 class EventInline(admin.TabularInline):
     model = InvoiceEvent
     verbose_name, verbose_name_plural = "event", "history"
@@ -283,7 +301,7 @@ def void(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet)
 @admin.register(Invoice)
 class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = ("number", "customer_name", "status_shown", "total_shown", "period_shown", "due", "issued")
-    list_filter = (NeedsActionFilter, StatusGroupFilter, "currency", "billing_profile",
+    list_filter = (NeedsActionFilter, OwedFilter, StatusGroupFilter, "currency", "billing_profile",
                    ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("number", "id", "customer__name", "customer__key")
     list_select_related = ("customer",)

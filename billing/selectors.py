@@ -73,3 +73,16 @@ NEEDS_ACTION: dict[str, tuple[str, tuple[str, ...]]] = {
         S.PAYMENT_BOOKING_AUTHORIZED_AND_SETTLED_FAILED, S.PAYMENT_BOOKING_SETTLED_FAILED)),
     "delete_failed": ("deleting failed", (S.DELETE_FAILED,)),
 }
+
+# issued and not paid yet: what customers owe
+OWED_STATUSES: tuple[str, ...] = (
+    S.ISSUED, S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAYMENT_ACTION_REQUIRED,
+    S.PAYMENT_BOOKING_AUTHORIZED, S.PAYMENT_BOOKING_AUTHORIZED_FAILED, S.PAYMENT_BOOKING_AUTHORIZED_AND_SETTLED,
+    S.PAYMENT_BOOKING_AUTHORIZED_AND_SETTLED_FAILED, S.PAYMENT_BOOKING_SETTLED, S.PAYMENT_BOOKING_SETTLED_FAILED,
+    S.OVERDUE,
+)
+
+
+def overdue_q(now: dt.datetime) -> Q:
+    """Of the owed invoices, those past their due date (the overdue job marks them within 15 minutes)."""
+    return Q(status=S.OVERDUE) | Q(due_at__lt=now)

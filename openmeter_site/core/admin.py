@@ -14,7 +14,7 @@ from django_celery_beat.models import PeriodicTask
 
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, actor
 from openmeter_site.admin_ui.display import when
-from openmeter_site.core.jobs import job_run_now
+from openmeter_site.core.jobs import job_run_now, last_run_of, with_last_run
 from openmeter_site.core.login_throttle import ThrottledAdminAuthenticationForm
 from openmeter_site.core.models import ApiKey, JobOutcome, JobRun
 
@@ -46,13 +46,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 # --- scheduled jobs -------------------------------------------------------------------------------------------
 
 def elapsed_text(value: dt.timedelta | None) -> str:
+    """A duration as an operator reads it: "0.4 s", "3 min 20 s", "2 h 5 min", "3 days 4 h"."""
     if value is None:
         return "—"
     seconds = value.total_seconds()
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} day{'s' if days > 1 else ''} {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
 def outcome_badge(run: JobRun) -> str:
@@ -69,23 +74,6 @@ def run_summary(run: JobRun | None) -> str:
     detail = run.error if run.outcome == JobOutcome.FAILED else run.counts_text()
     return format_html('<a href="{}">{}</a> {} in {}: {}', url, outcome_badge(run), when(run.started_at),
                        elapsed_text(run.duration), detail)
-
-
-LAST_RUN_FIELDS = ("id", "outcome", "created_at", "started_at", "finished_at", "counts", "error")
-
-
-def with_last_run(queryset: QuerySet, job_field: str) -> QuerySet:
-    """Annotate each row with the fields of its job's latest run (`last_run_<field>`), read through the
-    (job, created_at) index: no query per row, never a scan of the history."""
-    latest = JobRun.objects.filter(job=OuterRef(job_field)).order_by("-created_at")
-    return queryset.annotate(**{f"last_run_{f}": Subquery(latest.values(f)[:1]) for f in LAST_RUN_FIELDS})
-
-
-def last_run_of(row: Any) -> JobRun | None:
-    """The latest run annotated by `with_last_run` (an unsaved copy, for display)."""
-    if row.last_run_id is None:
-        return None
-    return JobRun(**{f: getattr(row, f"last_run_{f}") for f in LAST_RUN_FIELDS})
 
 
 @admin.register(JobRun)

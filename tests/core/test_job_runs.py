@@ -16,6 +16,7 @@ from billing.services import invoicing
 from billing.services.invoicing import LineInput
 from billing.tasks import collect_gathering_invoices_task
 from openmeter_site.celery import app
+from openmeter_site.core.admin import elapsed_text
 from openmeter_site.core.errors import NotFound
 from openmeter_site.core.jobs import job_run, job_run_now
 from openmeter_site.core.models import JobOutcome, JobRun
@@ -199,3 +200,12 @@ def test_operator_runs_the_period_close_now_and_sees_what_it_did(operator_page):
     page.goto("/admin/django_celery_beat/periodictask/")
     expect(page.locator("#result_list")).to_contain_text("Succeeded")
     expect(page.locator("#result_list")).to_contain_text("drafts created: 1")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.42, "0.4 s"), (200, "3 min 20 s"), (7500, "2 h 5 min"), (3 * 86400 + 4 * 3600 + 59, "3 days 4 h"),
+     (86400, "1 day 0 h")],
+)
+def test_elapsed_time_as_an_operator_reads_it(seconds, shown):
+    assert elapsed_text(dt.timedelta(seconds=seconds)) == shown
