@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import InvalidToken
 from django.core.exceptions import ImproperlyConfigured
 
+from openmeter_site.core import crypto
 from openmeter_site.settings import env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +80,17 @@ def test_no_settings_module_reads_the_environment_itself():
     settings_dir = ROOT / "openmeter_site" / "settings"
     readers = [p.name for p in settings_dir.glob("*.py") if p.name != "env.py" and "os.environ.get" in p.read_text()]
     assert readers == []
+
+
+def test_secrets_stored_under_the_development_key_stay_readable_after_a_real_key(settings):
+    # given a Stripe key stored while the server ran on the development secret
+    settings.SECRET_KEY, settings.OPENMETER_ENCRYPTION_KEY = env.DEVELOPMENT_SECRET_KEY, ""
+    old_token = crypto.encrypt("sk_test_123")
+    # when bin/run generated a real secret
+    settings.SECRET_KEY = "generated-" + "x" * 50
+    # then the old token still reads, new ones use the real key only
+    assert crypto.decrypt(old_token) == "sk_test_123"
+    new_token = crypto.encrypt("sk_test_456")
+    settings.SECRET_KEY = "another-" + "y" * 50
+    with pytest.raises(InvalidToken):
+        crypto.decrypt(new_token)
