@@ -53,6 +53,11 @@ def test_bin_run_serves_on_its_embedded_services(tmp_path):
                 return False
 
         wait_for(up, 60, "the API")
+        # the README's example: bin/manage makes a key in the database bin/run uses, here its embedded one
+        made = subprocess.run("bin/manage create_api_key readme-example | tail -n 1", shell=True, cwd=ROOT, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        assert requests.get(f"{base}/api/v1/info/currencies", headers={"Authorization": f"Bearer {made}"},
+                            timeout=10).status_code == 200
         meter = {"slug": "calls", "aggregation": "SUM", "eventType": "api-call", "valueProperty": "$.n"}
         assert session.post(f"{base}/api/v1/meters", json=meter).status_code == 201
         events = [{"id": f"e{i}", "source": "smoke", "specversion": "1.0", "type": "api-call", "subject": "acme",
