@@ -15,6 +15,8 @@ from notifications.services.delivery import delivery_attempt
 from notifications.services.evaluation import emit_invoice_event
 from notifications.services.rules import rule_create
 from openmeter_site.core.models import JobOutcome, JobRun
+from openmeter_site.outbox.models import DeliveryState as OutboxDeliveryState
+from openmeter_site.outbox.models import OutboxDelivery, OutboxEvent
 from tests.factories import MeterFactory, ingest
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +138,14 @@ def test_job_runs_failures_and_durations_come_from_the_recorded_runs():
     assert value(samples, "openmeter_job_last_run_duration_seconds", **job) == 4  # the failed one, 20 minutes ago
     last_success = now - dt.timedelta(minutes=30) + dt.timedelta(seconds=3)
     assert value(samples, "openmeter_job_last_success_timestamp_seconds", **job) == last_success.timestamp()
+
+
+def test_outbox_backlog_counts_deliveries_not_done():
+    # given an event from 60 s ago with a pending and a failed delivery, and a newer one already delivered
+    old = OutboxEvent.objects.create(topic="t", created_at=timezone.now() - dt.timedelta(seconds=60))
+    OutboxDelivery.objects.create(event=old, handler="a", state=OutboxDeliveryState.PENDING)
+    OutboxDelivery.objects.create(event=old, handler="b", state=OutboxDeliveryState.FAILED)
+    OutboxDelivery.objects.create(event=OutboxEvent.objects.create(topic="t"), handler="a", state=OutboxDeliveryState.DONE)
+    samples = scrape()
+    assert value(samples, "openmeter_outbox_backlog") == 2
+    assert 60 <= value(samples, "openmeter_outbox_backlog_oldest_seconds") < 90
