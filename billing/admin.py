@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -25,11 +25,11 @@ from billing.admin_display import (
     workflow_text,
     write_lines_csv,
 )
+from billing.admin_forms import BillingProfileForm, CustomerOverrideForm
 from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing, profiles, state
-from billing.services.profiles import supplier_validate
-from billing.services.workflow import workflow_validate
+from billing.services.profiles import ProfileApps
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, actor, confirm_bulk
 from openmeter_site.admin_ui.display import money, period, when
 from openmeter_site.core.errors import DomainError
@@ -38,62 +38,99 @@ STATUS_GROUPS = ["gathering", "draft", "issuing", "issued", "payment_processing"
                  "voided", "delete", "deleted"]
 
 
-class BillingProfileForm(forms.ModelForm):
-    """Supplier and workflow go through the same service checks as the API (a field error, never a bad row)."""
-
-    class Meta:
-        model = BillingProfile
-        fields = ("name", "description", "supplier", "workflow", "metadata")
-
-    def clean_supplier(self) -> dict[str, Any]:
-        return _service_checked(supplier_validate, self.cleaned_data["supplier"])
-
-    def clean_workflow(self) -> dict[str, Any]:
-        return _service_checked(workflow_validate, self.cleaned_data["workflow"])
-
-    def clean(self) -> dict[str, Any]:
-        if self.instance.deleted_at is not None:
-            raise forms.ValidationError("a deleted billing profile cannot be changed")
-        return super().clean()
-
-
-def _service_checked(check: Any, value: Any) -> Any:
-    try:
-        return check(value)
-    except DomainError as exc:
-        raise forms.ValidationError(exc.detail) from exc
+def _archive_profile(request: HttpRequest, profile: BillingProfile, data: dict[str, Any]) -> str:
+    profiles.billing_profile_delete(profile_id=profile.pk)
+    return f"The billing profile “{profile.name}” is archived."
 
 
 @admin.register(BillingProfile)
-class BillingProfileAdmin(admin.ModelAdmin):
+class BillingProfileAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    """Profiles on a typed form, saved through the services behind the API; archived (never deleted) through the
+    service's rules: not the default, pinned by no customer, no invoice still open."""
+
     form = BillingProfileForm
-    list_display = ("name", "is_default", "invoicing_app", "payment_app", "created_at", "deleted_at")
+    list_display = ("name", "is_default", "supplier_name", "invoicing_app", "workflow_summary", "pinned", "archived")
     list_filter = ("is_default", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "id")
-    readonly_fields = ("id", "created_at", "updated_at", "is_default", "tax_app", "invoicing_app", "payment_app",
-                       "deleted_at")
-    fields = ("id", "name", "description", "is_default", "supplier", "workflow", "metadata", "tax_app",
-              "invoicing_app", "payment_app", "created_at", "updated_at", "deleted_at")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "default")}),
+        ("Supplier (who invoices)", {"fields": ("supplier_name", "supplier_key", "tax_id", "line1", "line2",
+                                                "postal_code", "city", "state", "country", "phone_number")}),
+        ("Collection", {"fields": ("alignment", "anchor_interval", "anchor", "collection_interval")}),
+        ("Invoicing", {"fields": ("auto_advance", "draft_period", "due_after", "progressive_billing",
+                                  "end_proration")}),
+        ("Payment and tax", {"fields": ("collection_method", "tax_enabled", "tax_enforced")}),
+        ("Apps", {"fields": ("tax_app", "invoicing_app", "payment_app")}),
+        ("Metadata", {"fields": ("metadata",)}),
+    )
+    object_actions = (
+        ObjectAction("archive", "Archive", run=_archive_profile, destructive=True,
+                     available=lambda profile: profile.deleted_at is None and not profile.is_default,
+                     confirm="An archived profile bills no one and cannot be changed; its invoices stay."),
+    )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a profile needs its apps: created through the API (billing.profiles.create)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BillingProfile]:
+        return super().get_queryset(request).select_related("invoicing_app").annotate(
+            pinned_customers=Count("customer_overrides"))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # profiles are archived through the API (rules: not default, not pinned, invoices final)
+        return False  # archived through the "Archive" action (the service's rules), never deleted
+
+    @admin.display(description="supplier")
+    def supplier_name(self, profile: BillingProfile) -> str:
+        return (profile.supplier or {}).get("name", "")
+
+    @admin.display(description="workflow")
+    def workflow_summary(self, profile: BillingProfile) -> str:
+        return workflow_text(profile.workflow)
+
+    @admin.display(description="customers pinned", ordering="pinned_customers")
+    def pinned(self, profile: BillingProfile) -> int:
+        return profile.pinned_customers  # type: ignore[attr-defined]
+
+    @admin.display(description="archived", ordering="deleted_at")
+    def archived(self, profile: BillingProfile) -> str:
+        return when(profile.deleted_at) if profile.deleted_at else ""
 
     def save_model(self, request: HttpRequest, obj: BillingProfile, form: Any, change: bool) -> None:
-        profiles.billing_profile_update(
-            profile_id=obj.pk, name=obj.name, description=obj.description, metadata=obj.metadata,
-            supplier=obj.supplier, default=obj.is_default, workflow=obj.workflow,
+        data = form.cleaned_data
+        settings = {"name": data["name"], "description": data.get("description") or None,
+                    "metadata": data["metadata"], "supplier": form.supplier(), "workflow": form.workflow()}
+        if change:
+            profiles.billing_profile_update(profile_id=obj.pk, default=obj.is_default or data["default"], **settings)
+            return
+        created = profiles.billing_profile_create(
+            default=data["default"], **settings,
+            apps=ProfileApps(tax=data["tax_app"].pk, invoicing=data["invoicing_app"].pk, payment=data["payment_app"].pk),
         )
+        obj.pk = created.pk  # the admin's redirect and log entry name the created profile
 
 
 @admin.register(CustomerOverride)
 class CustomerOverrideAdmin(admin.ModelAdmin):
-    list_display = ("customer", "billing_profile", "updated_at")
+    """Which profile bills a customer; saved and removed through the services behind the API."""
+
+    form = CustomerOverrideForm
+    list_display = ("customer", "profile_shown", "updated_at")
     list_filter = ("billing_profile",)
     search_fields = ("customer__name", "customer__key", "customer__id")
-    raw_id_fields = ("customer",)
+    list_select_related = ("customer", "billing_profile")
+    autocomplete_fields = ("customer",)
+
+    @admin.display(description="billing profile", ordering="billing_profile__name")
+    def profile_shown(self, override: CustomerOverride) -> str:
+        return override.billing_profile.name if override.billing_profile else "the default profile"
+
+    def save_model(self, request: HttpRequest, obj: CustomerOverride, form: Any, change: bool) -> None:
+        profiles.customer_override_upsert(customer_id=obj.customer_id, billing_profile_id=obj.billing_profile_id)
+        obj.pk = CustomerOverride.objects.get(customer_id=obj.customer_id).pk
+
+    def delete_model(self, request: HttpRequest, obj: CustomerOverride) -> None:
+        profiles.customer_override_delete(customer_id=obj.customer_id)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CustomerOverride]) -> None:
+        for override in queryset:
+            profiles.customer_override_delete(customer_id=override.customer_id)
 
 
 class StatusGroupFilter(admin.SimpleListFilter):

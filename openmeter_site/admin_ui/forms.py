@@ -5,6 +5,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from babel import Locale
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
@@ -131,3 +132,21 @@ class FieldsetsForm(forms.Form):
              "rows": [{"field": self[name], "when": self.show_when.get(name)} for name in names]}
             for title, description, names in sets
         ]
+
+
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}  # babel territories that are no country
+
+
+def country_choices() -> list[tuple[str, str]]:
+    names = Locale("en").territories
+    countries = sorted(((code, f"{name} ({code})") for code, name in names.items()
+                        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES), key=lambda c: c[1])
+    return [("", "—"), *countries]
+
+
+class CountryField(forms.ChoiceField):
+    """An ISO 3166 two-letter country, chosen by its name."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(choices=country_choices, **kwargs)
