@@ -39,3 +39,20 @@ def test_api_docs_page_loads_swagger_ui_from_our_static_files_only():
         assert asset.startswith("/static/drf_spectacular_sidecar/swagger-ui-dist/"), asset  # no CDN
         assert finders.find(asset.removeprefix("/static/")), asset  # shipped by a package, collected by collectstatic
     assert "http://" not in html and "https://" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_swagger_ui_renders_the_spec_in_a_browser_without_the_network(browser, live_server_url):
+    context = browser.new_context(base_url=live_server_url)
+    off_site: list[str] = []
+    context.route("**/*", lambda route: (off_site.append(route.request.url), route.abort())
+                  if not route.request.url.startswith(live_server_url) else route.continue_())
+    page = context.new_page()
+    try:
+        page.goto("/api/docs")
+        page.get_by_text("OpenMeter API", exact=False).first.wait_for(timeout=60_000)
+        page.locator(".opblock-summary-path[data-path='/api/v1/subscriptions']").first.wait_for(timeout=60_000)
+        assert page.locator(".servers select option").first.inner_text() == f"{live_server_url} - This server"
+    finally:
+        context.close()
+    assert off_site == []  # nothing fetched from anywhere but this server
