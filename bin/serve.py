@@ -61,20 +61,19 @@ def request_stop(signum: int, _frame: object) -> None:
     stop_requested.set()
 
 
-def start_embedded_services(data: Path) -> Process:
+def embedded_services_ready(data: Path, services: Process) -> bool:
+    """Wait for bin/embedded_services.py to write its URLs, then take them into this environment."""
     env_file = data / "services.env"
-    env_file.unlink(missing_ok=True)
-    services = Process("embedded services", [str(VENV_BIN / "python"), "bin/embedded_services.py", str(data)])
     for _ in range(240):
         if env_file.exists() or stop_requested.is_set() or services.popen.poll() is not None:
             break
         time.sleep(0.5)
     if not env_file.exists():
-        raise SystemExit("bin/run: the embedded services did not start")
+        return False
     for line in env_file.read_text().splitlines():  # export NAME='value'
         name, _, value = line.removeprefix("export ").partition("=")
         os.environ[name] = value.strip("'")
-    return services
+    return True
 
 
 def create_database(url: str) -> None:
@@ -130,7 +129,14 @@ def main(*, embedded: bool) -> int:
     try:
         if embedded:
             print(f"Starting the embedded PostgreSQL and Redis (data in {data}) ...", flush=True)
-            processes.append(start_embedded_services(data))
+            (data / "services.env").unlink(missing_ok=True)
+            services = Process("embedded services", [str(VENV_BIN / "python"), "bin/embedded_services.py", str(data)])
+            processes.append(services)
+            if not embedded_services_ready(data, services):
+                if stop_requested.is_set():
+                    return 0
+                print("bin/run: the embedded services did not start", file=sys.stderr)
+                return 1
         os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/openmeter")
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         set_up()
