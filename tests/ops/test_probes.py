@@ -1,10 +1,12 @@
 """/healthz and /readyz: no authentication; readiness names each dependency that failed."""
 
 import pytest
+import requests
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from openmeter_site.ops import probes
+from tests import conftest
 from tests.conftest import free_port
 
 
@@ -64,3 +66,16 @@ def test_migrations_check_names_what_is_not_applied_on_an_empty_database():
     # then every app's first migration is among them, and none on the migrated test database
     assert {"core.0001_initial", "metering.0001_initial", "billing.0001_initial"} <= set(pending)
     assert probes.unapplied_migrations(connection) == []
+
+
+def test_with_the_database_unreachable_healthz_is_ok_and_readyz_names_the_database():
+    nowhere = f"postgres://postgres@127.0.0.1:{free_port()}/openmeter"  # nothing listens there
+    with conftest.gunicorn_server(DATABASE_URL=nowhere) as url:
+        assert requests.get(f"{url}/healthz", timeout=30).json() == {"status": "ok"}
+        response = requests.get(f"{url}/readyz", timeout=30)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"]
+    assert body["checks"]["database"].startswith("OperationalError")
+    assert body["checks"]["migrations"] == "not checked: no database"
+    assert body["checks"]["redis"] == "ok"
