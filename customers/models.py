@@ -20,7 +20,7 @@ class Customer(SoftDeleteModel):
         ]
 
     def __str__(self) -> str:
-        return self.key or self.name
+        return self.name
 
     def subject_keys(self) -> list[str]:
         """Usage attribution: events whose subject is the customer's key or one of its subject keys."""

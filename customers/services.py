@@ -3,9 +3,13 @@
 A customer's usage is every event whose subject is its key or one of its `usageAttribution.subjectKeys`.
 A subject therefore belongs to at most one live customer: neither another customer's subject key nor
 another customer's key may be claimed again (409).
+
+Apps above may refuse a customer's deletion (subscriptions refuses it while one is active, as upstream): they
+register a guard in their `AppConfig.ready`, so this module never imports them.
 """
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +20,15 @@ from django.utils import timezone
 from customers.models import Customer, CustomerSubject
 from openmeter_site.core.errors import Conflict, NotFound
 from openmeter_site.core.ids import is_ulid
+
+DeleteGuard = Callable[[Customer, dt.datetime], None]
+_delete_guards: list[DeleteGuard] = []
+
+
+def register_delete_guard(guard: DeleteGuard) -> None:
+    """`guard(customer, at)` raises a DomainError when the customer must not be deleted at `at`."""
+    if guard not in _delete_guards:
+        _delete_guards.append(guard)
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,18 @@ def customer_for_subject(*, subject_key: str) -> Customer | None:
     )
 
 
+def customer_check(*, data: CustomerInput, customer: Customer | None = None) -> None:
+    """What `customer_create` / `customer_update` refuse before writing (409 on a key or subject claimed by
+    another live customer); the back office's form shows it on the field."""
+    _check_attribution(key=data.key, subject_keys=data.subject_keys, exclude_id=customer.pk if customer else None)
+
+
 def _check_attribution(*, key: str | None, subject_keys: Sequence[str], exclude_id: str | None) -> None:
     others = Customer.objects.filter(deleted_at__isnull=True)
     if exclude_id:
         others = others.exclude(pk=exclude_id)
     if key and others.filter(key=key).exists():
-        raise Conflict(f"key: a customer with key {key!r} already exists")
+        raise Conflict(f"key: a customer with key {key!r} already exists", extensions={"field": "key"})
     claimed = set(subject_keys) | ({key} if key else set())
     taken = CustomerSubject.objects.filter(
         subject_key__in=claimed, deleted_at__isnull=True, customer__deleted_at__isnull=True
@@ -70,11 +89,13 @@ def _check_attribution(*, key: str | None, subject_keys: Sequence[str], exclude_
     if clash is not None:
         raise Conflict(
             f"usageAttribution.subjectKeys: subject {clash.subject_key!r} already belongs to customer "
-            f"{clash.customer_id}; a subject can belong to one customer only"
+            f"{clash.customer_id}; a subject can belong to one customer only",
+            extensions={"field": "usageAttribution.subjectKeys"},
         )
     clash_key = others.filter(key__in=list(subject_keys)).values_list("key", flat=True).first()
     if clash_key:
-        raise Conflict(f"usageAttribution.subjectKeys: subject {clash_key!r} is the key of another customer")
+        raise Conflict(f"usageAttribution.subjectKeys: subject {clash_key!r} is the key of another customer",
+                       extensions={"field": "usageAttribution.subjectKeys"})
 
 
 def _write_subjects(customer: Customer, subject_keys: Sequence[str]) -> None:
@@ -126,7 +147,7 @@ def customer_update(*, customer: Customer, data: CustomerInput) -> Customer:
 
 
 def customer_delete(*, customer: Customer) -> None:
-    """Soft delete. Its subjects are released and its entitlements end now."""
+    """Soft delete, unless a registered guard refuses it. Its subjects are released and its entitlements end now."""
     from entitlements.services import entitlements_end_for_customer
 
     now = timezone.now()
@@ -134,6 +155,8 @@ def customer_delete(*, customer: Customer) -> None:
         locked = Customer.objects.select_for_update().get(pk=customer.pk)
         if locked.deleted_at is not None:
             raise NotFound(f"customer {customer.pk} not found")
+        for guard in _delete_guards:
+            guard(locked, now)
         locked.deleted_at = now
         locked.save(update_fields=["deleted_at", "updated_at"])
         CustomerSubject.objects.filter(customer=locked, deleted_at__isnull=True).update(deleted_at=now)

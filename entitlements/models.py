@@ -4,6 +4,7 @@ from django.db import models
 
 from catalog.models import Feature
 from customers.models import Customer
+from openmeter_site.admin_ui.display import quantity_text
 from openmeter_site.core.fields import DecimalColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
@@ -49,7 +50,7 @@ class Entitlement(SoftDeleteModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.feature_key} for {self.customer_id}"
+        return f"{self.feature_key} for {self.customer}"
 
 
 class Grant(SoftDeleteModel):
@@ -74,7 +75,10 @@ class Grant(SoftDeleteModel):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.amount} on {self.entitlement_id}"
+        """"100 credit on tokens from 2026-03-01 (void)": grants are in the feature's usage units, not money."""
+        void = " (void)" if self.voided_at else ""
+        feature = self.entitlement.feature_key
+        return f"{quantity_text(self.amount)} credit on {feature} from {self.effective_at:%Y-%m-%d}{void}"
 
 
 class UsageReset(BaseModel):
@@ -91,7 +95,7 @@ class UsageReset(BaseModel):
         constraints = [models.UniqueConstraint(fields=["entitlement", "reset_at"], name="reset_once_per_minute")]
 
     def __str__(self) -> str:
-        return f"reset {self.entitlement_id} at {self.reset_at}"
+        return f"reset of {self.entitlement} at {self.reset_at:%Y-%m-%d %H:%M} UTC"
 
 
 class BalanceSnapshot(models.Model):

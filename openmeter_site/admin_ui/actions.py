@@ -9,11 +9,14 @@ the API, and a rejection from the service is shown on the form, never as a 500.
         )
 
 `run(request, obj, cleaned_data)` returns the success message, or an `HttpResponse` (a download, a redirect).
+A link to an action page may carry `?next=<url>` (the customer's page links to its subscription's actions): the
+operator returns there after the action or on cancel.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,6 +26,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from openmeter_site.admin_ui.forms import FieldsetsForm
 from openmeter_site.core.errors import DomainError
@@ -84,13 +88,16 @@ class ObjectActionsMixin(admin.ModelAdmin):
     def object_action_url(self, obj: Model, name: str) -> str:
         return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_do", args=[obj.pk, name])
 
+    def action_links(self, request: HttpRequest, obj: Model, *, next_url: str = "") -> list[dict[str, Any]]:
+        """The actions available on `obj` as links (label, url, destructive), e.g. for another record's page."""
+        suffix = f"?{urlencode({'next': next_url})}" if next_url else ""
+        return [{"label": a.label, "url": self.object_action_url(obj, a.name) + suffix, "destructive": a.destructive}
+                for a in self.get_object_actions(request, obj)]
+
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         obj = self.get_object(request, object_id)
-        buttons = [] if obj is None else [
-            {"label": a.label, "url": self.object_action_url(obj, a.name), "destructive": a.destructive}
-            for a in self.get_object_actions(request, obj)
-        ]
+        buttons = [] if obj is None else self.action_links(request, obj)
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "object_buttons": buttons})
 
     def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
@@ -103,9 +110,13 @@ class ObjectActionsMixin(admin.ModelAdmin):
         if chosen is None:
             raise Http404(f"No action {action!r}")
         change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        back_url = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(back_url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            back_url = change_url
         if not chosen.available(obj):
             messages.error(request, f"“{chosen.label}” is not possible for {obj} now.")
-            return HttpResponseRedirect(change_url)
+            return HttpResponseRedirect(back_url)
         data = request.POST if request.method == "POST" else None
         form = chosen.form(data, obj=obj, initial=chosen.initial(obj))
         if request.method == "POST" and form.is_valid():
@@ -117,10 +128,11 @@ class ObjectActionsMixin(admin.ModelAdmin):
                 if isinstance(result, HttpResponse):
                     return result
                 messages.success(request, result)
-                return HttpResponseRedirect(change_url)
+                return HttpResponseRedirect(back_url)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts, "original": obj, "action": chosen, "form": form, "change_url": change_url,
+            "back_url": back_url,
             "title": f"{chosen.label}: {obj}", "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/admin_ui/action_form.html", context)

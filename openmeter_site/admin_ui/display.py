@@ -72,10 +72,15 @@ _DURATION_UNITS = (("Y", "year"), ("M", "month"), ("W", "week"), ("D", "day"))
 _TIME_UNITS = (("H", "hour"), ("M", "minute"), ("S", "second"))
 
 
+_NAMED_INTERVALS = {"HOUR": "PT1H", "DAY": "P1D", "WEEK": "P1W", "MONTH": "P1M", "YEAR": "P1Y"}  # entitlements'
+
+
 def duration_text(value: str | None, *, empty: str = "—") -> str:
-    """An ISO 8601 duration as an operator says it: `P1M` → "1 month", `P2W` → "2 weeks", `PT1H` → "1 hour"."""
+    """An ISO 8601 duration as an operator says it: `P1M` → "1 month", `P2W` → "2 weeks", `PT1H` → "1 hour"; an
+    entitlement's named interval too (`MONTH` → "1 month")."""
     if not value:
         return empty
+    value = _NAMED_INTERVALS.get(value, value)
     date_part, _, time_part = value.removeprefix("P").partition("T")
     parts = []
     for text, units in ((date_part, _DURATION_UNITS), (time_part, _TIME_UNITS)):

@@ -150,3 +150,16 @@ class CountryField(forms.ChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         super().__init__(choices=country_choices, **kwargs)
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    """A moment entered in the operator's time zone (the browser's date-time picker), stored as an aware datetime."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        return {**super().widget_attrs(widget), "step": 60}

@@ -18,7 +18,7 @@ from catalog.models import CatalogStatus, Plan
 from catalog.periods import Duration, add_duration, normalize_anchor, parse_duration
 from catalog.services.plans import PlanInput, check_plan_input, plan_as_input, plan_input_validation_errors
 from customers.models import Customer
-from openmeter_site.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openmeter_site.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from openmeter_site.core.ids import is_ulid
 from subscriptions.events import subscription_changed
 from subscriptions.models import Subscription, SubscriptionItem, SubscriptionPhase, SubscriptionStatus
@@ -53,6 +53,23 @@ def require_action(subscription: Subscription, action: str, at: dt.datetime) -> 
     status = subscription.status_at(at)
     if status not in ALLOWED[action]:
         raise Forbidden(f"transition {action} in state {status} is not allowed for subscription {subscription.pk}")
+
+
+def refuse_deleting_a_subscribed_customer(customer: Customer, at: dt.datetime) -> None:
+    """A customer with a subscription active at `at` cannot be deleted (upstream's 412
+    `deleting_customer_with_active_subscriptions`); registered as a guard of `customers.services.customer_delete`."""
+    active = list(
+        Subscription.objects.filter(customer=customer, deleted_at__isnull=True, active_from__lte=at)
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
+        .order_by("active_from")
+        .values_list("pk", flat=True)
+    )
+    if active:
+        raise PreconditionFailed(
+            f"customer {customer} still has active subscriptions ({', '.join(active)}); cancel them before deleting "
+            "the customer",
+            extensions={"code": "deleting_customer_with_active_subscriptions", "subscriptions": active},
+        )
 
 
 def customer_resolve(id_or_key: str, *, lock: bool = False) -> Customer:

@@ -150,6 +150,24 @@ def test_scheduled_start_then_delete(api, tokens):
     subscribe(api, customer, utc(2026, 1, 12))
 
 
+def test_deleting_a_customer_with_an_active_subscription_is_412_until_it_has_ended(api, tokens):
+    publish_plan(api, trial_plan())
+    customer = CustomerFactory(key="acme")
+    created = subscribe(api, customer, utc(2026, 1, 10))
+    post_at(api, f"/api/v1/subscriptions/{created['id']}/cancel", {"timing": "2026-03-01T00:00:00Z"}, utc(2026, 2, 1))
+
+    # as upstream: still active (ending on Mar 1) → 412, nothing changed
+    with time_machine.travel(utc(2026, 2, 20), tick=False):
+        refused = api.delete("/api/v1/customers/acme")
+    body = assert_problem(refused, 412, "still has active subscriptions")
+    assert body["extensions"] == {"code": "deleting_customer_with_active_subscriptions", "subscriptions": [created["id"]]}
+    assert Customer.objects.get(pk=customer.pk).deleted_at is None
+    # once it has ended the customer can be deleted
+    with time_machine.travel(utc(2026, 3, 1), tick=False):
+        assert api.delete("/api/v1/customers/acme").status_code == 204
+    assert Customer.objects.get(pk=customer.pk).deleted_at == utc(2026, 3, 1)
+
+
 def test_cancel_at_next_billing_cycle_then_unschedule(api, tokens):
     publish_plan(api, trial_plan())
     customer = CustomerFactory()

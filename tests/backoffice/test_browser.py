@@ -1,0 +1,145 @@
+"""A billing person's everyday tasks in a real headless Chromium against the live server: what the page shows after
+each step. Set OM_SCREENSHOT_DIR to keep a screenshot of each step."""
+
+import os
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from customers.models import Customer
+from entitlements.models import Entitlement, Grant
+from subscriptions.models import Subscription
+from subscriptions.services.lifecycle import subscription_create
+from tests.backoffice.conftest import pro_plan, publish_plan_with_seats
+from tests.factories import CustomerFactory, ingest
+from tests.subscriptions.test_lifecycle import publish_plan
+
+browser_test = pytest.mark.django_db(transaction=True)
+
+
+def snap(page: Page, name: str) -> None:
+    folder = os.environ.get("OM_SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
+def hub_url(customer: Customer) -> str:
+    return f"/admin/customers/customer/{customer.pk}/change/"
+
+
+@pytest.fixture
+def plans(api, tokens):
+    publish_plan_with_seats(api, pro_plan())
+    publish_plan(api, pro_plan(key="max", fee="99"))
+
+
+@pytest.fixture
+def subscribed(plans) -> Customer:
+    """ACME on Pro from now on, 1,200 tokens used since."""
+    customer = CustomerFactory(key="acme", name="ACME Inc.", subjects=["acme-api"], primary_email="billing@acme.test",
+                               billing_address={"line1": "1 Main St", "city": "Springfield", "country": "US"})
+    subscription_create(customer="acme", plan_key="pro")
+    ingest([{"subject": "acme-api", "time": timezone.now(), "data": {"tokens": 1200, "model": "gpt"}}])
+    return customer
+
+
+@browser_test
+def test_operator_creates_a_customer_and_sees_a_taken_subject_key_on_the_form(operator_page):
+    CustomerFactory(key="globex", name="Globex", subjects=["shared-api"])
+    page = operator_page
+    page.goto("/admin/customers/customer/add/")
+    page.fill("#id_name", "ACME Inc.")
+    page.fill("#id_key", "acme")
+    page.fill("#id_subject_keys", "acme-api\nshared-api")
+    page.select_option("#id_currency", "EUR")
+    page.fill("#id_address_line1", "Hauptstraße 1")
+    page.fill("#id_address_city", "Berlin")
+    page.select_option("#id_address_country", "DE")
+    page.locator("input[name=metadata__key]").first.fill("tier")
+    page.locator("input[name=metadata__value]").first.fill("gold")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-subject_keys .errorlist")).to_contain_text("already belongs to customer")
+    assert not Customer.objects.filter(key="acme").exists()
+    page.fill("#id_subject_keys", "acme-api")
+    page.click("input[name=_save]")
+    expect(page.locator(".om-hub-header h2")).to_have_text("ACME Inc.")
+    expect(page.locator(".om-hub-header")).to_contain_text("acme-api")
+    snap(page, "customer-created")
+    customer = Customer.objects.get(key="acme")
+    assert customer.billing_address == {"line1": "Hauptstraße 1", "city": "Berlin", "country": "DE"}
+    assert customer.metadata == {"tier": "gold"} and customer.currency == "EUR"
+
+
+@browser_test
+def test_operator_manages_a_subscription_from_the_customer_page(operator_page, subscribed):
+    page = operator_page
+    page.goto(hub_url(subscribed))
+    subscriptions = page.locator("#om-subscriptions")
+    expect(subscriptions).to_contain_text("Pro v1")
+    snap(page, "hub")
+    # buy 3 seats
+    subscriptions.get_by_role("link", name="Buy or change add-on").click()
+    page.fill("#id_quantity", "3")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("quantity 3")
+    # cancel at the end of the billing period: the row says when it ends; then continue
+    subscriptions.get_by_role("link", name="Cancel").click()
+    expect(page.locator(".om-confirm")).to_contain_text("Until it ends, “Continue” undoes this")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("will end on")
+    expect(subscriptions).to_contain_text("canceled")
+    subscriptions.get_by_role("link", name="Continue (undo the cancellation)").click()
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("continues")
+    expect(subscriptions.locator(".om-status")).to_have_text("active")
+    # change to Max at the end of the period: a scheduled Max subscription follows
+    subscriptions.get_by_role("link", name="Change plan").click()
+    page.select_option("#id_plan", label="Max (max v1) · USD · billed every 1 month")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("moves to Max")
+    expect(subscriptions).to_contain_text("Max v1")
+    expect(subscriptions.locator(".om-status-scheduled")).to_have_text("scheduled")
+    snap(page, "hub-plan-changed")
+    current, following = Subscription.objects.filter(customer=subscribed).order_by("active_from")
+    assert current.active_to == following.active_from and following.plan.key == "max"
+
+
+@browser_test
+def test_operator_grants_credit_resets_usage_and_overrides_an_entitlement(operator_page, subscribed):
+    page = operator_page
+    page.goto(hub_url(subscribed))
+    entitlements = page.locator("#om-entitlements")
+    # soft limit, no grant yet: 1,200 used, balance 0, overage 1,200
+    expect(entitlements.locator("tbody tr").first).to_contain_text("1,200")
+    entitlements.get_by_role("link", name="Grant credit").click()
+    page.fill("#id_amount", "5000")
+    page.fill("#id_expires_after_0", "30")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("the balance is now 3,800")
+    expect(entitlements.locator("tbody tr").first).to_contain_text("3,800")
+    expect(page.locator("#om-grants")).to_contain_text("5,000")
+    # reset: usage counts from zero again
+    entitlements.get_by_role("link", name="Reset usage").click()
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("starts again from")
+    # override with a hard limit: the new entitlement no longer grants access beyond its balance
+    entitlements.get_by_role("link", name="Override").click()
+    page.uncheck("#id_is_soft_limit")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("is replaced by a new metered entitlement")
+    live = Entitlement.objects.get(customer=subscribed, deleted_at__isnull=True)
+    assert live.is_soft_limit is False
+    assert Grant.objects.get().amount == Decimal(5000)
+
+
+@browser_test
+def test_operator_cannot_delete_a_subscribed_customer(operator_page, subscribed):
+    page = operator_page
+    page.goto(hub_url(subscribed))
+    page.click("text=Delete customer")
+    expect(page.locator(".om-confirm")).to_contain_text("cancel the subscription first")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".errornote")).to_contain_text("still has active subscriptions")
+    assert Customer.objects.get(pk=subscribed.pk).deleted_at is None
