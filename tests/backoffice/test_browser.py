@@ -64,7 +64,7 @@ def test_operator_creates_a_customer_and_sees_a_taken_subject_key_on_the_form(op
     assert not Customer.objects.filter(key="acme").exists()
     page.fill("#id_subject_keys", "acme-api")
     page.click("input[name=_save]")
-    expect(page.locator(".om-hub-header h2")).to_have_text("ACME Inc.")
+    expect(page.locator("#content h1")).to_have_text("ACME Inc.")
     expect(page.locator(".om-hub-header")).to_contain_text("acme-api")
     snap(page, "customer-created")
     customer = Customer.objects.get(key="acme")
