@@ -1,8 +1,9 @@
 """Back office pages that read several domains; each domain app's own admin stays in that app.
 
 The customer's page is the hub of a billing person's day: the customers app's admin (its typed form, its delete
-action) extended with the customer's whole story (`backoffice.hub`) and the actions that span apps: subscribe,
-and the links to each subscription's and entitlement's own actions, which bring the operator back here."""
+action) extended with the customer's whole story (`backoffice.hub`) and the actions that span apps: subscribe, add
+a one-off charge, invoice now, and the links to each subscription's and entitlement's own actions, which bring the
+operator back here."""
 
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from backoffice.hub import CustomerStory, customer_story
+from billing.admin_actions import CUSTOMER_BILLING_ACTIONS
 from customers.admin import CustomerAdmin
 from customers.models import Customer
 from entitlements.models import Entitlement
@@ -31,8 +33,7 @@ admin.site.unregister(Customer)
 @admin.register(Customer)
 class CustomerHubAdmin(CustomerAdmin):
     change_form_template = "admin/backoffice/customer_hub.html"
-    # the billing actions (one-off charge, invoice now) join here: billing.admin_actions.CUSTOMER_BILLING_ACTIONS
-    object_actions = (SUBSCRIBE, *CustomerAdmin.object_actions)
+    object_actions = (SUBSCRIBE, *CUSTOMER_BILLING_ACTIONS, *CustomerAdmin.object_actions)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[str | None, dict[str, Any]]]:
         """On a customer's page the story comes first; its details are there to edit, folded."""

@@ -263,10 +263,7 @@ def history(customer: Customer) -> list[HistoryItem]:
     resets = UsageReset.objects.filter(entitlement__customer=customer, automatic=False).select_related("entitlement")
     items.extend(HistoryItem(r.reset_at, f"Usage of {r.entitlement.feature_key} reset")
                  for r in resets.order_by("-reset_at")[:HISTORY_ROWS])
-    events = InvoiceEvent.objects.filter(invoice__customer=customer).select_related("invoice").order_by("-id")
-    items.extend(HistoryItem(e.created_at, f"Invoice {e.invoice.number}: {status_text(e.from_status)} → "
-                                           f"{status_text(e.to_status)} ({e.trigger})", e.actor)
-                 for e in events[:HISTORY_ROWS])
+    items.extend(_invoice_history(customer))
     edits = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Customer), object_id=customer.pk)
     items.extend(HistoryItem(e.action_time, f"Customer {_log_verb(e)}", f"admin:{e.user.get_username()}")
                  for e in edits.select_related("user").order_by("-action_time")[:HISTORY_ROWS])
@@ -286,6 +283,23 @@ def _subscription_history(customer: Customer) -> list[HistoryItem]:
             items.append(HistoryItem(min(sub.active_to, sub.updated_at),
                                      f"Subscription “{sub.name}” {verb} on {_day(sub.active_to)}"))
     return items
+
+
+# an invoice's steps that matter to a billing person: what someone did, and where the automatic steps led
+INVOICE_MILESTONES = Q(to_status__in=[InvoiceStatus.DRAFT_MANUAL_APPROVAL_NEEDED, InvoiceStatus.DRAFT_INVALID,
+                                      InvoiceStatus.ISSUED, InvoiceStatus.PAID, InvoiceStatus.OVERDUE,
+                                      InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOIDED, InvoiceStatus.DELETED])
+INVOICE_MILESTONES |= Q(to_status__endswith="failed") | ~Q(trigger="next")
+
+
+def _invoice_history(customer: Customer) -> list[HistoryItem]:
+    events = InvoiceEvent.objects.filter(INVOICE_MILESTONES, invoice__customer=customer).select_related("invoice")
+    return [
+        HistoryItem(e.created_at, f"Invoice {e.invoice.number} created ({status_text(e.to_status)})" if not e.from_status
+                    else f"Invoice {e.invoice.number}: {status_text(e.to_status)} ({e.trigger.replace('_', ' ')})",
+                    e.actor)
+        for e in events.order_by("-id")[:HISTORY_ROWS]
+    ]
 
 
 def _addon_history(customer: Customer) -> list[HistoryItem]:

@@ -91,8 +91,8 @@ def grant_credit(request: HttpRequest, entitlement: Entitlement, data: dict[str,
         recurrence=UsagePeriodInput(data["renews_every"]) if data["renews_every"] else None,
     ))
     now = balance.value(entitlement=entitlement, at=timezone.now())
-    return (f"Granted {quantity_text(grant.amount)} {entitlement.feature_key} to {entitlement.customer}; the balance "
-            f"is now {quantity_text(now.balance)}.")
+    return (f"{entitlement.customer}: granted {quantity_text(grant.amount)} {entitlement.feature_key}; the balance is "
+            f"now {quantity_text(now.balance)}.")
 
 
 class ResetForm(ActionForm):

@@ -10,6 +10,7 @@ from openmeter_site.admin_ui.display import quantity_text
 
 WIDTH, HEIGHT = 720, 220
 LEFT, BOTTOM, TOP = 64, 28, 12  # room for the value axis, the labels below, and the top value
+MAX_BAR = 48  # a few bars (the first days of a period) stay bars, not blocks
 
 
 def bar_chart(
@@ -26,7 +27,7 @@ def bar_chart(
     top = max(max(values), Decimal(0)) or Decimal(1)
     plot_w, plot_h = WIDTH - LEFT, HEIGHT - BOTTOM - TOP
     slot = Decimal(plot_w) / len(values)
-    bar_w = max(int(slot * Decimal("0.8")), 1)
+    bar_w = min(max(int(slot * Decimal("0.8")), 1), MAX_BAR)
     label_every = max(len(labels) // 12 + (1 if len(labels) % 12 else 0), 1)
     bars, ticks = [], []
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):

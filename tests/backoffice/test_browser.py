@@ -8,11 +8,13 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from billing.models import Invoice, InvoiceStatus
 from customers.models import Customer
 from entitlements.models import Entitlement, Grant
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import subscription_create
 from tests.backoffice.conftest import pro_plan, publish_plan_with_seats
+from tests.billing.helpers import custom_invoicing_app, profile
 from tests.factories import CustomerFactory, ingest
 from tests.subscriptions.test_lifecycle import publish_plan
 
@@ -143,3 +145,72 @@ def test_operator_cannot_delete_a_subscribed_customer(operator_page, subscribed)
     page.click("input[name=_confirm]")
     expect(page.locator(".errornote")).to_contain_text("still has active subscriptions")
     assert Customer.objects.get(pk=subscribed.pk).deleted_at is None
+
+
+@browser_test
+def test_billing_person_subscribes_grants_credit_invoices_approves_and_voids(operator_page, plans):
+    """The central scenario of issue 14, on an invoicing app where payments are recorded by hand (so an approved
+    invoice waits for its payment and can be voided) and drafts wait for approval."""
+    profile(app=custom_invoicing_app(draft_hook=False, issuing_hook=False), autoAdvance=False)
+    customer = CustomerFactory(key="acme", name="ACME Inc.", subjects=["acme-api"])
+    page = operator_page
+    page.goto(hub_url(customer))
+    invoices, entitlements = page.locator("#om-invoices"), page.locator("#om-entitlements")
+
+    # subscribe: the $49 monthly fee, billed in advance, waits on the gathering invoice
+    page.get_by_role("link", name="Subscribe", exact=True).click()
+    page.select_option("#id_plan", label="Pro (pro v1) · USD · billed every 1 month")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("ACME Inc. is subscribed to Pro (pro v1)")
+    expect(page.locator("#om-subscriptions .om-status")).to_have_text("active")
+    expect(invoices.locator("tbody tr")).to_have_count(1)
+    expect(invoices).to_contain_text("gathering")
+    expect(invoices).to_contain_text("$49.00")
+    snap(page, "scenario-1-subscribed")
+
+    # 1,200 tokens are used: no credit yet (soft limit), so the balance is 0 and the invoice grows by $120
+    ingest([{"subject": "acme-api", "time": timezone.now(), "data": {"tokens": 1200, "model": "gpt"}}])
+    page.reload()
+    expect(entitlements.locator("tbody tr").first).to_contain_text("1,200")
+    expect(invoices).to_contain_text("$169.00")
+
+    # grant 5,000 tokens: the balance becomes 3,800
+    entitlements.get_by_role("link", name="Grant credit").click()
+    page.fill("#id_amount", "5000")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("the balance is now 3,800")
+    balance = entitlements.locator("tbody tr").first.locator("td").nth(2)
+    expect(balance).to_have_text("3,800")
+    snap(page, "scenario-2-credit-granted")
+
+    # invoice now, with the usage so far: one draft of $169.00, waiting for late events until collected
+    page.get_by_role("link", name="Invoice now").click()
+    page.select_option("#id_progressive", "yes")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("draft: waiting for collection")
+    expect(page.locator(".om-total-value")).to_have_text("$169.00")
+    page.get_by_role("link", name="Collect now").click()
+    page.locator("input[type=submit][value='Collect now']").click()
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("draft: manual approval needed")
+    expect(page.locator(".om-total-value")).to_have_text("$169.00")
+    snap(page, "scenario-3-draft")
+
+    # approve: issued, waiting for its payment
+    page.get_by_role("link", name="Approve").click()
+    page.locator("input[type=submit][value='Approve']").click()
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("payment processing: pending")
+
+    # void, after confirming
+    page.get_by_role("link", name="Void").click()
+    expect(page.locator(".om-confirm")).to_contain_text("Voiding cannot be undone")
+    page.fill("textarea[name=reason]", "billed by mistake")
+    page.locator("input[type=submit][value='Void']").click()
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("voided")
+
+    # the customer's page tells the story
+    page.goto(hub_url(customer))
+    expect(invoices.locator(".om-invoice-voided")).to_be_visible()
+    expect(page.locator("#om-history")).to_contain_text("voided")
+    snap(page, "scenario-4-voided")
+    invoice = Invoice.objects.get(customer=customer, status=InvoiceStatus.VOIDED)
+    assert invoice.total == Decimal("169.00")

@@ -5,6 +5,8 @@ import datetime as dt
 import pytest
 import time_machine
 
+from billing.models import InvoiceEvent
+from billing.services import invoice_approve, invoice_pending_lines, invoice_snapshot_quantities
 from integrations.models import App, AppType, CustomerAppData
 from tests.backoffice.conftest import T0
 from tests.factories import CustomerFactory, ingest
@@ -93,3 +95,18 @@ def test_hub_history_tells_what_happened(admin_client, story):
     history = section(hub(admin_client, story.customer), "history")
     assert "Subscribed to Pro v1 (“Pro”) from 2026-03-01" in history
     assert "Granted 100 credit on tokens from 2026-03-01" in history
+
+
+def test_hub_history_keeps_an_invoices_milestones_not_its_internal_steps(admin_client, story):
+    with time_machine.travel(NOW, tick=False):
+        [invoice] = invoice_pending_lines(customer_id=story.customer.pk, actor="admin:boss")
+        invoice_snapshot_quantities(invoice_id=invoice.pk, actor="admin:boss")
+        invoice = invoice_approve(invoice_id=invoice.pk, actor="admin:boss")
+    walked = list(InvoiceEvent.objects.filter(invoice=invoice).values_list("to_status", flat=True))
+    assert "draft.validating" in walked and walked[-1] == "paid"  # the sandbox app issues and settles at once
+    history = section(hub(admin_client, story.customer), "history")
+    assert f"Invoice {invoice.number} created (draft: created)" in history
+    assert f"Invoice {invoice.number}: draft: collecting (force collect)" in history  # what the operator did
+    assert f"Invoice {invoice.number}: draft: ready to issue (approve)" in history
+    assert f"Invoice {invoice.number}: issued (next)" in history and f"Invoice {invoice.number}: paid" in history
+    assert "draft: validating" not in history and "issuing: syncing" not in history

@@ -33,7 +33,7 @@ def test_grant_credit_with_expiry_rollover_and_renewal(admin_client, story):
                                         "min_rollover_amount": "10", "max_rollover_amount": "50",
                                         "renews_every_0": "1"})
     # 100 + 250 granted, 42 used → 308
-    assert "Granted 250 tokens to ACME Inc.; the balance is now 308." in response.content.decode()
+    assert "ACME Inc.: granted 250 tokens; the balance is now 308." in response.content.decode()
     grant = Grant.objects.get(amount=250)
     assert (grant.priority, grant.expiration_duration, grant.expiration_count) == (5, "DAY", 30)
     assert grant.effective_at == NOW and grant.expires_at == NOW + dt.timedelta(days=30)
