@@ -1,10 +1,12 @@
 """A billing person's everyday tasks in a real headless Chromium against the live server: what the page shows after
 each step. Set OM_SCREENSHOT_DIR to keep a screenshot of each step."""
 
+import datetime as dt
 import os
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -39,11 +41,15 @@ def plans(api, tokens):
 
 @pytest.fixture
 def subscribed(plans) -> Customer:
-    """ACME on Pro from now on, 1,200 tokens used since."""
+    """ACME on Pro since three days ago (the test process moves its own clock; the server's runs on), 1,200 tokens
+    used since: 200, 400 and 600 a day."""
     customer = CustomerFactory(key="acme", name="ACME Inc.", subjects=["acme-api"], primary_email="billing@acme.test",
                                billing_address={"line1": "1 Main St", "city": "Springfield", "country": "US"})
-    subscription_create(customer="acme", plan_key="pro")
-    ingest([{"subject": "acme-api", "time": timezone.now(), "data": {"tokens": 1200, "model": "gpt"}}])
+    start = timezone.now() - dt.timedelta(days=3)
+    with time_machine.travel(start, tick=False):
+        subscription_create(customer="acme", plan_key="pro")
+    ingest([{"subject": "acme-api", "time": start + dt.timedelta(days=day, hours=1), "data": {"tokens": tokens}}
+            for day, tokens in ((0, 200), (1, 400), (2, 600))])
     return customer
 
 
