@@ -8,11 +8,64 @@ from django.db import models
 from django.db.models import Q
 
 from customers.models import Customer
-from integrations.models import App
+from openmeter_site.core.crypto import decrypt, encrypt
 from openmeter_site.core.fields import DecimalColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
 ZERO = 0
+
+
+class AppStatus(models.TextChoices):
+    READY = "ready"
+    UNAUTHORIZED = "unauthorized"
+
+
+class App(SoftDeleteModel):
+    """An installed app: the tax, invoicing and payment backends a billing profile points at.
+
+    Billing knows an app by its type, which names a plug-in registered in `billing.plugins` (the apps themselves
+    live in the `integrations` app). The columns under "stripe" and "custom invoicing" belong to those plug-ins,
+    kept on this one row per app; billing reads none of them.
+    """
+
+    type = models.CharField(max_length=32)
+    name = models.CharField(max_length=256)
+    description = models.TextField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=AppStatus.choices, default=AppStatus.READY)
+    # stripe
+    stripe_account_id = models.CharField(max_length=255, null=True, blank=True)
+    livemode = models.BooleanField(default=False)
+    masked_api_key = models.CharField(max_length=64, null=True, blank=True)
+    secret_api_key_encrypted = models.TextField(null=True, blank=True, editable=False)
+    webhook_secret_encrypted = models.TextField(null=True, blank=True, editable=False)
+    stripe_webhook_endpoint_id = models.CharField(max_length=255, null=True, blank=True)
+    # custom invoicing
+    enable_draft_sync_hook = models.BooleanField(default=False)
+    enable_issuing_sync_hook = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "integrations_app"  # the table it had while the model lived in `integrations`
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+    @property
+    def secret_api_key(self) -> str | None:
+        return decrypt(self.secret_api_key_encrypted) if self.secret_api_key_encrypted else None
+
+    @secret_api_key.setter
+    def secret_api_key(self, value: str | None) -> None:
+        self.secret_api_key_encrypted = encrypt(value) if value else None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else None
+
+    @webhook_secret.setter
+    def webhook_secret(self, value: str | None) -> None:
+        self.webhook_secret_encrypted = encrypt(value) if value else None
 
 
 class BillingProfile(SoftDeleteModel):

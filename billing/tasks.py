@@ -52,3 +52,14 @@ def sync_subscriptions_task(self: Task) -> int:
         run.counts["subscriptions synced"] = synced
     return synced
 
+
+
+@shared_task(bind=True, name="billing.sync_remote_apps", acks_late=True)
+def sync_remote_apps_task(self: Task) -> int:
+    """Invoices waiting on a remote invoicing app: kicked when one starts waiting, and every minute."""
+    from billing.services.remote_sync import sync_remote_apps
+
+    with job_run(self) as run:
+        synced = sync_remote_apps()
+        run.counts["invoices synced with their app"] = synced
+    return synced

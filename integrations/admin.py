@@ -7,7 +7,8 @@ through the same validation as the API (`stripe_app_update_api_key`).
 from django import forms
 from django.contrib import admin, messages
 
-from integrations.models import App, AppType, CustomerAppData, StripeInvoiceSync, StripeWebhookEvent
+from billing.models import App
+from integrations.models import AppType, CustomerAppData, StripeInvoiceSync, StripeWebhookEvent
 from integrations.services import app_uninstall
 from integrations.stripe.services import stripe_app_update_api_key
 from openmeter_site.core.errors import DomainError

@@ -2,10 +2,13 @@
 `draft.syncing` / `issuing.syncing` until the matching callback (`integrations/api/custom_invoicing.py`) arrives;
 with it off, the step completes at once. Payment news comes through the payment-status callback."""
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
-from integrations.backends import SyncResult
-from integrations.models import App
+from billing.models import App
+from billing.plugins import SyncResult
+from billing.services.invoicing import invoice_app_sync_completed, invoice_trigger_payment_from_app
+from integrations.models import AppType
 
 if TYPE_CHECKING:
     from billing.models import Invoice
@@ -14,8 +17,6 @@ NUMBER_PREFIX = "INV"
 
 
 class CustomInvoicingBackend:
-    sync_draft_is_local = True
-
     def __init__(self, app: App) -> None:
         self.app = app
 
@@ -42,3 +43,19 @@ def generated_number(invoice: "Invoice") -> str:
         customer_name=invoice.customer_snapshot.get("name", ""),
         prefix=NUMBER_PREFIX,
     )
+
+
+def custom_invoicing_synchronized(
+    *, invoice_id: str, step: str, result: SyncResult, sent_to_customer_at: dt.datetime | None = None,
+    payment_external_id: str | None = None,
+) -> "Invoice":
+    """The external system finished the `draft` or `issuing` step (an issued invoice it gave no number gets ours)."""
+    return invoice_app_sync_completed(
+        invoice_id=invoice_id, app_type=AppType.CUSTOM_INVOICING, step=step, result=result,
+        number_if_missing=generated_number, sent_to_customer_at=sent_to_customer_at,
+        payment_external_id=payment_external_id,
+    )
+
+
+def custom_invoicing_payment_status(*, invoice_id: str, trigger: str) -> "Invoice":
+    return invoice_trigger_payment_from_app(invoice_id=invoice_id, trigger=trigger, app_type=AppType.CUSTOM_INVOICING)

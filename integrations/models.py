@@ -1,61 +1,16 @@
 from django.db import models
 
+from billing.models import App
 from customers.models import Customer
-from openmeter_site.core.crypto import decrypt, encrypt
-from openmeter_site.core.models import BaseModel, SoftDeleteModel
+from openmeter_site.core.models import BaseModel
 
 
 class AppType(models.TextChoices):
+    """The app types this app provides (each registers a plug-in with billing in `IntegrationsConfig.ready`)."""
+
     STRIPE = "stripe"
     SANDBOX = "sandbox"
     CUSTOM_INVOICING = "custom_invoicing"
-
-
-class AppStatus(models.TextChoices):
-    READY = "ready"
-    UNAUTHORIZED = "unauthorized"
-
-
-class App(SoftDeleteModel):
-    """An installed app: the tax, invoicing and payment backends a billing profile points at."""
-
-    type = models.CharField(max_length=32, choices=AppType.choices)
-    name = models.CharField(max_length=256)
-    description = models.TextField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=AppStatus.choices, default=AppStatus.READY)
-    # stripe
-    stripe_account_id = models.CharField(max_length=255, null=True, blank=True)
-    livemode = models.BooleanField(default=False)
-    masked_api_key = models.CharField(max_length=64, null=True, blank=True)
-    secret_api_key_encrypted = models.TextField(null=True, blank=True, editable=False)
-    webhook_secret_encrypted = models.TextField(null=True, blank=True, editable=False)
-    stripe_webhook_endpoint_id = models.CharField(max_length=255, null=True, blank=True)
-    # custom invoicing
-    enable_draft_sync_hook = models.BooleanField(default=False)
-    enable_issuing_sync_hook = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.type})"
-
-    @property
-    def secret_api_key(self) -> str | None:
-        return decrypt(self.secret_api_key_encrypted) if self.secret_api_key_encrypted else None
-
-    @secret_api_key.setter
-    def secret_api_key(self, value: str | None) -> None:
-        self.secret_api_key_encrypted = encrypt(value) if value else None
-
-    @property
-    def webhook_secret(self) -> str | None:
-        return decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else None
-
-    @webhook_secret.setter
-    def webhook_secret(self, value: str | None) -> None:
-        self.webhook_secret_encrypted = encrypt(value) if value else None
 
 
 class CustomerAppData(BaseModel):

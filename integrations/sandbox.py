@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from integrations.backends import SyncResult
-from integrations.models import App, AppType
+from billing.models import App
+from billing.plugins import SyncResult
+from integrations.models import AppType
 
 if TYPE_CHECKING:
     from billing.models import Invoice
@@ -36,8 +37,6 @@ def sandbox_app_ensure() -> App:
 
 
 class SandboxBackend:
-    sync_draft_is_local = True
-
     def __init__(self, app: App) -> None:
         self.app = app
 

@@ -2,8 +2,9 @@
 
 from django.db.models import QuerySet
 
+from billing.models import App
 from customers.models import Customer
-from integrations.models import App, AppType, CustomerAppData
+from integrations.models import AppType, CustomerAppData
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
 

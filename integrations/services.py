@@ -10,9 +10,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.models import App, AppStatus
 from customers.models import Customer
 from integrations.marketplace import InstallMethod, listing_get
-from integrations.models import App, AppStatus, AppType, CustomerAppData
+from integrations.models import AppType, CustomerAppData
 from integrations.selectors import app_get, app_list_qs, default_app
 from openmeter_site.core.errors import Conflict, InvalidInput
 

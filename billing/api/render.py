@@ -5,13 +5,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from billing.models import BillingProfile, Invoice, InvoiceLine
+from billing.models import App, BillingProfile, Invoice, InvoiceLine
+from billing.plugins import app_to_api
 from billing.services import state
 from billing.services.pricing import TOTAL_FIELDS
 from billing.services.profiles import OverrideDetails
 from customers.api.serializers import customer_to_api
-from integrations.api.serializers import app_to_api
-from integrations.models import App
 from openmeter_site.api.fields import decimal_to_str
 from openmeter_site.core.time import format_rfc3339
 

@@ -7,7 +7,7 @@ in one transaction: a crash half-way leaves nothing behind, a rerun gives the sa
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing.events import invoices_changed
 from billing.models import BillingProfile, Invoice, InvoiceEvent, InvoiceLine, LineManagedBy
 from billing.models import InvoiceStatus as S
+from billing.plugins import SyncResult, backend_for, is_remote
 from billing.services import calculation, numbering, state
 from billing.services.calculation import Usage, features_by_key, is_flat
 from billing.services.locks import lock_customer
@@ -27,8 +28,7 @@ from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
 from billing.services.workflow import add_duration, next_collection_at, stored_workflow_check
 from customers.models import Customer
-from integrations.backends import SyncResult, backend_for
-from integrations.models import AppType
+from openmeter_site.core.broker import kick_on_commit
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import new_id
 from openmeter_site.core.money import is_currency
@@ -305,7 +305,7 @@ def _can_enter_unsaved(invoice: Invoice, to: S, *, valid: bool) -> bool:
     if to == S.DRAFT_VALIDATING:  # its step finds nothing
         return valid
     if to == S.DRAFT_SYNCING:
-        return backend_for(invoice.invoicing_app).sync_draft_is_local
+        return not is_remote(invoice.invoicing_app)
     return to in UNSAVED_STATES
 
 
@@ -498,16 +498,20 @@ def _put_sync_result(invoice: Invoice, result: SyncResult) -> None:
         invoice.number = result.invoice_number
 
 
-def _apply_sync(invoice: Invoice, result: SyncResult) -> None:
+def apply_sync(invoice: Invoice, result: SyncResult) -> None:
     _put_sync_result(invoice, result)
     invoice.save(update_fields=["app_sync_done", "external_ids", "number", "updated_at"])
     for line_id, external_id in result.line_external_ids.items():
         InvoiceLine.objects.filter(pk=line_id, invoice=invoice).update(external_ids={"invoicing": external_id})
 
 
-def _call_app(invoice: Invoice, call: str) -> SyncResult:
+def call_app(invoice: Invoice, call: str) -> SyncResult:
+    """`sync_draft`, `finalize` or `delete` of the invoice's invoicing app; a failure is a `StepFailed`."""
     backend = backend_for(invoice.invoicing_app)
     try:
+        if call == "delete":
+            backend.delete(invoice)
+            return SyncResult(done=True)
         return getattr(backend, call)(invoice)
     except StepFailed:
         raise
@@ -515,14 +519,28 @@ def _call_app(invoice: Invoice, call: str) -> SyncResult:
         raise StepFailed(invoice.invoicing_app.type, f"{call} failed: {exc}") from exc
 
 
-def _step_sync_draft(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
+def _remote_call_requested(invoice: Invoice) -> None:
+    """Commit the intent: the invoice waits in its syncing state, and `billing.sync_remote_apps` makes the call
+    after the commit (kicked then, and run every minute), outside this transaction and its locks."""
+    from billing.tasks import sync_remote_apps_task
+
     invoice.app_sync_done = False
-    _apply_sync(invoice, _call_app(invoice, "sync_draft"))
+    invoice.save(update_fields=["app_sync_done", "updated_at"])
+    kick_on_commit(sync_remote_apps_task)
+
+
+def _step_sync_draft(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
+    if is_remote(invoice.invoicing_app):
+        return _remote_call_requested(invoice)
+    invoice.app_sync_done = False
+    apply_sync(invoice, call_app(invoice, "sync_draft"))
 
 
 def _step_finalize(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
+    if is_remote(invoice.invoicing_app):
+        return _remote_call_requested(invoice)
     invoice.app_sync_done = False
-    _apply_sync(invoice, _call_app(invoice, "finalize"))
+    apply_sync(invoice, call_app(invoice, "finalize"))
 
 
 def _step_issued(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
@@ -533,7 +551,9 @@ def _step_issued(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] |
 
 
 def _step_delete_sync(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
-    backend_for(invoice.invoicing_app).delete(invoice)
+    if is_remote(invoice.invoicing_app):
+        return _remote_call_requested(invoice)
+    apply_sync(invoice, call_app(invoice, "delete"))
 
 
 def _step_deleted(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
@@ -581,10 +601,15 @@ def fire(
             with transaction.atomic():  # a failed step's partial writes are undone, the move above stays
                 step(invoice, at, usage)
     except StepFailed as exc:
-        invoice.refresh_from_db()
-        _record_failure(invoice, exc)
-        fire(invoice, Trigger.FAILED, at=at, actor=actor)
+        step_failed(invoice, exc, at=at, actor=actor)
     return True
+
+
+def step_failed(invoice: Invoice, exc: StepFailed, *, at: dt.datetime, actor: str) -> None:
+    """Record why the step failed as a validation issue, and take the `failed` edge."""
+    invoice.refresh_from_db()
+    _record_failure(invoice, exc)
+    fire(invoice, Trigger.FAILED, at=at, actor=actor)
 
 
 def _record_failure(invoice: Invoice, exc: StepFailed) -> None:
@@ -747,25 +772,25 @@ def invoice_trigger_payment_from_app(*, invoice_id: str, trigger: str, app_type:
 
 
 def invoice_app_sync_completed(
-    *, invoice_id: str, step: str, result: SyncResult, sent_to_customer_at: dt.datetime | None = None,
+    *, invoice_id: str, app_type: str, step: str, result: SyncResult,
+    number_if_missing: Callable[[Invoice], str] | None = None, sent_to_customer_at: dt.datetime | None = None,
     payment_external_id: str | None = None, actor: str = "app",
 ) -> Invoice:
-    """Custom invoicing callbacks: the app finished `draft` (draft.syncing) or `issuing` (issuing.syncing)."""
+    """An app of `app_type` reports that it finished `draft` (draft.syncing) or `issuing` (issuing.syncing), e.g.
+    custom invoicing's callbacks. An issued invoice the app gave no number gets `number_if_missing(invoice)`."""
     expected = {"draft": S.DRAFT_SYNCING, "issuing": S.ISSUING_SYNCING}[step]
     at = timezone.now()
     with transaction.atomic():
         invoice = locked_invoice(invoice_id)
-        _require_app(invoice, AppType.CUSTOM_INVOICING)
+        _require_app(invoice, app_type)
         if invoice.status != expected:
             raise InvalidInput(
                 f"invoice {invoice_id} is in status {invoice.status}, not {expected.value}: nothing to synchronize",
                 extensions={"status": invoice.status},
             )
-        if step == "issuing" and not result.invoice_number:
-            from integrations.custom_invoicing import generated_number
-
-            result = SyncResult(done=True, invoice_number=generated_number(invoice), external_id=result.external_id)
-        _apply_sync(invoice, result)
+        if step == "issuing" and not result.invoice_number and number_if_missing is not None:
+            result = SyncResult(done=True, invoice_number=number_if_missing(invoice), external_id=result.external_id)
+        apply_sync(invoice, result)
         if sent_to_customer_at is not None:
             invoice.sent_to_customer_at = sent_to_customer_at
         if payment_external_id:

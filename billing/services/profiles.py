@@ -8,11 +8,11 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceStatus
+from billing import plugins
+from billing.models import App, BillingProfile, CustomerOverride, Invoice, InvoiceStatus
 from billing.services.locks import advisory_lock
 from billing.services.workflow import workflow_validate
 from customers.models import Customer
-from integrations.models import App
 from openmeter_site.core.errors import InvalidInput, NotFound
 
 DEFAULT_PROFILE_NAME = "Default Billing Profile"
@@ -40,9 +40,8 @@ def billing_profile_get(*, profile_id: str) -> BillingProfile:
 
 
 def billing_profile_default_ensure() -> BillingProfile:
-    """The default profile, created on first use with the sandbox app (as OpenMeter provisions at start-up)."""
-    from integrations.sandbox import sandbox_app_ensure
-
+    """The default profile, created on first use with the registered default app (the sandbox), as OpenMeter
+    provisions at start-up."""
     profile = live_profiles().filter(is_default=True).first()
     if profile is not None:
         return profile
@@ -51,7 +50,7 @@ def billing_profile_default_ensure() -> BillingProfile:
         profile = live_profiles().filter(is_default=True).first()
         if profile is not None:
             return profile
-        app = sandbox_app_ensure()
+        app = plugins.default_app()
         return BillingProfile.objects.create(
             name=DEFAULT_PROFILE_NAME,
             is_default=True,

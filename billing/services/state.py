@@ -189,7 +189,7 @@ TRANSITIONS: dict[S, dict[Trigger, list[Edge]]] = {
         Trigger.PAID: [Edge(S.PAYMENT_BOOKING_AUTHORIZED_AND_SETTLED)],
     },
     S.DELETE_IN_PROGRESS: {Trigger.NEXT: [Edge(S.DELETE_SYNCING)], Trigger.FAILED: [Edge(S.DELETE_FAILED)]},
-    S.DELETE_SYNCING: {Trigger.NEXT: [Edge(S.DELETED)], Trigger.FAILED: [Edge(S.DELETE_FAILED)]},
+    S.DELETE_SYNCING: {Trigger.NEXT: [Edge(S.DELETED, app_synced)], Trigger.FAILED: [Edge(S.DELETE_FAILED)]},
     S.DELETE_FAILED: {Trigger.DELETE: [Edge(S.DELETE_IN_PROGRESS)]},
     S.PAID: {},
     S.VOIDED: {},

@@ -9,9 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.services.invoicing import invoice_app_sync_completed, invoice_trigger_payment_from_app
-from integrations.backends import SyncResult
-from integrations.models import AppType
+from billing.plugins import SyncResult
+from integrations.custom_invoicing import custom_invoicing_payment_status, custom_invoicing_synchronized
 from openmeter_site.api.fields import RFC3339Field
 from openmeter_site.core.errors import NotFound
 
@@ -75,7 +74,7 @@ class DraftSynchronizedView(APIView):
             external_id=data.get("externalId"),
             line_external_ids={m["lineId"].upper(): m["externalId"] for m in data.get("lineExternalIds") or []},
         )
-        invoice_app_sync_completed(invoice_id=_invoice_id(invoice_id), step="draft", result=result)
+        custom_invoicing_synchronized(invoice_id=_invoice_id(invoice_id), step="draft", result=result)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -83,7 +82,7 @@ class IssuingSynchronizedView(APIView):
     def post(self, request: Request, invoice_id: str) -> Response:
         data = _valid(IssuingSynchronizedSerializer, request.data)
         invoicing = data.get("invoicing") or {}
-        invoice_app_sync_completed(
+        custom_invoicing_synchronized(
             invoice_id=_invoice_id(invoice_id),
             step="issuing",
             result=SyncResult(done=True, invoice_number=invoicing.get("invoiceNumber")),
@@ -96,7 +95,5 @@ class IssuingSynchronizedView(APIView):
 class PaymentStatusView(APIView):
     def post(self, request: Request, invoice_id: str) -> Response:
         data = _valid(PaymentStatusSerializer, request.data)
-        invoice_trigger_payment_from_app(
-            invoice_id=_invoice_id(invoice_id), trigger=data["trigger"], app_type=AppType.CUSTOM_INVOICING
-        )
+        custom_invoicing_payment_status(invoice_id=_invoice_id(invoice_id), trigger=data["trigger"])
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -6,8 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from billing.models import App
 from integrations.marketplace import listing_get, listing_to_api
-from integrations.models import App, AppType, CustomerAppData
+from integrations.models import AppType, CustomerAppData
 from integrations.services import CustomerAppDataView
 from openmeter_site.api.fields import MetadataField
 from openmeter_site.core.ids import ULID_RE

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import stripe
 from django.conf import settings
 
-from integrations.models import App
+from billing.models import App
 from openmeter_site.core.errors import FailedDependency, InvalidInput, NotFound
 from openmeter_site.core.money import ROUNDING, minor_units
 

@@ -6,18 +6,20 @@ DONE after. Every Stripe create carries an idempotency key derived from our ids 
 requests and Stripe answers them with the objects it already created; and the items are reconciled against the
 Stripe invoice's actual lines (tagged with our line ids) before every finalize: nothing is doubled or lost.
 
-Billing calls these methods inside its invoice transaction while holding the customer's lock, so one worker at a time
-syncs a customer; if that transaction rolls back, the markers roll back with it and the rerun still repeats the same
-idempotent requests. The draft invoice is created empty (`pending_invoice_items_behavior=exclude`) and items are
-attached to it by id, so the items of two invoices of one customer never mix.
+This is a remote backend (`billing.plugins`): billing calls it outside any transaction and without row locks, from
+its `billing.sync_remote_apps` job (one worker at a time per invoice, under a session advisory lock), so every marker
+commits at once and survives a crash; billing commits the result afterwards. The draft invoice is created empty
+(`pending_invoice_items_behavior=exclude`) and items are attached to it by id, so the items of two invoices of one
+customer never mix.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from integrations.backends import SyncResult
-from integrations.models import App, StripeInvoiceSync, SyncState
+from billing.models import App
+from billing.plugins import SyncResult
+from integrations.models import StripeInvoiceSync, SyncState
 from integrations.stripe import client
 from integrations.stripe.services import ensure_stripe_customer
 from openmeter_site.core.money import round_money
@@ -73,8 +75,6 @@ def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
 
 
 class StripeInvoicingBackend:
-    sync_draft_is_local = False
-
     def __init__(self, app: App) -> None:
         self.app = app
 

@@ -10,14 +10,15 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from billing.models import App, AppStatus
 from customers.models import Customer
 from customers.services import CustomerInput, customer_create, customer_get
 from integrations.marketplace import listing_get
-from integrations.models import App, AppStatus, AppType, CustomerAppData, StripeWebhookEvent
+from integrations.models import AppType, CustomerAppData, StripeWebhookEvent
 from integrations.selectors import app_get, customer_stripe_app, customer_stripe_data, default_app
 from integrations.services import InstallResult
 from integrations.stripe import client
-from integrations.stripe.webhooks import handle_event
+from integrations.stripe.webhooks import call_stripe_first, handle_event
 from openmeter_site.core.crypto import mask_secret
 from openmeter_site.core.errors import InvalidInput, NotFound
 
@@ -78,21 +79,21 @@ def _make_default_for_billing(app: App) -> list[str]:
     return [c.type for c in listing_get(AppType.STRIPE).capabilities] if make_default else []
 
 
-@transaction.atomic
 def stripe_app_update_api_key(*, app_id: str, api_key: str) -> App:
-    """Rotate the key; the new key must belong to the same Stripe account."""
+    """Rotate the key; the new key must belong to the same Stripe account (asked before the row lock is taken)."""
     _check_key_shape(api_key)
-    app = App.objects.select_for_update().get(pk=app_get(app_id=app_id, app_type=AppType.STRIPE).pk)
     account = client.account_get(api_key)
-    if app.stripe_account_id and account.id != app.stripe_account_id:
-        raise InvalidInput(
-            f"secretAPIKey: the key belongs to Stripe account {account.id}, the app to {app.stripe_account_id}"
-        )
-    app.secret_api_key = api_key
-    app.masked_api_key = mask_secret(api_key)
-    app.livemode = account.livemode
-    app.status = AppStatus.READY
-    app.save(update_fields=["secret_api_key_encrypted", "masked_api_key", "livemode", "status", "updated_at"])
+    with transaction.atomic():
+        app = App.objects.select_for_update().get(pk=app_get(app_id=app_id, app_type=AppType.STRIPE).pk)
+        if app.stripe_account_id and account.id != app.stripe_account_id:
+            raise InvalidInput(
+                f"secretAPIKey: the key belongs to Stripe account {account.id}, the app to {app.stripe_account_id}"
+            )
+        app.secret_api_key = api_key
+        app.masked_api_key = mask_secret(api_key)
+        app.livemode = account.livemode
+        app.status = AppStatus.READY
+        app.save(update_fields=["secret_api_key_encrypted", "masked_api_key", "livemode", "status", "updated_at"])
     return app
 
 
@@ -315,6 +316,9 @@ def stripe_webhook_receive(*, app_id: str, payload: bytes, signature: str | None
     if not signature:
         raise InvalidInput("missing Stripe-Signature header")
     event = client.construct_event(payload=payload, signature=signature, secret=secret)
+    if StripeWebhookEvent.objects.filter(app=app, event_id=str(event.get("id"))).exists():
+        return WebhookOutcome(app_id=app.id, message="event already processed")
+    call_stripe_first(app=app, event=event)
     with transaction.atomic():
         obj = (event.get("data") or {}).get("object") or {}
         _, created = StripeWebhookEvent.objects.get_or_create(

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from integrations.models import App, CustomerAppData, StripeInvoiceSync
+from billing.models import App
+from integrations.models import CustomerAppData, StripeInvoiceSync
 from integrations.stripe import client
 from openmeter_site.core.errors import DomainError
 
@@ -35,7 +36,20 @@ INVOICE_TRIGGERS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
+def call_stripe_first(*, app: App, event: Mapping[str, Any]) -> None:
+    """The Stripe calls an event asks for, made before the transaction that records the event, never inside it:
+    Stripe redelivers an event whose handling failed, and repeating these calls is harmless."""
+    if str(event.get("type")) != "setup_intent.succeeded":
+        return
+    target = _setup_intent_target(app, (event.get("data") or {}).get("object") or {})
+    if isinstance(target, SetupIntentTarget):
+        client.customer_set_default_payment_method(
+            app=app, stripe_customer_id=target.stripe_customer_id, payment_method_id=target.payment_method_id
+        )
+
+
 def handle_event(*, app: App, event: Mapping[str, Any]) -> EventResult:
+    """Our side of the event, inside the transaction that records it (no call to Stripe)."""
     event_type = str(event.get("type"))
     obj = (event.get("data") or {}).get("object") or {}
     if event_type == "setup_intent.succeeded":
@@ -45,7 +59,15 @@ def handle_event(*, app: App, event: Mapping[str, Any]) -> EventResult:
     return EventResult(message=f"ignored event type {event_type}")
 
 
-def _setup_intent_succeeded(app: App, intent: Mapping[str, Any]) -> EventResult:
+@dataclass(frozen=True)
+class SetupIntentTarget:
+    row: CustomerAppData
+    stripe_customer_id: str
+    payment_method_id: str
+
+
+def _setup_intent_target(app: App, intent: Mapping[str, Any]) -> SetupIntentTarget | EventResult:
+    """The customer whose default payment method one of our checkout sessions set up, or why there is none."""
     metadata = intent.get("metadata") or {}
     owner = metadata.get(client.METADATA_APP_ID)
     if owner is None:
@@ -59,12 +81,16 @@ def _setup_intent_succeeded(app: App, intent: Mapping[str, Any]) -> EventResult:
     row = CustomerAppData.objects.filter(app=app, stripe_customer_id=stripe_customer_id).first()
     if row is None:
         return EventResult(message=f"no customer with Stripe customer {stripe_customer_id}")
-    client.customer_set_default_payment_method(
-        app=app, stripe_customer_id=stripe_customer_id, payment_method_id=payment_method_id
-    )
-    row.stripe_default_payment_method_id = payment_method_id
-    row.save(update_fields=["stripe_default_payment_method_id", "updated_at"])
-    return EventResult(message="customer default payment method set", customer_id=row.customer_id)
+    return SetupIntentTarget(row, stripe_customer_id, payment_method_id)
+
+
+def _setup_intent_succeeded(app: App, intent: Mapping[str, Any]) -> EventResult:
+    target = _setup_intent_target(app, intent)
+    if isinstance(target, EventResult):
+        return target
+    target.row.stripe_default_payment_method_id = target.payment_method_id
+    target.row.save(update_fields=["stripe_default_payment_method_id", "updated_at"])
+    return EventResult(message="customer default payment method set", customer_id=target.row.customer_id)
 
 
 def _invoice_event(app: App, event_type: str, stripe_invoice: Mapping[str, Any]) -> EventResult:

@@ -9,9 +9,11 @@ what the kick would have started runs when the beat job next finds Redis back.
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
+from django.db import transaction
 from kombu import Connection
 
 logger = logging.getLogger(__name__)
@@ -73,3 +75,23 @@ def _publish_on_new_connection(task: Task, args: tuple[Any, ...], countdown: flo
         _drop_connection()
         return False
     return True
+
+
+@dataclass(frozen=True)
+class _KickOnCommit:
+    task: Task
+
+    def __call__(self) -> None:
+        kick(self.task)
+
+
+def kick_on_commit(task: Task) -> None:
+    """Kick `task` (no arguments: it takes whatever is due) when the current transaction commits, once however
+    often the transaction asks. A kick registered in a savepoint that was rolled back is gone, and this registers
+    a new one."""
+    conn = transaction.get_connection()
+    open_blocks = set(conn.savepoint_ids)
+    for sids, func, _ in conn.run_on_commit:
+        if isinstance(func, _KickOnCommit) and func.task is task and sids <= open_blocks:
+            return
+    transaction.on_commit(_KickOnCommit(task), robust=True)

@@ -19,8 +19,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from openmeter_site.core.broker import kick_on_commit
 from openmeter_site.outbox.models import DeliveryState, OutboxDelivery, OutboxEvent
 from openmeter_site.outbox.registry import handler_for, handler_names
+from openmeter_site.outbox.tasks import relay_task
 
 logger = logging.getLogger(__name__)
 
@@ -45,24 +47,7 @@ def publish_all(topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
         return
     events = OutboxEvent.objects.bulk_create([OutboxEvent(topic=topic, payload=dict(payload)) for payload in payloads])
     OutboxDelivery.objects.bulk_create([OutboxDelivery(event=event, handler=name) for event in events for name in names])
-    _kick_relay_after_commit()
-
-
-def _kick_relay() -> None:
-    from openmeter_site.core.broker import kick
-    from openmeter_site.outbox.tasks import relay_task
-
-    kick(relay_task)
-
-
-def _kick_relay_after_commit() -> None:
-    """One kick per transaction: the relay takes every due delivery, so a change that publishes many events asks
-    once. A kick registered in a savepoint that was rolled back is gone, and this registers a new one."""
-    conn = transaction.get_connection()
-    open_blocks = set(conn.savepoint_ids)
-    if any(func is _kick_relay and sids <= open_blocks for sids, func, _ in conn.run_on_commit):
-        return
-    transaction.on_commit(_kick_relay, robust=True)
+    kick_on_commit(relay_task)
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
@@ -126,7 +111,7 @@ def deliveries_retry(*, delivery_ids: Iterable[int]) -> int:
             .update(state=DeliveryState.PENDING, attempts=0, next_attempt_at=None)
         )
         if count:
-            _kick_relay_after_commit()
+            kick_on_commit(relay_task)
     return count
 
 

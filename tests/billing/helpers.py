@@ -3,9 +3,9 @@
 import datetime as dt
 from typing import Any
 
-from billing.models import BillingProfile
+from billing.models import App, BillingProfile
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
-from integrations.models import App, AppType
+from integrations.models import AppType
 from tests.factories import CustomerFactory, FeatureFactory, MeterFactory
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -1,7 +1,7 @@
 import pytest
 
-from billing.models import BillingProfile, CustomerOverride
-from integrations.models import App, AppType
+from billing.models import App, BillingProfile, CustomerOverride
+from integrations.models import AppType
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

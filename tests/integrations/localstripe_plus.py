@@ -14,9 +14,14 @@ void), setup intents. Stripe has, and our code uses, a few more; this launcher a
   `POST /v1/billing_portal/sessions`.
 - Idempotency keys: a POST repeated with the same `Idempotency-Key` gets the first answer back, as Stripe does.
 
+For the crash tests, `POST /_config/hold?path_suffix=/finalize` makes the server do matching requests but hold
+back their answers (Stripe did the work, the caller never hears of it) until `POST /_config/release`;
+`GET /_config/held` lists the paths whose answers are held.
+
 Usage: python tests/integrations/localstripe_plus.py PORT
 """
 
+import asyncio
 import secrets
 import sys
 import time
@@ -47,6 +52,38 @@ async def idempotency_middleware(request: web.Request, handler):  # type: ignore
     if response.status < 500:
         _idempotent[cache_key] = (response.status, response.body)
     return response
+
+
+_holds: dict[str, asyncio.Event] = {}
+_held: list[str] = []
+
+
+@web.middleware
+async def hold_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Outermost: the request is done (and its idempotent answer stored) before its answer is held back."""
+    response = await handler(request)
+    for suffix, released in list(_holds.items()):
+        if request.path.endswith(suffix):
+            _held.append(request.path)
+            await released.wait()
+    return response
+
+
+async def hold(request: web.Request) -> web.Response:
+    _holds[request.query["path_suffix"]] = asyncio.Event()
+    return _json({"holding": sorted(_holds)})
+
+
+async def release(request: web.Request) -> web.Response:
+    for released in _holds.values():
+        released.set()
+    _holds.clear()
+    _held.clear()
+    return _json({"holding": []})
+
+
+async def held(request: web.Request) -> web.Response:
+    return _json({"held": list(_held)})
 
 
 def _json(data: dict, status: int = 200) -> web.Response:
@@ -238,6 +275,10 @@ def main() -> None:
     port = int(sys.argv[1])
     resources.Store.dump_to_disk = lambda self: None  # keep the state in memory only (no shared /tmp pickle)
     app.middlewares.append(idempotency_middleware)
+    app.middlewares.insert(0, hold_middleware)
+    app.router.add_post("/_config/hold", hold)
+    app.router.add_post("/_config/release", release)
+    app.router.add_get("/_config/held", held)
     app.router.add_get("/v1/account", account)
     app.router.add_post("/v1/webhook_endpoints", webhook_endpoint_create)
     app.router.add_delete("/v1/webhook_endpoints/{id}", webhook_endpoint_delete)

@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from integrations.models import App, StripeWebhookEvent
+from billing.models import App
+from integrations.models import StripeWebhookEvent
 from tests.integrations.conftest import TEST_KEY
 
 pytestmark = pytest.mark.django_db
@@ -26,11 +27,11 @@ def stripe_app(api, stripe_api) -> App:
 
 
 def change_url(app: App) -> str:
-    return reverse("admin:integrations_app_change", args=[app.id])
+    return reverse("admin:billing_app_change", args=[app.id])
 
 
 def test_app_pages_show_the_mask_never_the_secret(staff_client, stripe_app):
-    changelist = staff_client.get(reverse("admin:integrations_app_changelist")).content.decode()
+    changelist = staff_client.get(reverse("admin:billing_app_changelist")).content.decode()
     change = staff_client.get(change_url(stripe_app)).content.decode()
 
     for page in (changelist, change):
@@ -68,7 +69,7 @@ def test_admin_rejects_a_bad_key_and_keeps_the_old_one(staff_client, stripe_app)
 
 def test_uninstall_action(staff_client, stripe_app):
     response = staff_client.post(
-        reverse("admin:integrations_app_changelist"),
+        reverse("admin:billing_app_changelist"),
         {"action": "uninstall", "_selected_action": [stripe_app.id]},
         follow=True,
     )

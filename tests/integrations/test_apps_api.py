@@ -1,6 +1,6 @@
 import pytest
 
-from integrations.models import App
+from billing.models import App
 
 pytestmark = pytest.mark.django_db
 

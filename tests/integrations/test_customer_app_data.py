@@ -3,8 +3,9 @@
 import pytest
 import requests
 
+from billing.models import App
 from customers.models import Customer
-from integrations.models import App, CustomerAppData
+from integrations.models import CustomerAppData
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
 

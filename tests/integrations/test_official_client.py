@@ -7,8 +7,8 @@ import requests
 from corehttp.exceptions import HttpResponseError
 from openmeter import Client
 
-from billing.models import Invoice
-from integrations.models import App, StripeInvoiceSync
+from billing.models import App, Invoice
+from integrations.models import StripeInvoiceSync
 from tests.billing.helpers import flat_line
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY

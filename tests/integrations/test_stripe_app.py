@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from integrations.models import App
+from billing.models import App
 from tests.conftest import free_port
 from tests.integrations.conftest import TEST_KEY
 

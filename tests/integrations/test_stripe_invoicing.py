@@ -1,5 +1,8 @@
 """Invoice sync: our invoice issued through the Stripe app becomes a finalized Stripe invoice (localstripe), and
-Stripe's webhooks move it to paid, payment failed or uncollectible."""
+Stripe's webhooks move it to paid, payment failed or uncollectible.
+
+Stripe is a remote app: an invoice action commits with the invoice waiting in `draft.syncing` or `issuing.syncing`,
+and `billing.sync_remote_apps` (kicked after the commit; here run as the worker would) makes the calls."""
 
 import datetime as dt
 
@@ -8,10 +11,11 @@ import requests
 import time_machine
 from django.urls import reverse
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import App, Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import jobs
-from integrations.models import App, StripeInvoiceSync
+from billing.services.remote_sync import sync_remote_apps
+from integrations.models import StripeInvoiceSync
 from integrations.stripe.invoicing import StripeInvoicingBackend
 from integrations.stripe.retries import retry_delay, stripe_sync_retry_due
 from tests.billing.helpers import FEB, flat_line
@@ -35,6 +39,14 @@ def stripe_app(api, stripe_api) -> App:
     return App.objects.get(pk=response.json()["app"]["id"])
 
 
+def run_remote_syncs() -> int:
+    """What a worker does after the kicks: each run makes the due calls (the draft's sync, then its finalize)."""
+    runs = 0
+    while sync_remote_apps():
+        runs += 1
+    return runs
+
+
 def issue_invoice(api, customer, lines: list[dict]) -> dict:
     created = api.post(
         f"/api/v1/billing/customers/{customer.pk}/invoices/pending-lines", {"currency": "USD", "lines": lines},
@@ -43,13 +55,24 @@ def issue_invoice(api, customer, lines: list[dict]) -> dict:
     assert created.status_code == 201, created.content
     invoiced = api.post("/api/v1/billing/invoices/invoice", {"customerId": customer.pk}, format="json")
     assert invoiced.status_code == 201, invoiced.content
-    return invoiced.json()[0]
+    [invoice] = invoiced.json()
+    run_remote_syncs()
+    return api.get(f"/api/v1/billing/invoices/{invoice['id']}").json()
 
 
 def test_issued_invoice_is_a_finalized_stripe_invoice_to_the_cent(api, stripe_app, stripe_api):
     customer = CustomerFactory(name="Acme Corp", primary_email="ap@acme.test")
 
-    invoice = issue_invoice(api, customer, [flat_line("Platform fee", "10.005"), flat_line("Support", "2.50")])
+    created = api.post(f"/api/v1/billing/customers/{customer.pk}/invoices/pending-lines",
+                       {"currency": "USD", "lines": [flat_line("Platform fee", "10.005"), flat_line("Support", "2.50")]},
+                       format="json")
+    assert created.status_code == 201, created.content
+    [invoice] = api.post("/api/v1/billing/invoices/invoice", {"customerId": customer.pk}, format="json").json()
+    # the invoice is committed waiting for Stripe, which is called after the commit, outside the transaction
+    assert invoice["statusDetails"]["extendedStatus"] == "draft.syncing"
+    assert not StripeInvoiceSync.objects.filter(invoice_id=invoice["id"]).exists()
+    assert run_remote_syncs() == 2  # the draft's sync, then (auto-advanced) its finalize
+    invoice = api.get(f"/api/v1/billing/invoices/{invoice['id']}").json()
 
     # 10.005 rounds half up to 10.01; 10.01 + 2.50 = 12.51 USD = 1251 cents
     assert invoice["status"] == "payment_processing", invoice["statusDetails"]
@@ -75,8 +98,11 @@ def test_period_close_syncs_each_draft_to_stripe(api, stripe_app, stripe_api):
         created = api.post(f"/api/v1/billing/customers/{customer.pk}/invoices/pending-lines",
                            {"currency": "USD", "lines": [flat_line("Platform fee", f"1{i}.50")]}, format="json")
         assert created.status_code == 201, created.content
-    # when the period closes, both in one chunk
+    # when the period closes, both in one chunk, and the remote syncs it asked for run
     jobs.collect_gathering_invoices(at=FEB + dt.timedelta(hours=1))
+    assert set(Invoice.objects.values_list("status", flat=True)) == {S.DRAFT_SYNCING}
+    assert StripeInvoiceSync.objects.count() == 0  # no Stripe call inside the period-close transaction
+    assert run_remote_syncs() == 2  # drafts synced, then finalized
     # then each invoice is issued as its own Stripe invoice: 10.50 and 11.50 USD
     for customer, cents in zip(customers, [1050, 1150], strict=True):
         invoice = Invoice.objects.get(customer=customer)
@@ -256,6 +282,7 @@ def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, s
         # still down one minute later: the retry fails too, and the next one waits 2 minutes
         with time_machine.travel(T_FAIL + dt.timedelta(seconds=61), tick=False):
             assert stripe_sync_retry_due() == 1
+            run_remote_syncs()
         assert Invoice.objects.get(pk=invoice_id).status == "draft.sync_failed"
 
     settings.OPENMETER_STRIPE_API_BASE = reachable
@@ -263,6 +290,7 @@ def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, s
         assert stripe_sync_retry_due() == 0  # 90 s < 2 minutes
     with time_machine.travel(T_FAIL + dt.timedelta(seconds=61 + 121), tick=False):
         assert stripe_sync_retry_due() == 1
+        run_remote_syncs()
         assert stripe_sync_retry_due() == 0  # nothing left to retry
 
     assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"
@@ -274,7 +302,9 @@ def test_admin_retry_action_resyncs_a_failed_invoice(api, stripe_app, settings, 
     settings.OPENMETER_STRIPE_MAX_NETWORK_RETRIES = 0
     settings.OPENMETER_STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # Stripe down
     invoice_id = issue_invoice(api, CustomerFactory(), [flat_line("Platform fee", "10")])["id"]
-    sync = StripeInvoiceSync.objects.create(invoice_id=invoice_id, app=stripe_app)
+    # the marker committed before the failed call is kept (the call ran outside any transaction)
+    sync = StripeInvoiceSync.objects.get(invoice_id=invoice_id)
+    assert sync.draft_state == "started"
     settings.OPENMETER_STRIPE_API_BASE = reachable
     client.force_login(django_user_model.objects.create_superuser("staff", "staff@example.com", "pw"))
 
@@ -285,4 +315,5 @@ def test_admin_retry_action_resyncs_a_failed_invoice(api, stripe_app, settings, 
     )
 
     assert "Retried 1 invoice(s)." in response.content.decode()
+    run_remote_syncs()
     assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"

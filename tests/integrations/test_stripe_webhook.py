@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from integrations.models import App, CustomerAppData, StripeWebhookEvent
+from billing.models import App
+from integrations.models import CustomerAppData, StripeWebhookEvent
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
 from tests.integrations.test_customer_app_data import new_card, new_stripe_customer, stripe_get
