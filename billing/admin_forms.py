@@ -8,10 +8,9 @@ from typing import Any
 
 from django import forms
 
-from billing.models import BillingProfile, CustomerOverride
+from billing.models import App, BillingProfile, CustomerOverride
 from billing.services.profiles import live_profiles, supplier_validate
 from billing.services.workflow import DEFAULT_WORKFLOW, workflow_validate
-from integrations.models import App
 from openmeter_site.admin_ui.forms import CountryField, DurationField, KeyValueField
 from openmeter_site.core.errors import DomainError
 from openmeter_site.core.time import format_rfc3339

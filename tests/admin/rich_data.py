@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import Invoice
-from integrations.models import App, AppType, CustomerAppData, StripeInvoiceSync, StripeWebhookEvent
+from billing.models import App, Invoice
+from integrations.models import AppType, CustomerAppData, StripeInvoiceSync, StripeWebhookEvent
 from notifications.services.evaluation import emit_invoice_event
 
 DAY = dt.timedelta(days=1)
