@@ -48,6 +48,7 @@ SLOW = 2.0
 
 def bulk_data(n_customers: int, n_events: int) -> None:
     """The period-close bench's customers, events, subscriptions and draft invoices; a metered entitlement each."""
+    Entitlement.objects.filter(customer__key__startswith=close_bench.PREFIX).delete()  # the period-close reset's rows
     close_bench.reset()
     sandbox = billing_profile_default_ensure().invoicing_app
     profile = billing_profile_create(name=close_bench.PREFIX, supplier={"name": "Bench"}, default=False,

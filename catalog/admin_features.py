@@ -109,6 +109,9 @@ class FeatureAdmin(ObjectActionsMixin, admin.ModelAdmin):
         owners = sorted({str(c.phase.plan if c.phase else c.addon) for c in cards})
         return ", ".join(owners) or "no plan or add-on"
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Features", **(extra_context or {})})
+
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         feature = self.get_object(request, object_id)

@@ -143,6 +143,11 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
     search_fields = ["key", "name", "id"]
     ordering = ["key", "-version"]
 
+    changelist_title = ""
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": self.changelist_title, **(extra_context or {})})
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # the record form is never saved directly (editor pages and actions change it through the services)
         return obj is None and super().has_change_permission(request)
@@ -307,9 +312,9 @@ def _live(obj: EffectiveDatedVersion) -> bool:
 @admin.register(Plan)
 class PlanAdmin(CatalogEditorAdmin):
     change_form_template = "admin/catalog/plan/change_form.html"
-    list_display = ["key", "version", "name", "status_badge", "currency", "cadence", "effective_from_when",
-                    "effective_to_when"]
-    list_display_links = ["key", "version", "name"]
+    changelist_title = "Plans"
+    list_display = ["name", "key", "version", "status_badge", "currency", "cadence", "effective_from_when"]
+    list_display_links = ["name", "key", "version"]
     fieldsets = [
         (None, {"fields": [("name", "key"), ("status_badge", "version"), ("currency", "cadence"),
                            ("effective_from_when", "effective_to_when"), "description"]}),
@@ -637,9 +642,9 @@ def _replace_card(data: AddonInput, key: str, card: RateCardInput | None) -> Add
 @admin.register(Addon)
 class AddonAdmin(CatalogEditorAdmin):
     change_form_template = "admin/catalog/addon/change_form.html"
-    list_display = ["key", "version", "name", "status_badge", "instance_type", "currency", "effective_from_when",
-                    "effective_to_when"]
-    list_display_links = ["key", "version", "name"]
+    changelist_title = "Add-ons"
+    list_display = ["name", "key", "version", "status_badge", "instance_type", "currency", "effective_from_when"]
+    list_display_links = ["name", "key", "version"]
     list_filter = [StatusFilter, "instance_type", "currency"]
     fields = [("name", "key"), ("status_badge", "version"), ("instance_type", "currency"),
               ("effective_from_when", "effective_to_when"), "description", "id"]

@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from customers.models import Customer
@@ -26,7 +26,7 @@ from metering.models import Event, Meter, MeterAggregation, Subject
 from metering.postgres.fold import progress_id
 from metering.selectors import customers_of_subjects, event_meter_readings, meter_list_qs, subject_customers_for
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
-from openmeter_site.admin_ui.display import EMPTY, quantity, when
+from openmeter_site.admin_ui.display import EMPTY, quantity, quantity_text, when
 from openmeter_site.admin_ui.forms import FieldsetsForm, KeyValueField
 from openmeter_site.core.errors import DomainError, InvalidInput, ServiceUnavailable
 from openmeter_site.core.ids import KEY_RE, is_ulid
@@ -78,8 +78,8 @@ def _delete_meter(request: HttpRequest, meter: Meter, data: dict[str, Any]) -> H
 @admin.register(Meter)
 class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
     change_form_template = "admin/metering/meter/change_form.html"
-    list_display = ["slug", "name", "aggregation", "event_type", "value_property", "rollup_state", "created",
-                    "deleted_at"]
+    list_display = ["name", "slug", "aggregation", "event_type", "value_property", "rollup_state", "events_link"]
+    list_display_links = ["name", "slug"]
     list_filter = ["aggregation", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["slug", "name", "event_type"]
     fields = [("name", "slug"), ("aggregation", "event_type"), ("value_property", "event_from"), "group_by_rows",
@@ -119,6 +119,13 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, meter: Meter) -> str:
         return when(meter.created_at)
+
+    @admin.display(description="events")
+    def events_link(self, meter: Meter) -> str:
+        return format_html('<a href="{}?meter={}">browse</a>', reverse("admin:metering_event_changelist"), meter.slug)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Meters", **(extra_context or {})})
 
     @admin.display(description="Rollups")
     def rollup_state(self, obj: Meter) -> str:
@@ -302,7 +309,10 @@ class EventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 100
-    fields = ["id", "source", "type", "subject", "time", "ingested_at", "data"]
+    fields = [("event_time", "ingested"), ("subject", "customer_link"), ("type", "source"), "id", "data_pretty",
+              "readings"]
+    readonly_fields = ["event_time", "ingested", "subject", "customer_link", "type", "source", "id", "data_pretty",
+                       "readings"]
 
     def get_changelist(self, request, **kwargs):
         return EventChangeList
@@ -332,6 +342,35 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="ingested", ordering="ingested_at")
     def ingested(self, event: Event) -> str:
         return when(event.ingested_at)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        title = {"title": f"Event {event.id}", "subtitle": None} if event else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **title})
+
+    def get_object(self, request, object_id, from_field=None):
+        event = super().get_object(request, object_id, from_field)
+        if event is not None:
+            owner = customers_of_subjects([event.subject]).get(event.subject)
+            event.customer = (owner, Customer.objects.get(pk=owner).name) if owner else None
+        return event
+
+    @admin.display(description="data")
+    def data_pretty(self, event: Event) -> str:
+        return format_html('<pre class="om-json">{}</pre>', json.dumps(event.data, indent=2, sort_keys=True))
+
+    @admin.display(description="counted by")
+    def readings(self, event: Event) -> str:
+        """What each live meter of the event's type reads from it."""
+        lines = []
+        for meter in meter_list_qs().filter(event_type=event.type):
+            reading = event_meter_readings(meter=meter, seqs=[event.seq]).get(event.seq)
+            value = "not counted (no value)" if reading is None or reading.value is None else reading.value
+            groups = ", ".join(f"{k}: {v}" for k, v in (reading.groups if reading else {}).items())
+            lines.append(format_html("<div>{} ({}): <strong>{}</strong>{}</div>", meter.name, meter.aggregation,
+                                     quantity_text(value) if isinstance(value, Decimal) else value,
+                                     f" — {groups}" if groups else ""))
+        return format_html_join("", "{}", ((line,) for line in lines)) if lines else "no meter counts events of this type"
 
     @admin.display(description="customer")
     def customer_link(self, event: Event) -> str:

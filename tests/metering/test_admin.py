@@ -231,3 +231,12 @@ def test_event_browser_shows_the_chosen_meters_value_and_groups_per_event(admin_
     assert "1,000" in newest and "model: gpt" in newest
     assert "Acme" in rows[1] and ">20<" in rows[1] and "model: claude" in rows[1]
     assert "not counted" in rows[4]  # the event without tokens
+
+
+def test_event_page_shows_its_customer_and_what_each_meter_reads(admin_client, usage):
+    MeterFactory(slug="prompts", name="Prompts", aggregation="COUNT", event_type="prompt", group_by={})
+    event = Event.objects.get(data__tokens=100)
+    page = admin_client.get(reverse("admin:metering_event_change", args=[event.pk])).content.decode()
+    assert "Acme" in page
+    assert "Tokens (SUM): <strong>100</strong> — model: gpt" in page
+    assert "Prompts (COUNT): <strong>1</strong>" in page
