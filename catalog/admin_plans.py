@@ -144,6 +144,7 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
     ordering = ["key", "-version"]
 
     changelist_title = ""
+    prefetch: tuple[str, ...] = ()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         return super().changelist_view(request, {"title": self.changelist_title, **(extra_context or {})})
@@ -172,6 +173,20 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def change_url(self, obj: Any) -> str:
         return reverse(f"admin:catalog_{self.opts.model_name}_change", args=[obj.pk])
+
+    def record(self, object_id: str) -> Any:
+        """The live plan or add-on with its rate cards (and phases)."""
+        found = self.model._default_manager.filter(pk=object_id, deleted_at__isnull=True).prefetch_related(
+            *self.prefetch).first()
+        if found is None:
+            raise Http404(f"no {self.opts.verbose_name} {object_id!r}")
+        return found
+
+    def draft(self, request: HttpRequest, object_id: str) -> Any:
+        found = self.record(object_id)
+        if not self.editable(request, found):
+            raise Http404(f"{named(found)} is {found.status}: only drafts are edited (make a new version)")
+        return found
 
     def editable(self, request: HttpRequest, obj: EffectiveDatedVersion) -> bool:
         return obj.status == CatalogStatus.DRAFT and self.has_object_action_permission(request, obj)
@@ -313,6 +328,7 @@ def _live(obj: EffectiveDatedVersion) -> bool:
 class PlanAdmin(CatalogEditorAdmin):
     change_form_template = "admin/catalog/plan/change_form.html"
     changelist_title = "Plans"
+    prefetch = ("phases__rate_cards__feature",)
     list_display = ["name", "key", "version", "status_badge", "currency", "cadence", "effective_from_when"]
     list_display_links = ["name", "key", "version"]
     fieldsets = [
@@ -373,22 +389,9 @@ class PlanAdmin(CatalogEditorAdmin):
             *super().get_urls(),
         ]
 
-    def _plan(self, object_id: str) -> Plan:
-        plan = Plan.objects.filter(pk=object_id, deleted_at__isnull=True).prefetch_related(
-            "phases__rate_cards__feature").first()
-        if plan is None:
-            raise Http404(f"no plan {object_id!r}")
-        return plan
-
-    def _draft(self, request: HttpRequest, object_id: str) -> Plan:
-        plan = self._plan(object_id)
-        if not self.editable(request, plan):
-            raise Http404(f"{named(plan)} is {plan.status}: only drafts are edited (make a new version)")
-        return plan
-
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        plan = self._plan(object_id)
+        plan = self.record(object_id)
         editable = self.editable(request, plan)
         phases = [
             {"phase": phase, "duration": duration_text(phase.duration, empty="until the subscription ends"),
@@ -427,7 +430,7 @@ class PlanAdmin(CatalogEditorAdmin):
     # --- editor pages -------------------------------------------------------------------------------------------
 
     def details_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
         initial = {"name": plan.name, "description": plan.description, "billing_cadence": plan.billing_cadence,
                    "pro_rating_enabled": plan.pro_rating_enabled, "billables_must_align": plan.billables_must_align,
                    "settlement_mode": plan.settlement_mode, "metadata": plan.metadata or {}}
@@ -443,7 +446,7 @@ class PlanAdmin(CatalogEditorAdmin):
         return self.editor_view(request, plan, title=f"Edit {named(plan)}", form=form, save=save, fields=PLAN_FIELDS)
 
     def phase_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
         names = [p.name for p in plan.phases.all()]
         form = PhaseAddForm(posted(request), phase_names=names)
 
@@ -457,7 +460,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                 prefix=lambda: f"phases[{form.cleaned_data['position']}]", fields=PHASE_FIELDS)
 
     def phase_edit_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
         current = next((p for p in plan.phases.all() if p.key == phase), None)
         if current is None:
             raise Http404(f"no phase {phase!r}")
@@ -479,7 +482,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                 prefix=lambda: f"phases[{current.index}]", fields=PHASE_FIELDS)
 
     def phase_remove_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
 
         def save(d: dict[str, Any]) -> str:
             plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, _phase_index(data, phase), None))
@@ -494,7 +497,7 @@ class PlanAdmin(CatalogEditorAdmin):
                             features=list(feature_list_qs()))
 
     def card_add_view(self, request: HttpRequest, object_id: str, phase: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
         current = next((p for p in plan.phases.all() if p.key == phase), None)
         if current is None:
             raise Http404(f"no phase {phase!r}")
@@ -516,7 +519,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                 fields=RATE_CARD_FIELDS)
 
     def card_edit_view(self, request: HttpRequest, object_id: str, phase: str, card: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
         current = next((p for p in plan.phases.all() if p.key == phase), None)
         stored = next((c for c in current.rate_cards.all() if c.key == card), None) if current else None
         if current is None or stored is None:
@@ -539,7 +542,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                 fields=RATE_CARD_FIELDS)
 
     def card_remove_view(self, request: HttpRequest, object_id: str, phase: str, card: str) -> HttpResponse:
-        plan = self._draft(request, object_id)
+        plan = self.draft(request, object_id)
 
         def edit(data: PlanInput) -> PlanInput:
             i = _phase_index(data, phase)
@@ -557,7 +560,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                 submit="Remove rate card")
 
     def addon_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plan = self._plan(object_id)
+        plan = self.record(object_id)
         addons = Addon.objects.filter(status_q(CatalogStatus.ACTIVE, timezone.now()), currency=plan.currency,
                                       deleted_at__isnull=True).order_by("key", "-version")
         phases = [(p.key, p.name) for p in plan.phases.all()]
@@ -573,7 +576,7 @@ class PlanAdmin(CatalogEditorAdmin):
                                         ("maxQuantity", "max_quantity")))
 
     def addon_remove_view(self, request: HttpRequest, object_id: str, link: str) -> HttpResponse:
-        plan = self._plan(object_id)
+        plan = self.record(object_id)
 
         def save(d: dict[str, Any]) -> str:
             plan_addon_delete(plan_id=plan.pk, plan_addon_id=link)
@@ -643,6 +646,7 @@ def _replace_card(data: AddonInput, key: str, card: RateCardInput | None) -> Add
 class AddonAdmin(CatalogEditorAdmin):
     change_form_template = "admin/catalog/addon/change_form.html"
     changelist_title = "Add-ons"
+    prefetch = ("rate_cards__feature",)
     list_display = ["name", "key", "version", "status_badge", "instance_type", "currency", "effective_from_when"]
     list_display_links = ["name", "key", "version"]
     list_filter = [StatusFilter, "instance_type", "currency"]
@@ -679,22 +683,9 @@ class AddonAdmin(CatalogEditorAdmin):
             *super().get_urls(),
         ]
 
-    def _addon(self, object_id: str) -> Addon:
-        addon = Addon.objects.filter(pk=object_id, deleted_at__isnull=True).prefetch_related(
-            "rate_cards__feature").first()
-        if addon is None:
-            raise Http404(f"no add-on {object_id!r}")
-        return addon
-
-    def _draft(self, request: HttpRequest, object_id: str) -> Addon:
-        addon = self._addon(object_id)
-        if not self.editable(request, addon):
-            raise Http404(f"{named(addon)} is {addon.status}: only drafts are edited (make a new version)")
-        return addon
-
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        addon = self._addon(object_id)
+        addon = self.record(object_id)
         context = {
             "title": f"{addon.name} · v{addon.version}",
             "subtitle": None,
@@ -718,7 +709,7 @@ class AddonAdmin(CatalogEditorAdmin):
         return self.created_view(request, form, create, PLAN_FIELDS)
 
     def details_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        addon = self._draft(request, object_id)
+        addon = self.draft(request, object_id)
         initial = {"name": addon.name, "description": addon.description, "instance_type": addon.instance_type,
                    "metadata": addon.metadata or {}}
         form = AddonDetailsForm(posted(request), initial=initial)
@@ -736,7 +727,7 @@ class AddonAdmin(CatalogEditorAdmin):
                             features=list(feature_list_qs()))
 
     def card_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        addon = self._draft(request, object_id)
+        addon = self.draft(request, object_id)
         form = self._card_form(request, addon, {"billing_cadence": "P1M", "price_model": "flat"})
         at = len(addon.rate_cards.all())
 
@@ -749,7 +740,7 @@ class AddonAdmin(CatalogEditorAdmin):
                                 prefix=lambda: f"rateCards[{at}]", fields=RATE_CARD_FIELDS)
 
     def card_edit_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
-        addon = self._draft(request, object_id)
+        addon = self.draft(request, object_id)
         stored = next((c for c in addon.rate_cards.all() if c.key == card), None)
         if stored is None:
             raise Http404(f"no rate card {card!r}")
@@ -764,7 +755,7 @@ class AddonAdmin(CatalogEditorAdmin):
                                 prefix=lambda: f"rateCards[{stored.index}]", fields=RATE_CARD_FIELDS)
 
     def card_remove_view(self, request: HttpRequest, object_id: str, card: str) -> HttpResponse:
-        addon = self._draft(request, object_id)
+        addon = self.draft(request, object_id)
 
         def save(d: dict[str, Any]) -> str:
             addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, None))
