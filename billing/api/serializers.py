@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from billing.models import BillingProfile, Invoice
 from openmeter_site.api.fields import (
     JSONObjectField,
     KeyField,
@@ -14,6 +15,7 @@ from openmeter_site.api.fields import (
     decimal_to_str,
 )
 from openmeter_site.core.ids import new_id
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.money import is_currency
 
 ULID_RE = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -55,7 +57,7 @@ class ProfileAppsSerializer(serializers.Serializer):
 
 
 class ProfileUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=column_length(BillingProfile, "name"))
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     supplier = PartySerializer()
@@ -197,7 +199,7 @@ class PeriodField(serializers.Field):
 
 
 class PendingLineSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=256)  # the spec's limit (the column holds 512)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     taxConfig = JSONObjectField(required=False, allow_null=True)
@@ -244,7 +246,7 @@ class SimulationLineSerializer(PendingLineSerializer):
 
 
 class SimulationInputSerializer(serializers.Serializer):
-    number = serializers.CharField(required=False, max_length=256)
+    number = serializers.CharField(required=False, max_length=column_length(Invoice, "number"))
     currency = CurrencyField()
     lines = SimulationLineSerializer(many=True)
 

@@ -31,6 +31,7 @@ from openmeter_site.api.fields import MetadataField
 from openmeter_site.api.pagination import order_queryset, paginate
 from openmeter_site.api.params import get_bool, get_list
 from openmeter_site.core.ids import ULID_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 ADDON_STATUSES = [CatalogStatus.DRAFT.value, CatalogStatus.ACTIVE.value, CatalogStatus.ARCHIVED.value]
@@ -39,8 +40,9 @@ ADDON_STATUSES = [CatalogStatus.DRAFT.value, CatalogStatus.ACTIVE.value, Catalog
 class AddonBodyIn(serializers.Serializer):
     """AddonReplaceUpdate; AddonCreate adds key and currency."""
 
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=column_length(Addon, "name"))
+    description = serializers.CharField(max_length=column_length(Addon, "description"), required=False, allow_null=True,
+                                        allow_blank=True)
     metadata = MetadataField()
     instanceType = serializers.ChoiceField(["single", "multiple"])
     rateCards = serializers.ListField(child=RateCardField())

@@ -13,16 +13,17 @@ from openmeter_site.api.fields import JSONObjectField, MetadataField
 from openmeter_site.api.pagination import order_queryset, paginate_or_list
 from openmeter_site.api.params import get_bool, get_list
 from openmeter_site.core.ids import KEY_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 FEATURE_ORDER_BY = {"id": "id", "key": "key", "name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
 class FeatureCreateSerializer(serializers.Serializer):
-    key = serializers.RegexField(KEY_RE.pattern, max_length=64)
-    name = serializers.CharField(min_length=1, max_length=256)
+    key = serializers.RegexField(KEY_RE.pattern, max_length=column_length(Feature, "key"))
+    name = serializers.CharField(min_length=1, max_length=column_length(Feature, "name"))
     metadata = MetadataField()
-    meterSlug = serializers.CharField(required=False, allow_null=True, max_length=64)
+    meterSlug = serializers.CharField(required=False, allow_null=True, max_length=column_length(Feature, "meter_slug"))
     meterGroupByFilters = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
     advancedMeterGroupByFilters = JSONObjectField(required=False, allow_null=True)
     unitCost = JSONObjectField(required=False, allow_null=True)

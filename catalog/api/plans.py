@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.api.ratecards import DurationField, RateCardField, key_field, omit_none, rate_card_to_api
-from catalog.models import CatalogStatus, Plan
+from catalog.models import CatalogStatus, Plan, PlanPhase
 from catalog.services.plans import (
     PhaseInput,
     PlanInput,
@@ -29,6 +29,7 @@ from openmeter_site.api.fields import MetadataField
 from openmeter_site.api.pagination import order_queryset, paginate
 from openmeter_site.api.params import get_bool, get_deep_object, get_list
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 ORDER_BY = {"id": "id", "key": "key", "version": "version", "created_at": "created_at", "updated_at": "updated_at"}
@@ -36,8 +37,9 @@ ORDER_BY = {"id": "id", "key": "key", "version": "version", "created_at": "creat
 
 class PhaseIn(serializers.Serializer):
     key = key_field()
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=column_length(PlanPhase, "name"))
+    description = serializers.CharField(max_length=column_length(PlanPhase, "description"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = MetadataField()
     duration = DurationField(allow_null=True)
     rateCards = serializers.ListField(child=RateCardField())
@@ -55,8 +57,9 @@ class AlignmentIn(serializers.Serializer):
 class PlanBodyIn(serializers.Serializer):
     """PlanReplaceUpdate; PlanCreate and CustomPlanInput add key/currency."""
 
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=column_length(Plan, "name"))
+    description = serializers.CharField(max_length=column_length(Plan, "description"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = MetadataField()
     alignment = AlignmentIn(required=False)
     billingCadence = DurationField()

@@ -10,9 +10,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from catalog.models import RateCard
 from catalog.periods import is_duration
 from openmeter_site.api.fields import MetadataField, NumericField, decimal_to_str
 from openmeter_site.core.ids import KEY_RE, ULID_RE
+from openmeter_site.core.lengths import column_length
 
 ZERO = Decimal(0)
 
@@ -227,8 +229,9 @@ class TaxConfigIn(serializers.Serializer):
 class RateCardIn(serializers.Serializer):
     type = serializers.ChoiceField(["flat_fee", "usage_based"])
     key = key_field()
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=column_length(RateCard, "name"))
+    description = serializers.CharField(max_length=column_length(RateCard, "description"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = MetadataField()
     featureKey = key_field(required=False, allow_null=True)
     entitlementTemplate = serializers.DictField(required=False, allow_null=True)

@@ -4,9 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from customers.models import Customer
+from customers.models import Customer, CustomerSubject
 from customers.services import CustomerInput
 from openmeter_site.api.fields import MetadataField
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 
@@ -21,18 +22,21 @@ class AddressSerializer(serializers.Serializer):
 
 
 class UsageAttributionSerializer(serializers.Serializer):
-    subjectKeys = serializers.ListField(child=serializers.CharField(min_length=1, max_length=512))
+    subjectKeys = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=column_length(CustomerSubject, "subject_key"))
+    )
 
 
 class CustomerWriteSerializer(serializers.Serializer):
     """CustomerCreate and CustomerReplaceUpdate have the same fields."""
 
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=column_length(Customer, "name"))
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
-    key = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
+    key = serializers.CharField(min_length=1, max_length=column_length(Customer, "key"), required=False, allow_null=True)
     usageAttribution = UsageAttributionSerializer(required=False, allow_null=True)
-    primaryEmail = serializers.CharField(required=False, allow_null=True, max_length=320)
+    primaryEmail = serializers.CharField(required=False, allow_null=True,
+                                         max_length=column_length(Customer, "primary_email"))
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, allow_null=True)
     billingAddress = AddressSerializer(required=False, allow_null=True)
 

@@ -8,9 +8,11 @@ from rest_framework import serializers
 from catalog.features import feature_get
 from catalog.models import Feature
 from entitlements.engine import parse_interval
+from entitlements.models import Entitlement
 from entitlements.services import EXPIRATION_DURATIONS, GrantInput, UsagePeriodInput
 from openmeter_site.api.fields import JSONObjectField, MetadataField, NumericField, RFC3339Field
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import parse_rfc3339
 
 MEASURE_PRESETS = ("CURRENT_PERIOD_START", "NOW")
@@ -105,7 +107,7 @@ class EntitlementCreateSerializer(serializers.Serializer):
 
     v2 = False
     type = serializers.ChoiceField(choices=["metered", "static", "boolean"])
-    featureKey = serializers.CharField(required=False, max_length=64)
+    featureKey = serializers.CharField(required=False, max_length=column_length(Entitlement, "feature_key"))
     featureId = serializers.CharField(required=False, max_length=26)
     metadata = MetadataField()
     usagePeriod = RecurringPeriodSerializer(required=False, allow_null=True)

@@ -9,10 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.models import Invoice
 from billing.plugins import SyncResult
 from integrations.custom_invoicing import custom_invoicing_payment_status, custom_invoicing_synchronized
 from openmeter_site.api.fields import RFC3339Field
 from openmeter_site.core.errors import NotFound
+from openmeter_site.core.lengths import column_length
 
 ULID_RE = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 
@@ -23,7 +25,7 @@ class LineExternalIdSerializer(serializers.Serializer):
 
 
 class DraftSyncResultSerializer(serializers.Serializer):
-    invoiceNumber = serializers.CharField(required=False, max_length=256)
+    invoiceNumber = serializers.CharField(required=False, max_length=column_length(Invoice, "number"))
     externalId = serializers.CharField(required=False)
     lineExternalIds = LineExternalIdSerializer(many=True, required=False)
     lineDiscountExternalIds = serializers.ListField(child=serializers.DictField(), required=False)
@@ -34,7 +36,7 @@ class DraftSynchronizedSerializer(serializers.Serializer):
 
 
 class FinalizedInvoicingSerializer(serializers.Serializer):
-    invoiceNumber = serializers.CharField(required=False, max_length=256)
+    invoiceNumber = serializers.CharField(required=False, max_length=column_length(Invoice, "number"))
     sentToCustomerAt = RFC3339Field(required=False)
 
 

@@ -7,11 +7,13 @@ from typing import Any
 from rest_framework import serializers
 
 from billing.models import App
+from customers.models import Customer
 from integrations.marketplace import listing_get, listing_to_api
 from integrations.models import AppType, CustomerAppData
 from integrations.services import CustomerAppDataView
 from openmeter_site.api.fields import MetadataField
 from openmeter_site.core.ids import ULID_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 APP_TYPES = [t.value for t in AppType]
@@ -119,6 +121,10 @@ def _stripe_id(value: Any) -> Any:
 # --- in ---------------------------------------------------------------------------------------------------------
 
 
+# Stripe object ids as stored (CustomerAppData's columns)
+STRIPE_ID_LENGTH = column_length(CustomerAppData, "stripe_customer_id")
+
+
 class UlidField(serializers.RegexField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(ULID_RE, error_messages={"invalid": "must be a ULID"}, **kwargs)
@@ -126,7 +132,7 @@ class UlidField(serializers.RegexField):
 
 class AppReplaceUpdateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=APP_TYPES)
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=column_length(App, "name"))
     metadata = MetadataField()
     secretAPIKey = serializers.CharField(required=False, allow_blank=False, trim_whitespace=True)
     enableDraftSyncHook = serializers.BooleanField(required=False)
@@ -145,7 +151,7 @@ class StripeAPIKeyInputSerializer(serializers.Serializer):
 
 
 class InstallSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, min_length=1, max_length=256)
+    name = serializers.CharField(required=False, min_length=1, max_length=column_length(App, "name"))
     createBillingProfile = serializers.BooleanField(required=False, default=True)
 
 
@@ -156,8 +162,8 @@ class ApiKeyInstallSerializer(InstallSerializer):
 class CustomerAppDataItemSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=APP_TYPES)
     id = UlidField(required=False)
-    stripeCustomerId = serializers.CharField(required=False)
-    stripeDefaultPaymentMethodId = serializers.CharField(required=False)
+    stripeCustomerId = serializers.CharField(required=False, max_length=STRIPE_ID_LENGTH)
+    stripeDefaultPaymentMethodId = serializers.CharField(required=False, max_length=STRIPE_ID_LENGTH)
     metadata = MetadataField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +173,8 @@ class CustomerAppDataItemSerializer(serializers.Serializer):
 
 
 class StripeCustomerAppDataBaseSerializer(serializers.Serializer):
-    stripeCustomerId = serializers.CharField()
-    stripeDefaultPaymentMethodId = serializers.CharField(required=False)
+    stripeCustomerId = serializers.CharField(max_length=STRIPE_ID_LENGTH)
+    stripeDefaultPaymentMethodId = serializers.CharField(required=False, max_length=STRIPE_ID_LENGTH)
 
 
 class PortalSessionParamsSerializer(serializers.Serializer):
@@ -200,8 +206,8 @@ class CheckoutCustomerSerializer(serializers.Serializer):
     """`CustomerId` | `CustomerKey` | `CustomerCreate` (the last one creates the customer)."""
 
     id = UlidField(required=False)
-    key = serializers.CharField(required=False, min_length=1, max_length=256)
-    name = serializers.CharField(required=False, min_length=1, max_length=256)
+    key = serializers.CharField(required=False, min_length=1, max_length=column_length(Customer, "key"))
+    name = serializers.CharField(required=False, min_length=1, max_length=column_length(Customer, "name"))
     description = serializers.CharField(required=False, allow_blank=True)
     primaryEmail = serializers.EmailField(required=False)
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
@@ -217,5 +223,5 @@ class CheckoutCustomerSerializer(serializers.Serializer):
 class CheckoutSessionRequestSerializer(serializers.Serializer):
     appId = UlidField(required=False)
     customer = CheckoutCustomerSerializer()
-    stripeCustomerId = serializers.CharField(required=False)
+    stripeCustomerId = serializers.CharField(required=False, max_length=STRIPE_ID_LENGTH)
     options = CheckoutOptionsSerializer()

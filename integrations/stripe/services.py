@@ -21,13 +21,14 @@ from integrations.stripe import client
 from integrations.stripe.webhooks import call_stripe_first, handle_event
 from openmeter_site.core.crypto import mask_secret
 from openmeter_site.core.errors import InvalidInput, NotFound
+from openmeter_site.core.lengths import check_length, column_length
 
 logger = logging.getLogger(__name__)
 
 
-def _check_key_shape(api_key: str) -> None:
+def _check_key_shape(api_key: str, field: str = "apiKey") -> None:
     if not api_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
-        raise InvalidInput("apiKey: a Stripe secret key starts with sk_test_, sk_live_, rk_test_ or rk_live_")
+        raise InvalidInput(f"{field}: a Stripe secret key starts with sk_test_, sk_live_, rk_test_ or rk_live_")
 
 
 def stripe_app_install(*, api_key: str, name: str | None = None, create_billing_profile: bool = True) -> InstallResult:
@@ -81,7 +82,7 @@ def _make_default_for_billing(app: App) -> list[str]:
 
 def stripe_app_update_api_key(*, app_id: str, api_key: str) -> App:
     """Rotate the key; the new key must belong to the same Stripe account (asked before the row lock is taken)."""
-    _check_key_shape(api_key)
+    _check_key_shape(api_key, "secretAPIKey")
     account = client.account_get(api_key)
     with transaction.atomic():
         app = App.objects.select_for_update().get(pk=app_get(app_id=app_id, app_type=AppType.STRIPE).pk)
@@ -316,18 +317,22 @@ def stripe_webhook_receive(*, app_id: str, payload: bytes, signature: str | None
     if not signature:
         raise InvalidInput("missing Stripe-Signature header")
     event = client.construct_event(payload=payload, signature=signature, secret=secret)
-    if StripeWebhookEvent.objects.filter(app=app, event_id=str(event.get("id"))).exists():
+    event_id, event_type = str(event.get("id")), str(event.get("type"))
+    obj = (event.get("data") or {}).get("object") or {}
+    object_id = None if obj.get("id") is None else str(obj["id"])
+    check_length(event_id, model=StripeWebhookEvent, field="event_id", name="id")
+    check_length(event_type, model=StripeWebhookEvent, field="type", name="type")
+    check_length(object_id, model=StripeWebhookEvent, field="stripe_object_id", name="data.object.id")
+    if StripeWebhookEvent.objects.filter(app=app, event_id=event_id).exists():
         return WebhookOutcome(app_id=app.id, message="event already processed")
     call_stripe_first(app=app, event=event)
     with transaction.atomic():
-        obj = (event.get("data") or {}).get("object") or {}
         _, created = StripeWebhookEvent.objects.get_or_create(
-            app=app,
-            event_id=str(event.get("id")),
-            defaults={"type": str(event.get("type")), "stripe_object_id": obj.get("id")},
+            app=app, event_id=event_id, defaults={"type": event_type, "stripe_object_id": object_id},
         )
         if not created:
             return WebhookOutcome(app_id=app.id, message="event already processed")
         result = handle_event(app=app, event=event)
-        StripeWebhookEvent.objects.filter(app=app, event_id=str(event.get("id"))).update(outcome=result.message or "")
+        outcome = (result.message or "")[: column_length(StripeWebhookEvent, "outcome")]
+        StripeWebhookEvent.objects.filter(app=app, event_id=event_id).update(outcome=outcome)
     return WebhookOutcome(app_id=app.id, customer_id=result.customer_id, message=result.message)

@@ -11,24 +11,28 @@ from metering.selectors import StoredEvent
 from openmeter_site.api.fields import JSONObjectField, MetadataField, RFC3339Field
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import KEY_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
 class MeterCreateSerializer(serializers.Serializer):
-    slug = serializers.RegexField(KEY_RE, min_length=1, max_length=64)
-    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    slug = serializers.RegexField(KEY_RE, min_length=1, max_length=column_length(Meter, "slug"))
+    name = serializers.CharField(min_length=1, max_length=column_length(Meter, "name"), required=False, allow_null=True)
+    description = serializers.CharField(max_length=column_length(Meter, "description"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = MetadataField()
     aggregation = serializers.ChoiceField(choices=MeterAggregation.values)
-    eventType = serializers.CharField(min_length=1, max_length=256)
+    eventType = serializers.CharField(min_length=1, max_length=column_length(Meter, "event_type"))
     eventFrom = RFC3339Field(required=False, allow_null=True)
-    valueProperty = serializers.CharField(min_length=1, max_length=512, required=False, allow_null=True)
+    valueProperty = serializers.CharField(min_length=1, max_length=column_length(Meter, "value_property"),
+                                          required=False, allow_null=True)
     groupBy = serializers.DictField(child=serializers.CharField(min_length=1, max_length=512), required=False)
 
 
 class MeterUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=256, required=False, allow_null=True)
-    description = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(min_length=1, max_length=column_length(Meter, "name"), required=False, allow_null=True)
+    description = serializers.CharField(max_length=column_length(Meter, "description"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = MetadataField()
     groupBy = serializers.DictField(child=serializers.CharField(min_length=1, max_length=512), required=False)
 
@@ -108,12 +112,14 @@ def _plain_meter_query(raw: Any) -> dict[str, Any] | None:  # noqa: C901 (one ch
 
 
 class SubjectUpsertSerializer(serializers.Serializer):
-    key = serializers.CharField(min_length=1, max_length=512)
-    displayName = serializers.CharField(max_length=512, required=False, allow_null=True, allow_blank=True)
+    key = serializers.CharField(min_length=1, max_length=column_length(Subject, "key"))
+    displayName = serializers.CharField(max_length=column_length(Subject, "display_name"), required=False,
+                                        allow_null=True, allow_blank=True)
     metadata = JSONObjectField(required=False, allow_null=True)
     currentPeriodStart = RFC3339Field(required=False, allow_null=True)
     currentPeriodEnd = RFC3339Field(required=False, allow_null=True)
-    stripeCustomerId = serializers.CharField(max_length=255, required=False, allow_null=True)
+    stripeCustomerId = serializers.CharField(max_length=column_length(Subject, "stripe_customer_id"), required=False,
+                                             allow_null=True)
 
     WIRE_TO_MODEL = {
         "key": "key",

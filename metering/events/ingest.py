@@ -14,6 +14,7 @@ from django.conf import settings
 
 from metering.models import Event
 from openmeter_site.core.errors import InvalidInput, PayloadTooLarge
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import RFC3339_RE, parse_rfc3339
 
 BATCH_TYPES = {"application/cloudevents-batch+json"}
@@ -21,7 +22,7 @@ SINGLE_TYPES = {"application/cloudevents+json"}
 EITHER_TYPES = {"application/json"}
 REQUIRED_STRINGS = ("id", "source", "specversion", "type", "subject")
 # The stored fields' column limits (longer values would make the database refuse the whole batch).
-MAX_LENGTHS = {name: Event._meta.get_field(name).max_length for name in ("id", "source", "type", "subject")}
+MAX_LENGTHS = {name: column_length(Event, name) for name in ("id", "source", "type", "subject")}
 
 
 @dataclass(frozen=True, slots=True)

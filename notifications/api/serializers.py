@@ -17,6 +17,7 @@ from notifications.models import (
 from notifications.services.rules import Threshold, rule_thresholds
 from openmeter_site.api.fields import MetadataField, NumericField
 from openmeter_site.core.ids import ULID_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
 SIGNING_SECRET_RE = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$"
@@ -26,10 +27,10 @@ class ChannelCreateSerializer(serializers.Serializer):
     """NotificationChannelCreateRequest (create and PUT)."""
 
     type = serializers.ChoiceField(choices=ChannelType.values)
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=column_length(NotificationChannel, "name"))
     disabled = serializers.BooleanField(required=False, default=False)
     metadata = MetadataField()
-    url = serializers.URLField(max_length=2048)
+    url = serializers.URLField(max_length=column_length(NotificationChannel, "url"))
     customHeaders = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
     signingSecret = serializers.RegexField(SIGNING_SECRET_RE, required=False)
 
@@ -54,7 +55,7 @@ class RuleCreateSerializer(serializers.Serializer):
     """NotificationRuleCreateRequest: one shape for the four rule types; the service checks per-type fields."""
 
     type = serializers.ChoiceField(choices=EventType.values)
-    name = serializers.CharField(min_length=1, max_length=256)
+    name = serializers.CharField(min_length=1, max_length=column_length(NotificationRule, "name"))
     disabled = serializers.BooleanField(required=False, default=False)
     metadata = MetadataField()
     channels = serializers.ListField(child=serializers.RegexField(ULID_RE.pattern), min_length=1)

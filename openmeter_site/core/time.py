@@ -30,7 +30,7 @@ def parse_time_zone(name: str | None, field: str = "windowTimeZone") -> ZoneInfo
         return ZoneInfo("UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file name
         raise InvalidInput(f"{field}: unknown time zone {name!r}") from exc
 
 

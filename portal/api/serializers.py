@@ -5,12 +5,13 @@ from rest_framework import serializers
 
 from openmeter_site.api.fields import RFC3339Field
 from openmeter_site.core.ids import KEY_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 from portal.models import PortalToken
 
 
 class PortalTokenCreateSerializer(serializers.Serializer):
-    subject = serializers.CharField(min_length=1, max_length=512)
+    subject = serializers.CharField(min_length=1, max_length=column_length(PortalToken, "subject"))
     allowedMeterSlugs = serializers.ListField(
         child=serializers.RegexField(KEY_RE.pattern, max_length=64), required=False, allow_null=True
     )

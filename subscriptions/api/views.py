@@ -11,14 +11,16 @@ from rest_framework.views import APIView
 
 from catalog.api.plans import CustomPlanIn
 from catalog.api.ratecards import DiscountsIn, DurationField, RateCardField, key_field
+from customers.models import Customer
 from openmeter_site.api.fields import MetadataField, RFC3339Field
 from openmeter_site.api.pagination import order_queryset, paginate
 from openmeter_site.api.params import get_datetime, get_list
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import ULID_RE
+from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import parse_rfc3339
 from subscriptions.api.render import subscription_addon_to_api, subscription_expanded_to_api, subscription_to_api
-from subscriptions.models import Subscription, SubscriptionStatus
+from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionPhase, SubscriptionStatus
 from subscriptions.selectors import customer_subscriptions_qs
 from subscriptions.services.addons import (
     subscription_addon_create,
@@ -73,8 +75,9 @@ class _SubscribeIn(serializers.Serializer):
     timing = TimingField(required=False)
     billingAnchor = RFC3339Field(required=False, allow_null=True)
     startingPhase = serializers.CharField(required=False, allow_null=True, min_length=1)
-    name = serializers.CharField(required=False, allow_null=True, max_length=256)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    name = serializers.CharField(required=False, allow_null=True, max_length=column_length(Subscription, "name"))
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                        max_length=column_length(Subscription, "description"))
     metadata = MetadataField()
     alignment = AlignmentIn(required=False)
     settlementMode = serializers.ChoiceField(["credit_then_invoice", "credit_only"], required=False)
@@ -111,7 +114,7 @@ class _SubscribeIn(serializers.Serializer):
 
 class SubscriptionCreateIn(_SubscribeIn):
     customerId = serializers.RegexField(ULID_RE, required=False)
-    customerKey = serializers.CharField(required=False, min_length=1, max_length=256)
+    customerKey = serializers.CharField(required=False, min_length=1, max_length=column_length(Customer, "key"))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -227,8 +230,9 @@ class PhaseCreateIn(serializers.Serializer):
     duration = DurationField(required=False, allow_null=True)
     discounts = serializers.DictField(required=False, allow_null=True)
     key = key_field()
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    name = serializers.CharField(max_length=column_length(SubscriptionPhase, "name"))
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                        max_length=column_length(SubscriptionPhase, "description"))
 
     def validate_discounts(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if not value:
@@ -301,8 +305,9 @@ class AddonRefIn(serializers.Serializer):
 
 
 class SubscriptionAddonCreateIn(serializers.Serializer):
-    name = serializers.CharField(max_length=256)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    name = serializers.CharField(max_length=column_length(SubscriptionAddon, "name"))
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                        max_length=column_length(SubscriptionAddon, "description"))
     metadata = MetadataField()
     quantity = serializers.IntegerField(min_value=0)
     timing = TimingField()
@@ -310,8 +315,9 @@ class SubscriptionAddonCreateIn(serializers.Serializer):
 
 
 class SubscriptionAddonUpdateIn(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=256)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1024)
+    name = serializers.CharField(required=False, max_length=column_length(SubscriptionAddon, "name"))
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                        max_length=column_length(SubscriptionAddon, "description"))
     metadata = MetadataField()
     quantity = serializers.IntegerField(required=False, min_value=0)
     timing = TimingField(required=False)
