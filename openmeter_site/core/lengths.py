@@ -8,10 +8,10 @@ from openmeter_site.core.errors import InvalidInput
 
 def column_length(model: type[models.Model], field: str) -> int:
     """The `max_length` of the model's CharField `field`."""
-    length = model._meta.get_field(field).max_length
-    if length is None:
-        raise TypeError(f"{model.__name__}.{field} has no max_length")
-    return length
+    column = model._meta.get_field(field)
+    if not isinstance(column, models.CharField) or column.max_length is None:
+        raise TypeError(f"{model.__name__}.{field} is not a CharField with a max_length")
+    return column.max_length
 
 
 def check_length(value: str | None, *, model: type[models.Model], field: str, name: str) -> None:
