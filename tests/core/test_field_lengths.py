@@ -149,7 +149,8 @@ def _build_world(api) -> World:
     ok(api.post(f"/api/v1/apps/custom-invoicing/{custom_issuing['id']}/draft/synchronized", {}, format="json"))
     # entitlements and notifications
     entitlement = ok(api.post("/api/v2/customers/acme/entitlements", {
-        "type": "metered", "featureKey": "tokens", "usagePeriod": {"interval": "MONTH"},
+        "type": "metered", "featureKey": "tokens", "measureUsageFrom": "2026-03-01T00:00:00Z",
+        "usagePeriod": {"interval": "MONTH", "anchor": "2026-03-01T00:00:00Z"},
     }, format="json"))
     channel = channel_create(name="hook", url="http://127.0.0.1:9/hook")
     rule = rule_create(type="invoice.created", name="invoices", channel_ids=[channel.id])
