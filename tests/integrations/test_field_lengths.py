@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from integrations.models import App
+from billing.models import App
 from tests.core.test_field_lengths import WRITES, Sign, walk
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
