@@ -25,18 +25,11 @@ from notifications.services.evaluation import emit_invoice_event
 from notifications.services.rules import rule_create
 from notifications.targets import UnsafeTarget, resolve_target
 from tests.notifications.conftest import Reply, running_receiver
+from tests.notifications.test_delivery import INVOICE
 
 pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
-INVOICE = {
-    "id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
-    "type": "standard",
-    "status": "issued",
-    "currency": "USD",
-    "totals": {"total": "12.34"},
-    "customer": {"id": "01JBBBBBBBBBBBBBBBBBBBBBBB", "name": "Acme", "usageAttribution": {"subjectKeys": ["acme"]}},
-}
 
 
 @pytest.fixture
