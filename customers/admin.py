@@ -9,10 +9,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.safestring import SafeString
 
 from customers.models import Customer
 from customers.services import CustomerInput, customer_check, customer_create, customer_delete, customer_update
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import CountryField, CurrencyField, KeyValueField, country_choices
 from openmeter_site.core.errors import DomainError
 
@@ -99,7 +101,7 @@ def _delete_customer(request: HttpRequest, customer: Customer, data: dict[str, A
 @admin.register(Customer)
 class CustomerAdmin(ObjectActionsMixin, admin.ModelAdmin):
     form = CustomerForm
-    list_display = ["name", "key", "primary_email", "currency", "subject_list", "created_at", "deleted_at"]
+    list_display = ["name", "key", "primary_email", "currency", "subject_list", "created", "deleted"]
     list_filter = ["currency", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "key", "primary_email", "subjects__subject_key"]
     readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
@@ -123,6 +125,14 @@ class CustomerAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # customers are soft-deleted through the service (the action), which also ends entitlements
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Customer) -> SafeString:
+        return when(obj.created_at)
+
+    @admin.display(description="deleted", ordering="deleted_at")
+    def deleted(self, obj: Customer) -> SafeString:
+        return when(obj.deleted_at)
 
     @admin.display(description="subjects")
     def subject_list(self, obj: Customer) -> str:

@@ -228,6 +228,12 @@ class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     def has_object_action_permission(self, request: HttpRequest, obj: Any) -> bool:
         return request.user.has_perm("entitlements.change_entitlement")
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        entitlement = self.get_object(request, object_id)
+        title = {"title": str(entitlement), "subtitle": None} if entitlement else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **title})
+
     def _value(self, obj: Entitlement) -> balance.EntitlementValue:
         cache = getattr(self, "_values", None)
         if cache is None or cache[0] is not obj:
@@ -345,14 +351,26 @@ class GrantAdmin(ObjectActionsMixin, ReadOnlyAdmin):
 
 @admin.register(UsageReset)
 class UsageResetAdmin(ReadOnlyAdmin):
-    list_display = ["entitlement", "reset_at", "automatic", "retain_anchor", "preserve_overage", "created_at"]
+    list_display = ["entitlement", "reset", "automatic", "retain_anchor", "preserve_overage"]
     list_filter = ["automatic", "preserve_overage"]
     search_fields = ["entitlement__id", "entitlement__feature_key", "entitlement__customer__key"]
     list_select_related = ["entitlement__customer"]
 
+    @admin.display(description="reset at", ordering="reset_at")
+    def reset(self, obj: UsageReset) -> SafeString:
+        return when(obj.reset_at)
+
 
 @admin.register(BalanceSnapshot)
 class BalanceSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["entitlement", "at", "overage", "created_at"]
+    list_display = ["entitlement", "taken_at", "overage_shown", "checkpoint"]
     search_fields = ["entitlement__id", "entitlement__feature_key"]
     list_select_related = ["entitlement__customer"]
+
+    @admin.display(description="at", ordering="at")
+    def taken_at(self, obj: BalanceSnapshot) -> SafeString:
+        return when(obj.at)
+
+    @admin.display(description="overage")
+    def overage_shown(self, obj: BalanceSnapshot) -> SafeString:
+        return quantity(obj.overage)

@@ -224,6 +224,10 @@ class SubscriptionAddonInline(ReadOnlyInline):
     fields = ["addon", "name", "quantity_timeline"]
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SubscriptionAddon]:
+        return super().get_queryset(request).select_related("addon", "subscription__customer").prefetch_related(
+            "quantities")
+
     @admin.display(description="quantity over time")
     def quantity_timeline(self, sa: SubscriptionAddon) -> SafeString:
         return format_html_join(", ", "{} from {}", ((s.quantity, when(s.start)) for s in addon_quantity_timeline(sa)))
@@ -279,6 +283,14 @@ class SubscriptionAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         return super().get_queryset(request).prefetch_related("phases__items")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        sub = self.get_object(request, object_id)
+        page = {"title": f"{sub.name}: {sub.customer}", "subtitle": None} if sub else {}
+        # nothing on the page is edited by hand: its actions are the buttons above
+        page.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **page})
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a customer is subscribed from its page ("Subscribe"), through the service

@@ -124,7 +124,7 @@ class SubscriptionAddon(BaseModel):
         constraints = [models.UniqueConstraint(fields=["subscription", "addon"], name="subscription_addon_once")]
 
     def __str__(self) -> str:
-        return f"{self.subscription_id} + {self.addon}"
+        return f"{self.name} on {self.subscription}"
 
 
 class SubscriptionAddonQuantity(BaseModel):

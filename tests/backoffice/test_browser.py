@@ -95,6 +95,7 @@ def test_operator_manages_a_subscription_from_the_customer_page(operator_page, s
     # cancel at the end of the billing period: the row says when it ends; then continue
     subscriptions.get_by_role("link", name="Cancel").click()
     expect(page.locator(".om-confirm")).to_contain_text("Until it ends, “Continue” undoes this")
+    snap(page, "cancel-form")
     page.click("input[name=_confirm]")
     expect(page.locator(".messagelist .success")).to_contain_text("will end on")
     expect(subscriptions).to_contain_text("canceled")
@@ -110,6 +111,9 @@ def test_operator_manages_a_subscription_from_the_customer_page(operator_page, s
     expect(subscriptions).to_contain_text("Max v1")
     expect(subscriptions.locator(".om-status-scheduled")).to_have_text("scheduled")
     snap(page, "hub-plan-changed")
+    subscriptions.get_by_role("link", name="Pro", exact=True).click()
+    expect(page.locator("#content h1")).to_have_text("Pro: ACME Inc.")
+    snap(page, "subscription-page")
     current, following = Subscription.objects.filter(customer=subscribed).order_by("active_from")
     assert current.active_to == following.active_from and following.plan.key == "max"
 
@@ -124,6 +128,7 @@ def test_operator_grants_credit_resets_usage_and_overrides_an_entitlement(operat
     entitlements.get_by_role("link", name="Grant credit").click()
     page.fill("#id_amount", "5000")
     page.fill("#id_expires_after_0", "30")
+    snap(page, "grant-credit-form")
     page.click("input[name=_confirm]")
     expect(page.locator(".messagelist .success")).to_contain_text("the balance is now 3,800")
     expect(entitlements.locator("tbody tr").first).to_contain_text("3,800")
@@ -137,6 +142,8 @@ def test_operator_grants_credit_resets_usage_and_overrides_an_entitlement(operat
     page.uncheck("#id_is_soft_limit")
     page.click("input[name=_confirm]")
     expect(page.locator(".messagelist .success")).to_contain_text("is replaced by a new metered entitlement")
+    page.locator("#om-entitlements").get_by_role("link", name="tokens").click()
+    snap(page, "entitlement-page")
     live = Entitlement.objects.get(customer=subscribed, deleted_at__isnull=True)
     assert live.is_soft_limit is False
     assert Grant.objects.get().amount == Decimal(5000)

@@ -1,13 +1,18 @@
 """The customer's page: the whole story of one customer, each number worked out by hand."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from billing.models import InvoiceEvent
-from billing.services import invoice_approve, invoice_pending_lines, invoice_snapshot_quantities
-from integrations.models import App, AppType, CustomerAppData
+from billing.models import App, InvoiceEvent
+from billing.services import invoice_approve, invoice_pending_lines, invoice_snapshot_quantities, pending_lines_create
+from billing.services.invoicing import LineInput
+from entitlements.services import GrantInput, grant_create
+from integrations.models import AppType, CustomerAppData
 from tests.backoffice.conftest import T0
 from tests.factories import CustomerFactory, ingest
 
@@ -110,3 +115,20 @@ def test_hub_history_keeps_an_invoices_milestones_not_its_internal_steps(admin_c
     assert f"Invoice {invoice.number}: draft: ready to issue (approve)" in history
     assert f"Invoice {invoice.number}: issued (next)" in history and f"Invoice {invoice.number}: paid" in history
     assert "draft: validating" not in history and "issuing: syncing" not in history
+
+
+def test_hub_queries_do_not_grow_with_grants_and_invoices(admin_client, story):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            hub(admin_client, story.customer)
+        return len(queries)
+
+    before = count()
+    with time_machine.travel(NOW, tick=False):
+        for amount in (10, 20, 30, 40, 50):
+            grant_create(entitlement=story.entitlement, data=GrantInput(amount=Decimal(amount), effective_at=NOW))
+        pending_lines_create(customer_id=story.customer.pk, currency="EUR", lines=[LineInput(
+            name="Setup", period_start=T0, period_end=NOW, invoice_at=T0,
+            price={"type": "flat", "amount": "100", "paymentTerm": "in_advance"})])
+    # one more gathering invoice (EUR) is previewed: its lines and their usage
+    assert count() <= before + 4
