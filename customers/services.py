@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from customers.events import customer_deleted
 from customers.models import Customer, CustomerSubject
 from openmeter_site.core.errors import Conflict, NotFound
 from openmeter_site.core.ids import is_ulid
@@ -147,9 +148,8 @@ def customer_update(*, customer: Customer, data: CustomerInput) -> Customer:
 
 
 def customer_delete(*, customer: Customer) -> None:
-    """Soft delete, unless a registered guard refuses it. Its subjects are released and its entitlements end now."""
-    from entitlements.services import entitlements_end_for_customer
-
+    """Soft delete, unless a registered guard refuses it. Its subjects are released now; the
+    `customers.customer_deleted` event ends its entitlements."""
     now = timezone.now()
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -160,7 +160,7 @@ def customer_delete(*, customer: Customer) -> None:
         locked.deleted_at = now
         locked.save(update_fields=["deleted_at", "updated_at"])
         CustomerSubject.objects.filter(customer=locked, deleted_at__isnull=True).update(deleted_at=now)
-        entitlements_end_for_customer(customer=locked, at=now)
+        customer_deleted(locked.pk, now)
 
 
 def customer_list_qs(

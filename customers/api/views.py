@@ -6,10 +6,8 @@ from rest_framework.views import APIView
 
 from customers.api.serializers import CustomerWriteSerializer, customer_to_api
 from customers.services import customer_create, customer_delete, customer_get, customer_list_qs, customer_update
-from entitlements.api.render import value_to_api
-from entitlements.services import customer_access
 from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_bool, get_datetime, get_str
+from openmeter_site.api.params import get_bool, get_str
 
 CUSTOMER_ORDER_BY = {"id": "id", "name": "name", "createdAt": "created_at"}
 
@@ -47,9 +45,3 @@ class CustomerDetailView(APIView):
         customer_delete(customer=customer_get(id_or_key=customer_id_or_key))
         return Response(status=204)
 
-
-class CustomerAccessView(APIView):
-    def get(self, request: Request, customer_id_or_key: str) -> Response:
-        customer = customer_get(id_or_key=customer_id_or_key)
-        access = customer_access(customer=customer, at=get_datetime(request.query_params, "time"))
-        return Response({"entitlements": {key: value_to_api(v, v2=False) for key, v in access.items()}})

@@ -22,6 +22,7 @@ def scoped(prefix: str, v2: bool) -> list:
 urlpatterns = [
     *scoped(V2, v2=True),
     *scoped(V1, v2=False),
+    path("api/v1/customers/<seg:owner>/access", v.CustomerAccessView.as_view()),
     path("api/v1/customers/<seg:owner>/entitlements/<seg:feature_key>/value", v.CustomerFeatureValueView.as_view()),
     path("api/v2/entitlements", v.EntitlementListView.as_view(v2=True)),
     path("api/v2/entitlements/<seg:entitlement_id>", v.EntitlementByIdView.as_view(v2=True)),

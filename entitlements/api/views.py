@@ -170,6 +170,15 @@ class CustomerFeatureValueView(APIView):
         return Response(value_to_api(value, v2=False))
 
 
+class CustomerAccessView(APIView):
+    """`customers.getAccess`: GET /api/v1/customers/{customer}/access, the customer's access to every feature."""
+
+    def get(self, request: Request, owner: str) -> Response:
+        customer = customer_get(id_or_key=owner)
+        access = services.customer_access(customer=customer, at=get_datetime(request.query_params, "time"))
+        return Response({"entitlements": {key: value_to_api(v, v2=False) for key, v in access.items()}})
+
+
 class EntitlementListView(APIView):
     """GET /api/v2/entitlements (page envelope) and GET /api/v1/entitlements (array unless page/pageSize)."""
 

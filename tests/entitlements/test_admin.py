@@ -71,10 +71,12 @@ def test_entitlement_reset_and_end_actions(admin_client, entitled):
     assert Entitlement.objects.get().deleted_at is not None
 
 
-def test_customer_soft_delete_action_ends_entitlements(admin_client, entitled):
+def test_customer_soft_delete_action_ends_entitlements(admin_client, entitled, django_capture_on_commit_callbacks):
     customer, _, _ = entitled
-    admin_client.post("/admin/customers/customer/",
-                      {"action": "soft_delete", "_selected_action": [customer.pk], "confirmed": "yes"})
+    # the commit relays the customers.customer_deleted event to entitlements' handler
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post("/admin/customers/customer/",
+                          {"action": "soft_delete", "_selected_action": [customer.pk], "confirmed": "yes"})
     assert Customer.objects.get().deleted_at is not None
     assert Entitlement.objects.get().deleted_at is not None
     assert Entitlement.objects.get().active_to <= timezone.now()
