@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html_join
 
 from notifications.models import (
@@ -15,18 +15,44 @@ from notifications.models import (
     NotificationDeliveryAttempt,
     NotificationEvent,
     NotificationRule,
+    ThresholdType,
 )
 from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
+from openmeter_site.admin_ui.actions import confirm_bulk
+from openmeter_site.admin_ui.display import when
+from openmeter_site.admin_ui.forms import KeyValueField
 from openmeter_site.core.crypto import mask_secret
 from openmeter_site.core.errors import DomainError
+
+
+class TimesMixin:
+    """Times in the operator's zone, UTC on hover."""
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Any) -> str:
+        return when(obj.created_at)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Any) -> str:
+        return when(obj.updated_at)
+
+    @admin.display(description="deleted", ordering="deleted_at")
+    def deleted(self, obj: Any) -> str:
+        return when(obj.deleted_at)
+
+    @admin.display(description="next attempt", ordering="next_attempt_at")
+    def next_attempt(self, obj: Any) -> str:
+        return when(obj.next_attempt_at)
 
 
 class ChannelForm(forms.ModelForm):
     signing_secret = forms.CharField(
         required=False, help_text="Leave empty to keep the current secret (or to generate one for a new channel)."
     )
+    custom_headers = KeyValueField(label="Custom headers", help_text="HTTP headers sent with every delivery.")
+    metadata = KeyValueField()
 
     class Meta:
         model = NotificationChannel
@@ -44,12 +70,12 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(TimesMixin, admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "type", "url", "disabled", "rule_count", "created_at", "deleted_at"]
+    list_display = ["name", "type", "url", "disabled", "rule_count", "created", "deleted"]
     list_filter = ["disabled", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "name", "url"]
-    readonly_fields = ["id", "type", "masked_secret", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["id", "type", "masked_secret", "created", "updated", "deleted"]
     actions = ["disable", "enable", "soft_delete"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationChannel]:
@@ -95,44 +121,83 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         self._set_disabled(request, queryset, False)
 
     @admin.action(description="Delete selected channels (not used by any rule)")
-    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> HttpResponse | None:
+        confirmation = confirm_bulk(self, request, queryset, action="soft_delete", title="Delete channels",
+                                    warning="Deleted channels receive no more deliveries; a channel a rule still "
+                                            "uses is kept.")
+        if confirmation is not None:
+            return confirmation
         for channel in queryset.filter(deleted_at__isnull=True):
             try:
                 channel_services.channel_delete(channel_id=channel.pk)
             except DomainError as exc:
                 messages.error(request, exc.detail)
+        return None
+
+
+class ThresholdsWidget(forms.Widget):
+    template_name = "admin/notifications/widgets/thresholds.html"
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        rows = [(t["type"], t["value"]) if isinstance(t, dict) else t for t in value or []]
+        context["widget"]["rows"] = rows + [("", "")] * max(1, 3 - len(rows))
+        context["widget"]["types"] = ThresholdType.choices
+        return context
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[tuple[str, str]]:
+        rows = zip(data.getlist(f"{name}__type"), data.getlist(f"{name}__value"), strict=False)
+        return [(kind, value.strip()) for kind, value in rows if value.strip()]
+
+
+class ThresholdsField(forms.Field):
+    """Balance thresholds as rows of kind and value (the stored JSON list)."""
+
+    widget = ThresholdsWidget
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[rule_services.Threshold]:
+        thresholds = []
+        for i, row in enumerate(value or []):
+            kind, number = (row["type"], row["value"]) if isinstance(row, dict) else row
+            try:
+                thresholds.append(rule_services.Threshold(type=kind, value=Decimal(str(number))))
+            except InvalidOperation as exc:
+                raise forms.ValidationError(f"row {i + 1}: the value must be a number") from exc
+        return thresholds
 
 
 class RuleForm(forms.ModelForm):
+    thresholds = ThresholdsField(help_text="Balance threshold rules only: when to notify, e.g. 80 % of usage.")
+    metadata = KeyValueField()
+
     class Meta:
         model = NotificationRule
         fields = ["type", "name", "disabled", "channels", "features", "thresholds", "metadata"]
-        help_texts = {"thresholds": 'e.g. [{"type": "usage_percentage", "value": "80"}] (balance threshold rules only)'}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if not self.instance._state.adding and data.get("type") != self.instance.type:
             self.add_error("type", "a rule's type cannot change")
+        data["parsed_thresholds"] = data.get("thresholds") or []
         try:
-            data["parsed_thresholds"] = [
-                rule_services.Threshold(type=t["type"], value=Decimal(str(t["value"]))) for t in data.get("thresholds") or []
-            ]
-            rule_services.validate_thresholds(data.get("type", ""), data["parsed_thresholds"])
-        except (KeyError, TypeError, InvalidOperation):
-            self.add_error("thresholds", 'expected a list of {"type": ..., "value": ...}')
+            data["thresholds"] = rule_services.validate_thresholds(data.get("type", ""), data["parsed_thresholds"])
         except DomainError as exc:
             self.add_error("thresholds", exc.detail)
         return data
 
 
 @admin.register(NotificationRule)
-class NotificationRuleAdmin(admin.ModelAdmin):
+class NotificationRuleAdmin(TimesMixin, admin.ModelAdmin):
     form = RuleForm
-    list_display = ["name", "type", "disabled", "channel_names", "created_at", "deleted_at"]
+    list_display = ["name", "type", "disabled", "channel_names", "created", "deleted"]
     list_filter = ["type", "disabled", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "name"]
     filter_horizontal = ["channels", "features"]
-    readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["id", "created", "updated", "deleted"]
     actions = ["disable", "enable", "soft_delete", "send_test"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationRule]:
@@ -171,9 +236,14 @@ class NotificationRuleAdmin(admin.ModelAdmin):
         self.message_user(request, f"Enabled {queryset.update(disabled=False)} rule(s).")
 
     @admin.action(description="Delete selected rules")
-    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> HttpResponse | None:
+        confirmation = confirm_bulk(self, request, queryset, action="soft_delete", title="Delete rules",
+                                    warning="Deleted rules send no more notifications; their past events are kept.")
+        if confirmation is not None:
+            return confirmation
         for rule in queryset.filter(deleted_at__isnull=True):
             rule_services.rule_delete(rule_id=rule.pk)
+        return None
 
     @admin.action(description="Send a test event")
     def send_test(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
@@ -195,9 +265,9 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class DeliveryInline(ReadOnlyInline):
+class DeliveryInline(TimesMixin, ReadOnlyInline):
     model = NotificationDelivery
-    fields = ["channel", "state", "reason", "attempt_count", "next_attempt_at", "updated_at", "attempt_log"]
+    fields = ["channel", "state", "reason", "attempt_count", "next_attempt", "updated", "attempt_log"]
     readonly_fields = fields
     show_change_link = True
 
@@ -205,7 +275,7 @@ class DeliveryInline(ReadOnlyInline):
     def attempt_log(self, obj: NotificationDelivery) -> str:
         return format_html_join(
             "\n", "<div>{} {} HTTP {} ({} ms)</div>",
-            ((a.timestamp.strftime("%Y-%m-%d %H:%M:%S"), a.state, a.status_code or "-", a.duration_ms)
+            ((when(a.timestamp), a.state, a.status_code or "-", a.duration_ms)
              for a in obj.attempts.all()),
         )
 
@@ -228,15 +298,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationEvent)
-class NotificationEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "rule", "subject_key", "feature_key", "invoice_id", "delivery_states", "created_at"]
+class NotificationEventAdmin(TimesMixin, ReadOnlyAdmin):
+    list_display = ["created", "type", "rule", "subject_key", "feature_key", "invoice_id", "delivery_states", "id"]
     list_filter = ["type", "deliveries__state", "created_at"]
     search_fields = ["id", "subject_key", "feature_key", "entitlement_id", "invoice_id", "rule__name"]
     list_select_related = ["rule"]
     date_hierarchy = "created_at"
     inlines = [DeliveryInline]
     actions = ["resend"]
-    fields = ["id", "type", "rule", "created_at", "subject_key", "feature_key", "entitlement_id", "invoice_id",
+    fields = ["id", "type", "rule", "created", "subject_key", "feature_key", "entitlement_id", "invoice_id",
               "annotations", "payload_json"]
     readonly_fields = fields
 
@@ -254,19 +324,23 @@ class NotificationEventAdmin(ReadOnlyAdmin):
 
 class AttemptInline(ReadOnlyInline):
     model = NotificationDeliveryAttempt
-    fields = ["timestamp", "state", "url", "status_code", "duration_ms", "response_body"]
+    fields = ["at", "state", "url", "status_code", "duration_ms", "response_body"]
     readonly_fields = fields
+
+    @admin.display(description="at")
+    def at(self, attempt: NotificationDeliveryAttempt) -> str:
+        return when(attempt.timestamp)
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["event", "channel", "state", "attempt_count", "next_attempt_at", "reason", "updated_at"]
+class NotificationDeliveryAdmin(TimesMixin, ReadOnlyAdmin):
+    list_display = ["event", "channel", "state", "attempt_count", "next_attempt", "reason", "updated"]
     list_filter = ["state", "channel"]
     search_fields = ["event__id", "channel__name", "reason"]
     list_select_related = ["event", "channel"]
     inlines = [AttemptInline]
     actions = ["resend"]
-    fields = ["event", "channel", "state", "reason", "attempt_count", "round_start", "next_attempt_at", "updated_at"]
+    fields = ["event", "channel", "state", "reason", "attempt_count", "round_start", "next_attempt", "updated"]
     readonly_fields = fields
 
     @admin.action(description="Resend to these channels")
