@@ -47,7 +47,8 @@ class CustomerHubAdmin(CustomerAdmin):
         customer = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if customer is not None:
-            context.update(self.story_context(request, customer_story(customer)), title=customer.name, subtitle=None)
+            context.update(self.story_context(request, customer_story(customer)), title=customer.name, subtitle=None,
+                           show_save_and_add_another=False)
         return super().change_view(request, object_id, form_url, context)
 
     def story_context(self, request: HttpRequest, story: CustomerStory) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """A billing person's everyday tasks in a real headless Chromium against the live server: what the page shows after
-each step. Set OM_SCREENSHOT_DIR to keep a screenshot of each step."""
+each step. Set OM_SCREENSHOTS to a folder to keep a screenshot of each step (docs/backoffice-customer.png is one)."""
 
 import datetime as dt
 import os
@@ -24,7 +24,7 @@ browser_test = pytest.mark.django_db(transaction=True)
 
 
 def snap(page: Page, name: str) -> None:
-    folder = os.environ.get("OM_SCREENSHOT_DIR")
+    folder = os.environ.get("OM_SCREENSHOTS")
     if folder:
         page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
@@ -133,6 +133,7 @@ def test_operator_grants_credit_resets_usage_and_overrides_an_entitlement(operat
     expect(page.locator(".messagelist .success")).to_contain_text("the balance is now 3,800")
     expect(entitlements.locator("tbody tr").first).to_contain_text("3,800")
     expect(page.locator("#om-grants")).to_contain_text("5,000")
+    snap(page, "backoffice-customer")
     # reset: usage counts from zero again
     entitlements.get_by_role("link", name="Reset usage").click()
     page.click("input[name=_confirm]")
