@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from billing import selectors
 from billing.admin_actions import invoiced_message
 from billing.admin_display import (
+    external_ids_html,
     invoice_dates,
     invoice_rows,
     party_text,
@@ -406,7 +407,7 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="ids in other systems")
     def external_ids_shown(self, invoice: Invoice) -> str:
-        return ", ".join(f"{app}: {value}" for app, value in (invoice.external_ids or {}).items()) or "—"
+        return external_ids_html(invoice)
 
     @admin.display(description="created")
     def created(self, invoice: Invoice) -> str:
@@ -425,6 +426,7 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
             context.update(
                 invoice=invoice, line_rows=rows, totals=total_rows(invoice), status=status_text(invoice.status),
                 dates=invoice_dates(invoice), grand_total=money(invoice.total, invoice.currency),
+                external_ids=external_ids_html(invoice),
                 issues=invoice.validation_issues or [], title=f"Invoice {invoice.number}", subtitle=None,
                 customer_url=reverse("admin:customers_customer_change", args=[invoice.customer_id]),
                 print_url=reverse("admin:billing_invoice_print", args=[invoice.pk]),

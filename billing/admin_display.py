@@ -217,3 +217,16 @@ def write_lines_csv(out: Any, invoice: Invoice, rows: Sequence[LineRow]) -> None
     writer.writerow(["Total", "", "", "", "", "", *(format(round_money(getattr(invoice, f), invoice.currency), "f")
                                                     for f in ("amount", "discounts_total", "charges_total", "total")),
                      invoice.currency])
+
+
+def external_ids_html(invoice: Invoice) -> SafeString:
+    """The invoice's ids in other systems; a Stripe invoice links to Stripe's dashboard."""
+    ids = invoice.external_ids or {}
+    if not ids:
+        return format_html('<span class="om-empty">—</span>')
+    app = invoice.invoicing_app
+    mode = "" if app.livemode else "test/"
+    return format_html_join(", ", "{}: {}", (
+        (role, format_html('<a href="https://dashboard.stripe.com/{}invoices/{}" target="_blank" rel="noopener">{}</a>',
+                           mode, value, value) if role == "invoicing" and app.type == "stripe" else value)
+        for role, value in ids.items()))

@@ -19,6 +19,7 @@ from billing.models import InvoiceStatus as S
 from billing.services import invoicing
 from billing.services.invoicing import LineInput
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
+from integrations.models import App, AppType
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import ingest
 
@@ -290,3 +291,12 @@ def test_download_gives_the_lines_as_csv(staff):
     assert rows[1][0] == "Support plan" and rows[1][6:] == ["99.50", "9.95", "0.00", "89.55", "USD"]
     assert rows[2][:2] == ["Support plan", "Support plan"] and rows[2][4:6] == ["1", "99.5"]
     assert rows[-1] == ["Total", "", "", "", "", "", "99.50", "9.95", "0.00", "89.55", "USD"]
+
+
+def test_a_stripe_invoice_links_to_stripe(staff):
+    stripe = App.objects.create(type=AppType.STRIPE, name="Stripe", livemode=False)
+    invoice = _draft()
+    Invoice.objects.filter(pk=invoice.pk).update(invoicing_app=stripe, external_ids={"invoicing": "in_123"})
+    html = staff.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    assert ('invoicing: <a href="https://dashboard.stripe.com/test/invoices/in_123" target="_blank" '
+            'rel="noopener">in_123</a>') in html
