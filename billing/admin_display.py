@@ -95,7 +95,8 @@ def _quantity(line: InvoiceLine) -> str:
 
 def _row(line: InvoiceLine, currency: str, *, detail: bool) -> LineRow:
     if detail:
-        name = f"{line.name} (minimum spend)" if line.category == DetailedLineCategory.COMMITMENT else line.name
+        commitment = line.category == DetailedLineCategory.COMMITMENT and "minimum spend" not in line.name
+        name = f"{line.name} (minimum spend)" if commitment else line.name
         terms, unit = "", money_text(line.per_unit_amount, currency, exact=True) if line.per_unit_amount else ""
     else:
         name = line.name
