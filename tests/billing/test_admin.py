@@ -300,3 +300,15 @@ def test_a_stripe_invoice_links_to_stripe(staff):
     html = staff.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
     assert ('invoicing: <a href="https://dashboard.stripe.com/test/invoices/in_123" target="_blank" '
             'rel="noopener">in_123</a>') in html
+
+
+def test_invoice_list_queries_do_not_grow_with_the_invoices(staff, django_assert_max_num_queries):
+    profile(autoAdvance=False)
+    for n in range(8):
+        cust = customer(name=f"Customer {n}", subjects=(f"c{n}",))
+        invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
+        with time_machine.travel(AT, tick=False):
+            invoicing.invoice_pending_lines(customer_id=cust.pk)
+    with django_assert_max_num_queries(12):
+        text = text_of(staff.get("/admin/billing/invoice/").content)
+    assert text.count("$89.55") == 8
