@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing import selectors
+from billing import plugins, selectors
 from billing.admin_actions import invoiced_message
 from billing.admin_display import (
     external_ids_html,
@@ -240,14 +240,9 @@ def _invoice_gathering(request: HttpRequest, invoice: Invoice, data: dict[str, A
     return invoiced_message(request, invoices, format_html("Invoiced the pending lines of {}:", invoice.number))
 
 
-# apps whose payments an operator records by hand (upstream: custom invoicing's payment status); Stripe and the
-# sandbox report payments themselves
-MANUAL_PAYMENT_APPS = {"custom_invoicing"}
-
-
 def _payment_news_possible(trigger: str) -> Any:
     def available(invoice: Invoice) -> bool:
-        if invoice.invoicing_app.type not in MANUAL_PAYMENT_APPS:
+        if not plugins.takes_manual_payments(invoice.invoicing_app):  # Stripe and the sandbox report payments
             return False
         if invoice.status == S.ISSUED:  # payment news first moves an issued invoice to payment processing
             return True

@@ -10,7 +10,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from billing import selectors
+from billing import plugins, selectors
 from billing.models import DetailedLineCategory, Invoice, InvoiceLine
 from billing.services import editing
 from openmeter_site.admin_ui.display import duration_text, money_text, period, quantity_text, when
@@ -221,13 +221,12 @@ def write_lines_csv(out: Any, invoice: Invoice, rows: Sequence[LineRow]) -> None
 
 
 def external_ids_html(invoice: Invoice) -> SafeString:
-    """The invoice's ids in other systems; a Stripe invoice links to Stripe's dashboard."""
+    """The invoice's ids in other systems; the invoicing app's id links to the app where it has a page (Stripe)."""
     ids = invoice.external_ids or {}
     if not ids:
         return format_html('<span class="om-empty">—</span>')
-    app = invoice.invoicing_app
-    mode = "" if app.livemode else "test/"
+    url = plugins.invoice_url(invoice.invoicing_app, ids["invoicing"]) if ids.get("invoicing") else None
     return format_html_join(", ", "{}: {}", (
-        (role, format_html('<a href="https://dashboard.stripe.com/{}invoices/{}" target="_blank" rel="noopener">{}</a>',
-                           mode, value, value) if role == "invoicing" and app.type == "stripe" else value)
+        (role, format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, value)
+         if role == "invoicing" and url else value)
         for role, value in ids.items()))

@@ -51,6 +51,10 @@ class AppPlugin:
     # before saving it)
     remote: bool
     to_api: Callable[["App"], dict[str, Any]]  # the app as the API shows it (the spec's `App`, one of by type)
+    # the app does not report payments itself: an operator records them (custom invoicing's payment status)
+    manual_payments: bool = False
+    # where an operator sees an invoice in the app, from the invoice's id there (e.g. Stripe's dashboard)
+    invoice_url: Callable[["App", str], str] | None = None
 
 
 _types: dict[str, AppPlugin] = {}
@@ -88,6 +92,15 @@ def is_remote(app: "App") -> bool:
 
 def app_to_api(app: "App") -> dict[str, Any]:
     return _plugin(app).to_api(app)
+
+
+def takes_manual_payments(app: "App") -> bool:
+    return _plugin(app).manual_payments
+
+
+def invoice_url(app: "App", external_id: str) -> str | None:
+    url = _plugin(app).invoice_url
+    return url(app, external_id) if url else None
 
 
 def remote_app_types() -> list[str]:

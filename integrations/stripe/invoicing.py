@@ -74,6 +74,11 @@ def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
     }
 
 
+def stripe_invoice_url(app: App, invoice_id: str) -> str:
+    """The invoice's page in Stripe's dashboard (its test mode unless the app is live)."""
+    return f"https://dashboard.stripe.com/{'' if app.livemode else 'test/'}invoices/{invoice_id}"
+
+
 class StripeInvoicingBackend:
     def __init__(self, app: App) -> None:
         self.app = app

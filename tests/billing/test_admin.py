@@ -14,12 +14,12 @@ import time_machine
 from django.contrib.auth.models import User
 from django.utils.html import strip_tags
 
-from billing.models import Invoice, InvoiceEvent, InvoiceLine
+from billing.models import App, Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import invoicing
 from billing.services.invoicing import LineInput
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
-from integrations.models import App, AppType
+from integrations.models import AppType
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import ingest
 
