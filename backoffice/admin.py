@@ -15,7 +15,7 @@ from backoffice.hub import CustomerStory, customer_story
 from billing.admin_actions import CUSTOMER_BILLING_ACTIONS
 from customers.admin import CustomerAdmin
 from customers.models import Customer
-from entitlements.models import Entitlement
+from entitlements.models import Entitlement, Grant
 from openmeter_site.admin_ui.charts import bar_chart
 from openmeter_site.admin_ui.display import quantity_text
 from subscriptions.admin import SUBSCRIBE
@@ -55,12 +55,14 @@ class CustomerHubAdmin(CustomerAdmin):
         here = request.get_full_path()
         subscriptions = self.admin_site._registry[Subscription]
         entitlements = self.admin_site._registry[Entitlement]
+        grants = self.admin_site._registry[Grant]
         return {
             "story": story,
             "subscription_rows": [(row, subscriptions.action_links(request, row.subscription, next_url=here))
                                   for row in story.subscriptions],
             "entitlement_rows": [(row, entitlements.action_links(request, row.entitlement, next_url=here))
                                  for row in story.entitlements],
+            "grant_rows": [(row, grants.action_links(request, row.grant, next_url=here)) for row in story.grants],
             "usage_charts": [
                 bar_chart([timezone.localtime(day).strftime("%b %-d") for day, _ in row.days],
                           [value for _, value in row.days], title=f"{row.feature.name}: usage per day this period",

@@ -164,9 +164,13 @@ def entitlement_rows(customer: Customer, at: dt.datetime) -> list[EntitlementRow
     live = (
         Entitlement.objects.filter(customer=customer, deleted_at__isnull=True, active_from__lte=at)
         .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
-        .select_related("customer", "feature__meter").order_by("feature_key")
+        .select_related("feature__meter").order_by("feature_key")
     )
-    return [EntitlementRow(e, balance.value(entitlement=e, at=at)) for e in live]
+    rows = []
+    for entitlement in live:
+        entitlement.customer = customer  # its subjects, read once
+        rows.append(EntitlementRow(entitlement, balance.value(entitlement=entitlement, at=at)))
+    return rows
 
 
 def grant_state(grant: Grant, at: dt.datetime) -> str:

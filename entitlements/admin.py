@@ -228,6 +228,9 @@ class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     def has_object_action_permission(self, request: HttpRequest, obj: Any) -> bool:
         return request.user.has_perm("entitlements.change_entitlement")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Entitlement]:
+        return super().get_queryset(request).prefetch_related("customer__subjects")  # each row's live value reads them
+
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         entitlement = self.get_object(request, object_id)

@@ -72,6 +72,7 @@ def test_hub_shows_entitlement_balance_and_grants(admin_client, story):
     grants = section(html, "grants")
     assert '<span class="om-num">100</span>' in grants and '<span class="om-num">58</span>' in grants
     assert "never" in grants and "om-status-active" in grants
+    assert f"/admin/entitlements/grant/{story.grant.pk}/do/void/?next=" in grants
 
 
 def test_hub_shows_the_gathering_invoice_with_its_total_so_far(admin_client, story):
