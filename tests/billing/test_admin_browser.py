@@ -111,3 +111,21 @@ def test_operator_collects_a_draft_that_waits_for_late_events(operator_page):
     # 40 x 0.50 = 20
     expect(page.locator(".messagelist")).to_contain_text("quantities taken; now draft: manual approval needed")
     expect(page.locator(".om-total-value")).to_have_text("€20.00")
+
+
+def test_operator_bills_a_one_off_charge_from_the_customer_page(operator_page):
+    page = operator_page
+    profile(autoAdvance=False)
+    cust = customer(name="Hooli", subjects=("hooli",))
+    page.goto(f"/admin/customers/customer/{cust.pk}/change/")
+    page.get_by_role("link", name="Add one-off charge").click()
+    page.fill("input[name=name]", "Onboarding workshop")
+    page.fill("input[name=amount]", "1500")
+    page.select_option("select[name=currency]", "EUR")
+    page.check("input[name=invoice_now]")
+    page.locator("input[type=submit][value='Add one-off charge']").click()
+    # the invoice of the charge opens, waiting for approval
+    expect(page.locator(".messagelist")).to_contain_text("Onboarding workshop (€1,500.00) invoiced")
+    expect(page.locator(".om-total-value")).to_have_text("€1,500.00")
+    expect(page.locator("table.om-lines")).to_contain_text("€1,500.00 flat fee, in advance")
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("draft: manual approval needed")
