@@ -312,3 +312,32 @@ def test_invoice_list_queries_do_not_grow_with_the_invoices(staff, django_assert
     with django_assert_max_num_queries(12):
         text = text_of(staff.get("/admin/billing/invoice/").content)
     assert text.count("$89.55") == 8
+
+
+def test_retry_runs_the_failed_validation_again_once_the_cause_is_fixed(staff):
+    # a usage line whose feature was archived before the draft was made: the draft is invalid
+    feature = metered_feature()
+    usage = LineInput(name="Tokens", period_start=T0, period_end=FEB, invoice_at=FEB, feature_key=feature.key,
+                      price={"type": "unit", "amount": "2"})
+    profile(autoAdvance=False)
+    cust = customer()
+    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
+    feature.archived_at = T0
+    feature.save()
+    with time_machine.travel(AT, tick=False):
+        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+    assert invoice.status == S.DRAFT_INVALID
+    page = _page(staff, invoice)
+    assert "Validation issues" in page and "not found or has no meter" in page
+    # retried while the cause is still there: it fails again, and says so
+    response = _do(staff, invoice, "retry", {})
+    invoice.refresh_from_db()
+    assert invoice.status == S.DRAFT_INVALID
+    assert _messages(response) == [f"{invoice.number}: retried; now draft: invalid."]
+    # the feature is back: the retry goes through
+    feature.archived_at = None
+    feature.save()
+    response = _do(staff, invoice, "retry", {})
+    invoice.refresh_from_db()
+    assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
+    assert _messages(response) == [f"{invoice.number}: retried; now draft: manual approval needed."]
