@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 from celery._state import _set_task_join_will_block
@@ -41,6 +42,32 @@ def _celery_join_allowed():
     """Eager tasks run under Celery's process-global "joining would block" flag; two threads running eager tasks
     at once (the race tests) can leave it set, which breaks a later test's `result.get()` on a real worker."""
     _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_spec(request, monkeypatch):
+    """Every JSON response that a test receives from an operation of OpenMeter's spec (through Django's test client
+    or DRF's) validates against the spec's schema for its status: the contract holds wherever the suite goes.
+    A test marked `unchecked_responses(reason)` answers with data the test made up itself (not the server's)."""
+    if request.node.get_closest_marker("unchecked_responses"):
+        return
+    from django.test import Client
+
+    from tests.contract import spec as contract_spec
+
+    request = Client.request
+
+    def checked(self, **environ):
+        response = request(self, **environ)
+        content_type = response.get("Content-Type", "")
+        if environ.get("PATH_INFO", "").startswith("/api/") and content_type.startswith(
+                ("application/json", "application/problem+json")) and response.content:
+            body = orjson.loads(response.content)
+            contract_spec.assert_response_matches_spec(environ["REQUEST_METHOD"], environ["PATH_INFO"], response.status_code,
+                                         content_type, body)
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)
 
 
 @pytest.fixture

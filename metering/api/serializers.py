@@ -162,17 +162,21 @@ def meter_to_api(meter: Meter) -> dict[str, Any]:
 
 
 def subject_to_api(subject: Subject) -> dict[str, Any]:
-    return {
+    body = {
         "id": subject.pk,
         "key": subject.key,
         "displayName": subject.display_name,
         "metadata": subject.metadata,
-        "currentPeriodStart": format_rfc3339(subject.current_period_start),
-        "currentPeriodEnd": format_rfc3339(subject.current_period_end),
         "stripeCustomerId": subject.stripe_customer_id,
         "createdAt": format_rfc3339(subject.created_at),
         "updatedAt": format_rfc3339(subject.updated_at),
     }
+    # the spec's period bounds are optional date-times, not nullable: left out when there are none
+    if subject.current_period_start is not None:
+        body["currentPeriodStart"] = format_rfc3339(subject.current_period_start)
+    if subject.current_period_end is not None:
+        body["currentPeriodEnd"] = format_rfc3339(subject.current_period_end)
+    return body
 
 
 def row_to_api(row: Row, window_start: str | None, window_end: str | None) -> dict[str, Any]:

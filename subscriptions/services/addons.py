@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from catalog.models import Addon, AddonInstanceType, CatalogStatus, PlanAddon, RateCard
 from catalog.services.addons import addon_get
-from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
+from openmeter_site.core.errors import InvalidInput, NotFound
 from subscriptions.events import subscription_changed
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionAddonQuantity, SubscriptionItem
-from subscriptions.services.lifecycle import require_action, subscription_get
+from subscriptions.services.lifecycle import require_action, subscription_conflict, subscription_get
 from subscriptions.services.timeline import item_spans, phase_at, phase_spans, resolve_timing
 
 
@@ -137,7 +137,9 @@ def subscription_addon_create(
         message = f"addon: add-on currency {addon.currency} does not match the subscription's {subscription.currency}"
         raise InvalidInput(message)
     if SubscriptionAddon.objects.filter(subscription=subscription, addon=addon).exists():
-        raise Conflict(f"add-on {addon} is already on subscription {subscription.pk}; update its quantity instead")
+        raise subscription_conflict(
+            f"add-on {addon} is already on subscription {subscription.pk}; update its quantity instead",
+            code="addon_already_purchased", field="addon.id")
     start = resolve_timing(timing, subscription, at)
     _check_quantity(addon.instance_type, quantity, _plan_addon(subscription, addon.pk, start))
     check_addon_compatible(subscription, addon, start)

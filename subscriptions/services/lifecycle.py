@@ -110,6 +110,11 @@ def custom_plan_check(data: PlanInput) -> None:
         raise InvalidInput(detail, extensions={"validationErrors": errors})
 
 
+def subscription_conflict(message: str, *, code: str, field: str = "") -> Conflict:
+    """A 409 with the spec's `SubscriptionErrorExtensions` (`validationErrors`: field, code, message)."""
+    return Conflict(message, extensions={"validationErrors": [{"field": field, "code": code, "message": message}]})
+
+
 def _check_no_overlap(customer: Customer, start: dt.datetime, *, ignore: str | None = None) -> None:
     """The new subscription is open-ended, so any live subscription still running at `start` overlaps."""
     clash = (
@@ -121,10 +126,9 @@ def _check_no_overlap(customer: Customer, start: dt.datetime, *, ignore: str | N
     )
     if clash is not None:
         until = clash.active_to.isoformat() if clash.active_to else "open-ended"
-        raise Conflict(
+        raise subscription_conflict(
             f"customer {customer} already has subscription {clash.pk} from {clash.active_from.isoformat()} "
-            f"to {until}, which overlaps a subscription starting {start.isoformat()}"
-        )
+            f"to {until}, which overlaps a subscription starting {start.isoformat()}", code="subscription_overlap")
 
 
 def _check_currency(customer: Customer, currency: str) -> None:
@@ -228,7 +232,12 @@ def _subscribe(
     _check_no_overlap(customer, start, ignore=replaces)
     subscription = _write(customer, plan, data, start, anchor or start, options)
     customer_currency_set_if_unset(subscription)
-    provisioning.sync_entitlements(subscription=subscription, at=at)
+    try:
+        provisioning.sync_entitlements(subscription=subscription, at=at)
+    except Conflict as exc:  # an entitlement the customer already has for a feature of the plan
+        conflict = subscription_conflict(exc.detail, code="entitlement_conflict")
+        conflict.extensions.update(exc.extensions)
+        raise conflict from exc
     subscription_changed(subscription.pk, at)
     return subscription
 
@@ -313,7 +322,8 @@ def subscription_unschedule_cancelation(*, subscription_id: str, at: dt.datetime
         customer=subscription.customer, deleted_at__isnull=True, active_from__gte=subscription.active_to
     ).exclude(pk=subscription.pk).first()
     if next_one is not None:
-        raise Conflict(f"subscription {subscription.pk} is followed by {next_one.pk}; it cannot continue")
+        raise subscription_conflict(f"subscription {subscription.pk} is followed by {next_one.pk}; it cannot continue",
+                                    code="subscription_followed")
     subscription.active_to = None
     subscription.save(update_fields=["active_to", "updated_at"])
     provisioning.sync_entitlements(subscription=subscription, at=at)
