@@ -127,7 +127,12 @@ def parse_interval(text: str) -> relativedelta:
             seconds=int(parsed.tdelta.total_seconds())
         )
     probe = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    if probe + step < probe + MINUTE:
+    try:
+        too_short = probe + step < probe + MINUTE
+        probe + step * 10  # ten periods on must still be a date (year 9999 at most)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"interval: {text!r} is too long") from exc
+    if too_short:
         raise InvalidInput(f"interval: {text!r} must be at least one minute")
     return step
 

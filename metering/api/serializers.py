@@ -112,7 +112,7 @@ def _plain_meter_query(raw: Any) -> dict[str, Any] | None:  # noqa: C901 (one ch
 
 
 class SubjectUpsertSerializer(serializers.Serializer):
-    key = serializers.CharField(min_length=1, max_length=column_length(Subject, "key"))
+    key = serializers.CharField(min_length=1, max_length=column_length(Subject, "key"), trim_whitespace=False)
     displayName = serializers.CharField(max_length=column_length(Subject, "display_name"), required=False,
                                         allow_null=True, allow_blank=True)
     metadata = JSONObjectField(required=False, allow_null=True)
