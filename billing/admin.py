@@ -29,7 +29,7 @@ from billing.admin_display import (
 from billing.admin_forms import BillingProfileForm, CustomerOverrideForm
 from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, profiles, state
+from billing.services import actions, drafts, profiles, state
 from billing.services.profiles import ProfileApps
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, actor, confirm_bulk
 from openmeter_site.admin_ui.display import money, period, when
@@ -207,7 +207,7 @@ def _can(action: str) -> Any:
 
 def _action(action: str, done: str) -> Any:
     def run(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
-        moved = invoicing.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
+        moved = actions.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
         return moved_message(invoice.number, moved, done)
     return run
 
@@ -224,18 +224,18 @@ class VoidForm(ActionForm):
 
 
 def _void(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
-    voided = invoicing.invoice_void(invoice_id=invoice.pk, reason=data["reason"], actor=actor(request))
+    voided = actions.invoice_void(invoice_id=invoice.pk, reason=data["reason"], actor=actor(request))
     return f"{voided.number} is voided."
 
 
 def _delete(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
-    deleted = invoicing.invoice_delete(invoice_id=invoice.pk, actor=actor(request))
+    deleted = actions.invoice_delete(invoice_id=invoice.pk, actor=actor(request))
     return f"{deleted.number}: the draft is {status_text(deleted.status)}."
 
 
 def _invoice_gathering(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> HttpResponse | str:
     line_ids = list(invoice.all_lines.filter(parent__isnull=True, deleted_at__isnull=True).values_list("pk", flat=True))
-    invoices = invoicing.invoice_pending_lines(customer_id=invoice.customer_id, line_ids=line_ids,
+    invoices = drafts.invoice_pending_lines(customer_id=invoice.customer_id, line_ids=line_ids,
                                                actor=actor(request))
     return invoiced_message(request, invoices, format_html("Invoiced the pending lines of {}:", invoice.number))
 
@@ -246,13 +246,13 @@ def _payment_news_possible(trigger: str) -> Any:
             return False
         if invoice.status == S.ISSUED:  # payment news first moves an issued invoice to payment processing
             return True
-        return state.edge_for(invoice, invoicing.PAYMENT_TRIGGERS[trigger], timezone.now()) is not None
+        return state.edge_for(invoice, actions.PAYMENT_TRIGGERS[trigger], timezone.now()) is not None
     return available
 
 
 def _payment(trigger: str, done: str) -> Any:
     def run(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
-        moved = invoicing.invoice_trigger_payment_from_app(invoice_id=invoice.pk, trigger=trigger,
+        moved = actions.invoice_trigger_payment_from_app(invoice_id=invoice.pk, trigger=trigger,
                                                            app_type=invoice.invoicing_app.type)
         return moved_message(invoice.number, moved, done)
     return run
@@ -293,9 +293,9 @@ def _bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
     for invoice in queryset.order_by("pk"):
         try:
             if action == "void":
-                invoicing.invoice_void(invoice_id=invoice.pk, reason="voided in the back office", actor=actor(request))
+                actions.invoice_void(invoice_id=invoice.pk, reason="voided in the back office", actor=actor(request))
             else:
-                invoicing.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
+                actions.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
             done += 1
         except DomainError as exc:
             failed.append(f"{invoice.number}: {exc.detail}")

@@ -17,8 +17,8 @@ from django.utils.safestring import SafeString
 
 from billing.admin_display import status_text
 from billing.models import Invoice
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import drafts, gathering
+from billing.services.gathering import LineInput
 from customers.models import Customer
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, actor
 from openmeter_site.admin_ui.display import money_text
@@ -80,10 +80,10 @@ def add_one_off_charge(request: HttpRequest, customer: Customer, data: dict[str,
         invoice_at=start, price={"type": "flat", "amount": str(data["amount"]), "paymentTerm": "in_advance"},
     )
     with transaction.atomic():  # with "invoice it now", a refused invoice leaves no line behind either
-        added = invoicing.pending_lines_create(customer_id=customer.pk, currency=data["currency"], lines=[line])
+        added = gathering.pending_lines_create(customer_id=customer.pk, currency=data["currency"], lines=[line])
         charge = money_text(data["amount"], data["currency"], exact=True)
         if data["invoice_now"]:
-            invoices = invoicing.invoice_pending_lines(customer_id=customer.pk, line_ids=[added.lines[0].pk],
+            invoices = drafts.invoice_pending_lines(customer_id=customer.pk, line_ids=[added.lines[0].pk],
                                                        actor=actor(request))
             return invoiced_message(request, invoices, format_html("{} ({}) invoiced:", data["name"], charge))
     url = reverse("admin:billing_invoice_change", args=[added.invoice.pk])
@@ -107,7 +107,7 @@ class InvoiceNowForm(ActionForm):
 
 def invoice_now(request: HttpRequest, customer: Customer, data: dict[str, Any]) -> HttpResponse | SafeString:
     override = {"": None, "yes": True, "no": False}[data["progressive"]]
-    invoices = invoicing.invoice_pending_lines(customer_id=customer.pk, progressive_billing_override=override,
+    invoices = drafts.invoice_pending_lines(customer_id=customer.pk, progressive_billing_override=override,
                                                actor=actor(request))
     return invoiced_message(request, invoices, format_html("Invoiced {}:", customer.name))
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from billing.models import App
 from billing.plugins import SyncResult
-from billing.services.invoicing import invoice_app_sync_completed, invoice_trigger_payment_from_app
+from billing.services.actions import invoice_app_sync_completed, invoice_trigger_payment_from_app
 from integrations.models import AppType
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from billing import selectors
 from billing.api import render
 from billing.api import serializers as s
 from billing.models import Invoice, InvoiceLine
-from billing.services import editing, invoicing, profiles
-from billing.services.invoicing import LineInput
+from billing.services import actions, drafts, editing, gathering, profiles
+from billing.services.gathering import LineInput
 from billing.services.profiles import ProfileApps
 from openmeter_site.api.pagination import order_queryset, paginate
 from openmeter_site.api.params import get_bool, get_datetime, get_list
@@ -192,7 +192,7 @@ class InvoiceListView(APIView):
 class InvoicePendingLinesActionView(APIView):
     def post(self, request: Request) -> Response:
         data = _valid(s.InvoicePendingLinesInputSerializer, request.data)
-        invoices = invoicing.invoice_pending_lines(
+        invoices = drafts.invoice_pending_lines(
             customer_id=data["customerId"].upper(), as_of=data.get("asOf"),
             line_ids=[i.upper() for i in (data.get("filters") or {}).get("lineIds") or []] or None,
             progressive_billing_override=data.get("progressiveBillingOverride"),
@@ -206,7 +206,7 @@ class InvoicePendingLinesActionView(APIView):
 class PendingLinesCreateView(APIView):
     def post(self, request: Request, customer_id: str) -> Response:
         data = _valid(s.PendingLineCreateInputSerializer, request.data)
-        result = invoicing.pending_lines_create(
+        result = gathering.pending_lines_create(
             customer_id=_ulid(customer_id, "customer"), currency=data["currency"],
             lines=[line_input(line) for line in data["lines"]],
         )
@@ -256,7 +256,7 @@ class InvoiceDetailView(APIView):
         return invoice_response(invoice)
 
     def delete(self, request: Request, invoice_id: str) -> Response:
-        invoicing.invoice_delete(invoice_id=_ulid(invoice_id, "invoice"))
+        actions.invoice_delete(invoice_id=_ulid(invoice_id, "invoice"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -264,17 +264,17 @@ class InvoiceActionView(APIView):
     action_name = "advance"
 
     def post(self, request: Request, invoice_id: str) -> Response:
-        invoice = invoicing.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action=self.action_name)
+        invoice = actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action=self.action_name)
         return invoice_response(invoice)
 
 
 class InvoiceVoidView(APIView):
     def post(self, request: Request, invoice_id: str) -> Response:
         data = _valid(s.VoidInputSerializer, request.data)
-        invoice = invoicing.invoice_void(invoice_id=_ulid(invoice_id, "invoice"), reason=data["reason"])
+        invoice = actions.invoice_void(invoice_id=_ulid(invoice_id, "invoice"), reason=data["reason"])
         return invoice_response(invoice)
 
 
 class InvoiceRecalculateTaxView(APIView):
     def post(self, request: Request, invoice_id: str) -> Response:
-        return invoice_response(invoicing.invoice_recalculate(invoice_id=_ulid(invoice_id, "invoice")))
+        return invoice_response(actions.invoice_recalculate(invoice_id=_ulid(invoice_id, "invoice")))

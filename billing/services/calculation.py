@@ -225,9 +225,6 @@ def _update_lines(lines: Sequence[InvoiceLine], *, moved: bool = False) -> None:
     """One `UPDATE … FROM (VALUES …)` per 2,000 lines (Django's bulk_update builds a CASE per field, slowly);
     `moved`: the lines also move to the invoice they now point at."""
     fields = [*LINE_FIELDS, "updated_at", *(["invoice_id"] if moved else [])]
-    if connection.vendor != "postgresql":
-        InvoiceLine.objects.bulk_update(lines, fields)
-        return
     casts = {"updated_at": "timestamptz", "invoice_id": "varchar", "usage_discounts": "jsonb"}
     row = "(%s, " + ", ".join(f"%s::{casts.get(f, 'numeric')}" for f in fields) + ")"
     sets = ", ".join(f"{f} = v.{f}" for f in fields)

@@ -13,18 +13,17 @@ from django.utils import timezone
 from billing.models import Invoice, InvoiceLine, LineStatus
 from billing.models import InvoiceStatus as S
 from billing.services import calculation, state
-from billing.services.invoicing import (
+from billing.services.actions import locked_invoice
+from billing.services.gathering import (
     LineInput,
-    advance_until_stable,
     customer_get,
     customer_party,
-    fire,
     line_from_input,
-    locked_invoice,
     refresh_gathering,
     validate_lines,
     validate_price,
 )
+from billing.services.issuing import advance_until_stable, fire
 from billing.services.numbering import customer_prefix
 from billing.services.pricing import sum_totals
 from billing.services.profiles import profile_for_customer

@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.events import invoices_changed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, period_close, state
+from billing.services import issuing, period_close, state
 from billing.services.locks import try_lock_customer
 from billing.services.state import Trigger
 from openmeter_site.core.errors import DomainError
@@ -76,7 +76,7 @@ def advance_due_invoices(*, at: dt.datetime | None = None, limit: int = 500) -> 
                 invoice = _claim(invoice_id, customer_id)
                 if invoice is None or state.edge_for(invoice, Trigger.NEXT, at) is None:
                     continue  # claimed or already advanced by another worker
-                invoicing.advance_until_stable(invoice, at=at, actor="job:advance")
+                issuing.advance_until_stable(invoice, at=at, actor="job:advance")
         except DomainError as exc:  # e.g. invalid stored workflow settings: the others still advance
             logger.error("advancing invoice %s failed: %s", invoice_id, exc.detail)
     return len(due)
@@ -94,6 +94,6 @@ def mark_overdue_invoices(*, at: dt.datetime | None = None, limit: int = 500) ->
             invoice = _claim(invoice_id, customer_id)
             if invoice is None or invoice.status not in OVERDUE_FROM:
                 continue
-            invoicing.fire(invoice, Trigger.PAYMENT_OVERDUE, at=at, actor="job:overdue")
+            issuing.fire(invoice, Trigger.PAYMENT_OVERDUE, at=at, actor="job:overdue")
             invoices_changed([invoice])
     return len(due)

@@ -19,7 +19,8 @@ from django.utils import timezone
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import state
-from billing.services.invoicing import advance_until_stable, fire, refresh_gathering
+from billing.services.gathering import refresh_gathering
+from billing.services.issuing import advance_until_stable, fire
 from billing.services.state import Trigger
 from openmeter_site.core.ids import new_id
 

@@ -7,8 +7,6 @@ from django.db import connection
 
 def advisory_lock(name: str) -> None:
     """Block until this transaction holds the named lock; released at commit or rollback."""
-    if connection.vendor != "postgresql":  # SQLite quick start: one writer at a time anyway
-        return
     with connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
 
@@ -20,8 +18,6 @@ def lock_customer(customer_id: str) -> None:
 
 def try_lock_customer(customer_id: str) -> bool:
     """Like `lock_customer`, but give up at once when another worker holds it (jobs skip that customer)."""
-    if connection.vendor != "postgresql":
-        return True
     with connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"billing:customer:{customer_id}"])
         return bool(cur.fetchone()[0])

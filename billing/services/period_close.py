@@ -1,7 +1,7 @@
 """Period close (HOT PATH): gathering lines whose period ended become draft invoices, a chunk of customers at a
 time, with a fixed number of statements per chunk whatever its invoices, lines and events: batched usage, one
 claim of the chunk's customers, bulk writes of invoices, lines, detailed lines, audit rows and gathering invoices
-(`invoicing.drafts_create`). Only a remote invoicing app's steps (Stripe's draft sync) run per invoice.
+(`drafts.drafts_create`). Only a remote invoicing app's steps (Stripe's draft sync) run per invoice.
 
 The caller wraps each chunk in one transaction: a crash half-way leaves nothing of it behind and a rerun makes the
 same invoices; a customer another worker holds is skipped (its next run picks it up).
@@ -16,8 +16,9 @@ from django.db.models import F
 
 from billing.models import BillingProfile, Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import calculation, invoicing
-from billing.services.invoicing import DraftPlan
+from billing.services import calculation, drafts, issuing
+from billing.services.drafts import DraftPlan
+from billing.services.gathering import GatheringRow, refresh_gathering_many
 from billing.services.locks import try_lock_customers
 from billing.services.profiles import profiles_for_customers
 from billing.services.workflow import WorkflowInvalid, stored_workflow_check
@@ -101,16 +102,16 @@ def close_customers(
         return []
     lines = list(InvoiceLine.objects.filter(invoice__in=gathering, parent__isnull=True)
                  .order_by("period_start", "created_at", "id"))
-    invoices = invoicing.drafts_create(_plans(gathering, lines, customers, as_of), now=at, usage=usage, actor=actor)
+    invoices = drafts.drafts_create(_plans(gathering, lines, customers, as_of), now=at, usage=usage, actor=actor)
     # what is left on each gathering invoice: the lines not moved to a draft (deleted ones included)
-    left: dict[str, list[invoicing.GatheringRow]] = {g.pk: [] for g in gathering}
+    left: dict[str, list[GatheringRow]] = {g.pk: [] for g in gathering}
     for line in lines:
         if line.invoice_id in left:
             left[line.invoice_id].append((line.period_start, line.period_end, line.invoice_at, line.deleted_at))
-    invoicing.refresh_gathering_many([(g, left[g.pk]) for g in gathering])
+    refresh_gathering_many([(g, left[g.pk]) for g in gathering])
     for invoice in invoices:
         try:
-            invoicing.advance_until_stable(invoice, at=at, actor=actor, usage=usage, reported=True)
+            issuing.advance_until_stable(invoice, at=at, actor=actor, usage=usage, reported=True)
         except DomainError:  # the draft stays where the error stopped it; its next action retries
             logger.exception("advancing the new invoice %s of customer %s failed", invoice.pk, invoice.customer_id)
     return invoices

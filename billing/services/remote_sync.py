@@ -2,7 +2,7 @@
 
 No network call runs inside a transaction or under row locks. Three steps:
 1. intent: the state machine enters `draft.syncing`, `issuing.syncing` or `delete.syncing` and commits with
-   `app_sync_done` false (`invoicing._remote_call_requested`), which kicks `billing.sync_remote_apps`;
+   `app_sync_done` false (`issuing._remote_call_requested`), which kicks `billing.sync_remote_apps`;
 2. call: this module calls the app outside any transaction (the app gives each request an idempotency key
    derived from our ids, and keeps its own progress markers, each committed as it goes);
 3. result: a new transaction takes the customer and invoice locks, checks that the invoice still waits for this
@@ -24,7 +24,8 @@ from billing.events import invoices_changed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
 from billing.plugins import SyncResult
-from billing.services.invoicing import StepFailed, advance_until_stable, apply_sync, call_app, locked_invoice, step_failed
+from billing.services.actions import locked_invoice
+from billing.services.issuing import StepFailed, advance_until_stable, apply_sync, call_app, step_failed
 
 REMOTE_CALLS = {S.DRAFT_SYNCING: "sync_draft", S.ISSUING_SYNCING: "finalize", S.DELETE_SYNCING: "delete"}
 ACTOR = "job:remote-sync"

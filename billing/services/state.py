@@ -276,15 +276,9 @@ def move(invoice: Invoice, to: S, trigger: Trigger, *, actor: str, note: str = "
         "id": invoice.pk, "from": invoice.status, "to": to.value, "trigger": trigger.value, "actor": actor, "note": note,
         "now": timezone.now(),
     }
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute(MOVE_SQL, params)
-            moved = cur.rowcount
-    else:
-        moved = Invoice.objects.filter(pk=invoice.pk, status=invoice.status).update(status=to, updated_at=params["now"])
-        if moved:
-            InvoiceEvent.objects.create(invoice_id=invoice.pk, from_status=invoice.status, to_status=to,
-                                        trigger=trigger, actor=actor, note=note)
+    with connection.cursor() as cur:
+        cur.execute(MOVE_SQL, params)
+        moved = cur.rowcount
     if not moved:
         raise InvoiceConcurrentlyModified(invoice.pk)
     invoice.status = to

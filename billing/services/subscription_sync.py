@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from billing.models import InvoiceLine, LineManagedBy
 from billing.models import InvoiceStatus as S
-from billing.services.invoicing import LineInput, gathering_invoice_get_or_create, line_from_input
+from billing.services.gathering import LineInput, gathering_invoice_get_or_create, line_from_input
 from billing.services.line_patches import LinePatches
 from billing.services.locks import lock_customer
 from billing.services.pricing import prorate

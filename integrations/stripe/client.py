@@ -3,8 +3,9 @@
 Every call builds a `stripe.StripeClient` with the app's decrypted key (no global `stripe.api_key`), pointed at
 `settings.OPENMETER_STRIPE_API_BASE` when set (tests use localstripe). Network errors, rate limits and Stripe 5xx are
 retried by the library with exponential backoff (`max_network_retries`; POSTs carry idempotency keys so a retry is
-safe) and then surface as `StripeTransientError`, which Celery tasks retry with backoff; anything else is a
-`StripeRequestFailed` (permanent: retrying would fail the same way).
+safe) and then surface as `StripeTransientError`; anything else is a `StripeRequestFailed` (permanent: retrying
+would fail the same way). Either fails the invoice's sync step (`draft.sync_failed`, `issuing.failed`), which
+`integrations.stripe_sync_retry_due` retries with backoff.
 """
 
 from collections.abc import Iterator, Mapping

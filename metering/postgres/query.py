@@ -16,8 +16,9 @@ the query's shape (window, zone, groupBy, filters, which sources it reads), so i
 and prepared once per database connection (`openmeter_site.core.sql`); what changes from call to call, the
 subjects, the customers and the time pieces, goes in as parameters (the pieces as one JSON array).
 
-`run_raw_query` is the same query straight over the event table (JSON extracted per event): used while a
-meter's rollups are being rebuilt, and as the benchmark baseline.
+`raw_query_sql` is the same query straight over the event table (JSON extracted per event), which `run_query`
+runs while a meter's rollups are being rebuilt; `run_raw_query` runs it on its own, as the tests' reference and the
+benchmark baseline.
 """
 
 import datetime as dt

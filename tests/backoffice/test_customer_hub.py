@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import App, InvoiceEvent
 from billing.services import invoice_approve, invoice_pending_lines, invoice_snapshot_quantities, pending_lines_create
-from billing.services.invoicing import LineInput
+from billing.services.gathering import LineInput
 from entitlements.services import GrantInput, grant_create
 from integrations.models import AppType, CustomerAppData
 from tests.backoffice.conftest import T0

@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 from backoffice.dashboard import billed_revenue, needs_attention, owed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import actions, drafts, gathering
+from billing.services.gathering import LineInput
 from billing.tasks import mark_overdue_invoices_task
 from notifications.models import (
     DeliveryState,
@@ -35,13 +35,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def _invoice(cust, amount: str, at: dt.datetime, *, currency: str = "USD", approve: bool = True) -> Invoice:
     """A flat charge invoiced at `at`; approved (issued) unless told not to."""
-    invoicing.pending_lines_create(customer_id=cust.pk, currency=currency, lines=[
+    gathering.pending_lines_create(customer_id=cust.pk, currency=currency, lines=[
         LineInput(name="Fee", period_start=at - dt.timedelta(days=1), period_end=at, invoice_at=at - dt.timedelta(days=1),
                   price={"type": "flat", "amount": amount, "paymentTerm": "in_advance"})])
     with time_machine.travel(at, tick=False):
-        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
         if approve:
-            invoice = invoicing.invoice_approve(invoice_id=invoice.pk)
+            invoice = actions.invoice_approve(invoice_id=invoice.pk)
     return invoice
 
 
@@ -59,7 +59,7 @@ def test_billed_revenue_per_month_in_the_operator_zone_per_currency(acme):
     _invoice(acme, "80", dt.datetime(2026, 5, 2, tzinfo=dt.UTC), currency="EUR")
     voided = _invoice(acme, "999", dt.datetime(2026, 5, 3, tzinfo=dt.UTC))
     with time_machine.travel(dt.datetime(2026, 5, 4, tzinfo=dt.UTC), tick=False):
-        invoicing.invoice_void(invoice_id=voided.pk)
+        actions.invoice_void(invoice_id=voided.pk)
     _invoice(acme, "500", dt.datetime(2026, 6, 1, tzinfo=dt.UTC), approve=False)  # a draft is not billed
     _invoice(acme, "70", dt.datetime(2025, 6, 1, tzinfo=dt.UTC))  # 12 months back is July 2025: left out
     # when
@@ -78,7 +78,7 @@ def test_owed_per_currency_with_what_is_past_its_due_date(acme):
     _invoice(acme, "100", dt.datetime(2026, 6, 10, tzinfo=dt.UTC))  # due June 20: outstanding
     _invoice(acme, "40", dt.datetime(2026, 5, 1, tzinfo=dt.UTC))  # due May 11: overdue
     paid = _invoice(acme, "60", dt.datetime(2026, 5, 2, tzinfo=dt.UTC))
-    invoicing.invoice_trigger_payment(invoice_id=paid.pk, trigger="paid")
+    actions.invoice_trigger_payment(invoice_id=paid.pk, trigger="paid")
     _invoice(acme, "15", dt.datetime(2026, 6, 1, tzinfo=dt.UTC), currency="EUR")
     with time_machine.travel(NOW, tick=False):
         mark_overdue_invoices_task.apply()

@@ -16,8 +16,8 @@ from django.utils.html import strip_tags
 
 from billing.models import App, Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import actions, drafts, gathering
+from billing.services.gathering import LineInput
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
 from integrations.models import AppType
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
@@ -41,9 +41,9 @@ def staff(client):
 def _draft(*lines: LineInput, app=None, **workflow) -> Invoice:
     profile(app=app, autoAdvance=False, **workflow)
     cust = customer()
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=list(lines) or [SUPPORT])
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=list(lines) or [SUPPORT])
     with time_machine.travel(AT, tick=False):
-        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
     return invoice
 
 
@@ -51,7 +51,7 @@ def _issued_by_hand() -> Invoice:
     """Issued through a custom invoicing app (no hooks): payment is recorded by hand."""
     invoice = _draft(app=custom_invoicing_app(draft_hook=False, issuing_hook=False))
     with time_machine.travel(AT, tick=False):
-        return invoicing.invoice_approve(invoice_id=invoice.pk)
+        return actions.invoice_approve(invoice_id=invoice.pk)
 
 
 def text_of(html: bytes | str) -> str:
@@ -117,7 +117,7 @@ def test_invoice_page_shows_a_minimum_spend_top_up_as_a_charge(staff):
 def test_gathering_invoice_page_shows_pending_lines_to_date(staff):
     profile(autoAdvance=False)
     cust = customer()
-    result = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
+    result = gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
     text = _page(staff, result.invoice)
     assert "Pending lines" in text and "Total to date $89.55" in text
     listing = text_of(staff.get("/admin/billing/invoice/").content)
@@ -196,9 +196,9 @@ def test_collect_now_takes_the_quantities_of_a_draft_waiting_for_collection(staf
                            workflow={"collection": {"interval": "P1D"}, "invoicing": {"autoAdvance": False}},
                            apps=ProfileApps(tax=app.pk, invoicing=app.pk, payment=app.pk))
     cust = customer()
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
     with time_machine.travel(AT, tick=False):
-        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
     assert invoice.status == S.DRAFT_WAITING_FOR_COLLECTION
     # when
     response = _do(staff, invoice, "snapshot", {})
@@ -220,11 +220,11 @@ def test_delete_draft_asks_for_confirmation_and_returns_the_lines_to_pending(sta
 def test_invoice_now_on_a_gathering_invoice_makes_the_invoice_and_opens_it(staff):
     profile(autoAdvance=False)
     cust = customer()
-    gathering = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT]).invoice
-    response = _do(staff, gathering, "invoice_now", {})
+    pending_invoice = gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT]).invoice
+    response = _do(staff, pending_invoice, "invoice_now", {})
     invoice = Invoice.objects.exclude(status=S.GATHERING).get()
     assert response.redirect_chain[-1][0] == f"/admin/billing/invoice/{invoice.pk}/change/"
-    assert _messages(response) == [f"Invoiced the pending lines of {gathering.number}: {invoice.number} ($89.55, "
+    assert _messages(response) == [f"Invoiced the pending lines of {pending_invoice.number}: {invoice.number} ($89.55, "
                                    "draft: manual approval needed)"]
 
 
@@ -234,12 +234,12 @@ def test_invoice_now_refused_by_the_service_is_shown_on_the_form(staff):
     later = LineInput(name="Next year's support", period_start=AT + dt.timedelta(days=300),
                       period_end=AT + dt.timedelta(days=330), invoice_at=AT + dt.timedelta(days=300),
                       price={"type": "flat", "amount": "10", "paymentTerm": "in_advance"})
-    gathering = invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[later]).invoice
-    response = _do(staff, gathering, "invoice_now", {})
+    pending_invoice = gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[later]).invoice
+    response = _do(staff, pending_invoice, "invoice_now", {})
     assert response.status_code == 200
     assert "has no pending lines to invoice" in response.content.decode()
     assert not Invoice.objects.exclude(status=S.GATHERING).exists()
-    assert InvoiceLine.objects.get().invoice_id == gathering.pk
+    assert InvoiceLine.objects.get().invoice_id == pending_invoice.pk
 
 
 def test_bulk_approve_uses_the_state_machine(staff):

@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import actions, drafts, gathering
+from billing.services.gathering import LineInput
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure
 from tests.billing.helpers import custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import ingest
@@ -30,14 +30,14 @@ def _draft(app=None) -> Invoice:
     feature = metered_feature("api_calls")
     cust = customer(name="Globex Corporation", subjects=("globex",))
     ingest([{"subject": "globex", "type": "api_calls", "time": start + dt.timedelta(days=2), "data": {"tokens": 1500}}])
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
         LineInput(name="Onboarding", period_start=start, period_end=end, invoice_at=start,
                   price={"type": "flat", "amount": "1200", "paymentTerm": "in_advance"},
                   discounts={"percentage": {"percentage": "10"}}),
         LineInput(name="API calls", period_start=start, period_end=end, invoice_at=start, feature_key=feature.key,
                   price={"type": "unit", "amount": "0.02"}),
     ])
-    [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk, as_of=end)
+    [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk, as_of=end)
     return invoice
 
 
@@ -64,7 +64,7 @@ def test_operator_reviews_and_approves_a_draft(operator_page):
 
 def test_operator_voids_an_invoice_after_confirming(operator_page):
     page = operator_page
-    invoice = invoicing.invoice_approve(invoice_id=_draft(custom_invoicing_app(draft_hook=False,
+    invoice = actions.invoice_approve(invoice_id=_draft(custom_invoicing_app(draft_hook=False,
                                                                                  issuing_hook=False)).pk)
     page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
     expect(page.locator(".om-invoice-head .om-status")).to_have_text("payment processing: pending")
@@ -79,7 +79,7 @@ def test_operator_voids_an_invoice_after_confirming(operator_page):
 
 def test_operator_records_a_payment_made_outside_the_invoicing_app(operator_page):
     page = operator_page
-    invoice = invoicing.invoice_approve(invoice_id=_draft(custom_invoicing_app(draft_hook=False,
+    invoice = actions.invoice_approve(invoice_id=_draft(custom_invoicing_app(draft_hook=False,
                                                                                  issuing_hook=False)).pk)
     page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
     page.get_by_role("link", name="Mark paid").click()
@@ -99,10 +99,10 @@ def test_operator_collects_a_draft_that_waits_for_late_events(operator_page):
     end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(hours=1)
     start = end - dt.timedelta(days=30)
     ingest([{"subject": "initech", "type": "api_calls", "time": start + dt.timedelta(days=1), "data": {"tokens": 40}}])
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="EUR", lines=[
+    gathering.pending_lines_create(customer_id=cust.pk, currency="EUR", lines=[
         LineInput(name="API calls", period_start=start, period_end=end, invoice_at=end, feature_key=feature.key,
                   price={"type": "unit", "amount": "0.5"})])
-    [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+    [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
     assert invoice.status == S.DRAFT_WAITING_FOR_COLLECTION
     page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
     expect(page.locator(".om-invoice-head")).to_contain_text("Collection")

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, jobs
-from billing.services.invoicing import LineInput
+from billing.services import actions, gathering, jobs
+from billing.services.gathering import LineInput
 from billing.services.profiles import customer_override_upsert
 from catalog.models import Feature
 from metering.postgres.fold import fold_all
@@ -41,7 +41,7 @@ def _setup_customers(n: int, **workflow) -> list:
     for i, c in enumerate(customers):
         ingest([{"subject": f"sub-{i}", "type": "tokens", "time": T0 + dt.timedelta(days=3),
                  "data": {"tokens": 10 * (i + 1)}}])
-        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(feature.key))
+        gathering.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(feature.key))
     return customers
 
 
@@ -154,7 +154,7 @@ def test_two_workers_advancing_the_same_invoice_produce_one_result():
     jobs.collect_gathering_invoices(at=AFTER_CLOSE)
     [invoice] = _standard_invoices()
     with time_machine.travel(AFTER_CLOSE, tick=False):
-        results = _in_threads(lambda: invoicing.invoice_approve(invoice_id=invoice.pk))
+        results = _in_threads(lambda: actions.invoice_approve(invoice_id=invoice.pk))
     winners = [r for r in results if isinstance(r, Invoice)]
     assert len(winners) == 1
     assert winners[0].status == S.PAID
@@ -194,7 +194,7 @@ def _close_customers(feature, n: int, tag: str, *, copies: int = 1, events: int 
     for i, c in enumerate(customers):
         ingest([{"subject": f"{tag}-{i}", "type": "tokens", "time": T0 + dt.timedelta(hours=1 + j),
                  "data": {"tokens": 2}} for j in range(events)])
-        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(feature.key) * copies)
+        gathering.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(feature.key) * copies)
     return customers
 
 
@@ -246,7 +246,7 @@ def test_period_close_applies_advanced_filters_in_as_many_statements(folded):
         ingest([{"subject": f"gpt4-{i}", "type": "llm", "time": T0 + dt.timedelta(hours=1 + j),
                  "data": {"tokens": tokens, "model": model}}
                 for j, (model, tokens) in enumerate([("gpt-4", 10 * (i + 1)), ("gpt-4o", 100), ("claude", 1000)])])
-        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(gpt4.key))
+        gathering.pending_lines_create(customer_id=c.pk, currency="USD", lines=_lines(gpt4.key))
     if folded:
         fold_all()
     # when closed, then the filtered feature costs the same statements as the plain one

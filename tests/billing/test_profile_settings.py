@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 
 from billing.models import BillingProfile, Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, jobs
-from billing.services.invoicing import LineInput
+from billing.services import drafts, gathering, jobs
+from billing.services.gathering import LineInput
 from billing.services.workflow import WorkflowInvalid, workflow_validate
 from tests.billing.helpers import FEB, T0, customer, profile
 from tests.billing.test_admin_profiles import form_data as admin_form_data
@@ -29,11 +29,11 @@ def _draft() -> Invoice:
     """A draft waiting for manual approval on a fresh profile."""
     profile(autoAdvance=False)
     cust = customer()
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
         LineInput(name="Support", period_start=T0, period_end=FEB, invoice_at=T0,
                   price={"type": "flat", "amount": "99", "paymentTerm": "in_advance"})])
     with time_machine.travel(AT, tick=False):
-        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
     assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
     return invoice
 
@@ -143,7 +143,7 @@ def test_a_profile_with_invalid_stored_settings_blocks_only_its_own_customers(ap
     # the period close invoices the other customers; the customer of the broken profile waits (logged)
     fine, stuck = customer(name="Fine Corp", subjects=("fine",)), customer(name="Stuck Corp", subjects=("stuck",))
     for cust in (fine, stuck):
-        invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
+        gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
             LineInput(name="Fee", period_start=T0, period_end=FEB, invoice_at=T0,
                       price={"type": "flat", "amount": "5", "paymentTerm": "in_advance"})])
     broken = profile(default=False)

@@ -6,7 +6,7 @@ import pytest
 
 from billing.models import Invoice, InvoiceEvent
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, state
+from billing.services import actions, issuing, state
 from billing.services.state import TRANSITIONS, Trigger, always
 from tests.factories import CustomerFactory
 
@@ -45,7 +45,7 @@ def test_every_status_is_in_the_table_and_every_target_is_a_status():
 @pytest.mark.parametrize(("source", "trigger", "target"), UNGUARDED, ids=lambda v: str(v))
 def test_edge_fires_and_is_audited(source, trigger, target):
     invoice = _invoice(source)
-    assert invoicing.fire(invoice, trigger, at=AT, actor="test") is True
+    assert issuing.fire(invoice, trigger, at=AT, actor="test") is True
     invoice.refresh_from_db()
     event = InvoiceEvent.objects.filter(invoice=invoice).first()
     assert (event.from_status, event.to_status, event.trigger) == (source, target, trigger)
@@ -75,11 +75,11 @@ def test_compare_and_set_refuses_a_stale_status():
 
 def test_payment_news_from_issued_goes_through_pending(api):
     invoice = _invoice(S.ISSUED)
-    invoicing.invoice_trigger_payment(invoice_id=invoice.pk, trigger="action_required", at=AT)
+    actions.invoice_trigger_payment(invoice_id=invoice.pk, trigger="action_required", at=AT)
     invoice.refresh_from_db()
     assert invoice.status == S.PAYMENT_ACTION_REQUIRED
-    invoicing.invoice_trigger_payment(invoice_id=invoice.pk, trigger="authorized", at=AT)
-    invoicing.invoice_trigger_payment(invoice_id=invoice.pk, trigger="paid", at=AT)
+    actions.invoice_trigger_payment(invoice_id=invoice.pk, trigger="authorized", at=AT)
+    actions.invoice_trigger_payment(invoice_id=invoice.pk, trigger="paid", at=AT)
     invoice.refresh_from_db()
     assert invoice.status == S.PAID
     trail = list(InvoiceEvent.objects.filter(invoice=invoice).values_list("to_status", flat=True))

@@ -9,7 +9,7 @@ import time_machine
 
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing, jobs
+from billing.services import drafts, jobs
 from billing.services.subscription_sync import subscription_sync, subscriptions_sync_all
 from tests.billing.helpers import customer, metered_feature, profile
 from tests.factories import flat_fee_card, ingest, plan_body, usage_card
@@ -134,7 +134,7 @@ def test_plan_change_mid_period(api, tokens):
     # basic for 15 of 31 days: 30 * 15 / 31 = 14.516… → 14.52; pro for 16 of 31: 60 * 16 / 31 = 30.967… → 30.97
     assert {k: v.price["amount"] for k, v in lines.items()} == {
         "base_fee@2026-01-01": "14.52", "base_fee@2026-01-16": "30.97"}
-    [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 1, 16, 1), as_of=utc(2026, 1, 16, 1))
+    [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 1, 16, 1), as_of=utc(2026, 1, 16, 1))
     assert invoice.total == Decimal("45.49")
 
 
@@ -177,7 +177,7 @@ def test_line_periods_are_cut_to_whole_seconds_so_usage_from_the_first_second_co
     assert {line["period"]["from"] for line in gathering["lines"]} == {"2026-01-01T10:00:51Z"}
     assert {line["subscription"]["billingPeriod"]["from"] for line in gathering["lines"]} == {"2026-01-01T10:00:51Z"}
     subscriptions_sync_all(at=utc(2026, 2, 1, 11))
-    [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 2, 1, 11))
+    [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk, at=utc(2026, 2, 1, 11))
     assert invoice.total == Decimal(44)
 
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import actions, gathering
+from billing.services.gathering import LineInput
 from openmeter_site.celery import app
 from tests.billing.helpers import custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import flat_fee_card, ingest, plan_body
@@ -34,7 +34,7 @@ def test_lifecycle_with_a_real_worker(worker):
     customers = [customer(name=f"Worker {n}", subjects=(f"w{n}",)) for n in range(2)]
     for n, c in enumerate(customers):
         ingest([{"subject": f"w{n}", "type": "tokens", "time": start + dt.timedelta(days=1), "data": {"tokens": 100}}])
-        invoicing.pending_lines_create(customer_id=c.pk, currency="USD", lines=[
+        gathering.pending_lines_create(customer_id=c.pk, currency="USD", lines=[
             LineInput(name="Tokens", period_start=start, period_end=end, invoice_at=end, feature_key=feature.key,
                       price={"type": "unit", "amount": "0.25"})])
 
@@ -52,7 +52,7 @@ def test_lifecycle_with_a_real_worker(worker):
     assert set(Invoice.objects.exclude(status=S.GATHERING).values_list("status", flat=True)) == {S.OVERDUE}
 
     for invoice in invoices:
-        invoicing.invoice_trigger_payment(invoice_id=invoice.pk, trigger="paid")
+        actions.invoice_trigger_payment(invoice_id=invoice.pk, trigger="paid")
     assert set(Invoice.objects.exclude(status=S.GATHERING).values_list("status", flat=True)) == {S.PAID}
 
 

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
-from billing.services import invoicing
-from billing.services.invoicing import LineInput
+from billing.services import gathering
+from billing.services.gathering import LineInput
 from billing.tasks import collect_gathering_invoices_task
 from openmeter_site.celery import app
 from openmeter_site.core.admin import elapsed_text
@@ -40,7 +40,7 @@ def _schedule(name: str, task: str) -> PeriodicTask:
 def _customer_with_a_due_fee(name: str = "Acme Corp"):
     profile(autoAdvance=False)
     cust = customer(name=name, subjects=(name.lower().replace(" ", "-"),))
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[
         LineInput(name="Support plan", period_start=T0, period_end=FEB, invoice_at=T0,
                   price={"type": "flat", "amount": "99.5", "paymentTerm": "in_advance"})])
     return cust
