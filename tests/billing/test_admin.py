@@ -306,9 +306,9 @@ def test_invoice_list_queries_do_not_grow_with_the_invoices(staff, django_assert
     profile(autoAdvance=False)
     for n in range(8):
         cust = customer(name=f"Customer {n}", subjects=(f"c{n}",))
-        invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
+        gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
         with time_machine.travel(AT, tick=False):
-            invoicing.invoice_pending_lines(customer_id=cust.pk)
+            drafts.invoice_pending_lines(customer_id=cust.pk)
     with django_assert_max_num_queries(12):
         text = text_of(staff.get("/admin/billing/invoice/").content)
     assert text.count("$89.55") == 8
@@ -321,11 +321,11 @@ def test_retry_runs_the_failed_validation_again_once_the_cause_is_fixed(staff):
                       price={"type": "unit", "amount": "2"})
     profile(autoAdvance=False)
     cust = customer()
-    invoicing.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[usage])
     feature.archived_at = T0
     feature.save()
     with time_machine.travel(AT, tick=False):
-        [invoice] = invoicing.invoice_pending_lines(customer_id=cust.pk)
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
     assert invoice.status == S.DRAFT_INVALID
     page = _page(staff, invoice)
     assert "Validation issues" in page and "not found or has no meter" in page
