@@ -232,11 +232,18 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def versions(self, obj: EffectiveDatedVersion) -> list[dict[str, Any]]:
         """Every version of the key, newest first, with its status (deleted drafts too, marked so)."""
+        rows = list(type(obj)._default_manager.filter(key=obj.key).order_by("-version"))
+        in_use = self.versions_in_use(rows)
         return [
             {"obj": v, "status": format_html('<span class="om-status om-status-deleted">deleted</span>')
-             if v.deleted_at else status_badge(v), "from": when(v.effective_from), "to": when(v.effective_to)}
-            for v in type(obj)._default_manager.filter(key=obj.key).order_by("-version")
+             if v.deleted_at else status_badge(v), "from": when(v.effective_from), "to": when(v.effective_to),
+             "in_use": None if in_use is None else in_use.get(v.pk, 0)}
+            for v in rows
         ]
+
+    def versions_in_use(self, versions: list[Any]) -> dict[str, int] | None:
+        """How many subscriptions run on each version, where an app above the catalog knows (None: unknown)."""
+        return None
 
     def _bulk(self, request: HttpRequest, queryset: QuerySet, run: Callable[[Any], Any], verb: str) -> None:
         done = 0

@@ -20,6 +20,7 @@ from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActi
 from openmeter_site.admin_ui.display import duration_text, money_text, period, when, when_text
 from openmeter_site.admin_ui.forms import LocalDateTimeField
 from openmeter_site.core.errors import DomainError
+from subscriptions import admin_plans  # noqa: F401  (plans with their subscriptions)
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionStatus
 from subscriptions.selectors import subscription_status_q
 from subscriptions.services.addons import (
