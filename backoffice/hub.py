@@ -23,7 +23,7 @@ from entitlements import balance
 from entitlements.balance import EntitlementValue
 from entitlements.models import Entitlement, EntitlementType, Grant, UsageReset
 from integrations.models import CustomerAppData
-from metering.postgres.usage import meter_usage_ranges
+from metering.event_store import event_store
 from subscriptions.models import Subscription, SubscriptionAddonQuantity, SubscriptionStatus
 from subscriptions.services.timeline import phase_at
 
@@ -252,7 +252,7 @@ def usage_rows(customer: Customer, story: CustomerStory, at: dt.datetime) -> lis
         period = periods[feature.key]
         days = _days(period, until) if period.end - period.start <= dt.timedelta(days=DAILY_CHART_MAX_DAYS) else []
         filters = feature_usage_filters(feature)
-        total, *per_day = meter_usage_ranges(
+        total, *per_day = event_store().usage_ranges(
             meter=feature.meter, subjects=subjects, ranges=[(period.start, min(period.end, until)), *days],
             group_filters=filters.group_filters, advanced_filters=filters.advanced_filters, fresh_meter=True,
         )

@@ -6,7 +6,7 @@ A read at time `t`:
 2. runs `engine.run` from that snapshot (else from `measureUsageFrom`) to `t` rounded up to the minute,
    with every reset in between computed from the usage period (so nothing depends on the reset job);
 3. the usage of every phase after the snapshot (inside the current period) is read in one statement from
-   rollups (`metering.postgres.usage.meter_usage_ranges`): the phases depend only on grants, resets and split points
+   rollups (`EventStore.usage_ranges`, `metering.postgres.usage`): the phases depend only on grants, resets and split points
    (`engine.usage_ranges` lists them before the run).
 
 Snapshot rule (late events): a state is saved only at an instant older than the grace window
@@ -46,8 +46,8 @@ from entitlements.engine import (
     floor_minute,
 )
 from entitlements.models import BalanceSnapshot, Entitlement, EntitlementType
+from metering.event_store import event_store
 from metering.models import MeterAggregation
-from metering.postgres.usage import meter_usage_ranges
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import format_rfc3339
 
@@ -213,7 +213,7 @@ def usage_function(
     filters = feature_usage_filters(feature)
 
     def read(ranges: list[tuple[dt.datetime, dt.datetime]]) -> dict[tuple[dt.datetime, dt.datetime], Decimal]:
-        totals = meter_usage_ranges(meter=meter, subjects=subjects, ranges=ranges, fresh_meter=inputs.fresh_meter,
+        totals = event_store().usage_ranges(meter=meter, subjects=subjects, ranges=ranges, fresh_meter=inputs.fresh_meter,
                                     group_filters=filters.group_filters, advanced_filters=filters.advanced_filters)
         return dict(zip(ranges, totals, strict=True))
 

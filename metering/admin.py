@@ -23,8 +23,9 @@ from customers.models import Customer
 from metering import progress, services
 from metering.admin_usage import MeterUsageForm, default_usage_query, run_usage_query
 from metering.models import Event, Meter, MeterAggregation, Subject
+from metering.postgres.events import event_readings
 from metering.postgres.fold import progress_id
-from metering.selectors import customers_of_subjects, event_meter_readings, meter_list_qs, subject_customers_for
+from metering.selectors import customers_of_subjects, meter_list_qs, subject_customers_for
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
 from openmeter_site.admin_ui.display import EMPTY, quantity, quantity_text, when
 from openmeter_site.admin_ui.forms import FieldsetsForm, KeyValueField
@@ -289,11 +290,11 @@ class EventChangeList(ChangeList):
         owners = customers_of_subjects(e.subject for e in events)
         names = dict(Customer.objects.filter(pk__in=set(owners.values())).values_list("pk", "name"))
         meter = next((f.meter() for f in self.filter_specs if isinstance(f, MeterFilter)), None)
-        readings = event_meter_readings(meter=meter, seqs=[e.seq for e in events]) if meter else {}
+        readings = event_readings(meter=meter, refs=[str(e.seq) for e in events]) if meter else {}
         for event in events:
             owner = owners.get(event.subject)
             event.customer = (owner, names.get(owner, owner)) if owner else None
-            event.reading = readings.get(event.seq)
+            event.reading = readings.get(str(event.seq))
 
 
 @admin.register(Event)
@@ -364,7 +365,7 @@ class EventAdmin(admin.ModelAdmin):
         """What each live meter of the event's type reads from it."""
         lines = []
         for meter in meter_list_qs().filter(event_type=event.type):
-            reading = event_meter_readings(meter=meter, seqs=[event.seq]).get(event.seq)
+            reading = event_readings(meter=meter, refs=[str(event.seq)]).get(str(event.seq))
             value = "not counted (no value)" if reading is None or reading.value is None else reading.value
             groups = ", ".join(f"{k}: {v}" for k, v in (reading.groups if reading else {}).items())
             lines.append(format_html("<div>{} ({}): <strong>{}</strong>{}</div>", meter.name, meter.aggregation,

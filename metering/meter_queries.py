@@ -1,4 +1,4 @@
-"""The meter query API's rules on top of `run_query`: parameter validation, customers, progress, CSV."""
+"""The meter query API's rules on top of the event store's query: parameter validation, customers, progress, CSV."""
 
 import csv
 import datetime as dt
@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from metering import progress
+from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Row, event_store
 from metering.models import Meter, Subject
-from metering.postgres.query import RESERVED_GROUP_BY, QuerySpec, Row, run_query
 from metering.selectors import subject_customers_for
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import format_rfc3339, parse_time_zone
@@ -121,11 +121,11 @@ def meter_query(*, meter: Meter, params: MeterQueryParams) -> MeterQueryOutput:
         fresh_meter=True,
     )
     if not params.client_id:
-        rows = run_query(spec)
+        rows = event_store().query(spec)
     else:
         progress.progress_set(params.client_id, total=1, success=0)
         try:
-            rows = run_query(spec)
+            rows = event_store().query(spec)
         except Exception:
             progress.progress_set(params.client_id, total=1, success=0, failed=1)
             raise
@@ -140,10 +140,10 @@ def meter_group_by_values(*, meter: Meter, key: str, start: dt.datetime | None, 
         raise InvalidInput(f"invalid group by: {key}")
     if start is None and end is None:
         start = timezone.now() - dt.timedelta(hours=24)
-    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=[key], fresh_meter=True))
+    rows = event_store().query(QuerySpec(meter=meter, start=start, end=end, group_by=[key], fresh_meter=True))
     return sorted({value for r in rows if (value := r.group_by[key]) is not None})
 
 
 def meter_subjects(*, meter: Meter, start: dt.datetime | None, end: dt.datetime | None) -> list[str]:
-    rows = run_query(QuerySpec(meter=meter, start=start, end=end, group_by=["subject"], fresh_meter=True))
+    rows = event_store().query(QuerySpec(meter=meter, start=start, end=end, group_by=["subject"], fresh_meter=True))
     return sorted({r.subject for r in rows if r.subject is not None})

@@ -1,25 +1,19 @@
 """Read queries shared by the API, the admin and other apps."""
 
-import base64
-import binascii
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-import orjson
 from django.db import connection
 from django.db.models import QuerySet
-from psycopg import sql
 
 from customers.models import Customer, CustomerSubject
-from metering.filters import compile_filter_string, compile_filter_time
-from metering.models import Meter, MeterAggregation
+from metering.event_store import EventFilter, EventPage, StoredEvent, event_store
+from metering.models import Meter
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.ids import is_ulid
 from openmeter_site.core.sql import fetch_prepared
-from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 # --- meters ---------------------------------------------------------------------------------------------------------
 
@@ -88,220 +82,50 @@ def customers_of_subjects(subjects: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
-# --- events ---------------------------------------------------------------------------------------------------------
+# --- events (stored in the event store) -----------------------------------------------------------------------
 
 MAX_LOOKBACK = dt.timedelta(days=32)
 DEFAULT_LOOKBACK = dt.timedelta(hours=72)
-EVENT_COLUMNS = "e.seq, e.id, e.source, e.type, e.subject, e.time, e.data::text, e.ingested_at"
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    seq: int
-    id: str
-    source: str
-    type: str
-    subject: str
-    time: dt.datetime
-    data: orjson.Fragment | None  # the event's `data` as JSON text
-    ingested_at: dt.datetime
-    customer_id: str | None = None
-    validation_error: str | None = None
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """`events.list` parameters (event time range, ingestion time range, partial id/subject, customers)."""
-
-    start: dt.datetime
-    end: dt.datetime | None = None
-    ingested_from: dt.datetime | None = None
-    ingested_to: dt.datetime | None = None
-    id_contains: str | None = None
-    subject_contains: str | None = None
-    customer_ids: Sequence[str] = ()
-    limit: int = 100
-
-
-def _fetch_events(where: Sequence[sql.Composable], limit: int) -> list[StoredEvent]:
-    """Values are quoted literals (no placeholders), as in metering/postgres/query.py."""
-    query = sql.SQL("SELECT {} FROM metering_event e WHERE {} ORDER BY e.time DESC, e.seq DESC LIMIT {}").format(
-        sql.SQL(EVENT_COLUMNS), sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE"), sql.Literal(limit)
-    )
-    with connection.cursor() as cur:
-        cur.execute(query)
-        rows = cur.fetchall()
-    return _annotate([
-        StoredEvent(seq, event_id, source, type_, subject, time, _json_fragment(data), ingested_at)
-        for seq, event_id, source, type_, subject, time, data, ingested_at in rows
-    ])
-
-
-def _json_fragment(text: str | None) -> orjson.Fragment | None:
-    """Event data as PostgreSQL wrote it (exact numbers), embedded as is in the JSON response."""
-    return orjson.Fragment(text) if text is not None else None
-
-
-def event_list(*, filters: EventFilter, now: dt.datetime) -> list[StoredEvent]:
+def event_list(*, filters: EventFilter, customer_ids: Sequence[str] = (), now: dt.datetime) -> list[StoredEvent]:
+    """`events.list`: newest first, each with its customer and validation error."""
     if filters.start < now - MAX_LOOKBACK:
         raise InvalidInput("from: must be within the last 32 days")
     if filters.ingested_from is not None and filters.ingested_from < now - MAX_LOOKBACK:
         raise InvalidInput("ingestedAtFrom: must be within the last 32 days")
     if filters.end is not None and filters.end < filters.start:
         raise InvalidInput("to: must not be before from")
-    where = [sql.SQL("e.time >= {}").format(sql.Literal(filters.start))]
-    for clause, value in (
-        ("e.time < {}", filters.end),
-        ("e.ingested_at >= {}", filters.ingested_from),
-        ("e.ingested_at < {}", filters.ingested_to),
-        ("strpos(e.id, {}) > 0", filters.id_contains),
-        ("strpos(e.subject, {}) > 0", filters.subject_contains),
-    ):
-        if value is not None:
-            where.append(sql.SQL(clause).format(sql.Literal(value)))
-    if filters.customer_ids:
-        subjects = list(subject_customers_for(customer_ids=filters.customer_ids))
-        where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(subjects)))
-    return _fetch_events(where, filters.limit)
+    if customer_ids:
+        filters = replace(filters, subjects=list(subject_customers_for(customer_ids=customer_ids)))
+    return _with_customers(event_store().events_list(filters=filters))
 
 
-def encode_cursor(event: StoredEvent) -> str:
-    return base64.urlsafe_b64encode(f"{format_rfc3339(event.time)},{event.seq}".encode()).decode()
+def event_list_v2(*, filter_spec: Mapping[str, Any], cursor: str | None, limit: int) -> EventPage:
+    """`events.listV2`: newest first, after the opaque cursor of the previous page."""
+    spec = dict(filter_spec)
+    customer_filter = spec.pop("customerId", None)
+    subjects = None
+    if customer_filter is not None:
+        ids = customer_filter.get("$in") if isinstance(customer_filter, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InvalidInput('filter.customerId: expected {"$in": [customer ids]}')
+        subjects = list(subject_customers_for(customer_ids=ids))
+    page = event_store().events_page(filter_spec=spec, subjects=subjects, cursor=cursor, limit=limit)
+    return EventPage(_with_customers(page.events), page.next_cursor)
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
-    try:
-        time_text, seq_text = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit(",", 1)
-        return parse_rfc3339(time_text, "cursor"), int(seq_text)
-    except (ValueError, binascii.Error, UnicodeDecodeError, InvalidInput) as exc:
-        raise InvalidInput("cursor: invalid cursor") from exc
-
-
-V2_STRING_FIELDS = {"id": "e.id", "source": "e.source", "subject": "e.subject", "type": "e.type"}
-V2_TIME_FIELDS = {"time": "e.time", "ingestedAt": "e.ingested_at"}
-
-
-def event_list_v2(*, filter_spec: dict[str, Any], cursor: str | None, limit: int) -> list[StoredEvent]:
-    """`events.listV2`: newest first; `cursor` is the (time, seq) of the last event of the previous page."""
-    where: list[sql.Composable] = []
-    for name, spec in filter_spec.items():
-        if spec is None:
-            continue
-        if name in V2_STRING_FIELDS:
-            where.append(compile_filter_string(sql.SQL(V2_STRING_FIELDS[name]), spec, f"filter.{name}"))
-        elif name in V2_TIME_FIELDS:
-            where.append(compile_filter_time(sql.SQL(V2_TIME_FIELDS[name]), spec, f"filter.{name}"))
-        elif name == "customerId":
-            ids = spec.get("$in") if isinstance(spec, dict) else None
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise InvalidInput('filter.customerId: expected {"$in": [customer ids]}')
-            subjects = list(subject_customers_for(customer_ids=ids))
-            where.append(sql.SQL("e.subject = ANY({}::text[])").format(sql.Literal(subjects)))
-        else:
-            raise InvalidInput(f"filter: unknown field {name!r}")
-    if cursor:
-        time, seq = decode_cursor(cursor)
-        where.append(sql.SQL("(e.time, e.seq) < ({}, {})").format(sql.Literal(time), sql.Literal(seq)))
-    return _fetch_events(where, limit)
-
-
-def _annotate(events: list[StoredEvent]) -> list[StoredEvent]:
-    """Add the owning customer and the read-time validation error against the live meters."""
+def _with_customers(events: list[StoredEvent]) -> list[StoredEvent]:
+    """Add the customer each event is attributed to."""
     if not events:
         return events
     customers = customers_of_subjects(e.subject for e in events)
-    errors = _validation_errors(events)
-    return [
-        StoredEvent(**{**e.__dict__, "customer_id": customers.get(e.subject), "validation_error": errors.get(e.seq)})
-        for e in events
-    ]
-
-
-VALIDATION_SQL = """
-SELECT e.seq, m.slug, m.aggregation, m.value_property,
-       om_to_value(jsonb_path_query_first(e.data, m.value_property::jsonpath)) IS NOT NULL,
-       om_to_text(jsonb_path_query_first(e.data, m.value_property::jsonpath)) IS NOT NULL
-FROM metering_event e
-JOIN metering_meter m ON m.event_type = e.type AND m.deleted_at IS NULL AND m.aggregation <> 'COUNT'
-WHERE e.seq = ANY(%s)
-"""
-
-
-def _validation_errors(events: list[StoredEvent]) -> dict[int, str]:
-    """The first problem of each event: no meter for its type, or a value a meter cannot read."""
-    types = set(Meter.objects.filter(deleted_at__isnull=True).values_list("event_type", flat=True))
-    errors = {e.seq: f"no meter found for event type: {e.type}" for e in events if e.type not in types}
-    with connection.cursor() as cur:
-        cur.execute(VALIDATION_SQL, [[e.seq for e in events if e.seq not in errors]])
-        for seq, slug, aggregation, path, is_number, is_scalar in cur.fetchall():
-            ok = is_scalar if aggregation == MeterAggregation.UNIQUE_COUNT else is_number
-            if not ok and seq not in errors:
-                kind = "a string or number" if aggregation == MeterAggregation.UNIQUE_COUNT else "a number"
-                errors[seq] = f"meter {slug}: value property {path} is missing or not {kind}"
-    return errors
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    """What a meter reads from one event: its value (None when the event has none, so the meter skips it; UNIQUE_COUNT
-    meters read the distinct value as text) and its group-by values."""
-
-    value: Decimal | str | None
-    groups: dict[str, str | None]
-
-
-def event_meter_readings(*, meter: Meter, seqs: Sequence[int]) -> dict[int, MeterReading]:
-    """The readings of some events (a page of the event browser) in one statement, as the meter's queries read them."""
-    if not seqs:
-        return {}
-    path = sql.SQL("jsonb_path_query_first(e.data, {}::jsonpath)")
-    value_path = sql.Literal(meter.value_property or "$")
-    value: sql.Composable
-    if meter.aggregation == MeterAggregation.COUNT:
-        value = sql.SQL("1::text")
-    elif meter.aggregation == MeterAggregation.UNIQUE_COUNT:
-        value = sql.SQL("om_to_text({})").format(path.format(value_path))
-    else:
-        value = sql.SQL("om_to_value({})::text").format(path.format(value_path))
-    groups = sql.SQL(", ").join(
-        sql.SQL("{}, om_to_text({})").format(sql.Literal(key), path.format(sql.Literal(json_path)))
-        for key, json_path in sorted(meter.group_by.items())
-    )
-    query = sql.SQL("SELECT e.seq, {}, jsonb_build_object({})::text FROM metering_event e WHERE e.seq = ANY({})").format(
-        value, groups, sql.Literal(list(seqs)))
-    with connection.cursor() as cur:
-        cur.execute(query)
-        rows = cur.fetchall()
-    unique = meter.aggregation == MeterAggregation.UNIQUE_COUNT
-    return {
-        seq: MeterReading(value=text if unique or text is None else Decimal(text), groups=orjson.loads(group_json))
-        for seq, text, group_json in rows
-    }
-
-
-# --- debug metrics --------------------------------------------------------------------------------------------------
-
-
-def events_per_subject_since(start: dt.datetime) -> list[tuple[str, int]]:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT subject, count(*) FROM metering_event WHERE time >= %s GROUP BY subject ORDER BY subject", [start]
-        )
-        return cur.fetchall()
+    return [replace(e, customer_id=customers.get(e.subject)) for e in events]
 
 
 # --- the fold's lag (operators watch it on /metrics) ----------------------------------------------------------------
 
-FOLD_BACKLOG_SQL = """
-SELECT (SELECT count(*) FROM metering_pendingevent),
-       (SELECT extract(epoch FROM now() - e.ingested_at) FROM metering_event e
-        WHERE e.seq = (SELECT min(seq) FROM metering_pendingevent))
-"""
-
 
 def fold_backlog() -> tuple[int, float]:
-    """(events stored but not folded into rollups yet, age in seconds of the oldest of them; 0 when none)."""
-    with connection.cursor() as cur:
-        cur.execute(FOLD_BACKLOG_SQL)
-        count, age = cur.fetchone()
-    return count, max(float(age or 0), 0.0)
+    """(events stored but not aggregated yet, age in seconds of the oldest of them; 0 when none)."""
+    return event_store().aggregates_backlog()

@@ -5,14 +5,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from metering.event_store import event_store
 from metering.events.ingest import parse_ingest_body
 from metering.models import Meter, MeterAggregation, Subject
-from metering.postgres.fold import rollups_rebuild_start
-from metering.postgres.store import insert_batch
-from openmeter_site.core.broker import kick
 from openmeter_site.core.errors import Conflict, InvalidInput, NotFound
 
 GROUP_BY_KEY_RE = re.compile(r"^[a-zA-Z0-9_]+$")
@@ -25,22 +23,18 @@ RESERVED_GROUP_BY_KEYS = {"subject", "customer_id"}
 def events_ingest(*, body: bytes, content_type: str | None, at: dt.datetime | None = None) -> int:
     """Validate and store a request's events all-or-nothing; returns how many were new (the rest were duplicates)."""
     batch = parse_ingest_body(body, content_type, now=at or timezone.now())
-    return insert_batch(batch)
+    return event_store().store_batch(batch)
 
 
 # --- meters ---------------------------------------------------------------------------------------------------------
 
 
 def _check_jsonpath(path: str, field: str) -> None:
-    """Ask PostgreSQL whether `path` is a JSONPath it can evaluate (inside a savepoint: a bad path must not
-    break the surrounding transaction)."""
+    """`path` must be a JSONPath that the event store can evaluate."""
     if not isinstance(path, str) or not path.startswith("$"):
         raise InvalidInput(f"{field}: invalid JSONPath {path!r}: must start with $")
-    try:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("SELECT %s::jsonpath", [path])
-    except DatabaseError as exc:
-        raise InvalidInput(f"{field}: invalid JSONPath {path!r}") from exc
+    if not event_store().json_path_valid(path):
+        raise InvalidInput(f"{field}: invalid JSONPath {path!r}")
 
 
 def _check_group_by(group_by: Mapping[str, str]) -> None:
@@ -73,8 +67,8 @@ def meter_create(
     value_property: str | None = None,
     group_by: Mapping[str, str] | None = None,
 ) -> Meter:
-    """Create a meter; its rollups are backfilled from the events already stored (queries read raw events
-    until the backfill ends)."""
+    """Create a meter; its aggregates are built from the events already stored (queries read raw events until
+    they are)."""
     meter_check_definition(aggregation=aggregation, value_property=value_property, group_by=group_by or {})
     if aggregation == MeterAggregation.COUNT:
         value_property = None
@@ -91,18 +85,9 @@ def meter_create(
             event_from=event_from,
             value_property=value_property,
             group_by=dict(group_by or {}),
-            backfill_cursor=0,
         )
-        _backfill_on_commit(meter)
+        event_store().aggregates_rebuild(meter=meter)
     return meter
-
-
-def _backfill_on_commit(meter: Meter) -> None:
-    """Start the rollup build after the commit; the meter row records it (`backfill_cursor`), so the
-    `metering.resume_backfills` job builds it when the kick is lost (broker down)."""
-    from metering.tasks import backfill_meter_task
-
-    transaction.on_commit(lambda: kick(backfill_meter_task, meter.pk))
 
 
 def meter_update(
@@ -113,7 +98,7 @@ def meter_update(
     metadata: Mapping[str, str] | None = None,
     group_by: Mapping[str, str] | None = None,
 ) -> Meter:
-    """Replace name, description and metadata; a changed groupBy (when given) rebuilds the rollups."""
+    """Replace name, description and metadata; a changed groupBy (when given) rebuilds the aggregates."""
     if group_by is not None:
         _check_group_by(group_by)
     with transaction.atomic():
@@ -125,8 +110,7 @@ def meter_update(
             meter.group_by = dict(group_by or {})
         meter.save(update_fields=["name", "description", "metadata", "group_by", "updated_at"])
         if rebuild:
-            rollups_rebuild_start(meter=meter)
-            _backfill_on_commit(meter)
+            event_store().aggregates_rebuild(meter=meter)
     return meter
 
 
@@ -136,10 +120,9 @@ def meter_delete(*, meter: Meter, at: dt.datetime | None = None) -> None:
 
 
 def meter_rebuild_rollups(*, meter: Meter) -> Meter:
-    """Drop and rebuild a meter's rollups (admin action; also the repair path)."""
+    """Drop and rebuild a meter's aggregates (admin action; also the repair path)."""
     with transaction.atomic():
-        rollups_rebuild_start(meter=meter)
-        _backfill_on_commit(meter)
+        event_store().aggregates_rebuild(meter=meter)
     return meter
 
 

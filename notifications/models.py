@@ -145,10 +145,11 @@ class NotificationDeliveryAttempt(BaseModel):
 
 
 class EvaluationCursor(models.Model):
-    """How far a scanning job has read (e.g. the last event `seq` checked for balance thresholds)."""
+    """How far a scanning job has read (e.g. the event store's position after the events checked for balance
+    thresholds; opaque, empty before the first run)."""
 
     name = models.CharField(primary_key=True, max_length=64)
-    position = models.BigIntegerField(default=0)
+    position = models.CharField(max_length=256, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

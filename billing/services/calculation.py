@@ -33,7 +33,7 @@ from billing.services.pricing import (
 )
 from catalog.features import feature_usage_filters
 from catalog.models import Feature
-from metering.postgres.query import meter_usage_by_customer
+from metering.event_store import event_store
 from openmeter_site.core.ids import new_id
 
 ZERO = Decimal(0)
@@ -103,7 +103,7 @@ def usage_for_lines(
         customers = {customer_by_invoice[line.invoice_id] for line, _ in members}
         subjects = {s: c for s, c in subject_owner.items() if c in customers}
         filters = feature_usage_filters(feature)
-        totals = meter_usage_by_customer(
+        totals = event_store().usage_by_customer(
             meter=feature.meter, subject_customers=subjects, start=start, end=end,
             group_filters=filters.group_filters, advanced_filters=filters.advanced_filters,
         )

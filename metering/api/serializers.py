@@ -4,10 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from metering.event_store import Row, StoredEvent
 from metering.meter_queries import MeterQueryParams
 from metering.models import Meter, MeterAggregation, Subject, WindowSize
-from metering.postgres.query import Row
-from metering.selectors import StoredEvent
 from openmeter_site.api.fields import JSONObjectField, MetadataField, RFC3339Field
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import KEY_RE

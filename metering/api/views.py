@@ -23,6 +23,7 @@ from metering.api.serializers import (
     subject_to_api,
     validate_meter_query,
 )
+from metering.event_store import EventFilter, event_store
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
 from metering.models import Subject
 from openmeter_site.api.pagination import MAX_PAGE, window
@@ -82,20 +83,19 @@ class EventsView(APIView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         now = timezone.now()
-        filters = selectors.EventFilter(
+        filters = EventFilter(
             start=get_datetime(query, "from") or now - selectors.DEFAULT_LOOKBACK,
             end=get_datetime(query, "to"),
             ingested_from=get_datetime(query, "ingestedAtFrom"),
             ingested_to=get_datetime(query, "ingestedAtTo"),
             id_contains=get_str(query, "id"),
             subject_contains=get_str(query, "subject"),
-            customer_ids=get_list(query, "customerId"),
             limit=get_int(query, "limit", 100, 1, 100),
         )
         client_id = get_str(query, "clientId")
         if client_id:
             progress.progress_set(client_id, total=1, success=0)
-        events = selectors.event_list(filters=filters, now=now)
+        events = selectors.event_list(filters=filters, customer_ids=get_list(query, "customerId"), now=now)
         if client_id:
             progress.progress_set(client_id, total=1, success=1)
         return Response([event_to_api(e) for e in events])
@@ -110,10 +110,10 @@ class EventsV2View(APIView):
         filter_spec = _json_param(get_str(query, "filter"), "filter") or {}
         if not isinstance(filter_spec, dict):
             raise InvalidInput("filter: expected a JSON object")
-        events = selectors.event_list_v2(filter_spec=filter_spec, cursor=get_str(query, "cursor"), limit=limit)
-        body: dict[str, Any] = {"items": [event_to_api(e) for e in events]}
-        if len(events) == limit:
-            body["nextCursor"] = selectors.encode_cursor(events[-1])
+        page = selectors.event_list_v2(filter_spec=filter_spec, cursor=get_str(query, "cursor"), limit=limit)
+        body: dict[str, Any] = {"items": [event_to_api(e) for e in page.events]}
+        if page.next_cursor is not None:
+            body["nextCursor"] = page.next_cursor
         return Response(body)
 
 
@@ -301,7 +301,7 @@ class DebugMetricsView(APIView):
             "# HELP openmeter_events_total Number of ingested events",
             "# TYPE openmeter_events_total counter",
         ]
-        for subject, count in selectors.events_per_subject_since(midnight):
+        for subject, count in event_store().events_per_subject_since(midnight):
             lines.append(f'openmeter_events_total{{subject="{_label(subject)}"}} {count}')
         return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
 

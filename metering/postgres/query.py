@@ -24,56 +24,26 @@ benchmark baseline.
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Context, Decimal
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 from django.db import connection
 from psycopg import sql
 
+from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Row
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 UTC = ZoneInfo("UTC")
-RESERVED_GROUP_BY = ("subject", "customer_id")
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 EXACT = Context(prec=200)
 UTC_ZONE_KEYS = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT"}
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    meter: Meter
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    window_size: str | None = None
-    time_zone: ZoneInfo = UTC
-    subjects: Sequence[str] | None = None
-    group_by: Sequence[str] = ()
-    # groupBy key → allowed values (exact match; `filterGroupBy` and feature filters)
-    group_filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    # subject → customer id, when the query groups or filters by customer
-    subject_customers: Mapping[str, str] | None = None
-    # groupBy key → FilterString object (`advancedMeterGroupByFilters`)
-    advanced_filters: Mapping[str, Any] = field(default_factory=dict)
-    # the caller read `meter` in this request, so whether it is being rebuilt need not be read again
-    fresh_meter: bool = False
-
-
-class Row(NamedTuple):
-    """One result row: a tuple, since a query returns hundreds of them (a month of days, by group and subject)."""
-
-    value: Decimal
-    window_start: dt.datetime | None
-    window_end: dt.datetime | None
-    subject: str | None
-    customer_id: str | None
-    group_by: dict[str, str | None]
 
 
 # --- expressions over an event row `e` -------------------------------------------------------------------------

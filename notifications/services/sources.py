@@ -8,8 +8,8 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from catalog.api.features import feature_to_api
@@ -18,16 +18,13 @@ from customers.models import Customer
 from entitlements.api.render import entitlement_to_api, subject_key_of, value_to_api
 from entitlements.models import Entitlement, EntitlementType, UsageReset
 from entitlements.services import entitlement_value
-from metering.models import Event
+from metering.event_store import event_store
 from metering.selectors import customers_of_subjects
 from notifications.models import EvaluationCursor, EventType, NotificationEvent, NotificationRule
 from notifications.services.evaluation import EntitlementSnapshot, emit_entitlement_reset, evaluate_balance_thresholds
 from openmeter_site.core.time import format_rfc3339
 
 THRESHOLD_CURSOR = "balance_thresholds"
-# Re-read this many event sequence numbers behind the cursor: an ingest transaction that took a lower `seq`
-# may commit after a higher one. Re-evaluating is harmless (dedup keys); the periodic full sweep covers the rest.
-SEQ_OVERLAP = 1000
 RESET_LOOKBACK = dt.timedelta(hours=1)
 ZERO = Decimal(0)
 
@@ -94,17 +91,9 @@ def thresholds_evaluate(*, entitlements: Iterable[Entitlement], at: dt.datetime 
     return events
 
 
-def _subjects_since(position: int, upto: int) -> list[str]:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT DISTINCT subject FROM metering_event WHERE seq > %s AND seq <= %s",
-            [max(position - SEQ_OVERLAP, 0), upto],
-        )
-        return [row[0] for row in cur.fetchall()]
-
-
 def thresholds_evaluate_new_usage(*, at: dt.datetime | None = None) -> list[NotificationEvent]:
-    """After ingest: evaluate the entitlements of the subjects that got events since the last run.
+    """After ingest: evaluate the entitlements of the subjects that got events since the last run (the event
+    store may hand back subjects seen before: re-evaluating is harmless, events carry dedup keys).
 
     One run at a time (the cursor row is locked with skip_locked; a concurrent run returns at once, as the
     running one will see the same events or its successor will).
@@ -115,13 +104,15 @@ def thresholds_evaluate_new_usage(*, at: dt.datetime | None = None) -> list[Noti
         cursor = EvaluationCursor.objects.select_for_update(skip_locked=True).filter(name=THRESHOLD_CURSOR).first()
         if cursor is None:
             return []
-        upto = Event.objects.aggregate(m=Max("seq"))["m"] or 0
         events: list[NotificationEvent] = []
-        if upto > cursor.position and _live_rules_exist(EventType.BALANCE_THRESHOLD):
-            customer_ids = set(customers_of_subjects(_subjects_since(cursor.position, upto)).values())
+        if _live_rules_exist(EventType.BALANCE_THRESHOLD):
+            subjects, position = event_store().subjects_since(cursor.position or None)
+            customer_ids = set(customers_of_subjects(subjects).values())
             entitlements = metered_entitlements_qs(at=now).filter(customer_id__in=customer_ids)
             events = thresholds_evaluate(entitlements=entitlements.order_by("pk"), at=now)
-        cursor.position = max(cursor.position, upto)
+        else:
+            position = event_store().stream_position()
+        cursor.position = position
         cursor.save(update_fields=["position", "updated_at"])
     return events
 

@@ -1,6 +1,16 @@
 """OPENMETER_* product settings."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .env import env_bool, env_int, env_list, env_str
+
+# Where usage events are stored and aggregated (metering.event_store): postgres or clickhouse.
+OPENMETER_EVENTS_BACKEND = env_str("OPENMETER_EVENTS_BACKEND", "postgres").strip().lower() or "postgres"
+if OPENMETER_EVENTS_BACKEND not in ("postgres", "clickhouse"):
+    raise ImproperlyConfigured(f"OPENMETER_EVENTS_BACKEND={OPENMETER_EVENTS_BACKEND!r}: expected postgres or clickhouse")
+# The ClickHouse server (or cluster) of the clickhouse backend: http(s)://user:password@host:port/database, or
+# chdb:///path (ClickHouse's engine in process: tests and single-process trials).
+CLICKHOUSE_URL = env_str("CLICKHOUSE_URL", "http://default@127.0.0.1:8123/openmeter")
 
 # Allow webhook targets on loopback, link-local or private networks (off by default: SSRF guard).
 OPENMETER_WEBHOOK_ALLOW_PRIVATE = env_bool("OPENMETER_WEBHOOK_ALLOW_PRIVATE", False)
