@@ -27,9 +27,8 @@ from catalog.pricing_models import (
     TieredPrice,
     UnitPrice,
 )
+from catalog.services.ratecards import RateCardInput
 from openmeter_site.core.errors import DomainError
-
-RateCardInput = dict[str, Any]
 
 # a service's field path (relative to the rate card) → the form field that shows its error; first match wins
 RATE_CARD_FIELDS = (

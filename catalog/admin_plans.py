@@ -286,7 +286,7 @@ def _phase_index(data: PlanInput, key: str) -> int:
 
 def _card_index(cards: list[RateCardInput], key: str) -> int:
     for i, card in enumerate(cards):
-        if card["key"] == key:
+        if card.key == key:
             return i
     raise NotFound(f"no rate card {key!r} (changed meanwhile?)")
 

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from catalog.models import RateCard
 from catalog.periods import is_duration
+from catalog.services.ratecards import RateCardInput
 from openmeter_site.api.fields import MetadataField, NumericField, decimal_to_str
 from openmeter_site.core.ids import KEY_RE, ULID_RE
 from openmeter_site.core.lengths import column_length
@@ -267,42 +268,40 @@ def _price_wire(card_type: str, price: dict[str, Any]) -> dict[str, Any]:
     return _run(USAGE_PRICES[price_type], price)
 
 
-def validate_rate_card(data: Any) -> dict[str, Any]:
-    """The spec's `RateCard` → a normalised wire dict, or a ValidationError naming the field."""
+def validate_rate_card(data: Any) -> RateCardInput:
+    """The spec's `RateCard` → the services' input, or a ValidationError naming the field."""
     base = RateCardIn(data=data)
     base.is_valid(raise_exception=True)
     v = base.validated_data
     price = v["price"]
-    out: dict[str, Any] = {
-        "type": v["type"],
-        "key": v["key"],
-        "name": v["name"],
-        "description": v.get("description"),
-        "metadata": v.get("metadata"),
-        "featureKey": v.get("featureKey"),
-        "billingCadence": v["billingCadence"],
-        "price": None if price is None else _nested("price", lambda: _price_wire(v["type"], price)),
-        "discounts": None,
-        "entitlementTemplate": None,
-        "taxConfig": _drop_none(dict(v["taxConfig"])) if v.get("taxConfig") else None,
-    }
+    discounts = None
     if v.get("discounts"):
         discounts = _nested("discounts", lambda: _run(DiscountsIn, v["discounts"]))
         flat = v["type"] == "flat_fee" or (price or {}).get("type") == "flat"
         if flat and discounts and "usage" in discounts:  # upstream's ErrUsageDiscountWithFlatPrice
             message = "a flat price takes percentage discounts only (usage discount is not supported for flat price)"
             raise serializers.ValidationError({"discounts": {"usage": message}})
-        out["discounts"] = discounts
-    if v.get("entitlementTemplate"):
-        template = v["entitlementTemplate"]
-        out["entitlementTemplate"] = _nested("entitlementTemplate", lambda: _run(EntitlementTemplateIn, template))
-    return out
+    template = v.get("entitlementTemplate")
+    return RateCardInput(
+        type=v["type"],
+        key=v["key"],
+        name=v["name"],
+        description=v.get("description"),
+        metadata=v.get("metadata"),
+        feature_key=v.get("featureKey"),
+        billing_cadence=v["billingCadence"],
+        price=None if price is None else _nested("price", lambda: _price_wire(v["type"], price)),
+        discounts=discounts,
+        entitlement_template=_nested("entitlementTemplate", lambda: _run(EntitlementTemplateIn, template))
+        if template else None,
+        tax_config=_drop_none(dict(v["taxConfig"])) if v.get("taxConfig") else None,
+    )
 
 
 class RateCardField(serializers.Field):
     """A `RateCard` in a request body."""
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
+    def to_internal_value(self, data: Any) -> RateCardInput:
         if not isinstance(data, dict):
             raise serializers.ValidationError("expected a rate card object")
         return validate_rate_card(data)

@@ -11,7 +11,13 @@ from django.utils import timezone
 
 from catalog.models import Addon, AddonInstanceType, CatalogStatus, Plan, PlanAddon, RateCard
 from catalog.services.plans import plan_get
-from catalog.services.ratecards import check_rate_cards, raise_problems, rate_card_as_input, rate_card_rows
+from catalog.services.ratecards import (
+    RateCardInput,
+    check_rate_cards,
+    raise_problems,
+    rate_card_as_input,
+    rate_card_rows,
+)
 from catalog.services.versioning import (
     archive_version,
     get_version,
@@ -28,7 +34,7 @@ from openmeter_site.core.money import is_currency
 class AddonInput:
     name: str
     instance_type: str
-    rate_cards: list[dict[str, Any]]
+    rate_cards: list[RateCardInput]
     currency: str = "USD"
     description: str | None = None
     metadata: dict[str, str] | None = None

@@ -16,6 +16,7 @@ from django.utils import timezone
 from catalog.models import CatalogStatus, Feature, Plan, PlanPhase, RateCard
 from catalog.periods import is_multiple_of, parse_duration
 from catalog.services.ratecards import (
+    RateCardInput,
     cadence_problems,
     check_rate_cards,
     features_by_key,
@@ -40,7 +41,7 @@ class PhaseInput:
     key: str
     name: str
     duration: str | None
-    rate_cards: list[dict[str, Any]] = field(default_factory=list)
+    rate_cards: list[RateCardInput] = field(default_factory=list)
     description: str | None = None
     metadata: dict[str, str] | None = None
 
@@ -105,7 +106,7 @@ def plan_input_validation_errors(
     if data.phases and data.phases[-1].duration is not None:
         errors.append(_error("phases", "plan_last_phase_not_open_ended", "the last phase must be open-ended (no duration)"))
     if live_features is None:
-        live_features = features_by_key(c.get("featureKey") for p in data.phases for c in p.rate_cards)
+        live_features = features_by_key(c.feature_key for p in data.phases for c in p.rate_cards)
     for i, phase in enumerate(data.phases):
         field_ = f"phases[{i}]"
         if not phase.rate_cards:
@@ -118,9 +119,9 @@ def plan_input_validation_errors(
             path, _, message = problem.partition(": ")
             errors.append(_error(path, "rate_card_billing_cadence_unaligned", message))
         errors += [
-            _error(f"{field_}.rateCards.{c['key']}.featureKey", "feature_archived", f"feature {c['featureKey']} is archived")
+            _error(f"{field_}.rateCards.{c.key}.featureKey", "feature_archived", f"feature {c.feature_key} is archived")
             for c in phase.rate_cards  # features that no longer resolve were archived after the draft was saved
-            if c.get("featureKey") and c["featureKey"] not in live_features
+            if c.feature_key and c.feature_key not in live_features
         ]
     return errors
 

@@ -1,9 +1,12 @@
 """Rate card rules shared by plan phases, add-ons and subscription items.
 
-Input rate cards are the normalised wire dicts produced by `catalog.api.ratecards.validate_rate_card`.
+Services take rate cards as `RateCardInput` (the API's `validate_rate_card` and the admin's forms build them). The
+price, discounts, entitlement template and tax settings stay in the stored JSON shape, which
+`catalog.pricing_models` reads into typed objects.
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from catalog.models import Feature, RateCard
@@ -18,25 +21,40 @@ from catalog.pricing_models import (
 from openmeter_site.core.errors import InvalidInput
 
 
+@dataclass(frozen=True)
+class RateCardInput:
+    type: str  # flat_fee or usage_based
+    key: str
+    name: str
+    billing_cadence: str | None  # ISO 8601 duration; None: a one-time fee
+    price: dict[str, Any] | None
+    feature_key: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+    discounts: dict[str, Any] | None = None
+    entitlement_template: dict[str, Any] | None = None
+    tax_config: dict[str, Any] | None = None
+
+
 def features_by_key(keys: Iterable[str | None]) -> dict[str, Feature]:
     wanted = {k for k in keys if k}
     return {f.key: f for f in Feature.objects.filter(key__in=wanted, archived_at__isnull=True).select_related("meter")}
 
 
-def rate_card_problems(card: dict[str, Any], features: dict[str, Feature], field: str) -> list[str]:
+def rate_card_problems(card: RateCardInput, features: dict[str, Feature], field: str) -> list[str]:
     """Rules a rate card must satisfy to be saved at all; each message starts with the field path."""
-    problems = [f"{field}.{p}" for p in price_problems(price_from_json(card["price"]))]
-    feature_key = card.get("featureKey")
+    price = price_from_json(card.price)
+    problems = [f"{field}.{p}" for p in price_problems(price)]
+    feature_key = card.feature_key
     feature = features.get(feature_key) if feature_key else None
     if feature_key and feature is None:
         problems.append(f"{field}.featureKey: no feature with key {feature_key!r}")
-    price = price_from_json(card["price"])
-    usage_priced = card["type"] == "usage_based" and price is not None and not isinstance(price, FlatPrice)
+    usage_priced = card.type == "usage_based" and price is not None and not isinstance(price, FlatPrice)
     if usage_priced and not feature_key:
         problems.append(f"{field}.featureKey: a usage-based price needs a feature with a meter")
     elif usage_priced and feature is not None and feature.meter_id is None:
         problems.append(f"{field}.featureKey: feature {feature_key!r} has no meter, so usage cannot be priced")
-    template = entitlement_template_from_json(card.get("entitlementTemplate"))
+    template = entitlement_template_from_json(card.entitlement_template)
     if template is not None and not feature_key:
         problems.append(f"{field}.entitlementTemplate: an entitlement template needs a featureKey")
     if isinstance(template, MeteredTemplate) and feature is not None and feature.meter_id is None:
@@ -44,15 +62,15 @@ def rate_card_problems(card: dict[str, Any], features: dict[str, Feature], field
     return problems
 
 
-def check_rate_cards(cards: Sequence[dict[str, Any]], field: str) -> dict[str, Feature]:
+def check_rate_cards(cards: Sequence[RateCardInput], field: str) -> dict[str, Feature]:
     """Unique keys and per-card rules; raises one InvalidInput naming every problem. Returns the features used."""
-    features = features_by_key(c.get("featureKey") for c in cards)
+    features = features_by_key(c.feature_key for c in cards)
     problems: list[str] = []
     seen: set[str] = set()
     for i, card in enumerate(cards):
-        if card["key"] in seen:
-            problems.append(f"{field}[{i}].key: duplicate rate card key {card['key']!r}")
-        seen.add(card["key"])
+        if card.key in seen:
+            problems.append(f"{field}[{i}].key: duplicate rate card key {card.key!r}")
+        seen.add(card.key)
         problems += rate_card_problems(card, features, f"{field}[{i}]")
     raise_problems(problems)
     return features
@@ -71,12 +89,12 @@ def _as_validation_error(problem: str) -> dict[str, str]:
     return {"field": field, "code": "invalid", "message": message or problem}
 
 
-def cadence_problems(cards: Sequence[dict[str, Any]], cadence: str, must_align: bool, field: str) -> list[str]:
+def cadence_problems(cards: Sequence[RateCardInput], cadence: str, must_align: bool, field: str) -> list[str]:
     """Publish-time rule: recurring rate cards bill on the plan's cadence (or, unaligned, a multiple or fraction)."""
     problems = []
     for card in cards:
-        card_cadence = card["billingCadence"]
-        where = f"{field}.rateCards.{card['key']}.billingCadence"
+        card_cadence = card.billing_cadence
+        where = f"{field}.rateCards.{card.key}.billingCadence"
         if card_cadence is None:
             continue
         if must_align and card_cadence != cadence:
@@ -86,40 +104,40 @@ def cadence_problems(cards: Sequence[dict[str, Any]], cadence: str, must_align: 
     return problems
 
 
-def rate_card_rows(cards: Sequence[dict[str, Any]], features: dict[str, Feature], **owner: Any) -> list[RateCard]:
+def rate_card_rows(cards: Sequence[RateCardInput], features: dict[str, Feature], **owner: Any) -> list[RateCard]:
     return [
         RateCard(
             index=i,
-            type=c["type"],
-            key=c["key"],
-            name=c["name"],
-            description=c.get("description"),
-            metadata=c.get("metadata"),
-            feature=features.get(c["featureKey"]) if c.get("featureKey") else None,
-            feature_key=c.get("featureKey"),
-            billing_cadence=c["billingCadence"],
-            price_json=c["price"],
-            discounts_json=c.get("discounts"),
-            entitlement_template_json=c.get("entitlementTemplate"),
-            tax_config=c.get("taxConfig"),
+            type=c.type,
+            key=c.key,
+            name=c.name,
+            description=c.description,
+            metadata=c.metadata,
+            feature=features.get(c.feature_key) if c.feature_key else None,
+            feature_key=c.feature_key,
+            billing_cadence=c.billing_cadence,
+            price_json=c.price,
+            discounts_json=c.discounts,
+            entitlement_template_json=c.entitlement_template,
+            tax_config=c.tax_config,
             **owner,
         )
         for i, c in enumerate(cards)
     ]
 
 
-def rate_card_as_input(card: RateCard) -> dict[str, Any]:
-    """A stored rate card back in input shape (to copy it into a new version or a subscription)."""
-    return {
-        "type": card.type,
-        "key": card.key,
-        "name": card.name,
-        "description": card.description,
-        "metadata": card.metadata,
-        "featureKey": card.feature_key,
-        "billingCadence": card.billing_cadence,
-        "price": card.price_json,
-        "discounts": card.discounts_json,
-        "entitlementTemplate": card.entitlement_template_json,
-        "taxConfig": card.tax_config,
-    }
+def rate_card_as_input(card: RateCard) -> RateCardInput:
+    """A stored rate card back as input (to copy it into a new version or a subscription)."""
+    return RateCardInput(
+        type=card.type,
+        key=card.key,
+        name=card.name,
+        description=card.description,
+        metadata=card.metadata,
+        feature_key=card.feature_key,
+        billing_cadence=card.billing_cadence,
+        price=card.price_json,
+        discounts=card.discounts_json,
+        entitlement_template=card.entitlement_template_json,
+        tax_config=card.tax_config,
+    )

@@ -22,13 +22,13 @@ from openmeter_site.core.time import parse_rfc3339
 from subscriptions.api.render import subscription_addon_to_api, subscription_expanded_to_api, subscription_to_api
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionPhase, SubscriptionStatus
 from subscriptions.selectors import customer_subscriptions_qs
+from subscriptions.services import edit
 from subscriptions.services.addons import (
     subscription_addon_create,
     subscription_addon_get,
     subscription_addon_list_qs,
     subscription_addon_update,
 )
-from subscriptions.services.edit import subscription_edit
 from subscriptions.services.lifecycle import (
     SubscriptionOptions,
     customer_resolve,
@@ -150,7 +150,7 @@ class SubscriptionDetailView(APIView):
     def patch(self, request: Request, subscription_id: str) -> Response:
         body = SubscriptionEditIn(data=request.data)
         body.is_valid(raise_exception=True)
-        subscription = subscription_edit(
+        subscription = edit.subscription_edit(
             subscription_id=subscription_id, customizations=body.validated_data["customizations"],
             timing=body.validated_data.get("timing"),
         )
@@ -280,13 +280,29 @@ EDIT_OPERATIONS = {
 }
 
 
+def _edit_operation(op: str, v: dict[str, Any]) -> edit.EditOperation:
+    if op == "add_item":
+        return edit.AddItem(phase_key=v["phaseKey"], rate_card=v["rateCard"])
+    if op == "remove_item":
+        return edit.RemoveItem(phase_key=v["phaseKey"], item_key=v["itemKey"])
+    if op == "add_phase":
+        p = v["phase"]
+        return edit.AddPhase(key=p["key"], name=p["name"], start_after=p["startAfter"], duration=p.get("duration"),
+                             description=p.get("description"), discounts=p.get("discounts"))
+    if op == "remove_phase":
+        return edit.RemovePhase(phase_key=v["phaseKey"], shift=v["shift"])
+    if op == "stretch_phase":
+        return edit.StretchPhase(phase_key=v["phaseKey"], extend_by=v["extendBy"])
+    return edit.UnscheduleEdit()
+
+
 class EditOperationField(serializers.Field):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
+    def to_internal_value(self, data: Any) -> edit.EditOperation:
         if not isinstance(data, dict) or not isinstance(data.get("op"), str) or data["op"] not in EDIT_OPERATIONS:
             raise serializers.ValidationError({"op": f"must be one of {', '.join(EDIT_OPERATIONS)}"})
         op = EDIT_OPERATIONS[data["op"]](data=data)
         op.is_valid(raise_exception=True)
-        return {"op": data["op"], **op.validated_data}
+        return _edit_operation(data["op"], op.validated_data)
 
     def to_representation(self, value: Any) -> Any:
         return value

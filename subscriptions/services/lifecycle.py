@@ -17,6 +17,7 @@ from django.utils import timezone
 from catalog.models import CatalogStatus, Plan
 from catalog.periods import Duration, add_duration, normalize_anchor, parse_duration
 from catalog.services.plans import PlanInput, check_plan_input, plan_as_input, plan_input_validation_errors
+from catalog.services.ratecards import RateCardInput
 from customers.models import Customer
 from openmeter_site.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from openmeter_site.core.ids import is_ulid
@@ -193,22 +194,22 @@ def _write(
 
 
 def item_from_rate_card(
-    phase: SubscriptionPhase, card: dict[str, Any], features: dict[str, Any], starts_at: dt.datetime | None = None
+    phase: SubscriptionPhase, card: RateCardInput, features: dict[str, Any], starts_at: dt.datetime | None = None
 ) -> SubscriptionItem:
     return SubscriptionItem(
         phase=phase,
-        key=card["key"],
-        type=card["type"],
-        name=card["name"],
-        description=card.get("description"),
-        metadata=card.get("metadata"),
-        feature=features.get(card["featureKey"]) if card.get("featureKey") else None,
-        feature_key=card.get("featureKey"),
-        billing_cadence=card["billingCadence"],
-        price_json=card["price"],
-        discounts_json=card.get("discounts"),
-        entitlement_template_json=card.get("entitlementTemplate"),
-        tax_config=card.get("taxConfig"),
+        key=card.key,
+        type=card.type,
+        name=card.name,
+        description=card.description,
+        metadata=card.metadata,
+        feature=features.get(card.feature_key) if card.feature_key else None,
+        feature_key=card.feature_key,
+        billing_cadence=card.billing_cadence,
+        price_json=card.price,
+        discounts_json=card.discounts,
+        entitlement_template_json=card.entitlement_template,
+        tax_config=card.tax_config,
         starts_at=starts_at,
     )
 
