@@ -1,6 +1,7 @@
 """The main billing flow through the official Python client against the real HTTP stack (gunicorn)."""
 
 import datetime as dt
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -82,7 +83,10 @@ def test_subscription_and_addon_lines_are_pending_when_the_change_commits(live_s
 
     assert pending()["base_fee"]["price"]["amount"] == "30"
 
-    # 2 seats bought a moment later: 2 * 10 pro-rated to the rest of the billing period
+    # 2 seats bought a moment later: 2 * 10 pro-rated to the rest of the billing period. Periods are whole seconds,
+    # so "a moment later" must be in a later second than the start (the live server's clock cannot be moved)
+    started = dt.datetime.fromisoformat(pending()["base_fee"]["period"]["from"])
+    time.sleep(max(0.0, (started + dt.timedelta(seconds=1) - dt.datetime.now(dt.UTC)).total_seconds()))
     bought = client.subscription_addons.create(
         sub.id, {"name": "Seats", "addon": {"id": seats.id}, "quantity": 2, "timing": "immediate"})
     line = pending()["seat_fee"]
