@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from billing import plugins, selectors
 from billing.models import DetailedLineCategory, Invoice, InvoiceLine
 from billing.services import editing
-from openmeter_site.admin_ui.display import duration_text, money_text, period, quantity_text, when
+from openmeter_site.admin_ui.display import EMPTY, duration_text, money_text, period, quantity_text, when
 from openmeter_site.core.money import round_money
 
 # the invoice's totals as an operator reads them, in the order of the spec's `Totals`
@@ -159,7 +159,7 @@ def status_text(status: str) -> str:
 def party_text(party: dict[str, Any] | None) -> SafeString:
     """A `BillingParty` snapshot (supplier, customer) as an address block."""
     if not party:
-        return format_html('<span class="om-empty">—</span>')
+        return EMPTY
     lines = [party.get("name") or ""]
     if party.get("key"):
         lines.append(f"key {party['key']}")
@@ -224,7 +224,7 @@ def external_ids_html(invoice: Invoice) -> SafeString:
     """The invoice's ids in other systems; the invoicing app's id links to the app where it has a page (Stripe)."""
     ids = invoice.external_ids or {}
     if not ids:
-        return format_html('<span class="om-empty">—</span>')
+        return EMPTY
     url = plugins.invoice_url(invoice.invoicing_app, ids["invoicing"]) if ids.get("invoicing") else None
     return format_html_join(", ", "{}: {}", (
         (role, format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, value)

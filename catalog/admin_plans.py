@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from rest_framework import serializers
 
 from catalog.admin_display import commitments_text, discounts_text, entitlement_text, every, price_lines
@@ -235,7 +236,7 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
         rows = list(type(obj)._default_manager.filter(key=obj.key).order_by("-version"))
         in_use = self.versions_in_use(rows)
         return [
-            {"obj": v, "status": format_html('<span class="om-status om-status-deleted">deleted</span>')
+            {"obj": v, "status": mark_safe('<span class="om-status om-status-deleted">deleted</span>')
              if v.deleted_at else status_badge(v), "from": when(v.effective_from), "to": when(v.effective_to),
              "in_use": None if in_use is None else in_use.get(v.pk, 0)}
             for v in rows

@@ -68,6 +68,19 @@ class KeyValueField(forms.Field):
 DURATION_UNITS = [("PT{}M", "minutes"), ("PT{}H", "hours"), ("P{}D", "days"), ("P{}W", "weeks"), ("P{}M", "months"),
                   ("P{}Y", "years")]
 _SINGLE_UNIT = re.compile(r"^(P|PT)(\d+)([YMWDH])$")
+_ISO_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+
+
+def _in_one_unit(value: str) -> tuple[int, str] | None:
+    """P1Y6M → 18 months, P1W3D → 10 days, PT1H30M → 90 minutes: several units of one kind in the smallest of
+    them. Months and days do not mix (a month has no fixed number of days): None."""
+    match = _ISO_DURATION.match(value)
+    if not match:
+        return None
+    years, months, weeks, days, hours, minutes = (int(g or 0) for g in match.groups())
+    kinds = [(years * 12 + months, "P{}M"), (weeks * 7 + days, "P{}D"), (hours * 60 + minutes, "PT{}M")]
+    given = [(n, unit) for n, unit in kinds if n]
+    return given[0] if len(given) == 1 else None
 
 
 class DurationWidget(forms.MultiWidget):
@@ -79,7 +92,8 @@ class DurationWidget(forms.MultiWidget):
     def decompress(self, value: str | None) -> list[Any]:
         match = _SINGLE_UNIT.match(value or "")
         if not match:
-            return [None, self.default_unit]
+            in_one_unit = _in_one_unit(value or "")
+            return list(in_one_unit) if in_one_unit else [None, self.default_unit]
         prefix, number, unit = match.groups()
         return [int(number), f"{prefix}{{}}{unit}"]
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
@@ -67,7 +68,7 @@ def outcome_badge(run: JobRun) -> str:
 def run_summary(run: JobRun | None) -> str:
     """A run in one line, for the dashboard and the jobs list: "Succeeded 12:05 CET in 0.4 s: 12 drafts created"."""
     if run is None:
-        return format_html('<span class="om-empty">never run</span>')
+        return mark_safe('<span class="om-empty">never run</span>')
     url = reverse("admin:core_jobrun_change", args=[run.pk])
     if not run.is_finished:
         return format_html('<a href="{}">{}</a> since {}', url, outcome_badge(run), when(run.started_at or run.created_at))

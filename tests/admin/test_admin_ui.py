@@ -65,6 +65,11 @@ def test_duration_field_is_a_number_and_a_unit():
     assert field.clean(["", "P{}D"]) is None
     assert DurationWidget().decompress("P2W") == [2, "P{}W"]
     assert DurationWidget().decompress("PT15M") == [15, "PT{}M"]
+    # several units of one kind: in the smallest of them, so that editing keeps the value
+    assert DurationWidget().decompress("P1Y6M") == [18, "P{}M"]
+    assert DurationWidget().decompress("P1W3D") == [10, "P{}D"]
+    assert DurationWidget().decompress("PT1H30M") == [90, "PT{}M"]
+    assert DurationWidget().decompress("P1M15D") == [None, "P{}D"]  # a month has no fixed number of days
     with pytest.raises(Exception, match="greater than or equal to 0"):
         field.clean(["-1", "P{}D"])
     with pytest.raises(Exception, match="required"):
