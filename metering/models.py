@@ -116,6 +116,24 @@ class Rollup(models.Model):
         return f"{self.meter_id}/{self.resolution}/{self.bucket:%Y-%m-%dT%H:%M}/{self.subject}"
 
 
+class ClickHouseEventKey(models.Model):
+    """De-duplication of the ClickHouse event store (`metering.clickhouse`): the (source, id) of every event it
+    stored in the last 32 days or more. Ingest adds a batch's keys in the transaction that inserts its new events
+    into ClickHouse, so an event is stored once whatever the retries and concurrent batches. Unused by the
+    PostgreSQL store (its event table de-duplicates itself)."""
+
+    pk = models.CompositePrimaryKey("source", "id")
+    source = models.CharField(max_length=512)
+    id = models.CharField(max_length=512)
+    stored_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["stored_at"], name="chkey_stored_at")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.id}"
+
+
 class Subject(BaseModel):
     key = models.CharField(max_length=512, unique=True)
     display_name = models.CharField(max_length=512, null=True, blank=True)

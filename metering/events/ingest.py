@@ -29,6 +29,7 @@ MAX_LENGTHS = {name: column_length(Event, name) for name in ("id", "source", "ty
 class IngestBatch:
     body: str  # the request body as JSON text: an array of events (a single event is wrapped)
     times: list[dt.datetime]  # each event's time (defaulted to now), in body order
+    events: list[dict[str, Any]]  # the events as orjson read them (numbers in `data` as floats), in body order
 
 
 def media_type(content_type: str | None) -> str:
@@ -61,7 +62,7 @@ def parse_ingest_body(body: bytes, content_type: str | None, *, now: dt.datetime
         raise InvalidInput("invalid event: no events found")
     if len(events) > settings.OPENMETER_INGEST_MAX_EVENTS:
         raise PayloadTooLarge(f"too many events in one request: {len(events)} > {settings.OPENMETER_INGEST_MAX_EVENTS}")
-    return IngestBatch(body=text, times=validate_events(events, now))
+    return IngestBatch(body=text, times=validate_events(events, now), events=events)
 
 
 def _invalid(index: int, field: str, message: str) -> InvalidInput:

@@ -197,3 +197,15 @@ def fold_backlog() -> tuple[int, float]:
         cur.execute(FOLD_BACKLOG_SQL)
         count, age = cur.fetchone()
     return count, max(float(age or 0), 0.0)
+
+
+def events_after(seq: int, limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` stored events with a seq above `seq`, in seq order: (seq, source, id, type, subject, time,
+    data as JSON text or None, ingested_at). For copying the store elsewhere."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT seq, source, id, type, subject, time, data::text, ingested_at FROM metering_event "
+            "WHERE seq > %s ORDER BY seq LIMIT %s",
+            [seq, limit],
+        )
+        return cur.fetchall()
