@@ -1,12 +1,13 @@
-"""Notification channels, rules and events: HTTP only; the services do the work."""
+"""Notification channels, rules and events: ViewSets doing HTTP only; the services do the work."""
 
-from django.db.models import Q
+from django.db.models import QuerySet
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from notifications import selectors
+from notifications.api.filters import ChannelFilter, EventFilter, RuleFilter
 from notifications.api.serializers import (
     ChannelCreateSerializer,
     ResendSerializer,
@@ -15,12 +16,13 @@ from notifications.api.serializers import (
     event_to_api,
     rule_to_api,
 )
+from notifications.models import NotificationChannel, NotificationEvent, NotificationRule
 from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
 from notifications.services.samples import rule_test
 from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_bool, get_datetime, get_list
+from openmeter_site.api.routers import ResourceViewSet
 
 ORDER_BY = {"id": "id", "type": "type", "createdAt": "created_at", "updatedAt": "updated_at"}
 EVENT_ORDER_BY = {"id": "id", "createdAt": "created_at"}
@@ -32,30 +34,34 @@ def _validated(serializer_class: type, data: object) -> ChannelCreateSerializer 
     return serializer
 
 
-class ChannelListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = selectors.channel_list_qs(
-            include_deleted=get_bool(q, "includeDeleted"), include_disabled=get_bool(q, "includeDisabled")
-        )
-        return Response(paginate(q, order_queryset(q, qs, ORDER_BY, "id"), channel_to_api))
+class ChannelViewSet(ResourceViewSet):
+    """`/api/v1/notification/channels`: list, create, get, update (PUT), delete."""
 
-    def post(self, request: Request) -> Response:
+    filterset_class = ChannelFilter
+    lookup_url_kwarg = "channel_id"
+
+    def get_queryset(self) -> QuerySet[NotificationChannel]:
+        return selectors.channel_list_qs(include_deleted=True, include_disabled=True)
+
+    def list(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())
+        return Response(paginate(request.query_params, order_queryset(request.query_params, qs, ORDER_BY, "id"),
+                                 channel_to_api))
+
+    def create(self, request: Request) -> Response:
         serializer = _validated(ChannelCreateSerializer, request.data)
         channel = channel_services.channel_create(**serializer.service_kwargs())
         return Response(channel_to_api(channel), status=status.HTTP_201_CREATED)
 
-
-class ChannelDetailView(APIView):
-    def get(self, request: Request, channel_id: str) -> Response:
+    def retrieve(self, request: Request, channel_id: str) -> Response:
         return Response(channel_to_api(channel_services.channel_get(channel_id=channel_id)))
 
-    def put(self, request: Request, channel_id: str) -> Response:
+    def update(self, request: Request, channel_id: str) -> Response:
         serializer = _validated(ChannelCreateSerializer, request.data)
         channel = channel_services.channel_update(channel_id=channel_id, **serializer.service_kwargs())
         return Response(channel_to_api(channel))
 
-    def delete(self, request: Request, channel_id: str) -> Response:
+    def destroy(self, request: Request, channel_id: str) -> Response:
         channel_services.channel_delete(channel_id=channel_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -67,78 +73,65 @@ def _rule(rule_id: str) -> dict:
     return rule_to_api(rule)
 
 
-class RuleListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = selectors.rule_list_qs(
-            include_deleted=get_bool(q, "includeDeleted"), include_disabled=get_bool(q, "includeDisabled")
-        )
-        features = get_list(q, "feature")
-        if features:
-            qs = qs.filter(Q(features__id__in=features) | Q(features__key__in=features))
-        channels = get_list(q, "channel")
-        if channels:
-            qs = qs.filter(channels__id__in=channels)
-        if features or channels:
-            qs = qs.distinct()
-        return Response(paginate(q, order_queryset(q, qs, ORDER_BY, "id"), rule_to_api))
+class RuleViewSet(ResourceViewSet):
+    """`/api/v1/notification/rules`: list, create, get, update (PUT), delete, and `test` (send a sample event)."""
 
-    def post(self, request: Request) -> Response:
+    filterset_class = RuleFilter
+    lookup_url_kwarg = "rule_id"
+
+    def get_queryset(self) -> QuerySet[NotificationRule]:
+        return selectors.rule_list_qs(include_deleted=True, include_disabled=True)
+
+    def list(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())
+        return Response(paginate(request.query_params, order_queryset(request.query_params, qs, ORDER_BY, "id"),
+                                 rule_to_api))
+
+    def create(self, request: Request) -> Response:
         serializer = _validated(RuleCreateSerializer, request.data)
         rule = rule_services.rule_create(**serializer.service_kwargs())
         return Response(_rule(rule.id), status=status.HTTP_201_CREATED)
 
-
-class RuleDetailView(APIView):
-    def get(self, request: Request, rule_id: str) -> Response:
+    def retrieve(self, request: Request, rule_id: str) -> Response:
         return Response(_rule(rule_id))
 
-    def put(self, request: Request, rule_id: str) -> Response:
+    def update(self, request: Request, rule_id: str) -> Response:
         serializer = _validated(RuleCreateSerializer, request.data)
         rule = rule_services.rule_update(rule_id=rule_id, **serializer.service_kwargs())
         return Response(_rule(rule.id))
 
-    def delete(self, request: Request, rule_id: str) -> Response:
+    def destroy(self, request: Request, rule_id: str) -> Response:
         rule_services.rule_delete(rule_id=rule_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class RuleTestView(APIView):
-    def post(self, request: Request, rule_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, rule_id: str) -> Response:
         event = rule_test(rule_id=rule_id)
         return Response(event_to_api(selectors.event_list_qs().get(pk=event.pk)), status=status.HTTP_201_CREATED)
 
 
-class EventListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = selectors.event_list_qs()
-        start, end = get_datetime(q, "from"), get_datetime(q, "to")
-        if start is not None:
-            qs = qs.filter(created_at__gte=start)
-        if end is not None:
-            qs = qs.filter(created_at__lte=end)
-        if features := get_list(q, "feature"):
-            qs = qs.filter(Q(feature_id__in=features) | Q(feature_key__in=features))
-        if subjects := get_list(q, "subject"):
-            qs = qs.filter(subject_key__in=subjects)
-        if rules := get_list(q, "rule"):
-            qs = qs.filter(rule_id__in=rules)
-        if channels := get_list(q, "channel"):
-            qs = qs.filter(deliveries__channel_id__in=channels).distinct()
-        return Response(paginate(q, order_queryset(q, qs, EVENT_ORDER_BY, "id"), event_to_api))
+class EventViewSet(ResourceViewSet):
+    """`/api/v1/notification/events`: list, get, and `resend`."""
 
+    filterset_class = EventFilter
+    lookup_url_kwarg = "event_id"
 
-class EventDetailView(APIView):
-    def get(self, request: Request, event_id: str) -> Response:
-        event = selectors.event_list_qs().filter(pk=event_id).first()
+    def get_queryset(self) -> QuerySet[NotificationEvent]:
+        return selectors.event_list_qs()
+
+    def list(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())
+        return Response(paginate(request.query_params,
+                                 order_queryset(request.query_params, qs, EVENT_ORDER_BY, "id"), event_to_api))
+
+    def retrieve(self, request: Request, event_id: str) -> Response:
+        event = self.get_queryset().filter(pk=event_id).first()
         if event is None:
             event_services.event_get(event_id=event_id)  # raises the 404
         return Response(event_to_api(event))
 
-
-class EventResendView(APIView):
-    def post(self, request: Request, event_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, event_id: str) -> Response:
         serializer = ResendSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         event_services.event_resend(event_id=event_id, channel_ids=serializer.validated_data.get("channels"))

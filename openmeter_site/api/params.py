@@ -24,7 +24,10 @@ def get_list(query: QueryDict, name: str) -> list[str]:
 
 
 def get_bool(query: QueryDict, name: str, default: bool = False) -> bool:
-    value = query.get(name)
+    return parse_bool(query.get(name), name, default)
+
+
+def parse_bool(value: str | None, name: str, default: bool = False) -> bool:
     if value in (None, ""):
         return default
     if value.lower() in {"true", "1"}:

@@ -222,3 +222,35 @@ def test_rule_list_filters(api, django_assert_max_num_queries):
     assert ids(order="DESC", orderBy="createdAt") == [r2["id"], r1["id"]]
     with django_assert_max_num_queries(6):  # auth, count, page, channels, features (+ last-used update)
         api.get("/api/v1/notification/rules", {"includeDisabled": "true"})
+
+
+def test_list_filters_read_the_query_as_the_sdks_send_it(api):
+    # given a live channel, a disabled one and a deleted one, and a rule on the live one
+    live = create_channel(api, name="live")
+    disabled = create_channel(api, name="off", disabled=True)
+    gone = create_channel(api, name="gone")
+    assert api.delete(f"/api/v1/notification/channels/{gone['id']}").status_code == 204
+    rule = api.post("/api/v1/notification/rules", {"type": "invoice.created", "name": "r", "channels": [live["id"]]},
+                    format="json").json()
+
+    def names(query: str) -> list[str]:
+        response = api.get(f"/api/v1/notification/channels{query}")
+        assert response.status_code == 200, response.content
+        return sorted(c["name"] for c in response.json()["items"])
+
+    # then flags are off unless sent as true/1
+    assert names("") == ["live"]
+    assert names("?includeDisabled=1") == ["live", "off"]
+    assert names("?includeDisabled=true&includeDeleted=TRUE") == ["gone", "live", "off"]
+    assert names("?includeDisabled=false") == ["live"]
+    # lists are repeated keys
+    both = f"?channel={disabled['id']}&channel={live['id']}"
+    assert [r["id"] for r in api.get(f"/api/v1/notification/rules{both}").json()["items"]] == [rule["id"]]
+    assert api.get(f"/api/v1/notification/rules?channel={disabled['id']}").json()["items"] == []
+    # a bad value is the usual 400 problem naming the parameter
+    bad = api.get("/api/v1/notification/channels?includeDeleted=maybe")
+    assert (bad.status_code, bad["Content-Type"]) == (400, PROBLEM)
+    assert bad.json()["detail"] == "includeDeleted: expected true or false, got 'maybe'"
+    bad_time = api.get("/api/v1/notification/events?from=yesterday")
+    assert (bad_time.status_code, bad_time["Content-Type"]) == (400, PROBLEM)
+    assert bad_time.json()["detail"].startswith("from: invalid RFC 3339 date-time 'yesterday'")
