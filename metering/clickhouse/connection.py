@@ -26,13 +26,11 @@ _local = threading.local()
 
 
 def client() -> Client:
-    """This process's and thread's client (a forked worker makes its own)."""
-    pid = os.getpid()
-    cached = getattr(_local, "client", None)
-    if cached is None or _local.pid != pid:
-        cached = clickhouse_connect.get_client(dsn=settings.CLICKHOUSE_URL)
-        _local.client, _local.pid = cached, pid
-    return cached
+    """This process's and thread's client of `CLICKHOUSE_URL` (a forked worker makes its own)."""
+    key = (os.getpid(), settings.CLICKHOUSE_URL)
+    if getattr(_local, "key", None) != key:
+        _local.client, _local.key = clickhouse_connect.get_client(dsn=settings.CLICKHOUSE_URL), key
+    return _local.client
 
 
 def _on_cluster() -> str:

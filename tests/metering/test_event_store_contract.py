@@ -41,9 +41,9 @@ def backend(request, settings):
     settings.OPENMETER_EVENTS_BACKEND = name
     if name == "clickhouse":
         settings.CLICKHOUSE_URL = "chdb://memory"
-        from metering.clickhouse.connection import EVENTS_TABLE, client
+        from metering.clickhouse.connection import EVENTS_TABLE, client, schema_ensure
 
-        event_store()  # creates the table
+        schema_ensure()
         client().command(f"TRUNCATE TABLE {EVENTS_TABLE}")
     assert event_store().name == name
     return mode
