@@ -15,7 +15,7 @@ from openmeter_site.api.fields import (
     decimal_to_str,
 )
 from openmeter_site.core.ids import new_id
-from openmeter_site.core.lengths import column_length
+from openmeter_site.core.lengths import DESCRIPTION_LENGTH, column_length
 from openmeter_site.core.money import is_currency
 
 ULID_RE = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -58,7 +58,7 @@ class ProfileAppsSerializer(serializers.Serializer):
 
 class ProfileUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=column_length(BillingProfile, "name"))
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     supplier = PartySerializer()
     default = serializers.BooleanField()
@@ -200,7 +200,7 @@ class PeriodField(serializers.Field):
 
 class PendingLineSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=256)  # the spec's limit (the column holds 512)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     taxConfig = JSONObjectField(required=False, allow_null=True)
     period = PeriodField()
@@ -266,7 +266,7 @@ class InvoiceWorkflowUpdateSerializer(serializers.Serializer):
 
 
 class InvoiceUpdateSerializer(serializers.Serializer):
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     supplier = PartyUpdateSerializer()
     customer = PartyUpdateSerializer()

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from customers.models import Customer, CustomerSubject
 from customers.services import CustomerInput
 from openmeter_site.api.fields import MetadataField
-from openmeter_site.core.lengths import column_length
+from openmeter_site.core.lengths import DESCRIPTION_LENGTH, column_length
 from openmeter_site.core.time import format_rfc3339
 
 
@@ -31,7 +31,7 @@ class CustomerWriteSerializer(serializers.Serializer):
     """CustomerCreate and CustomerReplaceUpdate have the same fields."""
 
     name = serializers.CharField(min_length=1, max_length=column_length(Customer, "name"))
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     key = serializers.CharField(min_length=1, max_length=column_length(Customer, "key"), required=False, allow_null=True)
     usageAttribution = UsageAttributionSerializer(required=False, allow_null=True)

@@ -13,7 +13,7 @@ from integrations.models import AppType, CustomerAppData
 from integrations.services import CustomerAppDataView
 from openmeter_site.api.fields import MetadataField
 from openmeter_site.core.ids import ULID_RE
-from openmeter_site.core.lengths import column_length
+from openmeter_site.core.lengths import DESCRIPTION_LENGTH, column_length
 from openmeter_site.core.time import format_rfc3339
 
 APP_TYPES = [t.value for t in AppType]
@@ -208,7 +208,7 @@ class CheckoutCustomerSerializer(serializers.Serializer):
     id = UlidField(required=False)
     key = serializers.CharField(required=False, min_length=1, max_length=column_length(Customer, "key"))
     name = serializers.CharField(required=False, min_length=1, max_length=column_length(Customer, "name"))
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_blank=True)
     primaryEmail = serializers.EmailField(required=False)
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
     metadata = MetadataField()

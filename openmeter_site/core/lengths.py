@@ -5,6 +5,10 @@ from django.db import models
 
 from openmeter_site.core.errors import InvalidInput
 
+# The spec's maxLength of every resource's description (customers, profiles, invoices and their lines, apps), also
+# where the column is a TextField.
+DESCRIPTION_LENGTH = 1024
+
 
 def column_length(model: type[models.Model], field: str) -> int:
     """The `max_length` of the model's CharField `field`."""

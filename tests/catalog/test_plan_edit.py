@@ -7,6 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
+from catalog.api.ratecards import validate_rate_card
 from catalog.models import Addon, Plan
 from catalog.services.addons import addon_edit, addon_new_version, addon_publish
 from catalog.services.plans import plan_edit, plan_publish
@@ -51,7 +52,7 @@ def test_two_operators_editing_different_parts_both_keep_their_change(api):
     def add_card(data):
         phase = data.phases[0]
         return dataclasses.replace(data, phases=[dataclasses.replace(
-            phase, rate_cards=[*phase.rate_cards, flat_fee_card(key="support", amount="99")])])
+            phase, rate_cards=[*phase.rate_cards, validate_rate_card(flat_fee_card(key="support", amount="99"))])])
 
     def other_operator():
         first_read.wait(5)
