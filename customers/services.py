@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from customers.events import customer_deleted
@@ -163,23 +163,6 @@ def customer_delete(*, customer: Customer) -> None:
         customer_deleted(locked.pk, now)
 
 
-def customer_list_qs(
-    *,
-    include_deleted: bool = False,
-    key: str | None = None,
-    name: str | None = None,
-    primary_email: str | None = None,
-    subject: str | None = None,
-) -> QuerySet[Customer]:
-    qs = Customer.objects.prefetch_related("subjects")
-    if not include_deleted:
-        qs = qs.filter(deleted_at__isnull=True)
-    if key:
-        qs = qs.filter(key__icontains=key)
-    if name:
-        qs = qs.filter(name__icontains=name)
-    if primary_email:
-        qs = qs.filter(primary_email__icontains=primary_email)
-    if subject:
-        qs = qs.filter(Q(subjects__subject_key__icontains=subject) | Q(key__icontains=subject)).distinct()
-    return qs
+def customer_list_qs() -> QuerySet[Customer]:
+    """Every customer, deleted ones too, with their subjects."""
+    return Customer.objects.prefetch_related("subjects")

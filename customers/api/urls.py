@@ -1,8 +1,7 @@
-from django.urls import path
-
 from customers.api import views
+from openmeter_site.api.routers import Router
 
-urlpatterns = [
-    path("api/v1/customers", views.CustomerListView.as_view()),
-    path("api/v1/customers/<seg:customer_id_or_key>", views.CustomerDetailView.as_view()),
-]
+router = Router()
+router.register("api/v1/customers", views.CustomerViewSet, basename="customer")
+
+urlpatterns = router.urls

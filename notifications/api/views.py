@@ -21,35 +21,27 @@ from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
 from notifications.services.samples import rule_test
-from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.routers import ResourceViewSet
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 
 ORDER_BY = {"id": "id", "type": "type", "createdAt": "created_at", "updatedAt": "updated_at"}
 EVENT_ORDER_BY = {"id": "id", "createdAt": "created_at"}
 
 
-def _validated(serializer_class: type, data: object) -> ChannelCreateSerializer | RuleCreateSerializer:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer
-
-
-class ChannelViewSet(ResourceViewSet):
+class ChannelViewSet(ListMixin, ResourceViewSet):
     """`/api/v1/notification/channels`: list, create, get, update (PUT), delete."""
 
     filterset_class = ChannelFilter
+    order_by, default_order_by = ORDER_BY, "id"
     lookup_url_kwarg = "channel_id"
 
     def get_queryset(self) -> QuerySet[NotificationChannel]:
         return selectors.channel_list_qs(include_deleted=True, include_disabled=True)
 
-    def list(self, request: Request) -> Response:
-        qs = self.filter_queryset(self.get_queryset())
-        return Response(paginate(request.query_params, order_queryset(request.query_params, qs, ORDER_BY, "id"),
-                                 channel_to_api))
+    def render(self, channel: NotificationChannel) -> dict:
+        return channel_to_api(channel)
 
     def create(self, request: Request) -> Response:
-        serializer = _validated(ChannelCreateSerializer, request.data)
+        serializer = self.validated(ChannelCreateSerializer)
         channel = channel_services.channel_create(**serializer.service_kwargs())
         return Response(channel_to_api(channel), status=status.HTTP_201_CREATED)
 
@@ -57,7 +49,7 @@ class ChannelViewSet(ResourceViewSet):
         return Response(channel_to_api(channel_services.channel_get(channel_id=channel_id)))
 
     def update(self, request: Request, channel_id: str) -> Response:
-        serializer = _validated(ChannelCreateSerializer, request.data)
+        serializer = self.validated(ChannelCreateSerializer)
         channel = channel_services.channel_update(channel_id=channel_id, **serializer.service_kwargs())
         return Response(channel_to_api(channel))
 
@@ -73,22 +65,21 @@ def _rule(rule_id: str) -> dict:
     return rule_to_api(rule)
 
 
-class RuleViewSet(ResourceViewSet):
+class RuleViewSet(ListMixin, ResourceViewSet):
     """`/api/v1/notification/rules`: list, create, get, update (PUT), delete, and `test` (send a sample event)."""
 
     filterset_class = RuleFilter
+    order_by, default_order_by = ORDER_BY, "id"
     lookup_url_kwarg = "rule_id"
 
     def get_queryset(self) -> QuerySet[NotificationRule]:
         return selectors.rule_list_qs(include_deleted=True, include_disabled=True)
 
-    def list(self, request: Request) -> Response:
-        qs = self.filter_queryset(self.get_queryset())
-        return Response(paginate(request.query_params, order_queryset(request.query_params, qs, ORDER_BY, "id"),
-                                 rule_to_api))
+    def render(self, rule: NotificationRule) -> dict:
+        return rule_to_api(rule)
 
     def create(self, request: Request) -> Response:
-        serializer = _validated(RuleCreateSerializer, request.data)
+        serializer = self.validated(RuleCreateSerializer)
         rule = rule_services.rule_create(**serializer.service_kwargs())
         return Response(_rule(rule.id), status=status.HTTP_201_CREATED)
 
@@ -96,7 +87,7 @@ class RuleViewSet(ResourceViewSet):
         return Response(_rule(rule_id))
 
     def update(self, request: Request, rule_id: str) -> Response:
-        serializer = _validated(RuleCreateSerializer, request.data)
+        serializer = self.validated(RuleCreateSerializer)
         rule = rule_services.rule_update(rule_id=rule_id, **serializer.service_kwargs())
         return Response(_rule(rule.id))
 
@@ -110,19 +101,18 @@ class RuleViewSet(ResourceViewSet):
         return Response(event_to_api(selectors.event_list_qs().get(pk=event.pk)), status=status.HTTP_201_CREATED)
 
 
-class EventViewSet(ResourceViewSet):
+class EventViewSet(ListMixin, ResourceViewSet):
     """`/api/v1/notification/events`: list, get, and `resend`."""
 
     filterset_class = EventFilter
+    order_by, default_order_by = EVENT_ORDER_BY, "id"
     lookup_url_kwarg = "event_id"
 
     def get_queryset(self) -> QuerySet[NotificationEvent]:
         return selectors.event_list_qs()
 
-    def list(self, request: Request) -> Response:
-        qs = self.filter_queryset(self.get_queryset())
-        return Response(paginate(request.query_params,
-                                 order_queryset(request.query_params, qs, EVENT_ORDER_BY, "id"), event_to_api))
+    def render(self, event: NotificationEvent) -> dict:
+        return event_to_api(event)
 
     def retrieve(self, request: Request, event_id: str) -> Response:
         event = self.get_queryset().filter(pk=event_id).first()
@@ -132,7 +122,6 @@ class EventViewSet(ResourceViewSet):
 
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, event_id: str) -> Response:
-        serializer = ResendSerializer(data=request.data or {})
-        serializer.is_valid(raise_exception=True)
+        serializer = self.validated(ResendSerializer, request.data or {})
         event_services.event_resend(event_id=event_id, channel_ids=serializer.validated_data.get("channels"))
         return Response(status=status.HTTP_202_ACCEPTED)

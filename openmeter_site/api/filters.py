@@ -1,13 +1,22 @@
 """django-filter filters that read the query string the way the SDKs send it (see `params.py`): repeated keys for
-lists, `true`/`1`/`false`/`0` booleans. A bad value is the same 400 problem as everywhere
-else: the field raises `InvalidInput` naming the query parameter while the filter form cleans it."""
+lists, `true`/`1`/`false`/`0` booleans, RFC 3339 date-times. A bad value is the same 400 problem as everywhere
+else: the field raises `InvalidInput` naming the query parameter while the filter form cleans it.
+`OrderByFilter` orders a list by the spec's `order` and `orderBy`."""
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
 from django import forms
+from django.db.models import QuerySet
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.request import Request
 
+from openmeter_site.api.pagination import order_queryset
 from openmeter_site.api.params import parse_bool
+from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.time import parse_rfc3339
 
 
 class _ParamField(forms.Field):
@@ -28,6 +37,23 @@ class ListParamField(_ParamField):
         return [v for v in value or [] if v != ""]
 
 
+class ChoiceListParamField(ListParamField):
+    def __init__(self, *, choices: Sequence[str], **kwargs: Any) -> None:
+        self.allowed = list(choices)
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> list[str]:
+        values = super().clean(value)
+        if unknown := sorted(set(values) - set(self.allowed)):
+            raise InvalidInput(f"{self.param}: must be one of {', '.join(self.allowed)}, got {', '.join(unknown)}")
+        return values
+
+
+class DateTimeParamField(_ParamField):
+    def clean(self, value: Any) -> dt.datetime | None:
+        return None if value in (None, "") else parse_rfc3339(value, self.param)
+
+
 class BooleanParamFilter(django_filters.Filter):
     """A flag; a `method` filter is called with False when the flag is absent."""
 
@@ -36,3 +62,30 @@ class BooleanParamFilter(django_filters.Filter):
 
 class ListParamFilter(django_filters.Filter):
     field_class = ListParamField
+
+
+class ChoiceListParamFilter(django_filters.Filter):
+    """A list whose values must be among `choices` (anything else is the 400 problem naming them)."""
+
+    field_class = ChoiceListParamField
+
+
+class DateTimeParamFilter(django_filters.Filter):
+    field_class = DateTimeParamField
+
+
+class OrderByFilter(BaseFilterBackend):
+    """`order=ASC|DESC` and `orderBy=<spec enum>` onto the view's `order_by` (a view without one keeps its order)."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        if not getattr(view, "order_by", None):
+            return queryset
+        return order_queryset(request.query_params, queryset, view.order_by, view.default_order_by)
+
+
+class TextParamFilter(django_filters.CharFilter):
+    """A text filter that keeps the value as sent (surrounding spaces too); empty means no filter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("strip", False)
+        super().__init__(*args, **kwargs)

@@ -1,4 +1,5 @@
-"""The spec's three list shapes: page envelopes, legacy offset/limit arrays, and plain arrays.
+"""The spec's three list shapes: page envelopes, legacy offset/limit arrays, and plain arrays (as functions, and as
+DRF paginators for the ViewSets).
 
 `features.list`, `entitlementsV1.list` and `grants.listAll` answer a plain array unless `page` or `pageSize`
 is sent; every `*PaginatedResponse` endpoint always answers `{totalCount, page, pageSize, items}`.
@@ -10,6 +11,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import QueryDict
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from openmeter_site.api.params import get_choice, get_int
 
@@ -73,3 +77,43 @@ def paginate_or_list(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], 
     offset = get_int(query, "offset", 0, 0, MAX_OFFSET_PARAM)
     limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return [serialize(r) for r in window(qs, offset, limit)]
+
+
+class PagePagination(BasePagination):
+    """The `*PaginatedResponse` envelope, always."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self.page = page_params(request.query_params)
+        self.total = queryset.count()
+        return window(queryset, self.page.offset, self.page.page_size)
+
+    def get_paginated_response(self, data: Sequence[Any]) -> Response:
+        return Response(page_envelope(data, self.total, self.page))
+
+
+class PageOrOffsetPagination(PagePagination):
+    """The envelope when `page`/`pageSize` is sent, else the legacy `offset`/`limit` plain array."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self.enveloped = wants_page(request.query_params)
+        if self.enveloped:
+            return super().paginate_queryset(queryset, request, view)
+        offset = get_int(request.query_params, "offset", 0, 0, MAX_OFFSET_PARAM)
+        limit = get_int(request.query_params, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        return window(queryset, offset, limit)
+
+    def get_paginated_response(self, data: Sequence[Any]) -> Response:
+        return super().get_paginated_response(data) if self.enveloped else Response(list(data))
+
+
+class ArrayPagination(BasePagination):
+    """A plain array of every row; `page`/`pageSize`, when sent, pick a window of it (still a plain array)."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        if not wants_page(request.query_params):
+            return list(queryset)
+        page = page_params(request.query_params)
+        return window(queryset, page.offset, page.page_size)
+
+    def get_paginated_response(self, data: Sequence[Any]) -> Response:
+        return Response(list(data))

@@ -7,7 +7,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["openmeter_site.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["openmeter_site.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["openmeter_site.api.parsers.JSONParser"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "openmeter_site.api.filters.OrderByFilter",
+    ],
     "EXCEPTION_HANDLER": "openmeter_site.api.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
