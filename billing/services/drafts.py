@@ -130,7 +130,8 @@ def drafts_create(
                                number=number)
         invoice.period_start = min(line.period_start for line in plan.lines)
         invoice.period_end = max(line.period_end for line in plan.lines)
-        draft_timing(invoice, plan.lines, now)
+        invoice.created_at = now
+        draft_timing(invoice, plan.lines)
         invoice.quantity_snapshotted_at = now
         for line in plan.lines:
             line.invoice = invoice
@@ -165,9 +166,10 @@ def invoice_pending_lines(
     at: dt.datetime | None = None,
 ) -> list[Invoice]:
     """Turn the customer's invoicable pending lines into standard invoices (one per currency), then advance them.
-    `as_of` (default now, never later than now) is truncated to the minute, as meters bucket by minute."""
+    `as_of` (default now, never later than now) is truncated to the second, the meters' resolution (upstream's
+    `streaming.MinimumWindowSizeDuration`), so a progressively billed part ends at a whole second."""
     now = at or timezone.now()
-    as_of = min(as_of, now).replace(second=0, microsecond=0) if as_of else now
+    as_of = (min(as_of, now) if as_of else now).replace(microsecond=0)
     customer = customer_get(customer_id)
     with transaction.atomic():
         lock_customer(customer.pk)

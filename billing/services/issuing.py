@@ -27,12 +27,15 @@ MAX_ADVANCE_STEPS = 50
 
 # --- steps run when a state is entered ------------------------------------------------------------------------
 
-def draft_timing(invoice: Invoice, lines: Sequence[InvoiceLine], now: dt.datetime) -> None:
+def draft_timing(invoice: Invoice, lines: Sequence[InvoiceLine]) -> None:
+    """As upstream's calculator (`invoicecalc`): only usage lines wait for collection (their latest invoiceAt plus
+    the collection interval; none, no collection time); the draft period counts from the later of the collection
+    time and the invoice's creation, so recalculating a draft later does not move it."""
     workflow = invoice.workflow
     metered = [line.invoice_at for line in lines if not is_flat(line)]
-    invoice.collection_at = add_duration(max(metered), workflow["collection"]["interval"]) if metered else now
+    invoice.collection_at = add_duration(max(metered), workflow["collection"]["interval"]) if metered else None
     if workflow["invoicing"]["autoAdvance"]:
-        base = max(invoice.collection_at, now)
+        base = max(invoice.collection_at or invoice.created_at, invoice.created_at)
         invoice.draft_until = add_duration(base, workflow["invoicing"]["draftPeriod"])
         invoice.due_at = add_duration(invoice.draft_until, workflow["invoicing"]["dueAfter"]).replace(microsecond=0)
     else:
@@ -64,9 +67,10 @@ def _snapshot(invoice: Invoice, lines: Sequence[InvoiceLine], at: dt.datetime, u
 
 
 def snapshot_is_final(invoice: Invoice) -> bool:
-    """Quantities taken after the collection time (end of the grace period for late events) are final."""
-    return invoice.quantity_snapshotted_at is not None and invoice.collection_at is not None \
-        and invoice.quantity_snapshotted_at >= invoice.collection_at
+    """Quantities taken after the collection time (end of the grace period for late events) are final; without
+    usage lines there is no collection time and nothing to wait for."""
+    return invoice.quantity_snapshotted_at is not None and (
+        invoice.collection_at is None or invoice.quantity_snapshotted_at >= invoice.collection_at)
 
 
 def _step_collect(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
@@ -75,7 +79,7 @@ def _step_collect(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] 
 
 def _step_recalculate(invoice: Invoice, at: dt.datetime, usage: Mapping[str, Usage] | None) -> None:
     lines = _lines(invoice)
-    draft_timing(invoice, lines, at)
+    draft_timing(invoice, lines)
     invoice.save(update_fields=["collection_at", "draft_until", "due_at", "updated_at"])
     _snapshot(invoice, lines, at, usage)
 

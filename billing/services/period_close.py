@@ -90,7 +90,7 @@ def close_customers(
 ) -> list[Invoice]:
     """Invoice the due gathering lines of these customers (no progressive split), inside the caller's transaction.
     `usage` may lack lines (added since it was read): those are metered here, in one batch."""
-    as_of = at.replace(second=0, microsecond=0)  # meters bucket by minute
+    as_of = at.replace(microsecond=0)  # the meters' resolution: a second
     locked = try_lock_customers(customer_ids)
     customers = {c.pk: c for c in Customer.objects.filter(pk__in=locked, deleted_at__isnull=True)
                  .prefetch_related("subjects")}
