@@ -166,11 +166,11 @@ def entitlement_rows(customer: Customer, at: dt.datetime) -> list[EntitlementRow
         .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
         .select_related("feature__meter").order_by("feature_key")
     )
-    rows = []
-    for entitlement in live:
+    entitlements = list(live)
+    for entitlement in entitlements:
         entitlement.customer = customer  # its subjects, read once
-        rows.append(EntitlementRow(entitlement, balance.value(entitlement=entitlement, at=at)))
-    return rows
+    values = balance.values(entitlements=entitlements, at=at)
+    return [EntitlementRow(entitlement, values[entitlement.pk]) for entitlement in entitlements]
 
 
 def grant_state(grant: Grant, at: dt.datetime) -> str:

@@ -54,6 +54,17 @@ class QuerySpec:
     fresh_meter: bool = False
 
 
+@dataclass(frozen=True)
+class UsageRequest:
+    """One `usage_ranges` question among many (`EventStore.usage_ranges_many`)."""
+
+    meter: Meter
+    subjects: Sequence[str]
+    ranges: Ranges
+    group_filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    advanced_filters: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Row(NamedTuple):
     """One result row: a tuple, since a query returns hundreds of them (a month of days, by group and subject)."""
 
@@ -160,6 +171,11 @@ class EventStore(Protocol):
     ) -> list[Decimal]:
         """The meter's total for `subjects` over each [start, end) of `ranges`, in order (entitlement values, the
         customer hub): one round trip however many ranges."""
+        ...
+
+    def usage_ranges_many(self, requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
+        """`usage_ranges` of each request (any meters, subjects and filters), in order, in a number of round trips
+        that does not grow with the requests (a page of entitlements in the back office)."""
         ...
 
     def usage_by_customer(

@@ -15,7 +15,16 @@ from django.utils import timezone
 from metering.clickhouse import events, query, store
 from metering.clickhouse.connection import schema_ensure
 from metering.clickhouse.sql import json_path_keys
-from metering.event_store import EventFilter, EventPage, MeterReading, QuerySpec, Ranges, Row, StoredEvent
+from metering.event_store import (
+    EventFilter,
+    EventPage,
+    MeterReading,
+    QuerySpec,
+    Ranges,
+    Row,
+    StoredEvent,
+    UsageRequest,
+)
 from metering.events.ingest import IngestBatch
 from metering.models import Meter
 
@@ -63,6 +72,9 @@ class ClickHouseEventStore:
     ) -> list[Decimal]:
         return query.usage_ranges(meter=meter, subjects=subjects, ranges=ranges, group_filters=group_filters,
                                   advanced_filters=advanced_filters)
+
+    def usage_ranges_many(self, requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
+        return query.usage_ranges_many(requests)
 
     def usage_by_customer(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 
 from metering.clickhouse import sql as ch
 from metering.clickhouse.connection import EVENTS_TABLE, client
-from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Ranges, Row
+from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Ranges, Row, UsageRequest
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation
 
@@ -178,10 +178,32 @@ def usage_ranges(
     advanced_filters: Mapping[str, Any] | None = None,
 ) -> list[Decimal]:
     """The meter's total for `subjects` over each range, in one query: one `-If` aggregate per range."""
-    totals = [Decimal(0)] * len(ranges)
-    wanted = [(i, start, end) for i, (start, end) in enumerate(ranges) if start < end]
+    request = UsageRequest(meter, subjects, ranges, group_filters or {}, advanced_filters or {})
+    select = _usage_select(request)
+    if select is None:
+        return [Decimal(0)] * len(ranges)
+    [(texts,)] = client().query(select).result_rows
+    return _usage_totals(request, texts)
+
+
+def usage_ranges_many(requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
+    """`usage_ranges` of each request, in one query (the requests' selects, each tagged with its index)."""
+    selects = [(k, _usage_select(r)) for k, r in enumerate(requests)]
+    parts = [f"SELECT {k} AS k, texts FROM ({select})" for k, select in selects if select is not None]
+    rows = client().query(" UNION ALL ".join(parts)).result_rows if parts else []
+    found: dict[int, Sequence[str]] = {int(k): texts for k, texts in rows}
+    return [_usage_totals(r, found[k]) if k in found else [Decimal(0)] * len(r.ranges) for k, r in enumerate(requests)]
+
+
+def _wanted(request: UsageRequest) -> list[tuple[int, dt.datetime, dt.datetime]]:
+    return [(i, start, end) for i, (start, end) in enumerate(request.ranges) if start < end]
+
+
+def _usage_select(request: UsageRequest) -> str | None:
+    """One row: the texts of a count and the meter's aggregate per range (None: nothing to read)."""
+    meter, subjects, wanted = request.meter, request.subjects, _wanted(request)
     if not subjects or not wanted:
-        return totals
+        return None
     where = [
         f"subject IN {_tuple(subjects)}",
         f"time >= {ch.literal(min(start for _, start, _ in wanted))}",
@@ -190,15 +212,19 @@ def usage_ranges(
     columns: list[str] = []
     for _, start, end in wanted:
         condition = f"time >= {ch.literal(start)} AND time < {ch.literal(end)}"
-        columns += [f"countIf({condition})", *_aggregate(meter, condition)]
-    having = _filters(meter, group_filters or {}, advanced_filters or {})
-    query = f"SELECT {', '.join(columns)} FROM {_events(meter, where)} AS e"
+        columns += [f"toString(countIf({condition}))", *_aggregate(meter, condition)]
+    having = _filters(meter, request.group_filters, request.advanced_filters)
+    query = f"SELECT [{', '.join(columns)}] AS texts FROM {_events(meter, where)} AS e"
     if having:
         query += " WHERE " + " AND ".join(having)
-    [record] = client().query(query).result_rows
-    width = 1 + len(_aggregate(meter))
-    for position, (i, _, _) in enumerate(wanted):
-        count, *texts = record[position * width:(position + 1) * width]
-        if count:
-            totals[i] = _value(meter, texts) or Decimal(0)
+    return query
+
+
+def _usage_totals(request: UsageRequest, texts: Sequence[str]) -> list[Decimal]:
+    totals = [Decimal(0)] * len(request.ranges)
+    width = 1 + len(_aggregate(request.meter))
+    for position, (i, _, _) in enumerate(_wanted(request)):
+        count, *values = texts[position * width:(position + 1) * width]
+        if int(count):
+            totals[i] = _value(request.meter, values) or Decimal(0)
     return totals

@@ -7,7 +7,16 @@ from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
-from metering.event_store import EventFilter, EventPage, MeterReading, QuerySpec, Ranges, Row, StoredEvent
+from metering.event_store import (
+    EventFilter,
+    EventPage,
+    MeterReading,
+    QuerySpec,
+    Ranges,
+    Row,
+    StoredEvent,
+    UsageRequest,
+)
 from metering.events.ingest import IngestBatch
 from metering.models import Meter
 from metering.postgres import events, fold, query, store, usage
@@ -70,6 +79,9 @@ class PostgresEventStore:
     ) -> list[Decimal]:
         return usage.meter_usage_ranges(meter=meter, subjects=subjects, ranges=ranges, group_filters=group_filters,
                                         advanced_filters=advanced_filters, fresh_meter=fresh_meter)
+
+    def usage_ranges_many(self, requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
+        return usage.meter_usage_ranges_many(requests)
 
     def usage_by_customer(
         self,

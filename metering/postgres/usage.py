@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connection
 from psycopg import sql
 
+from metering.event_store import UsageRequest
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
 from metering.postgres.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
@@ -43,7 +44,7 @@ _ROLLUPS = (
     "SELECT bucket AS t, subject, groups, uvalue, sum, count, min, max, first_time, latest_time, latest_seq, "
     "latest_value FROM metering_rollup WHERE meter_id = {meter} AND resolution = piece.res AND bucket >= piece.lo "
     "AND bucket < piece.hi AND subject <> '' AND subject = ANY(piece.subjects) OFFSET 0) AS r "
-    "WHERE piece.source = 'rollup'"
+    "WHERE piece.source = 'rollup'{request}"
 )
 _EVENT_SOURCES = {
     "pending": "metering_pendingevent p JOIN metering_event e ON e.seq = p.seq",
@@ -51,19 +52,24 @@ _EVENT_SOURCES = {
 }
 
 
-def _events(meter: Meter, source: str) -> sql.Composable:
+def _events(meter: Meter, source: str, request: sql.Composable) -> sql.Composable:
     """The meter's events inside each piece of `source`, rollup-shaped, tagged with the piece's range."""
     where = [sql.SQL("e.time >= piece.lo AND e.time < piece.hi AND e.subject = ANY(piece.subjects)")]
     return sql.SQL(
-        "SELECT piece.i, r.* FROM pieces AS piece CROSS JOIN LATERAL ({events} OFFSET 0) AS r WHERE piece.source = {source}"
-    ).format(events=events_as_rollups_sql(meter, sql.SQL(_EVENT_SOURCES[source]), where), source=sql.Literal(source))
+        "SELECT piece.i, r.* FROM pieces AS piece CROSS JOIN LATERAL ({events} OFFSET 0) AS r "
+        "WHERE piece.source = {source}{request}"
+    ).format(events=events_as_rollups_sql(meter, sql.SQL(_EVENT_SOURCES[source]), where), source=sql.Literal(source),
+             request=request)
 
 
 def _body(
-    meter: Meter, group_filters: Mapping[str, Sequence[str]], advanced_filters: Mapping[str, Any], sources: Sequence[str]
+    meter: Meter, group_filters: Mapping[str, Sequence[str]], advanced_filters: Mapping[str, Any], sources: Sequence[str],
+    request: int | None = None,
 ) -> sql.Composable:
-    parts = [sql.SQL(_ROLLUPS).format(meter=sql.Literal(meter.pk)) if s == "rollup" else _events(meter, s)
-             for s in sources]
+    """The totals per range `i`; `request`: only the pieces of that request (`meter_usage_ranges_many`)."""
+    only = sql.SQL("") if request is None else sql.SQL(" AND piece.k = {}").format(sql.Literal(request))
+    parts = [sql.SQL(_ROLLUPS).format(meter=sql.Literal(meter.pk), request=only) if s == "rollup"
+             else _events(meter, s, only) for s in sources]
     where: list[sql.Composable]  # the advanced filters below add other Composables
     where = [sql.SQL("(src.groups->>{}) = ANY({}::text[])").format(sql.Literal(key), sql.Literal(list(values)))
              for key, values in sorted(group_filters.items())]
@@ -152,3 +158,41 @@ def _normalize(value: Decimal) -> Decimal:
     """`12.5000000000000000000` → `12.5`, `1E+2` → `100` (values are computed at scale 19); never rounds."""
     value = Decimal(value).normalize(EXACT)
     return value.quantize(Decimal(1), context=EXACT) if value == value.to_integral_value(context=EXACT) else value
+
+
+# `meter_usage_ranges_many`: the pieces of every request (`k`) in one JSON parameter, each request's subjects in another.
+_MANY_PREFIX = """WITH pieces AS (
+  SELECT t.*, ARRAY(SELECT jsonb_array_elements_text(%(subjects)s::jsonb -> t.k)) AS subjects
+  FROM jsonb_to_recordset(%(pieces)s::jsonb) AS t(k int, source text, i int, res int, lo timestamptz, hi timestamptz))
+"""
+
+
+def meter_usage_ranges_many(requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
+    """`meter_usage_ranges` of each request in two statements however many requests there are: which meters have
+    complete rollups, then every request's totals (one body per request, as `meter_usage_ranges` composes it)."""
+    totals = [[Decimal(0)] * len(r.ranges) for r in requests]
+    asked = [(k, r) for k, r in enumerate(requests) if r.subjects and r.ranges]
+    if not asked:
+        return totals
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM metering_meter WHERE id = ANY(%s) AND backfill_cursor IS NULL",
+                    [list({r.meter.pk for _, r in asked})])
+        complete = {row[0] for row in cur.fetchall()}
+    pieces, bodies = [], []
+    for k, r in asked:
+        mine = [{**p, "k": k} for p in _pieces(r.meter, r.ranges, r.meter.pk in complete)]
+        sources = [s for s in SOURCES if any(p["source"] == s for p in mine)]
+        if sources:
+            pieces += mine
+            body = _body(r.meter, r.group_filters, r.advanced_filters, sources, request=k)
+            bodies.append(sql.SQL("SELECT {} AS k, b.* FROM ({}) AS b").format(sql.Literal(k), body))
+    if not bodies:
+        return totals
+    statement = _MANY_PREFIX + sql.SQL(" UNION ALL ").join(bodies).as_string(connection.connection).replace("%", "%%")
+    subjects = [list(r.subjects) for r in requests]
+    with connection.cursor() as cur:
+        cur.execute(statement, {"subjects": json.dumps(subjects), "pieces": json.dumps(pieces)})
+        for k, i, value in cur.fetchall():
+            if value is not None:
+                totals[k][i] = EXACT.add(totals[k][i], _normalize(value))
+    return totals

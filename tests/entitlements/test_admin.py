@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import Customer
@@ -80,3 +82,33 @@ def test_customer_soft_delete_action_ends_entitlements(admin_client, entitled, d
     assert Customer.objects.get().deleted_at is not None
     assert Entitlement.objects.get().deleted_at is not None
     assert Entitlement.objects.get().active_to <= timezone.now()
+
+
+def _entitled_customers(first: int, count: int) -> None:
+    """Customer i (i = first…) on a feature of its own meter, granted 100 tokens, having used 10 x i."""
+    for i in range(first, first + count):
+        customer = CustomerFactory(key=f"c{i}", subjects=[f"s{i}"])
+        feature = FeatureFactory(key=f"f{i}", meter=MeterFactory(slug=f"m{i}", event_type=f"e{i}"))
+        entitlement = entitlement_create(customer=customer, feature=feature, type="metered",
+                                         usage_period=UsagePeriodInput("MONTH", T0), measure_usage_from=T0, at=T0)
+        grant_create(entitlement=entitlement, data=GrantInput(amount=Decimal(100), effective_at=T0), at=T0)
+        ingest([{"subject": f"s{i}", "time": T0 + dt.timedelta(days=1), "data": {"tokens": 10 * i}}], type=f"e{i}")
+
+
+def test_entitlement_list_reads_the_live_values_in_a_number_of_queries_that_does_not_grow_with_rows(admin_client):
+    def listing() -> tuple[int, str]:
+        with time_machine.travel(T0 + dt.timedelta(days=3), tick=False), \
+                CaptureQueriesContext(connection) as queries:
+            html = admin_client.get("/admin/entitlements/entitlement/").content.decode()
+        return len(queries), html
+
+    _entitled_customers(1, 2)
+    few, html = listing()
+    assert '<td class="field-current_balance"><span class="om-num">90</span></td>' in html  # 100 - 10
+    _entitled_customers(3, 8)
+    many, html = listing()
+    assert many == few
+    for i in range(1, 11):  # balance 100 - 10 x i, usage 10 x i: the last one has used it all, and has no access
+        assert (f'<td class="field-current_balance"><span class="om-num">{100 - 10 * i}</span></td>'
+                f'<td class="field-current_usage"><span class="om-num">{10 * i}</span></td>') in html
+    assert html.count('alt="False"') == 1

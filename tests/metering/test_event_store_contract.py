@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from metering import selectors, services
-from metering.event_store import EventFilter, QuerySpec, event_store
+from metering.event_store import EventFilter, QuerySpec, UsageRequest, event_store
 from openmeter_site.core.errors import InvalidInput
 from tests.factories import MeterFactory
 
@@ -191,6 +191,23 @@ def test_usage_ranges_in_one_call(backend):
     assert event_store().usage_ranges(meter=m, subjects=["s1", "s2"], ranges=[WHOLE],
                                       advanced_filters={"model": {"$eq": "b"}}) == [Decimal("6.5")]
     assert event_store().usage_ranges(meter=latest, subjects=["s1", "s2"], ranges=[(T0, T0 + H)]) == [Decimal("7")]
+
+
+def test_usage_ranges_of_many_meters_subjects_and_filters_in_one_call(backend):
+    m, latest, count = meter("SUM"), meter("LATEST"), meter("COUNT")
+    load(backend)
+    requests = [
+        UsageRequest(m, ["s1", "s2"], [WHOLE, (T0, T0 + H), (T0 + 5 * H, T0 + 6 * H)]),
+        UsageRequest(m, ["s1"], [WHOLE], advanced_filters={"model": {"$eq": "b"}}),  # e2 2.5 + e6 4
+        UsageRequest(latest, ["s1", "s2"], [(T0, T0 + H)]),  # e3 at 00:30
+        UsageRequest(m, [], [WHOLE]),  # no subjects: nothing counts
+        UsageRequest(count, ["s2"], [(T0 + 20 * S, T0 + 2 * H)], group_filters={"model": ["a"]}),  # e3, e5
+        UsageRequest(m, ["s1"], []),
+    ]
+    assert event_store().usage_ranges_many(requests) == [
+        [Decimal("24.5"), Decimal("19.5"), Decimal("0")], [Decimal("6.5")], [Decimal("7")], [Decimal("0")],
+        [Decimal("2")], []]
+    assert event_store().usage_ranges_many([]) == []
 
 
 def test_late_events_count_in_their_window(backend):
