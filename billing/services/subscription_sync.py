@@ -7,11 +7,13 @@ cadence's boundaries from the billing anchor. Flat fees bill in advance (at the 
 end), pro-rated when the period is shorter than a full billing period (a mid-period start, cancel, plan change or
 add-on change) and pro-rating is on; a period cut short by the subscription's end is billed in full when the
 billing profile's `subscriptionEndProrationMode` is `bill_full_period`. Usage bills in arrears for exactly the
-period. One-time fees (no cadence) bill once at the span's start. As upstream (`targetstate/phaseiterator.go`):
-periods are cut to whole seconds (the meters' resolution), a line's billing period is the subscription's billing
-period holding its start, within its phase (`GetAlignedBillingPeriodAt`), a fee in advance is invoiced at the
-billing period's start and anything else at the later of the service and billing period ends, and a flat fee that
-comes to zero (free, or pro-rated to nothing) makes no line.
+period. One-time fees (no cadence) bill once. As upstream (`targetstate/phaseiterator.go`): periods are cut to
+whole seconds (the meters' resolution); a one-time fee's service period runs from its start to the end of its
+phase (or of the item in an open-ended phase; else it is an instant, and a fee in arrears waits for an end); a
+line's billing period is the subscription's billing period holding its start, within its phase
+(`GetAlignedBillingPeriodAt`); a fee in advance is invoiced at the billing period's start and anything else at the
+later of the service and billing period ends; and a flat fee that comes to zero (free, or pro-rated to nothing)
+makes no line.
 
 Sync is a reconciliation and idempotent: each line carries a key (item or add-on rate card, period start). Missing
 lines are created on the gathering invoice; lines that differ or are no longer wanted are changed or removed
@@ -102,9 +104,12 @@ def _line(
     full = tuple(map(_to_second, full))
     if start == end and not flat:
         return None
+    in_advance = flat and price.get("paymentTerm", "in_advance") == "in_advance"
+    if full[0] == full[1] and not in_advance:  # billed at its end, which an open-ended phase does not have yet
+        return None
     invoice_at = max(end, billing[1])
     if flat:
-        if price.get("paymentTerm", "in_advance") == "in_advance":
+        if in_advance:
             invoice_at = billing[0]
         amount = Decimal(str(price["amount"]))  # rounded to the currency, pro-rated or not (as upstream)
         if _prorates(ctx, start, end, full):
@@ -128,10 +133,9 @@ def _line(
 def _service_periods(sub: Subscription, span: BillableSpan, at: dt.datetime) -> Iterator[tuple[tuple, tuple]]:
     """(service period, the item's whole cadence period) for each period of the span that has started by `at`."""
     cadence = span.terms.billing_cadence
-    if cadence is None:  # one-time fee: the billing period it starts in
-        full = billing_period_containing(sub.billing_anchor, sub.billing_cadence, span.start)
-        end = min(span.end, full.end) if span.end else full.end
-        yield (span.start, end), (span.start, end)
+    if cadence is None:  # one-time: from its start to the end of its phase, else of the item, else an instant
+        full_end = span.phase.end or span.end or span.start
+        yield (span.start, min(full_end, span.end) if span.end else full_end), (span.start, full_end)
         return
     horizon = next_boundary_after(sub.billing_anchor, cadence, at)
     stop = min(span.end, horizon) if span.end else horizon

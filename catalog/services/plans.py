@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import CatalogStatus, Feature, Plan, PlanPhase, RateCard
-from catalog.periods import is_multiple_of, parse_duration
+from catalog.periods import parse_duration
 from catalog.services.ratecards import (
     RateCardInput,
     cadence_problems,
@@ -111,9 +111,6 @@ def plan_input_validation_errors(
         field_ = f"phases[{i}]"
         if not phase.rate_cards:
             errors.append(_error(f"{field_}.rateCards", "plan_phase_has_no_rate_cards", "a phase needs rate cards"))
-        if phase.duration and not is_multiple_of(phase.duration, data.billing_cadence):
-            message = f"phase duration {phase.duration} must be a whole number of billing periods ({data.billing_cadence})"
-            errors.append(_error(f"{field_}.duration", "plan_phase_duration_not_aligned", message))
         cadence_issues = cadence_problems(phase.rate_cards, data.billing_cadence, data.billables_must_align, field_)
         for problem in cadence_issues:
             path, _, message = problem.partition(": ")
