@@ -215,13 +215,18 @@ OPERATOR = ("operator", "operator-pass-1")
 
 
 @pytest.fixture
-def operator_page(browser, live_server_url, django_user_model, django_db_blocker) -> Iterator[Page]:
+def operator_page(browser, live_server_url, django_user_model) -> Iterator[Page]:
     """A billing operator (a superuser) logged in to the back office in a fresh browser context.
     The test's database must be visible to the live server: mark the test `django_db(transaction=True)`."""
+    yield from operator_logged_in(browser, live_server_url, django_user_model)
+
+
+def operator_logged_in(browser: Browser, server_url: str, django_user_model) -> Iterator[Page]:
+    """`operator_page` on the server at `server_url` (a server wired to other services, e.g. localstripe)."""
     from django.db import connections
 
     django_user_model.objects.create_superuser(OPERATOR[0], "operator@example.com", OPERATOR[1])
-    context = browser.new_context(base_url=live_server_url, timezone_id="Europe/Berlin")
+    context = browser.new_context(base_url=server_url, timezone_id="Europe/Berlin")
     page = context.new_page()
     page.goto("/admin/login/")
     page.fill("#id_username", OPERATOR[0])

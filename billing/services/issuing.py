@@ -126,8 +126,12 @@ def put_sync_result(invoice: Invoice, result: SyncResult) -> None:
 
 
 def apply_sync(invoice: Invoice, result: SyncResult) -> None:
+    """The app's step went through: its result on the invoice, and the issue an earlier failed attempt of the app
+    recorded is resolved (as upstream merges an app's issues per component)."""
     put_sync_result(invoice, result)
-    invoice.save(update_fields=["app_sync_done", "external_ids", "number", "updated_at"])
+    app = invoice.invoicing_app.type
+    invoice.validation_issues = [i for i in invoice.validation_issues or () if i.get("component") != app]
+    invoice.save(update_fields=["app_sync_done", "external_ids", "number", "validation_issues", "updated_at"])
     for line_id, external_id in result.line_external_ids.items():
         InvoiceLine.objects.filter(pk=line_id, invoice=invoice).update(external_ids={"invoicing": external_id})
 

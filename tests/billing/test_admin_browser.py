@@ -1,9 +1,11 @@
 """A billing person works the invoices in headless Chromium: reviews and approves a draft, voids an invoice after
-confirming, records a payment made outside the invoicing app, collects a draft that waits for late events."""
+confirming, records a payment made outside the invoicing app, collects a draft that waits for late events (the
+API's snapshotQuantities), advances a draft the auto-advance job has not reached, marks an invoice uncollectible."""
 
 import datetime as dt
 
 import pytest
+import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -129,3 +131,46 @@ def test_operator_bills_a_one_off_charge_from_the_customer_page(operator_page):
     expect(page.locator(".om-total-value")).to_have_text("€1,500.00")
     expect(page.locator("table.om-lines")).to_contain_text("€1,500.00 flat fee, in advance")
     expect(page.locator(".om-invoice-head .om-status")).to_have_text("draft: manual approval needed")
+
+
+def test_operator_advances_a_draft_the_auto_advance_job_has_not_reached_yet(operator_page):
+    page = operator_page
+    # made two days ago with a one-day draft period: the draft period is over, the job has not run yet
+    profile(autoAdvance=True, draftPeriod="P1D")
+    cust = customer(name="Umbrella Corp", subjects=("umbrella",))
+    made = timezone.now().replace(microsecond=0) - dt.timedelta(days=2)
+    with time_machine.travel(made, tick=False):
+        gathering.pending_lines_create(customer_id=cust.pk, currency="GBP", lines=[
+            LineInput(name="Platform fee", period_start=made, period_end=made + dt.timedelta(days=30), invoice_at=made,
+                      price={"type": "flat", "amount": "250.5", "paymentTerm": "in_advance"})])
+        [invoice] = drafts.invoice_pending_lines(customer_id=cust.pk)
+    assert invoice.status == S.DRAFT_WAITING_AUTO_APPROVAL
+    page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("draft: waiting auto approval")
+    expect(page.locator(".om-invoice-head")).to_contain_text("Draft until")
+    expect(page.locator(".om-total-value")).to_have_text("£250.50")
+    page.get_by_role("link", name="Advance").click()
+    expect(page.locator("#content")).to_contain_text("Move the invoice on to its next state now")
+    page.locator("input[type=submit][value='Advance']").click()
+    issued = Invoice.objects.get(pk=invoice.pk)
+    # issued through the sandbox, which numbers it and settles it at once
+    expect(page.locator(".messagelist")).to_contain_text(
+        f"{invoice.number}: advanced; issued as {issued.number}; now paid.")
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("paid")
+    expect(page.locator(".om-invoice-head")).to_contain_text("Issued")
+    assert issued.status == S.PAID and issued.issued_at is not None
+
+
+def test_operator_marks_an_invoice_uncollectible_after_confirming(operator_page):
+    page = operator_page
+    invoice = actions.invoice_approve(invoice_id=_draft(custom_invoicing_app(draft_hook=False,
+                                                                                 issuing_hook=False)).pk)
+    page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
+    page.get_by_role("link", name="Mark uncollectible").click()
+    expect(page.locator(".om-confirm")).to_contain_text("The invoice will no longer be collected.")
+    page.locator("input[type=submit][value='Mark uncollectible']").click()
+    expect(page.locator(".messagelist")).to_contain_text(f"{invoice.number}: marked uncollectible; now uncollectible.")
+    expect(page.locator(".om-invoice-head .om-status")).to_have_text("uncollectible")
+    expect(page.locator(".om-total-value")).to_have_text("$1,110.00")  # what the customer did not pay
+    expect(page.locator(".object-tools")).not_to_contain_text("Mark uncollectible")
+    assert Invoice.objects.get(pk=invoice.pk).status == S.UNCOLLECTIBLE

@@ -277,7 +277,9 @@ def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, s
     settings.OPENMETER_STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # Stripe down
     with time_machine.travel(T_FAIL, tick=False):
         invoice_id = issue_invoice(api, CustomerFactory(), [flat_line("Platform fee", "10")])["id"]
-        assert Invoice.objects.get(pk=invoice_id).status == "draft.sync_failed"
+        failed = Invoice.objects.get(pk=invoice_id)
+        assert failed.status == "draft.sync_failed"
+        assert [(i["component"], i["severity"]) for i in failed.validation_issues] == [("stripe", "critical")]
 
         # still down one minute later: the retry fails too, and the next one waits 2 minutes
         with time_machine.travel(T_FAIL + dt.timedelta(seconds=61), tick=False):
@@ -293,7 +295,9 @@ def test_a_sync_that_failed_while_stripe_was_down_is_retried_with_backoff(api, s
         run_remote_syncs()
         assert stripe_sync_retry_due() == 0  # nothing left to retry
 
-    assert Invoice.objects.get(pk=invoice_id).status == "payment_processing.pending"
+    synced = Invoice.objects.get(pk=invoice_id)
+    assert synced.status == "payment_processing.pending"
+    assert synced.validation_issues == []  # the failure was resolved by the sync that went through
     assert StripeInvoiceSync.objects.get(invoice_id=invoice_id).finalize_state == "done"
 
 
