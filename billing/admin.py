@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -438,16 +439,26 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
+    def _viewable(self, request: HttpRequest, invoice_id: str) -> Invoice:
+        invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        return invoice
+
     def print_view(self, request: HttpRequest, invoice_id: str) -> HttpResponse:
-        invoice = get_object_or_404(Invoice, pk=invoice_id)
-        context = {"invoice": invoice, "rows": invoice_rows(invoice), "totals": total_rows(invoice),
-                   "status": status_text(invoice.status)}
+        """The invoice as the customer reads it: parties with their addresses, dates in the operator's zone, lines
+        with their detailed lines, totals as money."""
+        invoice = self._viewable(request, invoice_id)
+        rows = invoice_rows(invoice)  # first: a gathering invoice's totals are calculated to date here
+        context = {"invoice": invoice, "rows": rows, "totals": total_rows(invoice), "status": status_text(invoice.status),
+                   "supplier": party_text(invoice.supplier, with_key=False),
+                   "bill_to": party_text(invoice.customer_snapshot, with_key=False)}
         return TemplateResponse(request, "billing/invoice_print.html", context)
 
     def download_view(self, request: HttpRequest, invoice_id: str) -> HttpResponse:
         """The invoice's lines as CSV (one row per line and detailed line), for a spreadsheet or an accounting
         import; amounts in the currency's precision, unformatted."""
-        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        invoice = self._viewable(request, invoice_id)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{invoice.number}.csv"'
         write_lines_csv(response, invoice, invoice_rows(invoice))

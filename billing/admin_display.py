@@ -156,12 +156,13 @@ def status_text(status: str) -> str:
     return status.replace("_", " ").replace(".", ": ")
 
 
-def party_text(party: dict[str, Any] | None) -> SafeString:
-    """A `BillingParty` snapshot (supplier, customer) as an address block."""
+def party_text(party: dict[str, Any] | None, *, with_key: bool = True) -> SafeString:
+    """A `BillingParty` snapshot (supplier, customer) as an address block; `with_key`: our key of it too (the back
+    office; not on the printed invoice)."""
     if not party:
         return EMPTY
     lines = [party.get("name") or ""]
-    if party.get("key"):
+    if with_key and party.get("key"):
         lines.append(f"key {party['key']}")
     if (party.get("taxId") or {}).get("code"):
         lines.append(f"tax ID {party['taxId']['code']}")
@@ -197,27 +198,27 @@ def workflow_text(workflow: dict[str, Any] | None) -> str:
 
 
 CSV_COLUMNS = ["line", "detail of", "service from", "service to", "quantity", "unit price", "amount", "discounts",
-               "charges", "total", "currency"]
+               "charges", "credits", "taxes", "total", "currency"]
+CSV_AMOUNTS = ("amount", "discounts_total", "charges_total", "credits_total", "taxes_total", "total")
 
 
 def write_lines_csv(out: Any, invoice: Invoice, rows: Sequence[LineRow]) -> None:
-    """The invoice's lines as CSV rows: amounts as plain decimals in the currency's precision, times in UTC."""
+    """The invoice's lines as CSV rows (a detailed line names its parent line), then the invoice's totals: amounts
+    as plain decimals in the currency's precision, times in UTC."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     parents = {row.line.pk: row.line.name for row in rows if not row.detail}
+    currency = invoice.currency
     for row in rows:
-        line, currency = row.line, invoice.currency
+        line = row.line
         writer.writerow([
             line.name, parents.get(line.parent_id or "", ""), line.period_start.isoformat(), line.period_end.isoformat(),
             "" if line.quantity is None else format(line.quantity.normalize(), "f"),
             "" if line.per_unit_amount is None else format(line.per_unit_amount.normalize(), "f"),
-            *(format(round_money(getattr(line, f), currency), "f")
-              for f in ("amount", "discounts_total", "charges_total", "total")),
-            currency,
+            *(format(round_money(getattr(line, f), currency), "f") for f in CSV_AMOUNTS), currency,
         ])
-    writer.writerow(["Total", "", "", "", "", "", *(format(round_money(getattr(invoice, f), invoice.currency), "f")
-                                                    for f in ("amount", "discounts_total", "charges_total", "total")),
-                     invoice.currency])
+    writer.writerow(["Total", "", "", "", "", "", *(format(round_money(getattr(invoice, f), currency), "f")
+                                                    for f in CSV_AMOUNTS), currency])
 
 
 def external_ids_html(invoice: Invoice) -> SafeString:

@@ -272,13 +272,46 @@ def test_bulk_action_not_available_reports_an_error_and_changes_nothing(staff):
     assert invoice.status == S.DRAFT_MANUAL_APPROVAL_NEEDED
 
 
-def test_printable_invoice_shows_lines_and_totals_as_money(staff):
-    invoice = _draft()
+def _issued_to_an_addressed_customer() -> Invoice:
+    """Support plan ($99.50 with 10% off) issued by hand at AT to Acme Corp, both parties with an address."""
+    app = custom_invoicing_app(draft_hook=False, issuing_hook=False)
+    billing_profile_create(
+        name="Invoicing", default=True, workflow={"invoicing": {"autoAdvance": False}},
+        supplier={"name": "Supplier Inc", "taxId": {"code": "DE123456789"},
+                  "addresses": [{"line1": "Hauptstr. 1", "postalCode": "10115", "city": "Berlin", "country": "DE"}]},
+        apps=ProfileApps(tax=app.pk, invoicing=app.pk, payment=app.pk),
+    )
+    cust = customer()
+    cust.billing_address = {"line1": "1 Main St", "line2": "Suite 400", "postalCode": "94105", "city": "San Francisco",
+                            "state": "CA", "country": "US", "phoneNumber": "+1 415 555 0100"}
+    cust.save(update_fields=["billing_address"])
+    gathering.pending_lines_create(customer_id=cust.pk, currency="USD", lines=[SUPPORT])
+    with time_machine.travel(AT, tick=False):
+        [draft] = drafts.invoice_pending_lines(customer_id=cust.pk)
+        return actions.invoice_approve(invoice_id=draft.pk)
+
+
+def test_printable_invoice_shows_parties_dates_lines_and_totals_as_money(staff):
+    invoice = _issued_to_an_addressed_customer()
+    staff.cookies["om_tz"] = "America/Los_Angeles"  # UTC-8 in winter
     text = text_of(staff.get(f"/admin/billing/invoice/{invoice.pk}/print/").content)
-    assert invoice.number in text
-    assert "Support plan $99.50 flat fee, in advance, 10% off 2026-01-01 – 2026-02-01 1 $89.55" in text
+    # issued 2026-02-01 02:00 UTC, due 30 days later: 2026-03-03 02:00 UTC, the evening before in Los Angeles
+    assert f"Invoice {invoice.number} Issued 2026-01-31 · Due 2026-03-02" in text
+    assert "From Supplier Inc tax ID DE123456789 Hauptstr. 1 10115 Berlin DE" in text
+    assert "Bill to Acme Corp 1 Main St Suite 400 94105 San Francisco CA US +1 415 555 0100" in text
+    assert "key " not in text  # our keys are not for the customer's eyes
+    # the line at its total, its detailed line under it with the discount
+    assert "Support plan $99.50 flat fee, in advance, 10% off 2025-12-31 – 2026-01-31 1 $89.55" in text
     assert "Support plan 1 $99.50 $99.50 (discount −$9.95)" in text
-    assert "Total due (USD) $89.55" in text
+    assert "Amount $99.50 Discounts $9.95 Total due (USD) $89.55" in text
+
+
+def test_printable_invoice_and_csv_need_the_permission_to_view_invoices(client):
+    invoice = _draft()
+    clerk = User.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
+    client.force_login(clerk)
+    assert client.get(f"/admin/billing/invoice/{invoice.pk}/print/").status_code == 403
+    assert client.get(f"/admin/billing/invoice/{invoice.pk}/download/").status_code == 403
 
 
 def test_download_gives_the_lines_as_csv(staff):
@@ -287,10 +320,12 @@ def test_download_gives_the_lines_as_csv(staff):
     assert response["Content-Disposition"] == f'attachment; filename="{invoice.number}.csv"'
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["line", "detail of", "service from", "service to", "quantity", "unit price", "amount",
-                       "discounts", "charges", "total", "currency"]
-    assert rows[1][0] == "Support plan" and rows[1][6:] == ["99.50", "9.95", "0.00", "89.55", "USD"]
+                       "discounts", "charges", "credits", "taxes", "total", "currency"]
+    # 99.50 - 10% = 89.55; the detailed line names its parent line
+    assert rows[1][0] == "Support plan" and rows[1][6:] == ["99.50", "9.95", "0.00", "0.00", "0.00", "89.55", "USD"]
     assert rows[2][:2] == ["Support plan", "Support plan"] and rows[2][4:6] == ["1", "99.5"]
-    assert rows[-1] == ["Total", "", "", "", "", "", "99.50", "9.95", "0.00", "89.55", "USD"]
+    assert rows[2][2:4] == ["2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00+00:00"]
+    assert rows[-1] == ["Total", "", "", "", "", "", "99.50", "9.95", "0.00", "0.00", "0.00", "89.55", "USD"]
 
 
 def test_a_stripe_invoice_links_to_stripe(staff):

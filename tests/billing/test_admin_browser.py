@@ -1,8 +1,11 @@
 """A billing person works the invoices in headless Chromium: reviews and approves a draft, voids an invoice after
 confirming, records a payment made outside the invoicing app, collects a draft that waits for late events (the
-API's snapshotQuantities), advances a draft the auto-advance job has not reached, marks an invoice uncollectible."""
+API's snapshotQuantities), advances a draft the auto-advance job has not reached, marks an invoice uncollectible, prints and downloads an
+invoice."""
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 import time_machine
@@ -174,3 +177,24 @@ def test_operator_marks_an_invoice_uncollectible_after_confirming(operator_page)
     expect(page.locator(".om-total-value")).to_have_text("$1,110.00")  # what the customer did not pay
     expect(page.locator(".object-tools")).not_to_contain_text("Mark uncollectible")
     assert Invoice.objects.get(pk=invoice.pk).status == S.UNCOLLECTIBLE
+
+
+def test_operator_prints_and_downloads_an_invoice(operator_page):
+    page = operator_page
+    invoice = _draft()
+    page.goto(f"/admin/billing/invoice/{invoice.pk}/change/")
+    with page.expect_popup() as opened:
+        page.get_by_role("link", name="Print").click()
+    printable = opened.value
+    expect(printable.locator("h1")).to_have_text(f"Invoice {invoice.number}")
+    expect(printable.locator(".parties")).to_contain_text("Bill to")
+    expect(printable.locator(".parties")).to_contain_text("Globex Corporation")
+    expect(printable.locator("tr.detail").first).to_contain_text("−$120.00")  # Onboarding's 10% off, under it
+    expect(printable.locator(".totals tr.grand")).to_have_text("Total due (USD)$1,110.00")
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Download CSV").click()
+    download = downloading.value
+    assert download.suggested_filename == f"{invoice.number}.csv"
+    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    # 1,200 - 120 + 1,500 x 0.02 = 1,110
+    assert rows[-1] == ["Total", "", "", "", "", "", "1230.00", "120.00", "0.00", "0.00", "0.00", "1110.00", "USD"]
