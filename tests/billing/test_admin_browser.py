@@ -1,11 +1,12 @@
 """A billing person works the invoices in headless Chromium: reviews and approves a draft, voids an invoice after
 confirming, records a payment made outside the invoicing app, collects a draft that waits for late events (the
-API's snapshotQuantities), advances a draft the auto-advance job has not reached, marks an invoice uncollectible, prints and downloads an
-invoice."""
+API's snapshotQuantities), advances a draft the auto-advance job has not reached, marks an invoice uncollectible,
+prints and downloads an invoice."""
 
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -195,6 +196,6 @@ def test_operator_prints_and_downloads_an_invoice(operator_page):
         page.get_by_role("link", name="Download CSV").click()
     download = downloading.value
     assert download.suggested_filename == f"{invoice.number}.csv"
-    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
     # 1,200 - 120 + 1,500 x 0.02 = 1,110
     assert rows[-1] == ["Total", "", "", "", "", "", "1230.00", "120.00", "0.00", "0.00", "0.00", "1110.00", "USD"]
