@@ -151,6 +151,11 @@ class LineInput:
     sync_key: str | None = None
     subscription: Mapping[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        """A line's times are whole seconds, the meters' resolution (upstream's `NormalizeValues`)."""
+        for name in ("period_start", "period_end", "invoice_at"):
+            object.__setattr__(self, name, getattr(self, name).replace(microsecond=0))
+
 
 def validate_price(line: LineInput, where: str) -> Price:
     """The line's price, parsed; a usage discount on a flat price is refused (upstream's

@@ -128,3 +128,25 @@ def test_progressive_billing_without_as_of_splits_at_the_current_second(om):
     [line] = invoice.lines
     assert line.period.to == utc(2026, 3, 20, 8, 15, 9)
     assert Decimal(line.quantity) == 3
+
+
+def test_pending_line_periods_and_invoice_at_are_cut_to_the_second(om):
+    # GatheringLineBase.NormalizeValues (and the simulate / update mappings) truncate the service period and
+    # invoiceAt to streaming.MinimumWindowSizeDuration (one second)
+    with at(START):
+        metered_feature(om, "calls")
+        cust = customer(om, "subsecond")
+        created = om.customer_invoice.create_pending_invoice_line(cust.id, {"currency": "USD", "lines": [
+            {"name": "Calls", "period": {"from": "2026-03-01T00:00:00.750Z", "to": "2026-03-31T23:59:59.999Z"},
+             "invoiceAt": "2026-03-31T23:59:59.999Z",
+             "rateCard": {"featureKey": "calls", "price": {"type": "unit", "amount": "1"}}}]})
+    [line] = created.lines
+    assert (line.period.from_property, line.period.to, line.invoice_at) == (
+        START, utc(2026, 3, 31, 23, 59, 59), utc(2026, 3, 31, 23, 59, 59))
+    with at(START):
+        simulated = om.customer_invoice.simulate_invoice(cust.id, {"currency": "USD", "lines": [
+            {"name": "Calls", "period": {"from": "2026-03-01T00:00:00.750Z", "to": "2026-03-02T00:00:00.250Z"},
+             "invoiceAt": "2026-03-02T00:00:00.250Z", "quantity": "3",
+             "rateCard": {"featureKey": "calls", "price": {"type": "unit", "amount": "1"}}}]})
+    [line] = simulated.lines
+    assert (line.period.from_property, line.period.to, line.invoice_at) == (START, utc(2026, 3, 2), utc(2026, 3, 2))
