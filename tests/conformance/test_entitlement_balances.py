@@ -175,3 +175,26 @@ def test_usage_period_anchor_and_measure_usage_from(om):
     assert ent["currentUsagePeriod"] == {"from": "2026-01-20T10:30:00Z", "to": "2026-02-15T00:00:00Z"}
     with at(utc(2026, 1, 21)):
         assert Decimal(str(_value(om, other, utc(2026, 1, 21)).usage)) == 0
+
+
+def test_void_keeps_what_was_burnt_and_a_reset_without_the_anchor_re_anchors(om):
+    with at(JAN):
+        metered_feature(om, "tokens")
+        cust = customer(om, "voider")
+        _entitlement(om, cust)
+        first = _grant(om, cust, "50", priority=1)
+        _grant(om, cust, "50", priority=2)
+    usage(om, cust.key, "tokens", utc(2026, 1, 5), 30)
+    with at(utc(2026, 1, 10)):
+        om.grants.delete(first)  # voided now; the 30 it covered stay burnt from it
+    usage(om, cust.key, "tokens", utc(2026, 1, 11), 10)
+    with at(utc(2026, 1, 12)):
+        # the 10 after the void come from the second grant: 40 left; grant usage 30 + 10 = 40, plus 40 available
+        assert _numbers(_value(om, cust, utc(2026, 1, 12))) == (40, 40, 0, 80, True)
+    with at(utc(2026, 1, 15, 12)):
+        om.customer_entitlement_v2.reset_customer_entitlement(cust.key, "tokens", {"retainAnchor": False})
+        ent = om.customer_entitlements_v2.get(cust.key, "tokens")
+    # the usage period restarts at the reset: [Jan 15 12:00, Feb 15 12:00); the second grant rolls over its 40
+    assert ent["currentUsagePeriod"] == {"from": "2026-01-15T12:00:00Z", "to": "2026-02-15T12:00:00Z"}
+    with at(utc(2026, 1, 16)):
+        assert _numbers(_value(om, cust, utc(2026, 1, 16))) == (40, 0, 0, 40, True)
