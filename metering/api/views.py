@@ -1,10 +1,11 @@
-"""Metering endpoints: thin views doing HTTP only (parse, call a service or selector, render)."""
+"""Metering endpoints: thin views and ViewSets doing HTTP only (parse, call a service or selector, render)."""
 
 import ast
 from typing import Any
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import renderers
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from metering import listeners, progress, selectors, services
+from metering.api.filters import MeterFilter
 from metering.api.serializers import (
     MeterCreateSerializer,
     MeterUpdateSerializer,
@@ -25,10 +27,11 @@ from metering.api.serializers import (
 )
 from metering.event_store import EventFilter, event_store
 from metering.meter_queries import MeterQueryParams, meter_group_by_values, meter_query, meter_subjects
-from metering.models import Subject
-from openmeter_site.api.pagination import MAX_PAGE, window
-from openmeter_site.api.params import get_bool, get_datetime, get_deep_object, get_int, get_list, get_str
+from metering.models import Meter, Subject
+from openmeter_site.api.pagination import ArrayPagination
+from openmeter_site.api.params import get_datetime, get_deep_object, get_int, get_list, get_str
 from openmeter_site.api.renderers import JSONRenderer
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import DomainError, InvalidInput, NotFound
 from openmeter_site.core.time import format_rfc3339
 from openmeter_site.ops.metrics import EVENTS_INGESTED, INGEST_REJECTED
@@ -120,34 +123,25 @@ class EventsV2View(APIView):
 # --- meters -----------------------------------------------------------------------------------------------------
 
 
-class MetersView(APIView):
-    """`GET /api/v1/meters` (a plain array) and `POST /api/v1/meters`."""
+class MeterViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/meters`: list (a plain array), create, get, update (PUT), delete. A meter's query, group-by values
+    and subjects are views of their own below (queries over events, the query a hot path)."""
 
-    ORDER_BY = {
-        "key": "slug",
-        "name": "name",
-        "aggregation": "aggregation",
-        "createdAt": "created_at",
-        "updatedAt": "updated_at",
-    }
+    filterset_class = MeterFilter
+    pagination_class = ArrayPagination
+    order_by = {"key": "slug", "name": "name", "aggregation": "aggregation", "createdAt": "created_at",
+                "updatedAt": "updated_at"}
+    default_order_by = "key"
+    lookup_url_kwarg = "meter_id_or_slug"
 
-    def get(self, request: Request) -> Response:
-        query = request.query_params
-        qs = selectors.meter_list_qs(include_deleted=get_bool(query, "includeDeleted"))
-        order_by = self.ORDER_BY.get(get_str(query, "orderBy", "key") or "key")
-        if order_by is None:
-            raise InvalidInput(f"orderBy: must be one of {', '.join(self.ORDER_BY)}")
-        prefix = "-" if (get_str(query, "order", "ASC") or "ASC").upper() == "DESC" else ""
-        qs = qs.order_by(f"{prefix}{order_by}", f"{prefix}pk")
-        if "page" in query or "pageSize" in query:
-            page, size = get_int(query, "page", 1, 1, MAX_PAGE), get_int(query, "pageSize", 100, 1, 1000)
-            return Response([meter_to_api(m) for m in window(qs, (page - 1) * size, size)])
-        return Response([meter_to_api(m) for m in qs])
+    def get_queryset(self) -> QuerySet[Meter]:
+        return selectors.meter_list_qs(include_deleted=True)
 
-    def post(self, request: Request) -> Response:
-        serializer = MeterCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+    def render(self, meter: Meter) -> dict[str, Any]:
+        return meter_to_api(meter)
+
+    def create(self, request: Request) -> Response:
+        data = self.validated(MeterCreateSerializer).validated_data
         meter = services.meter_create(
             slug=data["slug"],
             aggregation=data["aggregation"],
@@ -161,18 +155,12 @@ class MetersView(APIView):
         )
         return Response(meter_to_api(meter), status=201)
 
-
-class MeterDetailView(APIView):
-    """`GET|PUT|DELETE /api/v1/meters/{meterIdOrSlug}`."""
-
-    def get(self, request: Request, meter_id_or_slug: str) -> Response:
+    def retrieve(self, request: Request, meter_id_or_slug: str) -> Response:
         return Response(meter_to_api(selectors.meter_get(id_or_slug=meter_id_or_slug)))
 
-    def put(self, request: Request, meter_id_or_slug: str) -> Response:
+    def update(self, request: Request, meter_id_or_slug: str) -> Response:
         meter = selectors.meter_get(id_or_slug=meter_id_or_slug)
-        serializer = MeterUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.validated(MeterUpdateSerializer).validated_data
         meter = services.meter_update(
             meter=meter,
             name=data.get("name"),
@@ -182,7 +170,7 @@ class MeterDetailView(APIView):
         )
         return Response(meter_to_api(meter))
 
-    def delete(self, request: Request, meter_id_or_slug: str) -> Response:
+    def destroy(self, request: Request, meter_id_or_slug: str) -> Response:
         services.meter_delete(meter=selectors.meter_get(id_or_slug=meter_id_or_slug))
         return Response(status=204)
 
@@ -261,28 +249,29 @@ class MeterSubjectsView(APIView):
 # --- subjects -----------------------------------------------------------------------------------------------------
 
 
-class SubjectsView(APIView):
-    """`GET /api/v1/subjects` (a plain array) and `POST /api/v1/subjects` (upsert an array → 200)."""
+class SubjectViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/subjects`: list (a plain array), upsert (POST an array → 200), get, delete."""
 
-    def get(self, request: Request) -> Response:
-        return Response([subject_to_api(s) for s in Subject.objects.order_by("key")])
+    pagination_class = None
+    lookup_url_kwarg = "subject_id_or_key"
 
-    def post(self, request: Request) -> Response:
+    def get_queryset(self) -> QuerySet[Subject]:
+        return Subject.objects.order_by("key")
+
+    def render(self, subject: Subject) -> dict[str, Any]:
+        return subject_to_api(subject)
+
+    def create(self, request: Request) -> Response:
         if not isinstance(request.data, list):
             raise InvalidInput("expected an array of subjects")
-        serializer = SubjectUpsertSerializer(data=request.data, many=True)
-        serializer.is_valid(raise_exception=True)
+        serializer = self.validated(SubjectUpsertSerializer, many=True)
         subjects = services.subjects_upsert(items=[SubjectUpsertSerializer.to_service(i) for i in serializer.validated_data])
         return Response([subject_to_api(s) for s in subjects])
 
-
-class SubjectDetailView(APIView):
-    """`GET|DELETE /api/v1/subjects/{subjectIdOrKey}`."""
-
-    def get(self, request: Request, subject_id_or_key: str) -> Response:
+    def retrieve(self, request: Request, subject_id_or_key: str) -> Response:
         return Response(subject_to_api(services.subject_get(id_or_key=subject_id_or_key)))
 
-    def delete(self, request: Request, subject_id_or_key: str) -> Response:
+    def destroy(self, request: Request, subject_id_or_key: str) -> Response:
         services.subject_delete(subject=services.subject_get(id_or_key=subject_id_or_key))
         return Response(status=204)
 
