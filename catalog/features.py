@@ -3,7 +3,7 @@
 Deleting a feature archives it: existing entitlements keep working, new ones are refused.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +82,9 @@ def feature_archive(*, feature: Feature) -> Feature:
     return feature
 
 
-def feature_list_qs(*, meter_slugs: Sequence[str] = (), include_archived: bool = False) -> QuerySet[Feature]:
+def feature_list_qs(*, include_archived: bool = False) -> QuerySet[Feature]:
     qs = Feature.objects.select_related("meter")
-    if not include_archived:
-        qs = qs.filter(archived_at__isnull=True)
-    if meter_slugs:
-        qs = qs.filter(meter_slug__in=list(meter_slugs))
-    return qs
+    return qs if include_archived else qs.filter(archived_at__isnull=True)
 
 
 def feature_group_filters(feature: Feature) -> dict[str, list[str]]:

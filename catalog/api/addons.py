@@ -2,12 +2,14 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from catalog.api.plans import version_filters
+from catalog.api.filters import AddonFilter, PlanAddonFilter
+from catalog.api.plans import ORDER_BY
 from catalog.api.ratecards import RateCardField, key_field, omit_none, rate_card_to_api
 from catalog.models import Addon, CatalogStatus, PlanAddon
 from catalog.services.addons import (
@@ -28,13 +30,11 @@ from catalog.services.addons import (
 )
 from catalog.services.plans import plan_get
 from openmeter_site.api.fields import MetadataField
-from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_bool, get_list
+from openmeter_site.api.params import get_bool
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.ids import ULID_RE
 from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
-
-ADDON_STATUSES = [CatalogStatus.DRAFT.value, CatalogStatus.ACTIVE.value, CatalogStatus.ARCHIVED.value]
 
 
 class AddonBodyIn(serializers.Serializer):
@@ -90,42 +90,44 @@ def addon_to_api(addon: Addon) -> dict[str, Any]:
     }, keep=("validationErrors",))
 
 
-class AddonListView(APIView):
-    def get(self, request: Request) -> Response:
-        qs = version_filters(request, addon_list_qs(), ADDON_STATUSES)
-        return Response(paginate(request.query_params, qs, addon_to_api))
+class AddonViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/addons`: list, create, get, update (PUT), delete, and the actions `publish` and `archive`."""
 
-    def post(self, request: Request) -> Response:
-        body = AddonCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
+    filterset_class = AddonFilter
+    order_by, default_order_by = ORDER_BY, "created_at"
+    lookup_url_kwarg = "addon_id"
+
+    def get_queryset(self) -> QuerySet[Addon]:
+        return addon_list_qs()
+
+    def render(self, addon: Addon) -> dict[str, Any]:
+        return addon_to_api(addon)
+
+    def create(self, request: Request) -> Response:
+        body = self.validated(AddonCreateIn)
         addon = addon_create(key=body.validated_data["key"], data=body.addon_input(body.validated_data["currency"]))
         return Response(addon_to_api(addon_get(id_or_key=addon.pk)), status=status.HTTP_201_CREATED)
 
-
-class AddonDetailView(APIView):
-    def get(self, request: Request, addon_id: str) -> Response:
+    def retrieve(self, request: Request, addon_id: str) -> Response:
         include_latest = get_bool(request.query_params, "includeLatest")
         return Response(addon_to_api(addon_get(id_or_key=addon_id, include_latest=include_latest)))
 
-    def put(self, request: Request, addon_id: str) -> Response:
+    def update(self, request: Request, addon_id: str) -> Response:
         current = addon_get(id_or_key=addon_id, include_latest=True)
-        body = AddonBodyIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = self.validated(AddonBodyIn)
         return Response(addon_to_api(addon_update(addon_id=current.pk, data=body.addon_input(current.currency))))
 
-    def delete(self, request: Request, addon_id: str) -> Response:
+    def destroy(self, request: Request, addon_id: str) -> Response:
         addon_delete(addon_id=addon_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class AddonPublishView(APIView):
-    def post(self, request: Request, addon_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, addon_id: str) -> Response:
         addon = addon_publish(addon_id=addon_id)
         return Response(addon_to_api(addon_get(id_or_key=addon.pk)))
 
-
-class AddonArchiveView(APIView):
-    def post(self, request: Request, addon_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, addon_id: str) -> Response:
         addon = addon_archive(addon_id=addon_id)
         return Response(addon_to_api(addon_get(id_or_key=addon.pk)))
 
@@ -158,45 +160,40 @@ def plan_addon_to_api(link: PlanAddon) -> dict[str, Any]:
     }, keep=("validationErrors",))
 
 
-class PlanAddonListView(APIView):
-    def get(self, request: Request, plan_id: str) -> Response:
-        query = request.query_params
-        qs = plan_addon_list_qs(plan_get(id_or_key=plan_id, include_latest=True))
-        if not get_bool(query, "includeDeleted"):
-            qs = qs.filter(deleted_at__isnull=True)
-        if ids := get_list(query, "id"):
-            qs = qs.filter(addon_id__in=ids)
-        if keys := get_list(query, "key"):
-            qs = qs.filter(addon__key__in=keys)
-        order_by = {k: f"addon__{v}" for k, v in {"id": "id", "key": "key", "version": "version"}.items()}
-        order_by |= {"created_at": "created_at", "updated_at": "updated_at"}
-        return Response(paginate(query, order_queryset(query, qs, order_by, "created_at"), plan_addon_to_api))
+class PlanAddonViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/plans/{planId}/addons`: list, create, get, update (PUT), delete."""
 
-    def post(self, request: Request, plan_id: str) -> Response:
-        body = PlanAddonCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+    filterset_class = PlanAddonFilter
+    order_by = {k: f"addon__{v}" for k, v in {"id": "id", "key": "key", "version": "version"}.items()}
+    order_by |= {"created_at": "created_at", "updated_at": "updated_at"}
+    default_order_by = "created_at"
+    lookup_url_kwarg = "plan_addon_id"
+
+    def get_queryset(self) -> QuerySet[PlanAddon]:
+        return plan_addon_list_qs(plan_get(id_or_key=self.kwargs["plan_id"], include_latest=True))
+
+    def render(self, link: PlanAddon) -> dict[str, Any]:
+        return plan_addon_to_api(link)
+
+    def create(self, request: Request, plan_id: str) -> Response:
+        v = self.validated(PlanAddonCreateIn).validated_data
         link = plan_addon_create(
             plan_id=plan_id, addon_id=v["addonId"], from_plan_phase=v["fromPlanPhase"],
             max_quantity=v.get("maxQuantity"), metadata=v.get("metadata"),
         )
         return Response(plan_addon_to_api(link), status=status.HTTP_201_CREATED)
 
-
-class PlanAddonDetailView(APIView):
-    def get(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
+    def retrieve(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
         return Response(plan_addon_to_api(plan_addon_get(plan_id=plan_id, plan_addon_id=plan_addon_id)))
 
-    def put(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
-        body = PlanAddonUpdateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+    def update(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
+        v = self.validated(PlanAddonUpdateIn).validated_data
         link = plan_addon_update(
             plan_id=plan_id, plan_addon_id=plan_addon_id, from_plan_phase=v["fromPlanPhase"],
             max_quantity=v.get("maxQuantity"), metadata=v.get("metadata"),
         )
         return Response(plan_addon_to_api(link))
 
-    def delete(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
+    def destroy(self, request: Request, plan_id: str, plan_addon_id: str) -> Response:
         plan_addon_delete(plan_id=plan_id, plan_addon_id=plan_addon_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

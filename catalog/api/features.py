@@ -2,21 +2,20 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from catalog.api.filters import FeatureFilter
 from catalog.features import feature_archive, feature_create, feature_get, feature_list_qs
 from catalog.models import Feature
 from openmeter_site.api.fields import JSONObjectField, MetadataField
-from openmeter_site.api.pagination import order_queryset, paginate_or_list
-from openmeter_site.api.params import get_bool, get_list
+from openmeter_site.api.pagination import PageOrOffsetPagination
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
-
-FEATURE_ORDER_BY = {"id": "id", "key": "key", "name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
 class FeatureCreateSerializer(serializers.Serializer):
@@ -49,17 +48,23 @@ def feature_to_api(feature: Feature) -> dict[str, Any]:
     return body
 
 
-class FeatureListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = feature_list_qs(meter_slugs=get_list(q, "meterSlug"), include_archived=get_bool(q, "includeArchived"))
-        qs = order_queryset(q, qs, FEATURE_ORDER_BY, "createdAt")
-        return Response(paginate_or_list(q, qs, feature_to_api))
+class FeatureViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/features`: list (a plain array unless `page`/`pageSize` is sent), create, get, delete (archive)."""
 
-    def post(self, request: Request) -> Response:
-        body = FeatureCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+    filterset_class = FeatureFilter
+    pagination_class = PageOrOffsetPagination
+    order_by = {"id": "id", "key": "key", "name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+    default_order_by = "createdAt"
+    lookup_url_kwarg = "feature_id"
+
+    def get_queryset(self) -> QuerySet[Feature]:
+        return feature_list_qs(include_archived=True)
+
+    def render(self, feature: Feature) -> dict[str, Any]:
+        return feature_to_api(feature)
+
+    def create(self, request: Request) -> Response:
+        v = self.validated(FeatureCreateSerializer).validated_data
         feature = feature_create(
             key=v["key"],
             name=v["name"],
@@ -71,11 +76,9 @@ class FeatureListView(APIView):
         )
         return Response(feature_to_api(feature), status=201)
 
-
-class FeatureDetailView(APIView):
-    def get(self, request: Request, feature_id: str) -> Response:
+    def retrieve(self, request: Request, feature_id: str) -> Response:
         return Response(feature_to_api(feature_get(id_or_key=feature_id)))
 
-    def delete(self, request: Request, feature_id: str) -> Response:
+    def destroy(self, request: Request, feature_id: str) -> Response:
         feature_archive(feature=feature_get(id_or_key=feature_id))
         return Response(status=204)

@@ -1,14 +1,14 @@
-"""Plans API: /api/v1/plans (create, list, get, update, delete, publish, archive)."""
+"""Plans API: /api/v1/plans (create, list, get, update, delete, publish, archive, next)."""
 
 from typing import Any
 
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import QuerySet
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from catalog.api.filters import PlanFilter
 from catalog.api.ratecards import DurationField, RateCardField, key_field, omit_none, rate_card_to_api
 from catalog.models import CatalogStatus, Plan, PlanPhase
 from catalog.services.plans import (
@@ -24,11 +24,9 @@ from catalog.services.plans import (
     plan_update,
     plan_validation_errors,
 )
-from catalog.services.versioning import status_q
 from openmeter_site.api.fields import MetadataField
-from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_bool, get_deep_object, get_list
-from openmeter_site.core.errors import InvalidInput
+from openmeter_site.api.params import get_bool
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
 
@@ -138,80 +136,49 @@ def plan_to_api(plan: Plan) -> dict[str, Any]:
     }, keep=("validationErrors",))
 
 
-def version_filters(request: Request, qs: Any, statuses: list[str]) -> Any:
-    """The list filters plans and add-ons share: id[], key[], keyVersion[key]=v, status[], currency[]."""
-    query = request.query_params
-    if not get_bool(query, "includeDeleted"):
-        qs = qs.filter(deleted_at__isnull=True)
-    if ids := get_list(query, "id"):
-        qs = qs.filter(id__in=ids)
-    if keys := get_list(query, "key"):
-        qs = qs.filter(key__in=keys)
-    key_versions = Q()
-    for raw_key in query:
-        if raw_key.startswith("keyVersion["):
-            key = raw_key[len("keyVersion[") : -1]
-            versions = query.getlist(raw_key)
-            if not all(v.isdigit() for v in versions):
-                raise InvalidInput(f"keyVersion[{key}]: versions must be integers")
-            key_versions |= Q(key=key, version__in=[int(v) for v in versions])
-    if get_deep_object(query, "keyVersion"):
-        qs = qs.filter(key_versions)
-    if wanted := get_list(query, "status"):
-        unknown = set(wanted) - set(statuses)
-        if unknown:
-            raise InvalidInput(f"status: must be one of {', '.join(statuses)}, got {', '.join(sorted(unknown))}")
-        now = timezone.now()
-        status_filter = Q()
-        for s in wanted:
-            status_filter |= status_q(s, now)
-        qs = qs.filter(status_filter)
-    if currencies := get_list(query, "currency"):
-        qs = qs.filter(currency__in=currencies)
-    return order_queryset(query, qs, ORDER_BY, "created_at")
+class PlanViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/plans`: list, create, get, update (PUT), delete, and the actions `publish`, `archive` and `next`
+    (a new draft version)."""
 
+    filterset_class = PlanFilter
+    order_by, default_order_by = ORDER_BY, "created_at"
+    lookup_url_kwarg = "plan_id"
 
-class PlanListView(APIView):
-    def get(self, request: Request) -> Response:
-        qs = version_filters(request, plan_list_qs(), [s.value for s in CatalogStatus])
-        return Response(paginate(request.query_params, qs, plan_to_api))
+    def get_queryset(self) -> QuerySet[Plan]:
+        return plan_list_qs()
 
-    def post(self, request: Request) -> Response:
-        body = PlanCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
+    def render(self, plan: Plan) -> dict[str, Any]:
+        return plan_to_api(plan)
+
+    def create(self, request: Request) -> Response:
+        body = self.validated(PlanCreateIn)
         plan = plan_create(key=body.validated_data["key"], data=body.plan_input(body.validated_data["currency"]))
         return Response(plan_to_api(plan_get(id_or_key=plan.pk)), status=status.HTTP_201_CREATED)
 
-
-class PlanDetailView(APIView):
-    def get(self, request: Request, plan_id: str) -> Response:
+    def retrieve(self, request: Request, plan_id: str) -> Response:
         include_latest = get_bool(request.query_params, "includeLatest")
         return Response(plan_to_api(plan_get(id_or_key=plan_id, include_latest=include_latest)))
 
-    def put(self, request: Request, plan_id: str) -> Response:
+    def update(self, request: Request, plan_id: str) -> Response:
         current = plan_get(id_or_key=plan_id, include_latest=True)
-        body = PlanBodyIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = self.validated(PlanBodyIn)
         return Response(plan_to_api(plan_update(plan_id=current.pk, data=body.plan_input(current.currency))))
 
-    def delete(self, request: Request, plan_id: str) -> Response:
+    def destroy(self, request: Request, plan_id: str) -> Response:
         plan_delete(plan_id=plan_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class PlanPublishView(APIView):
-    def post(self, request: Request, plan_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, plan_id: str) -> Response:
         plan = plan_publish(plan_id=plan_id)
         return Response(plan_to_api(plan_get(id_or_key=plan.pk)))
 
-
-class PlanNextView(APIView):
-    def post(self, request: Request, plan_id: str) -> Response:
-        plan = plan_next(plan_id_or_key=plan_id)
-        return Response(plan_to_api(plan_get(id_or_key=plan.pk)), status=status.HTTP_201_CREATED)
-
-
-class PlanArchiveView(APIView):
-    def post(self, request: Request, plan_id: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, plan_id: str) -> Response:
         plan = plan_archive(plan_id=plan_id)
         return Response(plan_to_api(plan_get(id_or_key=plan.pk)))
+
+    @action(detail=True, methods=["post"])
+    def next(self, request: Request, plan_id: str) -> Response:
+        plan = plan_next(plan_id_or_key=plan_id)
+        return Response(plan_to_api(plan_get(id_or_key=plan.pk)), status=status.HTTP_201_CREATED)

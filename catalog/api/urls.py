@@ -1,27 +1,10 @@
-from django.urls import path
-
 from catalog.api import addons, features, plans
+from openmeter_site.api.routers import Router
 
-urlpatterns = [
-    path("api/v1/features", features.FeatureListView.as_view()),
-    path("api/v1/features/<seg:feature_id>", features.FeatureDetailView.as_view()),
-]
+router = Router()
+router.register("api/v1/features", features.FeatureViewSet, basename="feature")
+router.register("api/v1/plans", plans.PlanViewSet, basename="plan")
+router.register("api/v1/plans/<seg:plan_id>/addons", addons.PlanAddonViewSet, basename="plan-addon")
+router.register("api/v1/addons", addons.AddonViewSet, basename="addon")
 
-plan_urls = [
-    path("api/v1/plans", plans.PlanListView.as_view()),
-    path("api/v1/plans/<seg:plan_id>", plans.PlanDetailView.as_view()),
-    path("api/v1/plans/<seg:plan_id>/publish", plans.PlanPublishView.as_view()),
-    path("api/v1/plans/<seg:plan_id>/archive", plans.PlanArchiveView.as_view()),
-    path("api/v1/plans/<seg:plan_id>/next", plans.PlanNextView.as_view()),
-    path("api/v1/plans/<seg:plan_id>/addons", addons.PlanAddonListView.as_view()),
-    path("api/v1/plans/<seg:plan_id>/addons/<seg:plan_addon_id>", addons.PlanAddonDetailView.as_view()),
-]
-
-addon_urls = [
-    path("api/v1/addons", addons.AddonListView.as_view()),
-    path("api/v1/addons/<seg:addon_id>", addons.AddonDetailView.as_view()),
-    path("api/v1/addons/<seg:addon_id>/publish", addons.AddonPublishView.as_view()),
-    path("api/v1/addons/<seg:addon_id>/archive", addons.AddonArchiveView.as_view()),
-]
-
-urlpatterns = urlpatterns + plan_urls + addon_urls
+urlpatterns = router.urls

@@ -4,13 +4,13 @@ from django.db.models import Q, QuerySet
 from django_filters import FilterSet
 
 from customers.models import Customer
-from openmeter_site.api.filters import BooleanParamFilter, TextParamFilter
+from openmeter_site.api.filters import IncludeFilter, TextParamFilter
 
 
 class CustomerFilter(FilterSet):
     """Deleted customers are left out unless asked for; the texts match any part, ignoring case."""
 
-    includeDeleted = BooleanParamFilter(method="include_deleted", param="includeDeleted")
+    includeDeleted = IncludeFilter(field_name="deleted_at", param="includeDeleted")
     key = TextParamFilter(lookup_expr="icontains")
     name = TextParamFilter(lookup_expr="icontains")
     primaryEmail = TextParamFilter(field_name="primary_email", lookup_expr="icontains")
@@ -19,9 +19,6 @@ class CustomerFilter(FilterSet):
     class Meta:
         model = Customer
         fields: list[str] = []
-
-    def include_deleted(self, qs: QuerySet, name: str, value: bool) -> QuerySet:
-        return qs if value else qs.filter(deleted_at__isnull=True)
 
     def with_subject(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs.filter(Q(subjects__subject_key__icontains=value) | Q(key__icontains=value)).distinct()

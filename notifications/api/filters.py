@@ -4,18 +4,15 @@ from django.db.models import Q, QuerySet
 from django_filters import FilterSet
 
 from notifications.models import NotificationChannel, NotificationEvent, NotificationRule
-from openmeter_site.api.filters import BooleanParamFilter, ListParamFilter
+from openmeter_site.api.filters import BooleanParamFilter, IncludeFilter, ListParamFilter
 from openmeter_site.api.params import get_datetime
 
 
 class _LiveFilter(FilterSet):
     """Deleted and disabled ones are left out unless asked for."""
 
-    includeDeleted = BooleanParamFilter(method="include_deleted", param="includeDeleted")
+    includeDeleted = IncludeFilter(field_name="deleted_at", param="includeDeleted")
     includeDisabled = BooleanParamFilter(method="include_disabled", param="includeDisabled")
-
-    def include_deleted(self, qs: QuerySet, name: str, value: bool) -> QuerySet:
-        return qs if value else qs.filter(deleted_at__isnull=True)
 
     def include_disabled(self, qs: QuerySet, name: str, value: bool) -> QuerySet:
         return qs if value else qs.filter(disabled=False)

@@ -60,6 +60,13 @@ class BooleanParamFilter(django_filters.Filter):
     field_class = BooleanParamField
 
 
+class IncludeFilter(BooleanParamFilter):
+    """`includeDeleted`, `includeArchived`, ...: rows whose `field_name` is set are left out unless the flag is true."""
+
+    def filter(self, qs: QuerySet, value: bool) -> QuerySet:
+        return qs if value else qs.filter(**{f"{self.field_name}__isnull": True})
+
+
 class ListParamFilter(django_filters.Filter):
     field_class = ListParamField
 
