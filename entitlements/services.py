@@ -83,7 +83,7 @@ def entitlement_for_customer(
         if found is not None:
             found.customer = customer
             return found
-    found = _active_at(qs.filter(feature_key=id_or_feature_key), at or timezone.now()).order_by("-active_from").first()
+    found = active_at(qs.filter(feature_key=id_or_feature_key), at or timezone.now()).order_by("-active_from").first()
     if found is None and not only_active:
         found = qs.filter(feature_key=id_or_feature_key, deleted_at__isnull=True).order_by("-created_at").first()
     if found is None:
@@ -124,43 +124,16 @@ def entitlement_value_or_no_access(
         return balance.no_access(at)
 
 
-def _active_at(qs: QuerySet[Entitlement], at: dt.datetime) -> QuerySet[Entitlement]:
+def active_at(qs: QuerySet[Entitlement], at: dt.datetime) -> QuerySet[Entitlement]:
+    """The entitlements of `qs` in effect at `at`."""
     return qs.filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=at), active_from__lte=at).filter(
         Q(active_to__isnull=True) | Q(active_to__gt=at)
     )
 
 
-def entitlement_list_qs(
-    *,
-    customer_ids: Sequence[str] = (),
-    customer_keys: Sequence[str] = (),
-    subject_keys: Sequence[str] = (),
-    feature: Sequence[str] = (),
-    types: Sequence[str] = (),
-    exclude_inactive: bool = False,
-    include_deleted: bool = False,
-) -> QuerySet[Entitlement]:
+def entitlement_list_qs(*, include_deleted: bool = False) -> QuerySet[Entitlement]:
     qs = Entitlement.objects.select_related("customer", "feature").prefetch_related("customer__subjects", "resets")
-    if not include_deleted:
-        qs = qs.filter(deleted_at__isnull=True)
-    if customer_ids:
-        qs = qs.filter(customer_id__in=[c.upper() for c in customer_ids])
-    if customer_keys:
-        qs = qs.filter(customer__key__in=list(customer_keys))
-    if subject_keys:
-        qs = qs.filter(
-            Q(customer__subjects__subject_key__in=list(subject_keys)) | Q(customer__key__in=list(subject_keys))
-        ).distinct()
-    if feature:
-        qs = qs.filter(Q(feature_key__in=list(feature)) | Q(feature_id__in=list(feature)))
-    if types:
-        unknown = set(types) - set(EntitlementType.values)
-        if unknown:
-            raise InvalidInput(f"entitlementType: unknown {', '.join(sorted(unknown))}")
-        qs = qs.filter(type__in=list(types))
-    if exclude_inactive:
-        qs = _active_at(qs, timezone.now())
-    return qs
+    return qs if include_deleted else qs.filter(deleted_at__isnull=True)
 
 
 def grant_get(*, grant_id: str) -> Grant:
@@ -172,30 +145,11 @@ def grant_get(*, grant_id: str) -> Grant:
     return found
 
 
-def grant_list_qs(
-    *,
-    entitlement: Entitlement | None = None,
-    customers: Sequence[str] = (),
-    subject_keys: Sequence[str] = (),
-    feature: Sequence[str] = (),
-    include_deleted: bool = False,
-) -> QuerySet[Grant]:
+def grant_list_qs(*, entitlement: Entitlement | None = None, include_deleted: bool = False) -> QuerySet[Grant]:
     qs = Grant.objects.select_related("entitlement__customer", "entitlement__feature")
     if entitlement is not None:
         qs = qs.filter(entitlement=entitlement)
-    if not include_deleted:
-        qs = qs.filter(deleted_at__isnull=True)
-    if customers:
-        ids = [c.upper() for c in customers if is_ulid(c)]
-        qs = qs.filter(Q(entitlement__customer_id__in=ids) | Q(entitlement__customer__key__in=list(customers)))
-    if subject_keys:
-        qs = qs.filter(
-            Q(entitlement__customer__subjects__subject_key__in=list(subject_keys))
-            | Q(entitlement__customer__key__in=list(subject_keys))
-        ).distinct()
-    if feature:
-        qs = qs.filter(Q(entitlement__feature_key__in=list(feature)) | Q(entitlement__feature_id__in=list(feature)))
-    return qs
+    return qs if include_deleted else qs.filter(deleted_at__isnull=True)
 
 
 # ---------------------------------------------------------------- entitlements
@@ -386,7 +340,7 @@ def entitlement_value(*, entitlement: Entitlement, at: dt.datetime | None = None
 def customer_access(*, customer: Customer, at: dt.datetime | None = None) -> dict[str, EntitlementValue]:
     """Every feature the customer has at `at`, with its value."""
     at = at or timezone.now()
-    qs = _active_at(Entitlement.objects.filter(customer=customer), at).select_related("customer", "feature__meter")
+    qs = active_at(Entitlement.objects.filter(customer=customer), at).select_related("customer", "feature__meter")
     return {e.feature_key: balance.value(entitlement=e, at=at) for e in qs.order_by("feature_key")}
 
 
@@ -445,7 +399,7 @@ def entitlement_reset_due(*, at: dt.datetime | None = None) -> int:
     """
     now = at or timezone.now()
     recorded = 0
-    qs = _active_at(Entitlement.objects.filter(type=EntitlementType.METERED), now).select_related(
+    qs = active_at(Entitlement.objects.filter(type=EntitlementType.METERED), now).select_related(
         "customer", "feature__meter"
     ).prefetch_related("resets", "customer__subjects")
     for entitlement in qs.order_by("pk").iterator(chunk_size=200):

@@ -1,9 +1,12 @@
 """Entitlements API. V2 is customer-scoped (`/api/v2/customers/{customer}/entitlements…`); V1 is the
 deprecated subject-scoped view of the same rows (`/api/v1/subjects/{subject}/entitlements…`), where the subject
-names the customer whose usage attribution contains it. Each view class serves both, switched by `v2`."""
+names the customer whose usage attribution contains it. Each V2 class serves V1 too, switched by `v2` (a V1
+subclass where the list's shape or the verbs differ)."""
 
 from typing import Any
 
+from django.db.models import QuerySet
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +14,7 @@ from rest_framework.views import APIView
 from customers.models import Customer
 from customers.services import customer_for_subject, customer_get
 from entitlements import balance, services
+from entitlements.api.filters import EntitlementFilter, EntitlementGrantFilter, GrantFilter, OwnedEntitlementFilter
 from entitlements.api.render import entitlement_to_api, grant_to_api, history_to_api, value_to_api
 from entitlements.api.serializers import (
     EntitlementCreateSerializer,
@@ -19,9 +23,10 @@ from entitlements.api.serializers import (
     GrantCreateV2Serializer,
     ResetSerializer,
 )
-from entitlements.models import Entitlement
-from openmeter_site.api.pagination import order_queryset, paginate, paginate_or_list
-from openmeter_site.api.params import get_bool, get_choice, get_datetime, get_list, get_str
+from entitlements.models import Entitlement, Grant
+from openmeter_site.api.pagination import EnvelopeOrOffsetPagination, PageOrOffsetPagination
+from openmeter_site.api.params import get_choice, get_datetime, get_str
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import InvalidInput, NotFound
 from openmeter_site.core.time import parse_time_zone
 
@@ -29,7 +34,7 @@ ENTITLEMENT_ORDER_BY = {"createdAt": "created_at", "updatedAt": "updated_at"}
 GRANT_ORDER_BY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
-class ScopedView(APIView):
+class Scoped:
     """`owner` is a customer id/key (V2) or a subject key (V1)."""
 
     v2 = True
@@ -55,55 +60,45 @@ class ScopedView(APIView):
         return body
 
 
-class EntitlementsView(ScopedView):
-    def get(self, request: Request, owner: str) -> Response:
-        q = request.query_params
-        customer = self.owner(owner)
-        qs = services.entitlement_list_qs(customer_ids=[customer.pk], include_deleted=get_bool(q, "includeDeleted"))
-        qs = order_queryset(q, qs, ENTITLEMENT_ORDER_BY, "createdAt")
-        if self.v2:
-            return Response(paginate(q, qs, self.render))
-        return Response([self.render(e) for e in qs])
+class ScopedView(Scoped, APIView):
+    pass
 
-    def post(self, request: Request, owner: str) -> Response:
+
+class OwnedEntitlementViewSet(ListMixin, Scoped, ResourceViewSet):
+    """`/api/v2/customers/{customer}/entitlements`: list, create, get, delete, and the actions `override` (PUT),
+    `history` and `reset`. The value (a hot path) is a view of its own."""
+
+    filterset_class = OwnedEntitlementFilter
+    order_by, default_order_by = ENTITLEMENT_ORDER_BY, "createdAt"
+    lookup_url_kwarg = "entitlement"
+
+    def get_queryset(self) -> QuerySet[Entitlement]:
+        customer = self.owner(self.kwargs["owner"])
+        return services.entitlement_list_qs(include_deleted=True).filter(customer_id=customer.pk)
+
+    def create(self, request: Request, owner: str) -> Response:
         customer = self.owner(owner)
         body = self.create_serializer(request)
         entitlement = services.entitlement_create(customer=customer, feature=body.feature(), **body.create_kwargs())
         return Response(self.render(entitlement), status=201)
 
-
-class EntitlementView(ScopedView):
-    def get(self, request: Request, owner: str, entitlement: str) -> Response:
+    def retrieve(self, request: Request, owner: str, entitlement: str) -> Response:
         return Response(self.render(self.entitlement(owner, entitlement)))
 
-    def delete(self, request: Request, owner: str, entitlement: str) -> Response:
+    def destroy(self, request: Request, owner: str, entitlement: str) -> Response:
         services.entitlement_delete(entitlement=self.entitlement(owner, entitlement))
         return Response(status=204)
 
-
-class EntitlementOverrideView(ScopedView):
-    def put(self, request: Request, owner: str, entitlement: str) -> Response:
+    @action(detail=True, methods=["put"])
+    def override(self, request: Request, owner: str, entitlement: str) -> Response:
         current = self.entitlement(owner, entitlement)
         body = self.create_serializer(request)
         kwargs = body.create_kwargs()
         new = services.entitlement_override(entitlement=current, feature=body.feature(), **kwargs)
         return Response(self.render(new), status=201)
 
-
-class EntitlementValueView(ScopedView):
-    def get(self, request: Request, owner: str, entitlement: str) -> Response:
-        at = get_datetime(request.query_params, "time")
-        if self.v2:  # no entitlement at that time: `{"hasAccess": false}` (upstream's NoAccessValue)
-            value = services.entitlement_value_or_no_access(
-                customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
-        else:  # V1 by subject: a feature with no entitlement active at that time is a 404, as upstream
-            found = self.entitlement(owner, entitlement, at=at, only_active=True)
-            value = services.entitlement_value(entitlement=found, at=at)
-        return Response(value_to_api(value, v2=self.v2))
-
-
-class EntitlementHistoryView(ScopedView):
-    def get(self, request: Request, owner: str, entitlement: str) -> Response:
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, owner: str, entitlement: str) -> Response:
         q = request.query_params
         window_size = get_choice(q, "windowSize", ["MINUTE", "HOUR", "DAY", "MONTH"])
         if window_size is None:
@@ -118,13 +113,10 @@ class EntitlementHistoryView(ScopedView):
         )
         return Response(history_to_api(history))
 
-
-class EntitlementResetView(ScopedView):
-    def post(self, request: Request, owner: str, entitlement: str) -> Response:
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, owner: str, entitlement: str) -> Response:
         found = self.entitlement(owner, entitlement)
-        body = ResetSerializer(data=request.data or {})
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+        v = self.validated(ResetSerializer, request.data or {}).validated_data
         services.entitlement_reset(
             entitlement=found,
             effective_at=v.get("effectiveAt"),
@@ -134,31 +126,51 @@ class EntitlementResetView(ScopedView):
         return Response(status=204)
 
 
-class EntitlementGrantsView(ScopedView):
-    def get(self, request: Request, owner: str, entitlement: str) -> Response:
-        q = request.query_params
-        found = self.entitlement(owner, entitlement)
-        qs = services.grant_list_qs(entitlement=found, include_deleted=get_bool(q, "includeDeleted"))
-        qs = order_queryset(q, qs, GRANT_ORDER_BY, "createdAt")
-        if self.v2:
-            return Response(paginate_envelope(q, qs, lambda g: grant_to_api(g, v2=True)))
-        return Response([grant_to_api(g, v2=False) for g in qs])
+class SubjectEntitlementViewSet(OwnedEntitlementViewSet):
+    """`/api/v1/subjects/{subject}/entitlements`: as V2, the list a plain array of every row."""
 
-    def post(self, request: Request, owner: str, entitlement: str) -> Response:
+    v2 = False
+    pagination_class = None
+
+
+class EntitlementGrantViewSet(ListMixin, Scoped, ResourceViewSet):
+    """`/api/v2/customers/{customer}/entitlements/{entitlement}/grants`: list, create."""
+
+    filterset_class = EntitlementGrantFilter
+    pagination_class = EnvelopeOrOffsetPagination
+    order_by, default_order_by = GRANT_ORDER_BY, "createdAt"
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        found = self.entitlement(self.kwargs["owner"], self.kwargs["entitlement"])
+        return services.grant_list_qs(entitlement=found, include_deleted=True)
+
+    def render(self, grant: Grant) -> dict[str, Any]:
+        return grant_to_api(grant, v2=self.v2)
+
+    def create(self, request: Request, owner: str, entitlement: str) -> Response:
         found = self.entitlement(owner, entitlement)
-        cls = GrantCreateV2Serializer if self.v2 else GrantCreateSerializer
-        body = cls(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = self.validated(GrantCreateV2Serializer if self.v2 else GrantCreateSerializer)
         grant = services.grant_create(entitlement=found, data=body.to_input())
-        return Response(grant_to_api(grant, v2=self.v2), status=201)
+        return Response(self.render(grant), status=201)
 
 
-def paginate_envelope(q: Any, qs: Any, serialize: Any) -> dict[str, Any]:
-    """Always the page envelope; legacy `offset`/`limit` pick the slice when no page is asked."""
-    if "page" in q or "pageSize" in q or ("offset" not in q and "limit" not in q):
-        return paginate(q, qs, serialize)
-    items = paginate_or_list(q, qs, serialize)
-    return {"totalCount": qs.count(), "page": 1, "pageSize": len(items), "items": items}
+class SubjectEntitlementGrantViewSet(EntitlementGrantViewSet):
+    """`/api/v1/subjects/{subject}/entitlements/{entitlement}/grants`: as V2, the list a plain array."""
+
+    v2 = False
+    pagination_class = None
+
+
+class EntitlementValueView(ScopedView):
+    def get(self, request: Request, owner: str, entitlement: str) -> Response:
+        at = get_datetime(request.query_params, "time")
+        if self.v2:  # no entitlement at that time: `{"hasAccess": false}` (upstream's NoAccessValue)
+            value = services.entitlement_value_or_no_access(
+                customer_id_or_key=owner, id_or_feature_key=entitlement, at=at)
+        else:  # V1 by subject: a feature with no entitlement active at that time is a 404, as upstream
+            found = self.entitlement(owner, entitlement, at=at, only_active=True)
+            value = services.entitlement_value(entitlement=found, at=at)
+        return Response(value_to_api(value, v2=self.v2))
 
 
 class CustomerFeatureValueView(APIView):
@@ -179,56 +191,54 @@ class CustomerAccessView(APIView):
         return Response({"entitlements": {key: value_to_api(v, v2=False) for key, v in access.items()}})
 
 
-class EntitlementListView(APIView):
-    """GET /api/v2/entitlements (page envelope) and GET /api/v1/entitlements (array unless page/pageSize)."""
+class EntitlementViewSet(ListMixin, ResourceViewSet):
+    """`/api/v2/entitlements`: list (the page envelope) and get."""
 
     v2 = True
+    filterset_class = EntitlementFilter
+    pagination_class = EnvelopeOrOffsetPagination
+    order_by, default_order_by = ENTITLEMENT_ORDER_BY, "createdAt"
+    lookup_url_kwarg = "entitlement_id"
 
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = services.entitlement_list_qs(
-            customer_ids=get_list(q, "customerIds"),
-            customer_keys=get_list(q, "customerKeys"),
-            subject_keys=get_list(q, "subject"),
-            feature=get_list(q, "feature"),
-            types=get_list(q, "entitlementType"),
-            exclude_inactive=get_bool(q, "excludeInactive"),
-        )
-        qs = order_queryset(q, qs, ENTITLEMENT_ORDER_BY, "createdAt")
-        render = lambda e: entitlement_to_api(e, v2=self.v2)  # noqa: E731
-        if self.v2:
-            return Response(paginate_envelope(q, qs, render))
-        return Response(paginate_or_list(q, qs, render))
+    def get_queryset(self) -> QuerySet[Entitlement]:
+        return services.entitlement_list_qs()
+
+    def render(self, entitlement: Entitlement) -> dict[str, Any]:
+        return entitlement_to_api(entitlement, v2=self.v2)
+
+    def retrieve(self, request: Request, entitlement_id: str) -> Response:
+        return Response(self.render(services.entitlement_get(entitlement_id=entitlement_id)))
 
 
-class EntitlementByIdView(APIView):
-    v2 = True
+class EntitlementV1ViewSet(EntitlementViewSet):
+    """`/api/v1/entitlements`: list (a plain array unless `page`/`pageSize` is sent) and get."""
 
-    def get(self, request: Request, entitlement_id: str) -> Response:
-        return Response(entitlement_to_api(services.entitlement_get(entitlement_id=entitlement_id), v2=self.v2))
+    v2 = False
+    pagination_class = PageOrOffsetPagination
 
 
-class GrantListView(APIView):
-    """GET /api/v2/grants (page envelope) and GET /api/v1/grants (array unless page/pageSize)."""
+class GrantViewSet(ListMixin, ResourceViewSet):
+    """`/api/v2/grants`: list (the page envelope)."""
 
     v2 = True
+    filterset_class = GrantFilter
+    pagination_class = EnvelopeOrOffsetPagination
+    order_by, default_order_by = GRANT_ORDER_BY, "createdAt"
+    lookup_url_kwarg = "grant_id"
 
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = services.grant_list_qs(
-            customers=get_list(q, "customer"),
-            subject_keys=get_list(q, "subject"),
-            feature=get_list(q, "feature"),
-            include_deleted=get_bool(q, "includeDeleted"),
-        )
-        qs = order_queryset(q, qs, GRANT_ORDER_BY, "createdAt")
-        render = lambda g: grant_to_api(g, v2=self.v2)  # noqa: E731
-        if self.v2:
-            return Response(paginate_envelope(q, qs, render))
-        return Response(paginate_or_list(q, qs, render))
+    def get_queryset(self) -> QuerySet[Grant]:
+        return services.grant_list_qs(include_deleted=True)
+
+    def render(self, grant: Grant) -> dict[str, Any]:
+        return grant_to_api(grant, v2=self.v2)
 
 
-class GrantVoidView(APIView):
-    def delete(self, request: Request, grant_id: str) -> Response:
+class GrantV1ViewSet(GrantViewSet):
+    """`/api/v1/grants`: list (a plain array unless `page`/`pageSize` is sent) and delete (void)."""
+
+    v2 = False
+    pagination_class = PageOrOffsetPagination
+
+    def destroy(self, request: Request, grant_id: str) -> Response:
         services.grant_void(grant=services.grant_get(grant_id=grant_id), at=get_datetime(request.query_params, "at"))
         return Response(status=204)

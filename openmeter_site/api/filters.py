@@ -26,8 +26,12 @@ class _ParamField(forms.Field):
 
 
 class BooleanParamField(_ParamField):
-    def clean(self, value: Any) -> bool:  # absent: False
-        return parse_bool(value, self.param)
+    def __init__(self, *, default: bool = False, **kwargs: Any) -> None:
+        self.default = default
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> bool:
+        return parse_bool(value, self.param, self.default)
 
 
 class ListParamField(_ParamField):
@@ -55,7 +59,7 @@ class DateTimeParamField(_ParamField):
 
 
 class BooleanParamFilter(django_filters.Filter):
-    """A flag; a `method` filter is called with False when the flag is absent."""
+    """A flag; a `method` filter is called with `default` (False unless given) when the flag is absent."""
 
     field_class = BooleanParamField
 

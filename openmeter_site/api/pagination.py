@@ -63,20 +63,18 @@ def window(qs: QuerySet, offset: int, limit: int) -> list[Any]:
     return [] if offset > MAX_OFFSET else list(qs[offset : offset + limit])
 
 
+def offset_window(qs: QuerySet, query: QueryDict) -> list[Any]:
+    """The legacy `offset`/`limit` window."""
+    offset = get_int(query, "offset", 0, 0, MAX_OFFSET_PARAM)
+    limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    return window(qs, offset, limit)
+
+
 def paginate(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> dict[str, Any]:
     page = page_params(query)
     total = qs.count()
     rows = window(qs, page.offset, page.page_size)
     return page_envelope([serialize(r) for r in rows], total, page)
-
-
-def paginate_or_list(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> Any:
-    """Envelope when `page`/`pageSize` is sent, else the legacy `offset`/`limit` plain array."""
-    if wants_page(query):
-        return paginate(query, qs, serialize)
-    offset = get_int(query, "offset", 0, 0, MAX_OFFSET_PARAM)
-    limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    return [serialize(r) for r in window(qs, offset, limit)]
 
 
 class PagePagination(BasePagination):
@@ -98,12 +96,23 @@ class PageOrOffsetPagination(PagePagination):
         self.enveloped = wants_page(request.query_params)
         if self.enveloped:
             return super().paginate_queryset(queryset, request, view)
-        offset = get_int(request.query_params, "offset", 0, 0, MAX_OFFSET_PARAM)
-        limit = get_int(request.query_params, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        return window(queryset, offset, limit)
+        return offset_window(queryset, request.query_params)
 
     def get_paginated_response(self, data: Sequence[Any]) -> Response:
         return super().get_paginated_response(data) if self.enveloped else Response(list(data))
+
+
+class EnvelopeOrOffsetPagination(PagePagination):
+    """The envelope, always; the legacy `offset`/`limit`, sent without `page`/`pageSize`, pick its items."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        query = request.query_params
+        if wants_page(query) or ("offset" not in query and "limit" not in query):
+            return super().paginate_queryset(queryset, request, view)
+        rows = offset_window(queryset, query)
+        self.total = queryset.count()
+        self.page = Page(page=1, page_size=len(rows))
+        return rows
 
 
 class ArrayPagination(BasePagination):
