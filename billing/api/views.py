@@ -1,10 +1,12 @@
-"""Billing API: thin views (parse → service → render)."""
+"""Billing API: thin ViewSets and views (parse → service → render)."""
 
 import re
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,12 +14,14 @@ from rest_framework.views import APIView
 from billing import selectors
 from billing.api import render
 from billing.api import serializers as s
-from billing.models import Invoice, InvoiceLine
+from billing.api.filters import InvoiceFilter, OverrideFilter, ProfileFilter
+from billing.models import BillingProfile, Invoice, InvoiceLine
 from billing.services import actions, drafts, editing, gathering, profiles
 from billing.services.gathering import LineInput
 from billing.services.profiles import ProfileApps
-from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_bool, get_datetime, get_list
+from customers.models import Customer
+from openmeter_site.api.params import get_bool, get_list
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import InvalidInput, NotFound
 
 ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
@@ -50,18 +54,22 @@ def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
 
 # --- profiles ---------------------------------------------------------------------------------------------
 
-PROFILE_ORDER = {"createdAt": "created_at", "updatedAt": "updated_at", "default": "is_default", "name": "name"}
+class ProfileViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/billing/profiles`: list, create, get, update (PUT), delete."""
 
+    filterset_class = ProfileFilter
+    order_by = {"createdAt": "created_at", "updatedAt": "updated_at", "default": "is_default", "name": "name"}
+    default_order_by = "createdAt"
+    lookup_url_kwarg = "profile_id"
 
-class ProfileListView(APIView):
-    def get(self, request: Request) -> Response:
-        expand = "apps" in get_list(request.query_params, "expand")
-        qs = profiles.billing_profile_list_qs(include_archived=get_bool(request.query_params, "includeArchived"))
-        qs = order_queryset(request.query_params, qs, PROFILE_ORDER, "createdAt")
-        return Response(paginate(request.query_params, qs, lambda p: render.profile_to_api(p, expand_apps=expand)))
+    def get_queryset(self) -> QuerySet[BillingProfile]:
+        return profiles.billing_profile_list_qs(include_archived=True)
 
-    def post(self, request: Request) -> Response:
-        data = _valid(s.ProfileCreateSerializer, request.data)
+    def render(self, profile: BillingProfile) -> dict[str, Any]:
+        return render.profile_to_api(profile, expand_apps="apps" in get_list(self.request.query_params, "expand"))
+
+    def create(self, request: Request) -> Response:
+        data = self.validated(s.ProfileCreateSerializer).validated_data
         profile = profiles.billing_profile_create(
             name=data["name"], description=data.get("description"), metadata=data.get("metadata"),
             supplier=data["supplier"], default=data["default"], workflow=data["workflow"],
@@ -70,79 +78,67 @@ class ProfileListView(APIView):
         profile = profiles.billing_profile_get(profile_id=profile.pk)
         return Response(render.profile_to_api(profile), status=status.HTTP_201_CREATED)
 
+    def retrieve(self, request: Request, profile_id: str) -> Response:
+        return Response(self.render(profiles.billing_profile_get(profile_id=_ulid(profile_id, "billing profile"))))
 
-class ProfileDetailView(APIView):
-    def get(self, request: Request, profile_id: str) -> Response:
-        profile = profiles.billing_profile_get(profile_id=_ulid(profile_id, "billing profile"))
-        expand = "apps" in get_list(request.query_params, "expand")
-        return Response(render.profile_to_api(profile, expand_apps=expand))
-
-    def put(self, request: Request, profile_id: str) -> Response:
-        data = _valid(s.ProfileUpdateSerializer, request.data)
+    def update(self, request: Request, profile_id: str) -> Response:
+        data = self.validated(s.ProfileUpdateSerializer).validated_data
         profile = profiles.billing_profile_update(
             profile_id=_ulid(profile_id, "billing profile"), name=data["name"], description=data.get("description"),
             metadata=data.get("metadata"), supplier=data["supplier"], default=data["default"], workflow=data["workflow"],
         )
         return Response(render.profile_to_api(profile))
 
-    def delete(self, request: Request, profile_id: str) -> Response:
+    def destroy(self, request: Request, profile_id: str) -> Response:
         profiles.billing_profile_delete(profile_id=_ulid(profile_id, "billing profile"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- customer overrides -----------------------------------------------------------------------------------
 
-OVERRIDE_ORDER = {"customerId": "id", "customerName": "name", "customerKey": "key",
-                  "customerPrimaryEmail": "primary_email", "customerCreatedAt": "created_at"}
+class OverrideViewSet(ResourceViewSet):
+    """`/api/v1/billing/customers`: each customer's billing profile; list, get, update (PUT: pin a profile or
+    none), delete (the override)."""
 
+    filterset_class = OverrideFilter
+    order_by = {"customerId": "id", "customerName": "name", "customerKey": "key",
+                "customerPrimaryEmail": "primary_email", "customerCreatedAt": "created_at"}
+    default_order_by = "customerId"
+    lookup_url_kwarg = "customer_id"
 
-class OverrideListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        expand = get_list(q, "expand")
-        qs = profiles.customer_override_list(
-            billing_profile_ids=[i.upper() for i in get_list(q, "billingProfile")],
-            customers_without_pinned_profile=get_bool(q, "customersWithoutPinnedProfile"),
-            include_all_customers=get_bool(q, "includeAllCustomers", True),
-            customer_ids=[i.upper() for i in get_list(q, "customerId")],
-            customer_name=q.get("customerName"), customer_key=q.get("customerKey"),
-            customer_primary_email=q.get("customerPrimaryEmail"),
-        )
-        qs = order_queryset(q, qs, OVERRIDE_ORDER, "customerId")
-        profiles_by_id = {p.pk: p for p in profiles.live_profiles()}
-        default = next(p for p in profiles_by_id.values() if p.is_default)
+    def get_queryset(self) -> QuerySet[Customer]:
+        return profiles.customer_override_list_qs()
 
-        def one(customer: Any) -> dict[str, Any]:
-            override = getattr(customer, "billing_override", None)
-            profile = profiles_by_id.get(override.billing_profile_id, default) if override else default
-            return render.override_to_api(profiles.OverrideDetails(customer, override, profile), expand=expand)
+    def list(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())  # makes the default profile if there is none yet
+        self.profiles_by_id = {p.pk: p for p in profiles.live_profiles()}
+        self.default_profile = next(p for p in self.profiles_by_id.values() if p.is_default)
+        return self.rendered_page(qs)
 
-        return Response(paginate(q, qs, one))
+    def render(self, customer: Customer) -> dict[str, Any]:
+        override = getattr(customer, "billing_override", None)
+        profile = self.profiles_by_id.get(override.billing_profile_id, self.default_profile) if override else None
+        details = profiles.OverrideDetails(customer, override, profile or self.default_profile)
+        return render.override_to_api(details, expand=get_list(self.request.query_params, "expand"))
 
-
-class OverrideDetailView(APIView):
-    def get(self, request: Request, customer_id: str) -> Response:
+    def retrieve(self, request: Request, customer_id: str) -> Response:
         details = profiles.customer_override_get(customer_id=_ulid(customer_id, "customer"))
         return Response(render.override_to_api(details, expand=get_list(request.query_params, "expand")))
 
-    def put(self, request: Request, customer_id: str) -> Response:
-        data = _valid(s.OverrideCreateSerializer, request.data or {})
+    def update(self, request: Request, customer_id: str) -> Response:
+        data = self.validated(s.OverrideCreateSerializer, request.data or {}).validated_data
         profile_id = data.get("billingProfileId")
         details = profiles.customer_override_upsert(
             customer_id=_ulid(customer_id, "customer"), billing_profile_id=profile_id.upper() if profile_id else None
         )
         return Response(render.override_to_api(details))
 
-    def delete(self, request: Request, customer_id: str) -> Response:
+    def destroy(self, request: Request, customer_id: str) -> Response:
         profiles.customer_override_delete(customer_id=_ulid(customer_id, "customer"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- invoices ---------------------------------------------------------------------------------------------
-
-INVOICE_ORDER = {"customer.name": "customer__name", "issuedAt": "issued_at", "status": "status",
-                 "createdAt": "created_at", "updatedAt": "updated_at", "periodStart": "period_start"}
-
 
 def line_input(data: dict[str, Any]) -> LineInput:
     resolved = data["resolved"]
@@ -168,30 +164,56 @@ def invoice_response(invoice: Invoice, *, code: int = status.HTTP_200_OK, expand
     return Response(invoice_to_api(invoice, selectors.invoice_lines(invoice), expand_apps=expand_apps), status=code)
 
 
-class InvoiceListView(APIView):
-    def get(self, request: Request) -> Response:
-        q = request.query_params
-        qs = selectors.invoice_list_qs(
-            statuses=get_list(q, "statuses"), extended_statuses=get_list(q, "extendedStatuses"),
-            customer_ids=[c.upper() for c in get_list(q, "customers")], include_deleted=get_bool(q, "includeDeleted"),
-            issued_after=get_datetime(q, "issuedAfter"), issued_before=get_datetime(q, "issuedBefore"),
-            period_start_after=get_datetime(q, "periodStartAfter"), period_start_before=get_datetime(q, "periodStartBefore"),
-            created_after=get_datetime(q, "createdAfter"), created_before=get_datetime(q, "createdBefore"),
-        )
-        qs = order_queryset(q, qs, INVOICE_ORDER, "createdAt")
-        expand = _invoice_expand(q, [])
-        page = paginate(q, qs, lambda i: i)
-        lines = selectors.lines_by_invoice([i.pk for i in page["items"]]) if "lines" in expand else {}
-        page["items"] = [
+class InvoiceViewSet(ResourceViewSet):
+    """`/api/v1/billing/invoices`: list, get, update (PUT), delete, the actions `advance`, `approve`, `retry`,
+    `snapshot-quantities`, `void` and `taxes/recalculate`, and `invoice` (POST: invoice a customer's pending lines
+    now)."""
+
+    filterset_class = InvoiceFilter
+    order_by = {"customer.name": "customer__name", "issuedAt": "issued_at", "status": "status",
+                "createdAt": "created_at", "updatedAt": "updated_at", "periodStart": "period_start"}
+    default_order_by = "createdAt"
+    lookup_url_kwarg = "invoice_id"
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return Invoice.objects.all()
+
+    def list(self, request: Request) -> Response:
+        expand = _invoice_expand(request.query_params, [])
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        lines = selectors.lines_by_invoice([i.pk for i in page]) if "lines" in expand else {}
+        return self.get_paginated_response([
             invoice_to_api(i, lines.get(i.pk) if "lines" in expand else None, expand_apps="workflow.apps" in expand)
-            for i in page["items"]
-        ]
-        return Response(page)
+            for i in page
+        ])
 
+    def retrieve(self, request: Request, invoice_id: str) -> Response:
+        invoice = Invoice.objects.filter(pk=_ulid(invoice_id, "invoice")).first()
+        if invoice is None:
+            raise NotFound(f"invoice {invoice_id} not found")
+        expand = _invoice_expand(request.query_params, ["lines"])
+        lines = None
+        if "lines" in expand:
+            lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))
+        return Response(invoice_to_api(invoice, lines, expand_apps="workflow.apps" in expand))
 
-class InvoicePendingLinesActionView(APIView):
-    def post(self, request: Request) -> Response:
-        data = _valid(s.InvoicePendingLinesInputSerializer, request.data)
+    def update(self, request: Request, invoice_id: str) -> Response:
+        data = self.validated(s.InvoiceUpdateSerializer).validated_data
+        changes = editing.InvoiceChanges(
+            supplier=data["supplier"], customer=data["customer"], lines=[line_input(line) for line in data["lines"]],
+            workflow=(data["workflow"].get("workflow") or {}), metadata=data.get("metadata"),
+            description=data.get("description"),
+        )
+        invoice = editing.invoice_update(invoice_id=_ulid(invoice_id, "invoice"), changes=changes)
+        return invoice_response(invoice)
+
+    def destroy(self, request: Request, invoice_id: str) -> Response:
+        actions.invoice_delete(invoice_id=_ulid(invoice_id, "invoice"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=False, methods=["post"])
+    def invoice(self, request: Request) -> Response:
+        data = self.validated(s.InvoicePendingLinesInputSerializer).validated_data
         invoices = drafts.invoice_pending_lines(
             customer_id=data["customerId"].upper(), as_of=data.get("asOf"),
             line_ids=[i.upper() for i in (data.get("filters") or {}).get("lineIds") or []] or None,
@@ -201,6 +223,36 @@ class InvoicePendingLinesActionView(APIView):
         fresh = Invoice.objects.in_bulk([i.pk for i in invoices])
         body = [render.invoice_to_api(fresh[i.pk], lines=lines[i.pk]) for i in invoices]
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def advance(self, request: Request, invoice_id: str) -> Response:
+        return invoice_response(actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action="advance"))
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, invoice_id: str) -> Response:
+        return invoice_response(actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action="approve"))
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, invoice_id: str) -> Response:
+        return invoice_response(actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action="retry"))
+
+    @action(detail=True, methods=["post"], url_path="snapshot-quantities")
+    def snapshot_quantities(self, request: Request, invoice_id: str) -> Response:
+        invoice = actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action="snapshotQuantities")
+        return invoice_response(invoice)
+
+    @action(detail=True, methods=["post"])
+    def void(self, request: Request, invoice_id: str) -> Response:
+        data = self.validated(s.VoidInputSerializer).validated_data
+        return invoice_response(actions.invoice_void(invoice_id=_ulid(invoice_id, "invoice"), reason=data["reason"]))
+
+    @action(detail=True, methods=["post"], url_path="taxes/recalculate")
+    def recalculate_taxes(self, request: Request, invoice_id: str) -> Response:
+        return invoice_response(actions.invoice_recalculate(invoice_id=_ulid(invoice_id, "invoice")))
+
+
+# --- a customer's pending lines and simulations: posts under /billing/customers/{customerId}/invoices/ that create
+# or compute invoices, not the customer override the ViewSet above is about
 
 
 class PendingLinesCreateView(APIView):
@@ -232,49 +284,3 @@ class InvoiceSimulateView(APIView):
             customer_id=_ulid(customer_id, "customer"), currency=data["currency"], lines=lines, number=data.get("number")
         )
         return Response(render.invoice_to_api(simulation.invoice, lines=simulation.lines))
-
-
-class InvoiceDetailView(APIView):
-    def get(self, request: Request, invoice_id: str) -> Response:
-        invoice = Invoice.objects.filter(pk=_ulid(invoice_id, "invoice")).first()
-        if invoice is None:
-            raise NotFound(f"invoice {invoice_id} not found")
-        expand = _invoice_expand(request.query_params, ["lines"])
-        lines = None
-        if "lines" in expand:
-            lines = selectors.invoice_lines(invoice, include_deleted=get_bool(request.query_params, "includeDeletedLines"))
-        return Response(invoice_to_api(invoice, lines, expand_apps="workflow.apps" in expand))
-
-    def put(self, request: Request, invoice_id: str) -> Response:
-        data = _valid(s.InvoiceUpdateSerializer, request.data)
-        changes = editing.InvoiceChanges(
-            supplier=data["supplier"], customer=data["customer"], lines=[line_input(line) for line in data["lines"]],
-            workflow=(data["workflow"].get("workflow") or {}), metadata=data.get("metadata"),
-            description=data.get("description"),
-        )
-        invoice = editing.invoice_update(invoice_id=_ulid(invoice_id, "invoice"), changes=changes)
-        return invoice_response(invoice)
-
-    def delete(self, request: Request, invoice_id: str) -> Response:
-        actions.invoice_delete(invoice_id=_ulid(invoice_id, "invoice"))
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class InvoiceActionView(APIView):
-    action_name = "advance"
-
-    def post(self, request: Request, invoice_id: str) -> Response:
-        invoice = actions.invoice_action(invoice_id=_ulid(invoice_id, "invoice"), action=self.action_name)
-        return invoice_response(invoice)
-
-
-class InvoiceVoidView(APIView):
-    def post(self, request: Request, invoice_id: str) -> Response:
-        data = _valid(s.VoidInputSerializer, request.data)
-        invoice = actions.invoice_void(invoice_id=_ulid(invoice_id, "invoice"), reason=data["reason"])
-        return invoice_response(invoice)
-
-
-class InvoiceRecalculateTaxView(APIView):
-    def post(self, request: Request, invoice_id: str) -> Response:
-        return invoice_response(actions.invoice_recalculate(invoice_id=_ulid(invoice_id, "invoice")))

@@ -273,34 +273,16 @@ def customer_override_delete(*, customer_id: str) -> None:
         raise NotFound(f"customer {customer_id} has no billing profile override")
 
 
-def customer_override_list(
-    *,
-    billing_profile_ids: list[str],
-    customers_without_pinned_profile: bool,
-    include_all_customers: bool,
-    customer_ids: list[str],
-    customer_name: str | None,
-    customer_key: str | None,
-    customer_primary_email: str | None,
-) -> QuerySet[Customer]:
-    """Customers (with their override prefetched) matching the spec's filters."""
-    default = billing_profile_default_ensure()
-    qs = Customer.objects.filter(deleted_at__isnull=True).select_related("billing_override")
-    if not include_all_customers:
-        qs = qs.filter(billing_override__isnull=False)
-    if customers_without_pinned_profile:
-        qs = qs.filter(Q(billing_override__isnull=True) | Q(billing_override__billing_profile__isnull=True))
-    if billing_profile_ids:
-        pinned = Q(billing_override__billing_profile_id__in=billing_profile_ids)
-        if default.pk in billing_profile_ids:
-            pinned |= Q(billing_override__isnull=True) | Q(billing_override__billing_profile__isnull=True)
-        qs = qs.filter(pinned)
-    if customer_ids:
-        qs = qs.filter(pk__in=customer_ids)
-    if customer_name:
-        qs = qs.filter(name__icontains=customer_name)
-    if customer_key:
-        qs = qs.filter(key__icontains=customer_key)
-    if customer_primary_email:
-        qs = qs.filter(primary_email__icontains=customer_primary_email)
-    return qs
+def customer_override_list_qs() -> QuerySet[Customer]:
+    """Live customers with their override (if any)."""
+    billing_profile_default_ensure()
+    return Customer.objects.filter(deleted_at__isnull=True).select_related("billing_override")
+
+
+def billed_by_q(profile_ids: Iterable[str]) -> Q:
+    """Customers billed by one of these profiles: pinned to it, or, for the default profile, pinned to none."""
+    profile_ids = list(profile_ids)
+    pinned = Q(billing_override__billing_profile_id__in=profile_ids)
+    if billing_profile_default_ensure().pk in profile_ids:
+        pinned |= Q(billing_override__isnull=True) | Q(billing_override__billing_profile__isnull=True)
+    return pinned
