@@ -1,6 +1,7 @@
 from django.urls import path
 
 from integrations.api import custom_invoicing, views
+from openmeter_site.api.routers import Router
 
 CUSTOM_INVOICING = "api/v1/apps/custom-invoicing/<seg:invoice_id>"
 
@@ -10,9 +11,11 @@ custom_invoicing_urls = [
     path(f"{CUSTOM_INVOICING}/payment/status", custom_invoicing.PaymentStatusView.as_view()),
 ]
 
+router = Router()
+router.register("api/v1/apps", views.AppViewSet, basename="app")
+
 apps_urls = [
-    path("api/v1/apps", views.AppListView.as_view()),
-    path("api/v1/apps/<seg:app_id>", views.AppDetailView.as_view()),
+    *router.urls,
     path("api/v1/apps/<seg:app_id>/stripe/api-key", views.StripeApiKeyView.as_view()),
     path("api/v1/apps/<seg:app_id>/stripe/webhook", views.StripeWebhookView.as_view()),
     path("api/v1/marketplace/listings", views.MarketplaceListView.as_view()),

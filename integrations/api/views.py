@@ -2,12 +2,14 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.models import App
 from customers.services import customer_get
 from integrations import services
 from integrations.api import serializers as s
@@ -15,8 +17,9 @@ from integrations.marketplace import LISTINGS, listing_get, listing_to_api
 from integrations.models import AppType
 from integrations.selectors import app_get, app_list_qs
 from integrations.stripe import services as stripe_services
-from openmeter_site.api.pagination import page_envelope, page_params, paginate
+from openmeter_site.api.pagination import page_envelope, page_params
 from openmeter_site.api.params import get_choice
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import InvalidInput, NotImplementedOffline
 
 
@@ -35,21 +38,23 @@ def _install_response(result: services.InstallResult) -> Response:
 # --- apps -------------------------------------------------------------------------------------------------------
 
 
-class AppListView(APIView):
-    """`GET /api/v1/apps` → AppPaginatedResponse."""
+class AppViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/apps`: list (AppPaginatedResponse), get, update (PUT), delete (uninstall). Stripe's own endpoints
+    under an app stay views below: they belong to one app type, and its webhook has no API key."""
 
-    def get(self, request: Request) -> Response:
-        return Response(paginate(request.query_params, app_list_qs(), s.app_to_api))
+    lookup_url_kwarg = "app_id"
 
+    def get_queryset(self) -> QuerySet[App]:
+        return app_list_qs()
 
-class AppDetailView(APIView):
-    """`GET|PUT|DELETE /api/v1/apps/{id}`."""
+    def render(self, app: App) -> dict[str, Any]:
+        return s.app_to_api(app)
 
-    def get(self, request: Request, app_id: str) -> Response:
+    def retrieve(self, request: Request, app_id: str) -> Response:
         return Response(s.app_to_api(app_get(app_id=app_id)))
 
-    def put(self, request: Request, app_id: str) -> Response:
-        data = _valid(s.AppReplaceUpdateSerializer, request.data)
+    def update(self, request: Request, app_id: str) -> Response:
+        data = self.validated(s.AppReplaceUpdateSerializer).validated_data
         app = services.app_update(
             app_id=app_id,
             data=services.AppUpdateInput(
@@ -63,7 +68,7 @@ class AppDetailView(APIView):
         )
         return Response(s.app_to_api(app))
 
-    def delete(self, request: Request, app_id: str) -> Response:
+    def destroy(self, request: Request, app_id: str) -> Response:
         services.app_uninstall(app_id=app_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
