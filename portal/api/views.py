@@ -1,6 +1,7 @@
 """Portal token management (API key) and the portal meter query (portal token only)."""
 
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,7 @@ from metering.api.views import CSVRenderer, query_params_from_get
 from metering.meter_queries import MeterQueryParams
 from openmeter_site.api.params import get_int
 from openmeter_site.api.renderers import JSONRenderer
+from openmeter_site.api.routers import ResourceViewSet
 from openmeter_site.core.errors import InvalidInput
 from portal import services
 from portal.api.auth import IsPortalToken, PortalTokenAuthentication
@@ -23,27 +25,25 @@ from portal.api.serializers import (
 NOT_ON_PORTAL = ("subject", "filterCustomerId")
 
 
-class PortalTokenListView(APIView):
-    def get(self, request: Request) -> Response:
-        limit = get_int(request.query_params, "limit", 25, 1, 100)
-        tokens = services.portal_token_list_qs()[:limit]
-        return Response([portal_token_to_api(t) for t in tokens])
+class PortalTokenViewSet(ResourceViewSet):
+    """`/api/v1/portal/tokens`: list (the newest `limit`, a plain array), create, and `invalidate`."""
 
-    def post(self, request: Request) -> Response:
-        serializer = PortalTokenCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
+    pagination_class = None
+
+    def list(self, request: Request) -> Response:
+        limit = get_int(request.query_params, "limit", 25, 1, 100)
+        return Response([portal_token_to_api(t) for t in services.portal_token_list_qs()[:limit]])
+
+    def create(self, request: Request) -> Response:
+        d = self.validated(PortalTokenCreateSerializer).validated_data
         token, raw = services.portal_token_create(
             subject=d["subject"], allowed_meter_slugs=d.get("allowedMeterSlugs"), expires_at=d.get("expiresAt")
         )
         return Response(portal_token_to_api(token, raw))  # 200, as the spec says (not 201)
 
-
-class PortalTokenInvalidateView(APIView):
-    def post(self, request: Request) -> Response:
-        serializer = PortalTokenInvalidateSerializer(data=request.data or {})
-        serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
+    @action(detail=False, methods=["post"])
+    def invalidate(self, request: Request) -> Response:
+        d = self.validated(PortalTokenInvalidateSerializer, request.data or {}).validated_data
         services.portal_tokens_invalidate(token_id=d.get("id"), subject=d.get("subject"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
