@@ -21,15 +21,9 @@ def subscription_status_q(status: str, at: dt.datetime) -> Q:
     return ended
 
 
-def customer_subscriptions_qs(*, customer_id: str, statuses: list[str], at: dt.datetime) -> QuerySet[Subscription]:
-    """`customers.listSubscriptions`: the customer's live subscriptions, optionally of some statuses."""
-    qs = Subscription.objects.filter(customer_id=customer_id, deleted_at__isnull=True).select_related("plan")
-    if statuses:
-        combined = Q()
-        for status in statuses:
-            combined |= subscription_status_q(status, at)
-        qs = qs.filter(combined)
-    return qs
+def customer_subscriptions_qs(*, customer_id: str) -> QuerySet[Subscription]:
+    """`customers.listSubscriptions`: the customer's live subscriptions."""
+    return Subscription.objects.filter(customer_id=customer_id, deleted_at__isnull=True).select_related("plan")
 
 
 def customer_current_subscription(*, customer_id: str, at: dt.datetime | None = None) -> Subscription | None:

@@ -1,26 +1,29 @@
 """Subscriptions API: /api/v1/subscriptions..., their add-ons, and GET /api/v1/customers/{id}/subscriptions."""
 
 import datetime as dt
+from functools import cached_property
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from catalog.api.plans import CustomPlanIn
 from catalog.api.ratecards import DiscountsIn, DurationField, RateCardField, key_field
 from customers.models import Customer
 from openmeter_site.api.fields import MetadataField, RFC3339Field
-from openmeter_site.api.pagination import order_queryset, paginate
-from openmeter_site.api.params import get_datetime, get_list
+from openmeter_site.api.params import get_datetime
+from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.ids import ULID_RE
 from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import parse_rfc3339
+from subscriptions.api.filters import CustomerSubscriptionFilter
 from subscriptions.api.render import subscription_addon_to_api, subscription_expanded_to_api, subscription_to_api
-from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionPhase, SubscriptionStatus
+from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionPhase
 from subscriptions.selectors import customer_subscriptions_qs
 from subscriptions.services import edit
 from subscriptions.services.addons import (
@@ -131,76 +134,8 @@ def _now(request: Request) -> dt.datetime:
     return get_datetime(request.query_params, "at") or timezone.now()
 
 
-class SubscriptionListCreateView(APIView):
-    def post(self, request: Request) -> Response:
-        body = SubscriptionCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
-        subscription = subscription_create(
-            customer=v.get("customerId") or v["customerKey"], timing=v.get("timing"), options=body.options(),
-            **body.target(),
-        )
-        return Response(subscription_to_api(subscription, timezone.now()), status=status.HTTP_201_CREATED)
-
-
-class SubscriptionDetailView(APIView):
-    def get(self, request: Request, subscription_id: str) -> Response:
-        return Response(subscription_expanded_to_api(subscription_get(subscription_id=subscription_id), _now(request)))
-
-    def patch(self, request: Request, subscription_id: str) -> Response:
-        body = SubscriptionEditIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        subscription = edit.subscription_edit(
-            subscription_id=subscription_id, customizations=body.validated_data["customizations"],
-            timing=body.validated_data.get("timing"),
-        )
-        return Response(subscription_to_api(subscription, timezone.now()))
-
-    def delete(self, request: Request, subscription_id: str) -> Response:
-        subscription_delete(subscription_id=subscription_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
 class CancelIn(serializers.Serializer):
     timing = TimingField(required=False)
-
-
-class SubscriptionCancelView(APIView):
-    def post(self, request: Request, subscription_id: str) -> Response:
-        body = CancelIn(data=request.data or {})
-        body.is_valid(raise_exception=True)
-        subscription = subscription_cancel(subscription_id=subscription_id, timing=body.validated_data.get("timing"))
-        return Response(subscription_to_api(subscription, timezone.now()))
-
-
-class SubscriptionUnscheduleCancelationView(APIView):
-    def post(self, request: Request, subscription_id: str) -> Response:
-        subscription = subscription_unschedule_cancelation(subscription_id=subscription_id)
-        return Response(subscription_to_api(subscription, timezone.now()))
-
-
-class SubscriptionRestoreView(APIView):
-    """Deprecated `POST /restore`: scheduled successors are deleted and this subscription continues."""
-
-    def post(self, request: Request, subscription_id: str) -> Response:
-        subscription = subscription_restore(subscription_id=subscription_id)
-        return Response(subscription_to_api(subscription, timezone.now()))
-
-
-def _change_response(current: Subscription, new: Subscription) -> Response:
-    now = timezone.now()
-    return Response({"current": subscription_to_api(current, now), "next": subscription_expanded_to_api(new, now)})
-
-
-class SubscriptionChangeView(APIView):
-    def post(self, request: Request, subscription_id: str) -> Response:
-        body = SubscriptionChangeIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        current, new = subscription_change(
-            subscription_id=subscription_id, timing=body.validated_data["timing"], options=body.options(),
-            **body.target(),
-        )
-        return _change_response(current, new)
 
 
 class MigrateIn(serializers.Serializer):
@@ -210,11 +145,70 @@ class MigrateIn(serializers.Serializer):
     billingAnchor = RFC3339Field(required=False, allow_null=True)
 
 
-class SubscriptionMigrateView(APIView):
-    def post(self, request: Request, subscription_id: str) -> Response:
-        body = MigrateIn(data=request.data or {})
-        body.is_valid(raise_exception=True)
+def _change_response(current: Subscription, new: Subscription) -> Response:
+    now = timezone.now()
+    return Response({"current": subscription_to_api(current, now), "next": subscription_expanded_to_api(new, now)})
+
+
+class SubscriptionViewSet(ResourceViewSet):
+    """`/api/v1/subscriptions`: create, get, edit (PATCH), delete, and the actions `cancel`,
+    `unschedule-cancelation`, `restore`, `change` and `migrate`."""
+
+    lookup_url_kwarg = "subscription_id"
+
+    def create(self, request: Request) -> Response:
+        body = self.validated(SubscriptionCreateIn)
         v = body.validated_data
+        subscription = subscription_create(
+            customer=v.get("customerId") or v["customerKey"], timing=v.get("timing"), options=body.options(),
+            **body.target(),
+        )
+        return Response(subscription_to_api(subscription, timezone.now()), status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, subscription_id: str) -> Response:
+        return Response(subscription_expanded_to_api(subscription_get(subscription_id=subscription_id), _now(request)))
+
+    def partial_update(self, request: Request, subscription_id: str) -> Response:
+        body = self.validated(SubscriptionEditIn)
+        subscription = edit.subscription_edit(
+            subscription_id=subscription_id, customizations=body.validated_data["customizations"],
+            timing=body.validated_data.get("timing"),
+        )
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+    def destroy(self, request: Request, subscription_id: str) -> Response:
+        subscription_delete(subscription_id=subscription_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, subscription_id: str) -> Response:
+        body = self.validated(CancelIn, request.data or {})
+        subscription = subscription_cancel(subscription_id=subscription_id, timing=body.validated_data.get("timing"))
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+    @action(detail=True, methods=["post"], url_path="unschedule-cancelation")
+    def unschedule_cancelation(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_unschedule_cancelation(subscription_id=subscription_id)
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, subscription_id: str) -> Response:
+        """Deprecated: scheduled successors are deleted and this subscription continues."""
+        subscription = subscription_restore(subscription_id=subscription_id)
+        return Response(subscription_to_api(subscription, timezone.now()))
+
+    @action(detail=True, methods=["post"])
+    def change(self, request: Request, subscription_id: str) -> Response:
+        body = self.validated(SubscriptionChangeIn)
+        current, new = subscription_change(
+            subscription_id=subscription_id, timing=body.validated_data["timing"], options=body.options(),
+            **body.target(),
+        )
+        return _change_response(current, new)
+
+    @action(detail=True, methods=["post"])
+    def migrate(self, request: Request, subscription_id: str) -> Response:
+        v = self.validated(MigrateIn, request.data or {}).validated_data
         current, new = subscription_migrate(
             subscription_id=subscription_id, target_version=v.get("targetVersion"), timing=v["timing"],
             starting_phase=v.get("startingPhase"), billing_anchor=v.get("billingAnchor"),
@@ -339,32 +333,36 @@ class SubscriptionAddonUpdateIn(serializers.Serializer):
     timing = TimingField(required=False)
 
 
-class SubscriptionAddonListView(APIView):
-    def get(self, request: Request, subscription_id: str) -> Response:
-        qs = subscription_addon_list_qs(subscription_get(subscription_id=subscription_id))
-        now = timezone.now()
-        return Response([subscription_addon_to_api(sa, now) for sa in qs])
+class SubscriptionAddonViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/subscriptions/{subscriptionId}/addons`: list (a plain array), create, get, update (PATCH)."""
 
-    def post(self, request: Request, subscription_id: str) -> Response:
-        body = SubscriptionAddonCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+    pagination_class = None
+    lookup_url_kwarg = "subscription_addon_id"
+
+    def get_queryset(self) -> QuerySet[SubscriptionAddon]:
+        return subscription_addon_list_qs(subscription_get(subscription_id=self.kwargs["subscription_id"]))
+
+    @cached_property
+    def now(self) -> dt.datetime:  # one instant for every row of the request
+        return timezone.now()
+
+    def render(self, subscription_addon: SubscriptionAddon) -> dict[str, Any]:
+        return subscription_addon_to_api(subscription_addon, self.now)
+
+    def create(self, request: Request, subscription_id: str) -> Response:
+        v = self.validated(SubscriptionAddonCreateIn).validated_data
         sa = subscription_addon_create(
             subscription_id=subscription_id, addon_id=v["addon"]["id"], quantity=v["quantity"], timing=v["timing"],
             name=v["name"], description=v.get("description"), metadata=v.get("metadata"),
         )
         return Response(subscription_addon_to_api(sa, timezone.now()), status=status.HTTP_201_CREATED)
 
-
-class SubscriptionAddonDetailView(APIView):
-    def get(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
+    def retrieve(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
         sa = subscription_addon_get(subscription_id=subscription_id, subscription_addon_id=subscription_addon_id)
         return Response(subscription_addon_to_api(sa, timezone.now()))
 
-    def patch(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
-        body = SubscriptionAddonUpdateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        v = body.validated_data
+    def partial_update(self, request: Request, subscription_id: str, subscription_addon_id: str) -> Response:
+        v = self.validated(SubscriptionAddonUpdateIn).validated_data
         sa = subscription_addon_update(
             subscription_id=subscription_id, subscription_addon_id=subscription_addon_id, quantity=v.get("quantity"),
             timing=v.get("timing"), name=v.get("name"), description=v.get("description"), metadata=v.get("metadata"),
@@ -375,15 +373,20 @@ class SubscriptionAddonDetailView(APIView):
 # --- customers.listSubscriptions ------------------------------------------------------------------------------
 
 
-class CustomerSubscriptionListView(APIView):
-    def get(self, request: Request, customer_id_or_key: str) -> Response:
-        query = request.query_params
-        wanted = get_list(query, "status")
-        allowed = [s.value for s in SubscriptionStatus]
-        if unknown := sorted(set(wanted) - set(allowed)):
-            raise InvalidInput(f"status: must be one of {', '.join(allowed)}, got {', '.join(unknown)}")
-        customer = customer_resolve(customer_id_or_key)
-        qs = customer_subscriptions_qs(customer_id=customer.pk, statuses=wanted, at=timezone.now())
-        qs = order_queryset(query, qs, {"activeFrom": "active_from", "activeTo": "active_to"}, "activeFrom")
-        now = timezone.now()
-        return Response(paginate(query, qs, lambda s: subscription_to_api(s, now)))
+class CustomerSubscriptionViewSet(ListMixin, ResourceViewSet):
+    """`/api/v1/customers/{customerIdOrKey}/subscriptions`: list."""
+
+    filterset_class = CustomerSubscriptionFilter
+    order_by = {"activeFrom": "active_from", "activeTo": "active_to"}
+    default_order_by = "activeFrom"
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        customer = customer_resolve(self.kwargs["customer_id_or_key"])
+        return customer_subscriptions_qs(customer_id=customer.pk)
+
+    @cached_property
+    def now(self) -> dt.datetime:  # one instant for every row of the request
+        return timezone.now()
+
+    def render(self, subscription: Subscription) -> dict[str, Any]:
+        return subscription_to_api(subscription, self.now)
