@@ -1,25 +1,37 @@
-"""Period close: 1,000 customers, each subscribed to a plan with one flat fee and two usage rate cards, over
-1,000,000 events, turned into draft invoices by one worker (`billing.services.jobs.collect_gathering_invoices`, as
-the beat job runs it) after the subscription sync has put January's lines on the gathering invoices.
+"""Period close: 10,000 customers, each subscribed to a plan with one flat fee and two usage rate cards, over
+1,000,000 events (stored as ingest stores them, not folded: the meter queries read the raw tail), turned into draft
+invoices by the scheduled job (`billing.collect_gathering_invoices`: it sends its batches of 500 customers to the
+workers) after the subscription sync has put January's lines on the gathering invoices.
 
-Prints the wall time, invoices per second and SQL queries per invoice, beside a baseline measured in the same run:
-the two batched meter queries alone (the metering share of the work), and a second close with three times the
-lines and ten times the events per customer, to show that queries per invoice do not grow with lines or events.
+Each close runs on a fresh copy of the prepared data (`CREATE DATABASE ... TEMPLATE`), so the runs close the same
+invoices:
+  1. the tables as the load left them, never analyzed (autovacuum is off on these machines): the plan of a batched
+     meter query (does a nested loop rescan the pending tail?), the batched meter queries alone, and the close by
+     one worker in this process (the job run eagerly, its batches one after another), counting SQL queries;
+     before it, a scaling check: customers with three times the lines and ten times the events per customer
+     closed alone, to show that queries per invoice do not grow with lines or events;
+  2. after ANALYZE: the batched meter queries alone, then the close by 1 Celery worker;
+  3. after ANALYZE: the close by 2 Celery workers.
+Prints wall times and invoices per second beside the batched meter queries alone and the load average; asserts
+nothing.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/om_bench REDIS_URL=redis://127.0.0.1:6379/4 \
-        .venv/bin/python bench/period_close.py \
-        [--customers 1000] [--events 1000000]
+        .venv/bin/python bench/period_close.py [--customers 10000] [--events 1000000] [--reuse]
 
-The database is migrated; the bench's own rows (customers `bench-close-*`, plans and meters `bench_close*`) are
-replaced on each run, other data is left alone.
+The database of DATABASE_URL holds the prepared data (created if missing, migrated; the bench's own rows,
+customers `bench-close-*`, plans and meters `bench_close*`, are replaced unless `--reuse` finds them); the closes
+run in `<name>_run`, dropped at the end.
 """
 
 import argparse
 import datetime as dt
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +44,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import psycopg  # noqa: E402
 from _support import load_average  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -41,12 +54,16 @@ from billing.models import InvoiceStatus as S  # noqa: E402
 from billing.services import jobs  # noqa: E402
 from billing.services.profiles import ProfileApps, billing_profile_create, billing_profile_default_ensure  # noqa: E402
 from billing.services.subscription_sync import subscriptions_sync_all  # noqa: E402
+from billing.tasks import BATCH  # noqa: E402
 from catalog.models import Feature, Plan  # noqa: E402
 from catalog.services.plans import PhaseInput, PlanInput, plan_create, plan_publish  # noqa: E402
+from catalog.services.ratecards import RateCardInput  # noqa: E402
 from customers.models import Customer, CustomerSubject  # noqa: E402
+from metering.event_store import QuerySpec  # noqa: E402
 from metering.models import Meter  # noqa: E402
-from metering.postgres.query import meter_usage_by_customer  # noqa: E402
+from metering.postgres.query import meter_usage_by_customer, rollup_statement  # noqa: E402
 from metering.postgres.store import EventRow, insert_events  # noqa: E402
+from openmeter_site.celery import app as celery_app  # noqa: E402
 from subscriptions.models import Subscription  # noqa: E402
 from subscriptions.services.lifecycle import SubscriptionOptions, subscription_create  # noqa: E402
 
@@ -132,12 +149,12 @@ def plan(key: str, tokens: Feature, calls: Feature, copies: int) -> str:
     cards = []
     for k in range(copies):
         cards += [
-            {"type": "flat_fee", "key": f"platform_fee_{k}", "name": f"Platform fee {k}", "billingCadence": "P1M",
-             "price": {"type": "flat", "amount": "49", "paymentTerm": "in_advance"}},
-            {"type": "usage_based", "key": f"tokens_{k}", "name": f"Tokens {k}", "featureKey": tokens.key,
-             "billingCadence": "P1M", "price": {"type": "unit", "amount": "0.0001"}},
-            {"type": "usage_based", "key": f"api_calls_{k}", "name": f"API calls {k}", "featureKey": calls.key,
-             "billingCadence": "P1M", "price": GRADUATED},
+            RateCardInput(type="flat_fee", key=f"platform_fee_{k}", name=f"Platform fee {k}", billing_cadence="P1M",
+                          price={"type": "flat", "amount": "49", "paymentTerm": "in_advance"}),
+            RateCardInput(type="usage_based", key=f"tokens_{k}", name=f"Tokens {k}", feature_key=tokens.key,
+                          billing_cadence="P1M", price={"type": "unit", "amount": "0.0001"}),
+            RateCardInput(type="usage_based", key=f"api_calls_{k}", name=f"API calls {k}", feature_key=calls.key,
+                          billing_cadence="P1M", price=GRADUATED),
         ]
     data = PlanInput(name=key, billing_cadence="P1M",
                      phases=[PhaseInput(key="main", name="Main", duration=None, rate_cards=cards)])
@@ -152,7 +169,8 @@ def subscribe(rows: list[Customer], plan_key: str) -> None:
                             options=SubscriptionOptions(billing_anchor=START), at=START)
 
 
-STATISTICS_TABLES = ("metering_event", "metering_pendingevent", "metering_rollup_day", "billing_invoiceline")
+WIDE_CUSTOMERS = 50  # the scaling check's customers: 9 lines each, 10x the events per customer
+STATISTICS_TABLES = ("metering_event", "metering_pendingevent", "billing_invoice", "billing_invoiceline")
 
 
 def statistics_state() -> str:
@@ -164,78 +182,252 @@ def statistics_state() -> str:
     return ", ".join(f"{name} {'yes' if present else 'none'}" for name, present in rows)
 
 
-def meter_queries(subjects: dict[str, str], tokens: Feature, calls: Feature) -> float:
+def analyze() -> float:
     started = time.perf_counter()
-    for feature in (tokens, calls):
-        meter_usage_by_customer(meter=feature.meter, subject_customers=subjects, start=START, end=END)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
     return time.perf_counter() - started
 
 
-def close(rows: list[Customer]) -> tuple[float, int, int]:
-    with count_queries() as queries:
-        started = time.perf_counter()
-        jobs.collect_gathering_invoices(at=CLOSE_AT, limit=len(rows))
-        elapsed = time.perf_counter() - started
-    made = Invoice.objects.filter(customer__in=rows, status=S.DRAFT_MANUAL_APPROVAL_NEEDED).count()
-    return elapsed, made, queries[0]
+# --- the data: prepared once, closed in copies -----------------------------------------------------------------
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    args = parser.parse_args()
-
+def prepare(n_customers: int, n_events: int, reuse: bool) -> None:
     call_command("migrate", verbosity=0)
+    main_rows = Customer.objects.filter(key__startswith=f"{PREFIX}-a-", deleted_at__isnull=True)
+    if reuse and main_rows.count() == n_customers and Invoice.objects.filter(status=S.GATHERING).exists():
+        print(f"setup: reusing {n_customers} customers and their events", flush=True)
+        return
     reset()
     sandbox = billing_profile_default_ensure().invoicing_app
     profile = billing_profile_create(name=PREFIX, supplier={"name": "Bench"}, default=False,
                                      workflow={"invoicing": {"autoAdvance": False}},
                                      apps=ProfileApps(sandbox.pk, sandbox.pk, sandbox.pk))
     tokens, calls = meters()
-    main_rows = customers(args.customers, "a", profile)
-    small = max(args.customers // 20, 10)
-    wide_rows = customers(small, "b", profile)
-    print(f"setup: {args.customers} customers, inserting {args.events:,} events ...", flush=True)
-    ingest_s = events(main_rows, args.events)
-    events(wide_rows, args.events // args.customers * 10 * small)
+    rows = customers(n_customers, "a", profile)
+    wide = customers(WIDE_CUSTOMERS, "b", profile)
+    print(f"setup: {n_customers} customers, inserting {n_events:,} events ...", flush=True)
+    ingest_s = events(rows, n_events)
+    events(wide, n_events // n_customers * 10 * WIDE_CUSTOMERS)
     print(f"setup: events stored in {ingest_s:.1f}s; subscribing ...", flush=True)
-    subscribe(main_rows, plan("bench_close", tokens, calls, copies=1))
-    subscribe(wide_rows, plan("bench_close_wide", tokens, calls, copies=3))
     started = time.perf_counter()
+    subscribe(rows, plan("bench_close", tokens, calls, copies=1))
+    subscribe(wide, plan("bench_close_wide", tokens, calls, copies=3))
     synced = subscriptions_sync_all(at=START + dt.timedelta(minutes=5))
-    sync_s = time.perf_counter() - started
+    print(f"setup: {synced} subscriptions created and synced (January's lines) in {time.perf_counter() - started:.0f}s",
+          flush=True)
 
-    # baseline: the batched meter queries alone (what the close spends on metering), first on the tables as the
-    # load left them (a fresh database: never analyzed; autovacuum is off on these machines), then analyzed
-    subjects = {f"{c.key}-api": c.pk for c in main_rows}
-    stats_before = statistics_state()
-    unanalyzed_s = meter_queries(subjects, tokens, calls)
+
+def admin_url(name: str) -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{name}"
+
+
+def fresh_copy(template: str, name: str) -> float:
+    """`name` as a copy of `template` (no connection may be open to the template meanwhile)."""
+    connection.close()
+    started = time.perf_counter()
+    with psycopg.connect(admin_url("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    use_database(name)
+    return time.perf_counter() - started
+
+
+def use_database(name: str) -> None:
+    connection.close()
+    connection.settings_dict["NAME"] = name
+
+
+def drop(name: str) -> None:
+    connection.close()
+    with psycopg.connect(admin_url("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+# --- what is timed ---------------------------------------------------------------------------------------------
+
+def main_subjects() -> list[dict[str, str]]:
+    """subject → customer of the main customers, in the batches the close takes them."""
+    rows = list(Customer.objects.filter(key__startswith=f"{PREFIX}-a-").order_by("pk").values_list("key", "pk"))
+    return [{f"{key}-api": pk for key, pk in rows[i : i + BATCH]} for i in range(0, len(rows), BATCH)]
+
+
+def meter_features() -> tuple[Feature, Feature]:
+    return (Feature.objects.select_related("meter").get(key="bench_close_tokens"),
+            Feature.objects.select_related("meter").get(key="bench_close_calls"))
+
+
+def meter_queries(batches: list[dict[str, str]]) -> float:
+    """The close's batched meter queries alone: per batch of customers, one query per meter."""
+    started = time.perf_counter()
+    for subjects in batches:
+        for feature in meter_features():
+            meter_usage_by_customer(meter=feature.meter, subject_customers=subjects, start=START, end=END)
+    return time.perf_counter() - started
+
+
+def _nodes(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def tail_plan(subjects: dict[str, str]) -> str:
+    """How the batched query of one batch reads the raw tail (EXPLAIN ANALYZE): a scan of the pending queue or the
+    event table run more than once, or rows a join filter threw away, is a nested loop rescanning the tail."""
+    tokens, _ = meter_features()
+    spec = QuerySpec(meter=tokens.meter, start=START, end=END, subjects=list(subjects), group_by=("customer_id",),
+                     subject_customers=subjects)
+    statement = rollup_statement(spec)
     with connection.cursor() as cur:
-        cur.execute("ANALYZE")
-    stats_after = statistics_state()
-    meter_s = meter_queries(subjects, tokens, calls)
+        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text, statement.params)
+        nodes = list(_nodes(cur.fetchone()[0][0]["Plan"]))
+    tail = [n for n in nodes if n.get("Relation Name") in ("metering_pendingevent", "metering_event")]
+    rescans = [n for n in tail if n["Node Type"] in ("Seq Scan", "Bitmap Heap Scan") and n["Actual Loops"] > 1]
+    removed = sum(n.get("Rows Removed by Join Filter", 0) for n in nodes)
+    reads = ", ".join(f"{n['Node Type']} on {n['Relation Name']} x{n['Actual Loops']}" for n in tail)
+    verdict = "a nested loop rescans the tail" if rescans or removed else "no nested loop rescans the tail"
+    return f"{verdict} ({reads}; rows removed by join filters: {removed})"
 
-    load_before = load_average()
-    elapsed, made, queries = close(main_rows)
-    wide_elapsed, wide_made, wide_queries = close(wide_rows)
-    load_after = load_average()
 
-    sample = Invoice.objects.filter(customer__in=main_rows).order_by("customer__key").first()
-    print()
-    print(f"before the close: {load_before}; after: {load_after}")
-    print(f"subscription sync (January's lines): {synced} subscriptions in {sync_s:.2f}s")
-    print(f"period close, {args.customers} customers x 3 lines, {args.events:,} events, one worker")
-    print(f"  draft invoices created : {made} in {elapsed:.2f}s ({made / elapsed:.0f} invoices/s)  [target <= 30s]")
-    print(f"  SQL queries            : {queries} total, {queries / max(made, 1):.1f} per invoice")
-    print(f"  baseline: batched meter queries alone (2 meters x {args.customers} customers): {meter_s:.2f}s "
-          f"(statistics: {stats_after})")
-    print(f"  regression row: the same queries before ANALYZE: {unanalyzed_s:.2f}s (statistics: {stats_before})")
-    print(f"scaling check, {small} customers x 9 lines, 10x events per customer")
-    print(f"  draft invoices created : {wide_made} in {wide_elapsed:.2f}s")
-    print(f"  SQL queries            : {wide_queries} total, {wide_queries / max(wide_made, 1):.1f} per invoice")
+def close_in_process() -> tuple[float, int, int]:
+    """What one worker does with the scheduled job: its batches one after another, in this process."""
+    with count_queries() as queries:
+        started = time.perf_counter()
+        for batch in jobs.due_customer_batches(at=CLOSE_AT, size=BATCH):
+            jobs.close_batch(batch, at=CLOSE_AT)
+        elapsed = time.perf_counter() - started
+    return elapsed, drafts_made(), queries[0]
+
+
+def close_batch_in_process(rows: list[str]) -> tuple[float, int, int]:
+    with count_queries() as queries:
+        started = time.perf_counter()
+        closed = jobs.close_batch(rows, at=CLOSE_AT)
+        elapsed = time.perf_counter() - started
+    return elapsed, closed.drafts, queries[0]
+
+
+def bench_queue() -> str:
+    """A Celery queue of this run's own: its tasks (the close's batches, the outbox relay's kicks after each commit)
+    reach only its workers."""
+    queue = f"bench-close-{uuid.uuid4().hex[:8]}"
+    celery_app.conf.task_default_queue = queue
+    return queue
+
+
+def delete_queue(queue: str) -> None:
+    """What the run's workers left in its queue (kicks of the outbox relay) goes with it."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue)
+
+
+def drafts_made() -> int:
+    return Invoice.objects.exclude(status=S.GATHERING).count()
+
+
+def close_by_workers(database: str, workers: int, expected: int) -> float:
+    """The scheduled job sent to `workers` Celery worker processes (one task at a time each); timed from sending it
+    until every due customer has its draft."""
+    queue = bench_queue()
+    env = {**os.environ, "DATABASE_URL": admin_url(database), "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
+           "CELERY_TASK_ALWAYS_EAGER": "0", "CELERY_TASK_DEFAULT_QUEUE": queue}
+    names = [f"{queue}-{i}@bench" for i in range(workers)]
+    log = Path(tempfile.gettempdir()) / f"{queue}.log"
+    print(f"   workers' log: {log}", flush=True)
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", "--pool", "solo", "-Q", queue, "-n", name,
+         "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT) for name in names]
+    try:
+        deadline = time.monotonic() + 60
+        while len(celery_app.control.ping(destination=names, timeout=0.5)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Celery workers did not start")
+        started = time.perf_counter()
+        celery_app.send_task("billing.collect_gathering_invoices", kwargs={"at": CLOSE_AT.isoformat()}, queue=queue)
+        while drafts_made() < expected:
+            if time.perf_counter() - started > 1800:
+                raise RuntimeError(f"only {drafts_made()} of {expected} drafts after 30 minutes")
+            time.sleep(0.1)
+        return time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+        delete_queue(queue)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--reuse", action="store_true", help="keep the prepared data of a previous run of this size")
+    args = parser.parse_args()
+
+    template = connection.settings_dict["NAME"]
+    with psycopg.connect(admin_url("postgres"), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone():
+            admin.execute(f'CREATE DATABASE "{template}"')
+    prepare(args.customers, args.events, args.reuse)
+    run = f"{template}_run"
+    print(f"\nperiod close, {args.customers:,} customers x (1 flat fee + 2 usage rate cards), {args.events:,} events "
+          f"in the raw tail, batches of {BATCH} customers", flush=True)
+
+    # 1. never analyzed
+    copy_s = fresh_copy(template, run)
+    print(f"1. tables as loaded (copy made in {copy_s:.0f}s); statistics: {statistics_state()}", flush=True)
+    batches = main_subjects()
+    print(f"   plan of one batch's meter query: {tail_plan(batches[0])}", flush=True)
+    unanalyzed_meter_s = meter_queries(batches)
+    print(f"   batched meter queries alone (2 meters x {args.customers:,} customers): {unanalyzed_meter_s:.2f}s",
+          flush=True)
+    queue = bench_queue()  # the outbox relay's kicks after each commit, deleted after the close
+    wide = list(Customer.objects.filter(key__startswith=f"{PREFIX}-b-").order_by("pk").values_list("pk", flat=True))
+    wide_s, wide_made, wide_queries = close_batch_in_process(wide)
+    print(f"   scaling check, {wide_made} customers x 9 lines, 10x events each: {wide_s:.2f}s, "
+          f"{wide_queries} SQL queries ({wide_queries / max(wide_made, 1):.2f} per invoice)", flush=True)
+    before = load_average()
+    elapsed, made, queries = close_in_process()
+    delete_queue(queue)
+    made -= wide_made
+    print(f"   close, one worker (in process): {made:,} drafts in {elapsed:.1f}s ({made / elapsed:.0f} invoices/s), "
+          f"{queries:,} SQL queries ({queries / max(made, 1):.2f} per invoice)", flush=True)
+    print(f"   load: {before}; after: {load_average()}", flush=True)
+    expected = made + wide_made
+
+    # 2. analyzed, 1 worker
+    fresh_copy(template, run)
+    analyze_s = analyze()
+    print(f"2. ANALYZE took {analyze_s:.1f}s; statistics: {statistics_state()}", flush=True)
+    print(f"   plan of one batch's meter query: {tail_plan(batches[0])}", flush=True)
+    meter_s = meter_queries(batches)
+    print(f"   batched meter queries alone: {meter_s:.2f}s", flush=True)
+    before = load_average()
+    one_s = close_by_workers(run, 1, expected)
+    print(f"   close, 1 Celery worker: {expected:,} drafts in {one_s:.1f}s ({expected / one_s:.0f} invoices/s)",
+          flush=True)
+    print(f"   load: {before}; after: {load_average()}", flush=True)
+
+    # 3. analyzed, 2 workers
+    fresh_copy(template, run)
+    analyze()
+    before = load_average()
+    two_s = close_by_workers(run, 2, expected)
+    print(f"3. close, 2 Celery workers: {expected:,} drafts in {two_s:.1f}s ({expected / two_s:.0f} invoices/s)",
+          flush=True)
+    print(f"   load: {before}; after: {load_average()}", flush=True)
+    sample = Invoice.objects.filter(customer__key=f"{PREFIX}-a-0").first()
     if sample is not None:
         print(f"sample invoice {sample.number}: total {sample.total.normalize()} USD")
+    drop(run)
+
+    print(f"\nsummary ({args.customers:,} customers, {args.events:,} events): batched meter queries alone "
+          f"{meter_s:.1f}s (un-analyzed {unanalyzed_meter_s:.1f}s); close: 1 worker {one_s:.1f}s [target <= 60s], "
+          f"2 workers {two_s:.1f}s ({one_s / two_s:.2f}x), un-analyzed 1 worker in process {elapsed:.1f}s; "
+          f"{queries / max(made, 1):.2f} SQL queries per invoice (9 lines, 10x events: "
+          f"{wide_queries / max(wide_made, 1):.2f})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
-"""Celery tasks: thin wrappers around `billing.services.jobs`; a full batch re-enqueues itself."""
+"""Celery tasks: thin wrappers around `billing.services.jobs`; a full batch re-enqueues itself, and period close
+sends its batches to the workers at once."""
+
+import datetime as dt
 
 from celery import Task, shared_task
+from django.utils import timezone
 
 from openmeter_site.core.jobs import job_run
 
@@ -8,14 +12,23 @@ BATCH = 500
 
 
 @shared_task(bind=True, name="billing.collect_gathering_invoices", acks_late=True, reject_on_worker_lost=True)
-def collect_gathering_invoices_task(self: Task, batch_size: int = BATCH) -> int:
-    from billing.services.jobs import collect_gathering_invoices
+def collect_gathering_invoices_task(
+    self: Task, batch_size: int = BATCH, customer_ids: list[str] | None = None, at: str | None = None
+) -> int:
+    """Period close. The scheduled run splits the due customers into batches, sends every batch but the first to
+    the workers (as this task with `customer_ids`) and closes the first itself: the workers close them in parallel."""
+    from billing.services import jobs
 
     with job_run(self) as run:
-        closed = collect_gathering_invoices(limit=batch_size)
+        moment = dt.datetime.fromisoformat(at) if at else timezone.now()
+        if customer_ids is None:
+            batches = jobs.due_customer_batches(at=moment, size=batch_size)
+            customer_ids = next(batches, [])
+            for sent, batch in enumerate(batches, start=1):
+                collect_gathering_invoices_task.delay(batch_size, customer_ids=batch, at=moment.isoformat())
+                run.counts["batches sent to the workers"] = sent
+        closed = jobs.close_batch(customer_ids, at=moment)
         run.counts.update({"drafts created": closed.drafts, "customers due": closed.customers})
-    if closed.customers == batch_size:
-        collect_gathering_invoices_task.delay(batch_size)
     return closed.customers
 
 

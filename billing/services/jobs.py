@@ -1,10 +1,12 @@
 """The periodic billing jobs. Each is idempotent and safe with several workers: candidates are claimed with a
 customer try-lock plus `SELECT … FOR UPDATE SKIP LOCKED`, and every unit of work is one transaction, so a crash
-half-way and a rerun give the same invoices.
+half-way and a rerun give the same invoices. Period close goes in batches of customers that workers close in
+parallel, each batch claimed for its whole run (`locks.customers_claimed`) and closed a chunk per transaction.
 """
 
 import datetime as dt
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -15,7 +17,7 @@ from billing.events import invoices_changed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
 from billing.services import issuing, period_close, state
-from billing.services.locks import try_lock_customer
+from billing.services.locks import customers_claimed, try_lock_customer
 from billing.services.state import Trigger
 from openmeter_site.core.errors import DomainError
 
@@ -33,25 +35,46 @@ class PeriodClose:
     drafts: int  # draft invoices created
 
 
+def due_customer_batches(*, at: dt.datetime, size: int) -> Iterator[list[str]]:
+    """Customers whose gathering invoice is due at `at`, in customer order, `size` at a time (read batch by
+    batch, so a batch closed meanwhile does not shift the next)."""
+    after = ""
+    while True:
+        batch = list(
+            Invoice.objects.filter(status=S.GATHERING, deleted_at__isnull=True, collection_at__lte=at,
+                                   customer_id__gt=after)
+            .order_by("customer_id").values_list("customer_id", flat=True).distinct()[:size]
+        )
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]
+
+
+def close_batch(customer_ids: Sequence[str], *, at: dt.datetime, chunk: int = CLOSE_CHUNK) -> PeriodClose:
+    """Period close of one batch of customers: their usage in one batched meter query per meter and period, then
+    their due lines invoiced, a chunk of customers per transaction. Several workers close batches in parallel:
+    a customer another worker's batch holds is left to it."""
+    drafts = 0
+    with customers_claimed("close", customer_ids) as claimed:
+        if claimed:
+            usage = period_close.batched_usage(claimed, at)
+            for i in range(0, len(claimed), chunk):
+                with transaction.atomic():
+                    drafts += len(period_close.close_customers(claimed[i : i + chunk], at=at, usage=usage,
+                                                               actor="job:collect"))
+    return PeriodClose(customers=len(customer_ids), drafts=drafts)
+
+
 def collect_gathering_invoices(
     *, at: dt.datetime | None = None, limit: int = 500, chunk: int = CLOSE_CHUNK
 ) -> PeriodClose:
-    """Period close: customers whose gathering invoice is due get their due lines invoiced (no progressive
-    split), a chunk of customers per transaction."""
+    """Period close of the first `limit` customers whose gathering invoice is due: their due lines are invoiced
+    (no progressive split). The scheduled job hands the further batches to other workers
+    (`billing.tasks.collect_gathering_invoices_task`)."""
     at = at or timezone.now()
-    customer_ids = list(
-        Invoice.objects.filter(status=S.GATHERING, deleted_at__isnull=True, collection_at__lte=at)
-        .order_by("customer_id").values_list("customer_id", flat=True).distinct()[:limit]
-    )
-    if not customer_ids:
-        return PeriodClose(customers=0, drafts=0)
-    usage = period_close.batched_usage(customer_ids, at)
-    drafts = 0
-    for i in range(0, len(customer_ids), chunk):
-        with transaction.atomic():
-            drafts += len(period_close.close_customers(customer_ids[i : i + chunk], at=at, usage=usage,
-                                                       actor="job:collect"))
-    return PeriodClose(customers=len(customer_ids), drafts=drafts)
+    first = next(due_customer_batches(at=at, size=limit), [])
+    return close_batch(first, at=at, chunk=chunk)
 
 
 def _claim(invoice_id: str, customer_id: str) -> Invoice | None:

@@ -1,6 +1,8 @@
-"""Transaction-scoped PostgreSQL advisory locks: serialise work per customer (or per singleton) across workers."""
+"""PostgreSQL advisory locks: transaction-scoped ones serialise work per customer (or per singleton) across workers;
+session-scoped claims keep a batch of customers to one worker across several transactions."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -32,3 +34,26 @@ def try_lock_customers(customer_ids: Sequence[str]) -> list[str]:
             [list(customer_ids)],
         )
         return [row[0] for row in cur.fetchall()]
+
+
+@contextmanager
+def customers_claimed(purpose: str, customer_ids: Sequence[str]) -> Iterator[list[str]]:
+    """Claim these customers for one piece of work that spans several transactions (a batch of period close: one
+    transaction per chunk): yields those no other worker has claimed for `purpose`, in order, and releases them on
+    exit. A worker that dies loses its claims with its connection. The key is not the customer lock's, so an API
+    action on a claimed customer waits only for the transaction that holds its customer lock, not the batch."""
+    prefix = f"billing:{purpose}:"
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM unnest(%s::varchar[]) WITH ORDINALITY AS c(id, n) "
+            "WHERE pg_try_advisory_lock(hashtext(%s || id)) ORDER BY n",
+            [list(customer_ids), prefix],
+        )
+        claimed = [row[0] for row in cur.fetchall()]
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtext(%s || id)) FROM unnest(%s::varchar[]) AS c(id)",
+                            [prefix, claimed])

@@ -14,10 +14,13 @@ from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import actions, gathering, jobs
 from billing.services.gathering import LineInput
+from billing.services.locks import customers_claimed
 from billing.services.profiles import customer_override_upsert
+from billing.tasks import collect_gathering_invoices_task
 from catalog.models import Feature
 from metering.postgres.fold import fold_all
 from openmeter_site.core.errors import DomainError
+from openmeter_site.core.models import JobRun
 from tests.billing.helpers import FEB, T0, custom_invoicing_app, customer, metered_feature, profile
 from tests.factories import FeatureFactory, MeterFactory, ingest
 
@@ -356,6 +359,57 @@ def test_two_period_close_runs_over_several_chunks_produce_one_invoice_per_custo
     assert InvoiceEvent.objects.filter(trigger="create").count() == 6
     # 20 + 10 * (i + 1) * 0.5
     assert [int(i.total) for i in invoices] == [25, 30, 35, 40, 45, 50]
+
+
+@pytest.mark.django_db
+def test_the_scheduled_close_sends_its_batches_to_the_workers_and_closes_the_first_itself():
+    # given 5 customers due, and the scheduled job taking batches of 2 (test settings run sent tasks at once)
+    _setup_customers(5, autoAdvance=False)
+    # when it runs
+    assert collect_gathering_invoices_task.apply(kwargs={"batch_size": 2, "at": AFTER_CLOSE.isoformat()}).get() == 2
+    # then it sent the two further batches as tasks of their own, each closed as one run
+    runs = list(JobRun.objects.filter(job="billing.collect_gathering_invoices").order_by("created_at"))
+    assert [r.counts for r in runs] == [
+        {"batches sent to the workers": 2, "drafts created": 2, "customers due": 2},
+        {"drafts created": 2, "customers due": 2},
+        {"drafts created": 1, "customers due": 1},
+    ]
+    # and every customer has one invoice (20 + 10 * (i + 1) * 0.5), numbered without a gap in whichever order the
+    # batches ran (here the sent ones first)
+    invoices = _standard_invoices()
+    assert [int(i.total) for i in invoices] == [25, 30, 35, 40, 45]
+    assert sorted(int(i.number.rsplit("-", 1)[1]) for i in invoices) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_leaves_the_customers_another_workers_batch_holds():
+    # given 3 customers due, the second one held by another worker's batch
+    customers = _setup_customers(3, autoAdvance=False)
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with customers_claimed("close", [customers[1].pk]) as claimed:
+                assert claimed == [customers[1].pk]
+                held.set()
+                assert release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert held.wait(30)
+    # when this worker's batch has all three
+    closed = jobs.close_batch([c.pk for c in customers], at=AFTER_CLOSE)
+    release.set()
+    thread.join(30)
+    # then it closed the two it could claim and left the held one to its holder
+    assert closed == jobs.PeriodClose(customers=3, drafts=2)
+    assert [i.customer_id for i in _standard_invoices()] == [customers[0].pk, customers[2].pk]
+    # and once released, the next run closes it: 20 + 10 * 2 * 0.5
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE)
+    assert [(i.customer_id, int(i.total)) for i in _standard_invoices()] == [
+        (customers[0].pk, 25), (customers[1].pk, 30), (customers[2].pk, 35)]
 
 
 def _pause_after_the_first_read_of(table: str, paused: threading.Event, go: threading.Event):

@@ -75,3 +75,28 @@ def test_subscription_sync_task_with_a_real_worker(worker, api):
     [line] = InvoiceLine.objects.filter(subscription_id=sub["id"], deleted_at__isnull=True)
     started = dt.datetime.fromisoformat(sub["activeFrom"]).replace(microsecond=0)  # lines are cut to whole seconds
     assert (line.price["amount"], line.period_start) == ("12", started)
+
+
+def test_period_close_batches_run_on_two_workers_and_invoice_each_customer_once(transactional_db, start_celery_worker):
+    # given 7 customers due for period close and two worker processes
+    start_celery_worker(concurrency=2)
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    start = (timezone.now() - dt.timedelta(days=31)).replace(microsecond=0)
+    end = start + dt.timedelta(days=30)
+    customers = [customer(name=f"Batch {n}", subjects=(f"b{n}",)) for n in range(7)]
+    for n, c in enumerate(customers):
+        ingest([{"subject": f"b{n}", "type": "tokens", "time": start + dt.timedelta(days=1), "data": {"tokens": n + 1}}])
+        gathering.pending_lines_create(customer_id=c.pk, currency="USD", lines=[
+            LineInput(name="Tokens", period_start=start, period_end=end, invoice_at=end, feature_key=feature.key,
+                      price={"type": "unit", "amount": "2"})])
+    # when the scheduled job runs in batches of 2: it closes the first and sends three to the workers
+    assert _run("billing.collect_gathering_invoices", batch_size=2) == 2
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and Invoice.objects.exclude(status=S.GATHERING).count() < 7:
+        time.sleep(0.2)  # waiting for the workers; the assertions below are on state, not time
+    # then each customer has one invoice, (n + 1) tokens * 2, numbered 1..7 whichever worker took which batch
+    invoices = sorted(Invoice.objects.exclude(status=S.GATHERING), key=lambda i: i.customer.name)
+    assert [(i.customer_id, int(i.total)) for i in invoices] == [(c.pk, 2 * (n + 1)) for n, c in enumerate(customers)]
+    assert sorted(int(i.number.rsplit("-", 1)[1]) for i in invoices) == [1, 2, 3, 4, 5, 6, 7]
+    assert InvoiceLine.objects.filter(parent__isnull=True).exclude(invoice__status=S.GATHERING).count() == 7
