@@ -63,6 +63,7 @@ def reset_bench_rows() -> None:
     Feature.objects.filter(key="bench_tokens").delete()
     with connection.cursor() as cur:
         cur.execute("DELETE FROM metering_event WHERE type = 'bench_request'")
+        cur.execute("DELETE FROM metering_eventkey WHERE source = 'bench'")
     Meter.objects.filter(slug="bench_tokens").delete()
 
 

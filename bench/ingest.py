@@ -66,14 +66,10 @@ def copy_rate(batches: list[list[dict]]) -> float:
     return len(rows) / elapsed
 
 
-COPY_STORE_SQL = """
-WITH ins AS (
-    INSERT INTO metering_event (id, source, type, subject, time, data)
-    SELECT id, source, type, subject, time, data FROM om_ingest
-    ON CONFLICT (source, id) DO NOTHING RETURNING seq
-)
-INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
-"""
+def copy_store_sql() -> str:
+    from metering.postgres.store import store_sql
+
+    return store_sql("SELECT id, source, type, subject, time, data FROM om_ingest ORDER BY source, id")
 
 
 def store_comparison(run: str, n: int) -> tuple[float, float]:
@@ -104,7 +100,7 @@ def store_comparison(run: str, n: int) -> tuple[float, float]:
             with cur.copy("COPY om_ingest FROM STDIN") as cp:
                 for e, t in zip(events, parsed.times, strict=True):
                     cp.write_row((e["id"], e["source"], e["type"], e["subject"], t, orjson.dumps(e["data"]).decode()))
-            cur.execute(COPY_STORE_SQL)
+            cur.execute(copy_store_sql())
     copy = n * BATCH / (time.perf_counter() - started)
     return unnest, copy
 

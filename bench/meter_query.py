@@ -34,26 +34,27 @@ END = START + dt.timedelta(days=30)
 SUBJECTS = 1000
 CHUNK = 1_000_000
 
-GENERATE_SQL = """
-WITH ins AS (
-    INSERT INTO metering_event (id, source, type, subject, time, data)
-    SELECT 'bench-' || g, 'bench', 'prompt', 'customer-' || (g %% 1000),
-           %(start)s + (g::float8 / %(total)s) * interval '30 days' - (g %% 97) * interval '1 second',
+# generated rows stored as ingest stores them (de-duplication keys, pending queue): metering.postgres.store.store_sql
+GENERATE_SELECT = """
+    SELECT 'bench-' || g AS id, 'bench' AS source, 'prompt' AS type, 'customer-' || (g %% 1000) AS subject,
+           %(start)s + (g::float8 / %(total)s) * interval '30 days' - (g %% 97) * interval '1 second' AS time,
            jsonb_build_object('tokens', (g * 7919) %% 5000 + 1,
                               'model', (ARRAY['gpt-4','gpt-4o','gpt-3.5','claude','llama'])[1 + (g / 1000) %% 5],
-                              'type', 'input')
+                              'type', 'input') AS data
     FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
-    RETURNING seq
-)
-INSERT INTO metering_pendingevent (seq) SELECT seq FROM ins
 """
 
 
 def load_events(total: int) -> None:
+    from metering.postgres.partitions import month_of, partitions_ensure
+    from metering.postgres.store import store_sql
+
+    partitions_ensure({month_of(START - dt.timedelta(seconds=97)), month_of(START), month_of(END)})
     with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
         started = time.perf_counter()
         for lo in range(1, total + 1, CHUNK):
-            conn.execute(GENERATE_SQL, {"start": START, "total": total, "lo": lo, "hi": min(total, lo + CHUNK - 1)})
+            params = {"start": START, "total": total, "lo": lo, "hi": min(total, lo + CHUNK - 1)}
+            conn.execute(store_sql(GENERATE_SELECT), params)
         print(f"  generated {total:,} events in {time.perf_counter() - started:.1f} s (SQL, not the ingest path)")
         conn.execute("VACUUM ANALYZE metering_event")
 

@@ -89,7 +89,7 @@ def reset_rows() -> None:
             "notifications_notificationrule_features, notifications_notificationrule, "
             "notifications_notificationchannel, notifications_evaluationcursor CASCADE"
         )
-        cur.execute("TRUNCATE metering_event, metering_pendingevent, metering_rollup RESTART IDENTITY")
+        cur.execute("TRUNCATE metering_event, metering_eventkey, metering_pendingevent, metering_rollup")
     for customer in Customer.objects.filter(key__startswith="bench-notify-"):
         for entitlement in Entitlement.objects.filter(customer=customer):
             entitlement.snapshots.all().delete()

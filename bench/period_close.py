@@ -106,6 +106,7 @@ def reset() -> None:
         cur.execute("DELETE FROM metering_pendingevent WHERE seq IN "
                     "(SELECT seq FROM metering_event WHERE type LIKE 'bench_close%%')")
         cur.execute("DELETE FROM metering_event WHERE type LIKE 'bench_close%%'")
+        cur.execute("DELETE FROM metering_eventkey WHERE source = %s", [PREFIX])
     Meter.objects.filter(slug__startswith="bench_close").delete()
 
 

@@ -3,7 +3,7 @@
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db.models import Q
+from django.db.models import Min, Q
 
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
@@ -50,3 +50,12 @@ OWED_STATUSES: tuple[str, ...] = (
 def overdue_q(now: dt.datetime) -> Q:
     """Of the owed invoices, those past their due date (the overdue job marks them within 15 minutes)."""
     return Q(status=S.OVERDUE) | Q(due_at__lt=now)
+
+
+def usage_needed_since() -> dt.datetime | None:
+    """The start of the earliest line period on an invoice not issued yet (gathering, draft or issuing): metering
+    keeps every event from then on (`metering.retention`), since the line's usage may still be read from them."""
+    unissued = [s.value for s in S if s.value == S.GATHERING or s.value.startswith(("draft.", "issuing."))]
+    return InvoiceLine.objects.filter(
+        invoice__status__in=unissued, invoice__deleted_at__isnull=True, deleted_at__isnull=True
+    ).aggregate(start=Min("period_start"))["start"]

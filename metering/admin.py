@@ -206,7 +206,10 @@ class EstimatedCountPaginator(Paginator):
         if query.where:
             return super().count
         with connection.cursor() as cur:
-            cur.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'metering_event'")
+            cur.execute(  # the sum over the monthly partitions (-1: never analyzed)
+                "SELECT sum(greatest(c.reltuples, 0))::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'metering_event'::regclass"
+            )
             row = cur.fetchone()
         estimate = row[0] if row else -1
         return estimate if estimate > 10_000 else super().count

@@ -154,6 +154,12 @@ class EventStore(Protocol):
         """(events stored but not aggregated yet, age in seconds of the oldest of them; 0 when none)."""
         ...
 
+    def events_maintain(self, *, at: dt.datetime) -> dict[str, int]:
+        """The store's upkeep (the hourly `metering.events_maintain` job): storage made ready ahead of time, expired
+        de-duplication keys purged, and, where the backend does it, events past `OPENMETER_EVENTS_RETENTION_DAYS`
+        dropped; returns counts of what it did."""
+        ...
+
     # --- meter queries and usage -------------------------------------------------------------------------------------
     def query(self, spec: QuerySpec) -> list[Row]:
         """A meter query (`meters.query`, the admin, the portal), rows ordered by window, subject, customer, groups."""

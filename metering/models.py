@@ -48,7 +48,10 @@ class Meter(SoftDeleteModel):
 
 
 class Event(models.Model):
-    """A stored CloudEvent. Written only by the ingest store (one multi-row statement per batch)."""
+    """A stored CloudEvent. Written only by the event store (one statement per batch, metering/postgres/store.py).
+
+    The table is partitioned by month of `time` (metering/postgres/partitions.py); its primary key is (seq, time),
+    and `seq` comes from one sequence for every partition. (source, id) is de-duplicated through `EventKey`."""
 
     seq = models.BigAutoField(primary_key=True)
     id = models.CharField(max_length=512)
@@ -60,7 +63,6 @@ class Event(models.Model):
     ingested_at = models.DateTimeField(db_default=Now())
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["source", "id"], name="event_source_id_unique")]
         indexes = [
             models.Index(fields=["time", "seq"], name="event_time_seq"),
             models.Index(fields=["subject", "time"], name="event_subject_time"),
@@ -70,10 +72,28 @@ class Event(models.Model):
         return f"{self.source}/{self.id}"
 
 
-class PendingEvent(models.Model):
-    """Events stored but not yet folded into rollups (the raw tail that queries add to the rollups)."""
+class EventKey(models.Model):
+    """The (source, id) of every event stored in the last `DEDUP_WINDOW` (32 days) or more: the event table is
+    partitioned by time, so it cannot hold a unique index on (source, id) itself. Written by the statement that
+    stores the events (a key that is already here drops its event), purged by the maintenance job."""
 
-    seq = models.BigIntegerField(primary_key=True)
+    pk = models.CompositePrimaryKey("source", "id")
+    source = models.CharField(max_length=512)
+    id = models.CharField(max_length=512)
+    stored_at = models.DateTimeField(db_default=Now())  # BRIN-indexed (migration 0007): keys arrive in time order
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.id}"
+
+
+class PendingEvent(models.Model):
+    """Events stored but not yet folded into rollups (the raw tail that queries add to the rollups), by fold shard
+    (a hash of the subject) so that folds run in parallel, one per shard; `time` finds the event's partition."""
+
+    pk = models.CompositePrimaryKey("shard", "seq")
+    shard = models.SmallIntegerField()
+    seq = models.BigIntegerField()
+    time = models.DateTimeField()
 
     def __str__(self) -> str:
         return str(self.seq)

@@ -31,3 +31,14 @@ def resume_backfills_task(self: Task) -> int:
         built = event_store().aggregates_resume()
         run.counts["meter rollups rebuilt"] = built
     return built
+
+
+@shared_task(bind=True, name="metering.events_maintain", acks_late=True)
+def events_maintain_task(self: Task) -> None:
+    """Months of events ready ahead of time, expired de-duplication keys purged, retention applied."""
+    from django.utils import timezone
+
+    from metering.event_store import event_store
+
+    with job_run(self) as run:
+        run.counts.update(event_store().events_maintain(at=timezone.now()))

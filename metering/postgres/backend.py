@@ -19,7 +19,7 @@ from metering.event_store import (
 )
 from metering.events.ingest import IngestBatch
 from metering.models import Meter
-from metering.postgres import events, fold, query, store, usage
+from metering.postgres import events, fold, maintenance, query, store, usage
 from openmeter_site.core.broker import kick
 
 
@@ -63,6 +63,9 @@ class PostgresEventStore:
 
     def aggregates_backlog(self) -> tuple[int, float]:
         return events.fold_backlog()
+
+    def events_maintain(self, *, at: dt.datetime) -> dict[str, int]:
+        return maintenance.events_maintain(at=at)
 
     def query(self, spec: QuerySpec) -> list[Row]:
         return query.run_query(spec)

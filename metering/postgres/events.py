@@ -187,7 +187,7 @@ def subjects_since(cursor: str | None) -> tuple[list[str], str]:
 FOLD_BACKLOG_SQL = """
 SELECT (SELECT count(*) FROM metering_pendingevent),
        (SELECT extract(epoch FROM now() - e.ingested_at) FROM metering_event e
-        WHERE e.seq = (SELECT min(seq) FROM metering_pendingevent))
+        JOIN (SELECT seq, time FROM metering_pendingevent ORDER BY seq LIMIT 1) AS p ON e.seq = p.seq AND e.time = p.time)
 """
 
 

@@ -1,20 +1,34 @@
 """Per-meter rollups (HOT PATH for queries): folding pending events and backfilling meters.
 
-Every stored event is queued in `metering_pendingevent` by the same statement that stores it. The fold moves a
-batch from pending into the rollups of every live meter of the batch's event types in ONE transaction, so a
-query (rollups + pending, one snapshot) sees each event exactly once.
+Every stored event is queued in `metering_pendingevent` by the same statement that stores it, in the fold shard of
+its subject (`metering.postgres.store.FOLD_SHARDS`). A fold takes one shard (a try-lock: no other process folds it
+meanwhile), moves a batch of it from pending into the rollups of every live meter of the batch's event types in
+ONE transaction, so a query (rollups + pending, one snapshot) sees each event exactly once. Folds of different
+shards run in parallel (one per Celery worker process): a subject's events are all in one shard, so two folds
+never write the same per-subject bucket; the all-subjects buckets (subject '') they may share are written last,
+in key order, so a fold waits for another only for the moment before that one commits, and never in a cycle.
 
 A meter that is created over existing events, or whose groupBy changes, is (re)built by a backfill: its
 `backfill_cursor` walks the event seq range in chunks. While it is not NULL:
   - the fold adds to the meter only events with seq < cursor (events the backfill has passed);
   - a backfill chunk [c, c + n) adds events that are not pending, then moves the cursor to c + n.
-Both run under one transaction-level advisory lock, so an event is counted exactly once: folded before its
-chunk → the chunk sees it as not pending; still pending at its chunk → the fold adds it later (seq < cursor);
-committed late with a lower seq → it is pending, so the fold adds it. When the cursor passes max(seq) the meter
-is ready (cursor NULL) and queries switch from raw events to rollups.
+A fold holds a SHARED lock on each event type of its batch (taken after claiming the batch, before reading the
+meters), a backfill chunk and a rebuild's start an EXCLUSIVE lock on their meter's event type: folds run
+together, but never beside a backfill step of a meter they fold. So an event is counted exactly once:
+  - folded (its pending row deleted and committed) before its chunk runs → the chunk sees it as not pending and
+    adds it; the fold did not (it read cursor <= seq after its lock, hence after any earlier chunk's commit);
+  - still pending, or being folded by an uncommitted fold, when its chunk runs → the chunk skips it; that fold, or a
+    later one, reads the cursor after the chunk committed (it waits for the lock) and adds it (seq < cursor);
+  - committed late with a lower seq → it is pending, so a fold adds it;
+  - of a meter created while a fold of its type runs → the meter's rebuild start waits for that fold, or the
+    fold reads the meter (cursor 0: adds nothing) and its chunks wait for the fold's commit.
+When the cursor passes max(seq) the meter is ready (cursor NULL) and queries switch from raw events to rollups.
+The lock is keyed by event type, not meter, because a fold learns its meters from its batch's types: a meter
+created meanwhile has no lock of its own that the fold could have taken.
 """
 
 import logging
+import random
 
 from django.db import DatabaseError, connection, transaction
 from django.db.backends.utils import CursorWrapper
@@ -23,10 +37,13 @@ from psycopg import sql
 from metering import progress
 from metering.models import Meter, MeterAggregation
 from metering.postgres.query import eligible_sql, extracted_sql, group_column
+from metering.postgres.store import FOLD_SHARDS
 
 logger = logging.getLogger(__name__)
 
-ROLLUP_LOCK = 0x6F6D5F726F6C6C  # "om_roll": one folder or backfill step at a time
+# Advisory lock namespaces (the two-int form: namespace, key)
+SHARD_LOCK = 0x6F6D7368  # "omsh" + shard: one fold per shard at a time
+TYPE_LOCK = 0x6F6D7479  # "omty" + hashtext(event type): folds shared, backfill steps and rebuild starts exclusive
 FOLD_BATCH = 200_000  # bigger batches share more buckets between their events: fewer upserts per event
 VACUUM_AFTER = 100_000  # events folded in one run after which the emptied queue is vacuumed
 BACKFILL_CHUNK = 200_000
@@ -47,7 +64,8 @@ ON CONFLICT (meter_id, resolution, bucket, subject, groups, uvalue) DO UPDATE SE
 
 def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Composable) -> sql.Composable:
     """Aggregate the meter's events from `source` (aliased `e`) at minute, hour and day resolution, per subject
-    and (hours and days) for all subjects together, and add them to the rollups in one statement.
+    and (hours and days) for all subjects together, and add them to the rollups in one statement: per-subject
+    rows first, in key order, then the all-subjects rows (which a fold of another shard may be writing too).
 
     One pass over the events with GROUPING SETS, grouped on the groupBy values as text (the rollup's `groups`
     jsonb is built once per bucket, not hashed per event): several times cheaper than aggregating minutes first
@@ -78,6 +96,7 @@ def upsert_rollups_sql(meter: Meter, source: sql.Composable, condition: sql.Comp
                min(v), max(v), min(time), max(time), {latest_seq}, {latest_value}, {meter}
         FROM b
         GROUP BY GROUPING SETS ((mi, subject, {cell}), (h, subject, {cell}), (d, subject, {cell}), (h, {cell}), (d, {cell}))
+        ORDER BY GROUPING(subject), 1, 3, 2, 4, 5
         """
     ).format(
         values=sql.SQL("").join(v + sql.SQL(",") for v in values),
@@ -106,36 +125,61 @@ FOLD_TABLE_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS om_fold (seq bigint, type text, subject text, time timestamptz, data jsonb)
 ON COMMIT DELETE ROWS
 """
-# The first `limit` pending events, by seq range (no row locks: one folder at a time holds the advisory lock,
-# and even without it DELETE hands each row to one statement only). An event committed later with a lower seq
-# stays pending for the next batch.
+# The shard's first `limit` pending events, by seq range (no row locks: the shard's lock keeps other folds out). An
+# event committed later with a lower seq stays pending for the next batch. Each event is read from its partition.
 CLAIM_SQL = """
 WITH batch AS (
     DELETE FROM metering_pendingevent
-    WHERE seq <= (SELECT max(seq) FROM (SELECT seq FROM metering_pendingevent ORDER BY seq LIMIT %s) AS first)
-    RETURNING seq
+    WHERE shard = %(shard)s AND seq <= (SELECT max(seq) FROM (
+        SELECT seq FROM metering_pendingevent WHERE shard = %(shard)s ORDER BY seq LIMIT %(limit)s) AS first)
+    RETURNING seq, time
 )
-INSERT INTO om_fold SELECT e.seq, e.type, e.subject, e.time, e.data FROM metering_event e JOIN batch USING (seq)
+INSERT INTO om_fold
+SELECT e.seq, e.type, e.subject, e.time, e.data FROM batch b
+CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = b.seq AND e.time = b.time OFFSET 0) AS e
 """
 
 
+def lock_event_types(cur: CursorWrapper, types: list[str], *, exclusive: bool) -> None:
+    """Take the event types' locks until the transaction ends, in key order (no two folds wait in a cycle)."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    cur.execute(
+        f"SELECT {function}(%s, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest(%s::text[]) AS t ORDER BY k "
+        "OFFSET 0) AS keys",
+        [TYPE_LOCK, types],
+    )
+
+
 def fold_pending(*, limit: int = FOLD_BATCH) -> int:
-    """Fold up to `limit` pending events into the rollups; returns how many were folded (0 when another folder
-    holds the lock)."""
+    """One pass over the shards, starting at a random one: each shard that no other process is folding gives a
+    batch, up to `limit` events in all. Returns how many were folded."""
+    folded = 0
+    first = random.randrange(FOLD_SHARDS)  # spreads parallel folds over the shards
+    for i in range(FOLD_SHARDS):
+        if folded >= limit:
+            break
+        folded += fold_shard(shard=(first + i) % FOLD_SHARDS, limit=limit - folded)
+    return folded
+
+
+def fold_shard(*, shard: int, limit: int = FOLD_BATCH) -> int:
+    """Fold up to `limit` pending events of one shard into the rollups; returns how many were folded (0 when
+    another process is folding the shard)."""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [SHARD_LOCK, shard])
         if not cur.fetchone()[0]:
             return 0
         cur.execute("SET LOCAL work_mem = '256MB'")  # the batch aggregates in memory instead of spilling
         cur.execute(FOLD_TABLE_SQL)
         cur.execute("TRUNCATE om_fold")  # ON COMMIT empties it, but a caller's outer transaction may not have ended
-        cur.execute(CLAIM_SQL, [limit])
+        cur.execute(CLAIM_SQL, {"shard": shard, "limit": limit})
         claimed = cur.rowcount
         if claimed == 0:
             return 0
         cur.execute("SELECT DISTINCT type FROM om_fold")
         types = [t for (t,) in cur.fetchall()]
-        for meter in Meter.objects.filter(deleted_at__isnull=True, event_type__in=types):
+        lock_event_types(cur, types, exclusive=False)
+        for meter in Meter.objects.filter(deleted_at__isnull=True, event_type__in=types).order_by("pk"):
             _fold_meter(cur, meter)
         return claimed
 
@@ -152,17 +196,17 @@ def _fold_meter(cur: CursorWrapper, meter: Meter) -> None:
             cur.execute(upsert_rollups_sql(meter, sql.SQL("om_fold e"), condition))
     except DatabaseError:
         logger.exception("folding meter %s failed; marking it for a rollup rebuild", meter.slug)
-        Meter.objects.filter(pk=meter.pk).update(backfill_cursor=0)
-        cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
+        rollups_rebuild_start(meter=meter)  # waits for the other folds of its type: they may be adding to it
 
 
 def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:
-    """Fold until pending is empty (or `max_batches` batches); returns how many events were folded."""
+    """Fold until a pass over the shards finds nothing to fold (or `max_batches` passes); returns how many events
+    were folded."""
     total = 0
     for _ in range(max_batches):
         folded = fold_pending(limit=limit)
         total += folded
-        if folded < limit:
+        if folded == 0:
             break
     return total
 
@@ -174,7 +218,7 @@ def fold_backlog(*, limit: int = FOLD_BATCH, max_batches: int = 100, vacuum_afte
     folded = fold_all(limit=limit, max_batches=max_batches)
     if folded >= vacuum_after and not connection.in_atomic_block:
         with connection.cursor() as cur:
-            cur.execute("VACUUM metering_pendingevent")
+            cur.execute("VACUUM (SKIP_LOCKED) metering_pendingevent")  # another fold's vacuum does it as well
     return folded
 
 
@@ -190,7 +234,7 @@ def rollups_rebuild_start(*, meter: Meter) -> None:
     """Mark the meter as being rebuilt and drop its rollups (queries read raw events until the backfill ends).
     Call inside the transaction that changes the meter; start `backfill` on commit."""
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        lock_event_types(cur, [meter.event_type], exclusive=True)
         cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
     Meter.objects.filter(pk=meter.pk).update(backfill_cursor=0)
     meter.backfill_cursor = 0
@@ -199,8 +243,11 @@ def rollups_rebuild_start(*, meter: Meter) -> None:
 def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
     """Add one chunk of old events to the meter's rollups; returns True when the meter is ready."""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
-        meter = Meter.objects.filter(pk=meter_id, deleted_at__isnull=True).first()
+        event_type = Meter.objects.filter(pk=meter_id).values_list("event_type", flat=True).first()
+        if event_type is None:
+            return True
+        lock_event_types(cur, [event_type], exclusive=True)
+        meter = Meter.objects.filter(pk=meter_id, deleted_at__isnull=True).first()  # read after the lock
         if meter is None or meter.backfill_cursor is None:
             return True
         cursor = meter.backfill_cursor
@@ -211,8 +258,10 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
             Meter.objects.filter(pk=meter.pk).update(backfill_cursor=None)
             progress.progress_set(progress_id(meter), total=max_seq, success=max_seq, ttl=progress.BACKFILL_TTL)
             return True
+        # the chunk's pending seqs once (the queue is keyed by shard first), then a hashed NOT IN
         condition = sql.SQL(
-            "e.seq >= {lo} AND e.seq < {hi} AND NOT EXISTS (SELECT 1 FROM metering_pendingevent p WHERE p.seq = e.seq)"
+            "e.seq >= {lo} AND e.seq < {hi} AND e.seq NOT IN "
+            "(SELECT p.seq FROM metering_pendingevent p WHERE p.seq >= {lo} AND p.seq < {hi})"
         ).format(lo=sql.Literal(cursor), hi=sql.Literal(cursor + chunk))
         cur.execute(upsert_rollups_sql(meter, sql.SQL("metering_event e"), condition))
         Meter.objects.filter(pk=meter.pk).update(backfill_cursor=cursor + chunk)

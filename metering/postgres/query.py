@@ -36,6 +36,7 @@ from psycopg import sql
 from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Row
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
+from metering.postgres.store import shard_sql
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 UTC = ZoneInfo("UTC")
@@ -450,14 +451,23 @@ def run_query(spec: QuerySpec) -> list[Row]:
     return _execute(spec, statement, _group_keys(spec))
 
 
+# Pending events by their events (the planner may start from a subject's events): the queue's key is (shard, seq).
+PENDING_JOIN = (
+    f"metering_event e JOIN metering_pendingevent p ON p.shard = {shard_sql('e.subject')} AND p.seq = e.seq "
+    "AND p.time = e.time"
+)
+
+
 def _pending_source(spec: QuerySpec) -> sql.Composable:
-    """Pending events joined to their rows. With a subject filter the planner may start from the subject's
-    events (index on subject, time); without one, always from the pending queue, looked up by seq: the queue
-    is short, its statistics are often stale, and a hash join would scan every event in the range."""
+    """Pending events joined to their rows (by seq and time: one partition each). With a subject filter the
+    planner may start from the subject's events (index on subject, time); without one, always from the pending
+    queue, looked up by seq: the queue is short, its statistics are often stale, and a hash join would scan every
+    event in the range."""
     if spec.subjects is not None:
-        return sql.SQL("metering_pendingevent p JOIN metering_event e ON e.seq = p.seq")
+        return sql.SQL(PENDING_JOIN)
     return sql.SQL(
-        "metering_pendingevent p CROSS JOIN LATERAL (SELECT * FROM metering_event e WHERE e.seq = p.seq OFFSET 0) AS e"
+        "metering_pendingevent p CROSS JOIN LATERAL "
+        "(SELECT * FROM metering_event e WHERE e.seq = p.seq AND e.time = p.time OFFSET 0) AS e"
     )
 
 

@@ -26,7 +26,16 @@ from psycopg import sql
 from metering.event_store import UsageRequest
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
-from metering.postgres.query import EXACT, MINUTE, _ceil, _floor, decompose, events_as_rollups_sql, rollup_aggregate_sql
+from metering.postgres.query import (
+    EXACT,
+    MINUTE,
+    PENDING_JOIN,
+    _ceil,
+    _floor,
+    decompose,
+    events_as_rollups_sql,
+    rollup_aggregate_sql,
+)
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
@@ -47,7 +56,7 @@ _ROLLUPS = (
     "WHERE piece.source = 'rollup'{request}"
 )
 _EVENT_SOURCES = {
-    "pending": "metering_pendingevent p JOIN metering_event e ON e.seq = p.seq",
+    "pending": PENDING_JOIN,
     "raw": "metering_event e",
 }
 

@@ -12,6 +12,10 @@ if OPENMETER_EVENTS_BACKEND not in ("postgres", "clickhouse"):
 # chdb:///path (ClickHouse's engine in process: tests and single-process trials).
 CLICKHOUSE_URL = env_str("CLICKHOUSE_URL", "http://default@127.0.0.1:8123/openmeter")
 
+# Events (PostgreSQL store) are dropped by whole months this many days after a month ends, once their usage is
+# folded and every invoice covering them is issued (0: kept forever).
+OPENMETER_EVENTS_RETENTION_DAYS = env_int("OPENMETER_EVENTS_RETENTION_DAYS", 0)
+
 # Allow webhook targets on loopback, link-local or private networks (off by default: SSRF guard).
 OPENMETER_WEBHOOK_ALLOW_PRIVATE = env_bool("OPENMETER_WEBHOOK_ALLOW_PRIVATE", False)
 # Maximum number of events in one ingest request.

@@ -46,7 +46,7 @@ def test_batches_with_the_same_ids_in_opposite_orders_never_deadlock(api_key):
     # (ascending: after the first half; descending: after the second half), each holding the ids it inserted
     blocker = psycopg.connect(conftest.test_database_url().replace("postgres://", "postgresql://"))
     blocker.execute(
-        "INSERT INTO metering_event (id, source, type, subject, time) VALUES (%s, 'svc', 'request', 's', now())",
+        "INSERT INTO metering_eventkey (source, id) VALUES ('svc', %s)",
         [MIDDLE],
     )
     responses: dict[str, int] = {}

@@ -326,8 +326,8 @@ def test_batched_customer_query_reads_the_tail_once_whatever_the_planner_estimat
     # then no join pairs the tail with the customers (such a join once rescanned a 500,000-event tail per
     # customer when the planner took both sides for a few rows), and the event table is read once per piece
     assert not [n for n in nodes if n.get("Rows Removed by Join Filter")]
-    event_reads = [n for n in nodes if n.get("Relation Name") == "metering_event"]
-    assert event_reads and all(n["Actual Loops"] == 1 for n in event_reads)
+    event_reads = [n for n in nodes if n.get("Relation Name", "").startswith("metering_event")]
+    assert event_reads and all(n["Actual Loops"] <= 1 for n in event_reads)  # 0: a month not read
     # and every customer gets its own total: 1 + 2 + 3
     assert meter_usage_by_customer(meter=billed, subject_customers=customers, start=spec.start, end=spec.end) == {
         c: Decimal(6) for c in customers.values()
