@@ -43,8 +43,8 @@ class ApiProblemMiddleware:
     character in the path or query is a 400 up front: no database column can hold one, so no parameter could
     ever match it. Errors raised before any view (DisallowedHost) go to urls.py's handler400 and its siblings.
 
-    DRF adds `Allow` to every response of its views; under /api/ it stays only on a 405, where it means something
-    (as the Go server)."""
+    DRF adds `Allow` to every response of its views; under /api/ it stays only on a 405 and on an answer to OPTIONS,
+    where it means something (elsewhere the Go server sends none)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -55,7 +55,7 @@ class ApiProblemMiddleware:
         if _has_nul(request):
             return problem_response(400, "NUL characters (%00) are not supported in the path or query", request=request)
         response = self.get_response(request)
-        if response.status_code != 405 and "Allow" in response:
+        if response.status_code != 405 and request.method != "OPTIONS" and "Allow" in response:
             del response["Allow"]
         return response
 

@@ -11,6 +11,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "openmeter_site.api.filters.OrderByFilter",
     ],
+    "DEFAULT_METADATA_CLASS": "openmeter_site.api.metadata.AllowedMethodsOnly",
     "EXCEPTION_HANDLER": "openmeter_site.api.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
