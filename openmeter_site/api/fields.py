@@ -76,10 +76,14 @@ def plain_json(value: Any) -> Any:
     """Free-form JSON as it can be stored and sent back: the parser reads fractional numbers as Decimal (for
     money), and these objects are not money, so a fraction or a number beyond 64-bit integers becomes a JSON
     double, as upstream stores it."""
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 300):
-            raise serializers.ValidationError(f"number out of range: {value}")
-        if value == int(value) and -(2**63) <= value < 2**63:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if -(2**63) <= value < 2**63:
+            return value
+        value = Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.adjusted() > 300:  # a double holds up to about 1.8e308
+            raise serializers.ValidationError("number out of range: at most 1e300 in magnitude")
+        if value == value.to_integral_value() and -(2**63) <= value < 2**63:
             return int(value)
         return float(value)  # beyond 64-bit integers JSON readers use doubles anyway
     if isinstance(value, dict):

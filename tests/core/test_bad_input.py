@@ -82,3 +82,41 @@ def test_a_pending_line_with_a_feature_key_longer_than_a_key_is_a_400(api):
                         {"currency": "USD", "lines": [line]}, format="json")
     assert "featureKey" in problem(response)
     assert not InvoiceLine.objects.exists()
+
+
+def post_raw(api, path, raw: bytes):
+    return api.generic("POST", path, raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("levels", [65, 900, 5000])
+def test_a_body_nested_too_deeply_is_a_400_at_any_depth(api, levels):
+    # 900 levels passed the parser and overflowed Python's stack further on; 5000 overflowed the parser: 500s
+    raw = b'[{"key": "deep", "metadata": {"a": ' + b"[" * levels + b"]" * levels + b"}}]"
+    assert "nested more than 64 levels deep" in problem(post_raw(api, "/api/v1/subjects", raw))
+    assert not Subject.objects.filter(key="deep").exists()
+
+
+def test_a_body_nested_64_levels_deep_is_accepted(api):
+    raw = b'[{"key": "deep", "metadata": {"a": ' + b"[" * 61 + b"]" * 61 + b"}}]"  # list, object, object, 61 lists
+    assert post_raw(api, "/api/v1/subjects", raw).status_code == 200
+    expected: list = []
+    for _ in range(60):
+        expected = [expected]
+    assert Subject.objects.get(key="deep").metadata == {"a": expected}
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json_numbers(api, constant):
+    # Python's parser takes them; PostgreSQL's jsonb refused them with a 500, and a metadata string got "nan"
+    raw = b'[{"key": "nan", "metadata": {"a": ' + constant + b"}}]"
+    assert f"{constant.decode().lstrip('-')} is not a JSON number" in problem(post_raw(api, "/api/v1/subjects", raw))
+    raw = b'{"key": "nan", "name": "N", "metadata": {"a": ' + constant + b"}}"
+    assert "is not a JSON number" in problem(post_raw(api, "/api/v1/customers", raw))
+    assert not Subject.objects.filter(key="nan").exists()
+
+
+def test_an_integer_too_large_for_a_double_is_a_400_in_free_form_json(api):
+    # an integer of 400 digits overflowed the conversion to a double: a 500
+    raw = b'[{"key": "big", "metadata": {"a": 1' + b"0" * 400 + b"}}]"
+    assert "number out of range" in problem(post_raw(api, "/api/v1/subjects", raw))
+    assert not Subject.objects.filter(key="big").exists()
