@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from metering.event_store import event_store
@@ -72,21 +72,24 @@ def meter_create(
     meter_check_definition(aggregation=aggregation, value_property=value_property, group_by=group_by or {})
     if aggregation == MeterAggregation.COUNT:
         value_property = None
-    with transaction.atomic():
-        if Meter.objects.filter(slug=slug, deleted_at__isnull=True).exists():
-            raise Conflict(f"meter with slug {slug!r} already exists")
-        meter = Meter.objects.create(
-            slug=slug,
-            name=name or slug,
-            description=description,
-            metadata=dict(metadata or {}),
-            aggregation=aggregation,
-            event_type=event_type,
-            event_from=event_from,
-            value_property=value_property,
-            group_by=dict(group_by or {}),
-        )
-        event_store().aggregates_rebuild(meter=meter)
+    if Meter.objects.filter(slug=slug, deleted_at__isnull=True).exists():
+        raise Conflict(f"meter with slug {slug!r} already exists")
+    try:
+        with transaction.atomic():
+            meter = Meter.objects.create(
+                slug=slug,
+                name=name or slug,
+                description=description,
+                metadata=dict(metadata or {}),
+                aggregation=aggregation,
+                event_type=event_type,
+                event_from=event_from,
+                value_property=value_property,
+                group_by=dict(group_by or {}),
+            )
+            event_store().aggregates_rebuild(meter=meter)
+    except IntegrityError as exc:  # a concurrent create took the slug between the check and the insert
+        raise Conflict(f"meter with slug {slug!r} already exists") from exc
     return meter
 
 
@@ -138,7 +141,11 @@ def subjects_upsert(*, items: Sequence[Mapping[str, Any]]) -> list[Subject]:
         raise InvalidInput("duplicate subject keys in the request")
     out: list[Subject] = []
     with transaction.atomic():
-        existing = {s.key: s for s in Subject.objects.select_for_update().filter(key__in=keys)}
+        # Insert the new keys first, in key order, skipping those that exist (or that a concurrent upsert is
+        # inserting: this waits for it), then lock every row in key order: concurrent upserts of the same keys
+        # wait for each other instead of failing on the unique key or deadlocking.
+        Subject.objects.bulk_create([Subject(key=key) for key in sorted(keys)], ignore_conflicts=True)
+        existing = {s.key: s for s in Subject.objects.select_for_update().filter(key__in=keys).order_by("key")}
         for item in items:
             subject = existing.get(item["key"]) or Subject(key=item["key"])
             for name in SUBJECT_FIELDS:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views import csrf, defaults
 from rest_framework import exceptions as drf_exceptions
@@ -18,6 +19,7 @@ from openmeter_site.core.errors import DomainError
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+UNIQUE_VIOLATION = "23505"
 
 
 def problem_response(
@@ -72,11 +74,15 @@ def validation_problem(errors: Any, request: HttpRequest | None) -> HttpResponse
 
 def django_exception_problem(exc: Exception, request: HttpRequest | None) -> HttpResponse | None:
     """Django's own request errors as problems: a bad Host header, too many query fields and the like
-    (SuspiciousOperation), PermissionDenied, Http404, and the database being unreachable (a 503). None for
-    anything else."""
+    (SuspiciousOperation), PermissionDenied, Http404, the database being unreachable (a 503) and a unique key a
+    concurrent request took first (a 409). None for anything else."""
     if database_unavailable(exc):
         logger.warning("database unavailable on %s: %s", request.path if request else "-", exc)
         return database_unavailable_problem(request)
+    if isinstance(exc, IntegrityError) and getattr(exc.__cause__, "sqlstate", None) == UNIQUE_VIOLATION:
+        # the services check for duplicates first and turn the races they know into a 409; this is any other
+        logger.warning("unique violation on %s: %s", request.path if request else "-", exc)
+        return problem_response(409, "conflicts with a concurrent change: read the resource again", request=request)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(413, "request body too large", request=request)
     if isinstance(exc, SuspiciousOperation):
