@@ -41,6 +41,10 @@ def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
+# what `calculation.usage_for_lines` reads of a line (a batch reads its lines once more, whole, per chunk)
+USAGE_FIELDS = ("id", "invoice_id", "price", "feature_key", "period_start", "period_end", "split_group_start")
+
+
 def batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, calculation.Usage]:
     """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters).
 
@@ -49,7 +53,7 @@ def batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, cal
     lines = list(InvoiceLine.objects.filter(
         invoice__customer_id__in=customer_ids, invoice__status=S.GATHERING, invoice__deleted_at__isnull=True,
         parent__isnull=True, deleted_at__isnull=True, invoice_at__lte=at,
-    ).annotate(invoice_customer_id=F("invoice__customer_id")))
+    ).only(*USAGE_FIELDS).annotate(invoice_customer_id=F("invoice__customer_id")))
     customer_by_invoice = {line.invoice_id: line.invoice_customer_id for line in lines}
     return calculation.usage_for_lines(
         lines, customer_by_invoice=customer_by_invoice, subjects_by_customer=_subjects_by_customer(customer_ids)
@@ -74,15 +78,16 @@ def _plans(
 
 def _usable(profiles: Mapping[str, BillingProfile]) -> dict[str, BillingProfile]:
     """Customers whose profile has invalid stored workflow settings wait (logged) until they are corrected."""
-    out = {}
-    for customer_id, profile in profiles.items():
+    invalid: dict[str, str] = {}
+    for profile in {p.pk: p for p in profiles.values()}.values():  # each profile once: a chunk often shares one
         try:
             stored_workflow_check(profile.workflow, owner=f"billing profile {profile.pk}")
         except WorkflowInvalid as exc:
-            logger.error("not invoicing customer %s: %s", customer_id, exc.detail)
-            continue
-        out[customer_id] = profile
-    return out
+            invalid[profile.pk] = exc.detail
+    for customer_id, profile in profiles.items():
+        if profile.pk in invalid:
+            logger.error("not invoicing customer %s: %s", customer_id, invalid[profile.pk])
+    return {c: p for c, p in profiles.items() if p.pk not in invalid}
 
 
 def close_customers(
