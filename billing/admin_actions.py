@@ -22,7 +22,7 @@ from billing.services.gathering import LineInput
 from customers.models import Customer
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, actor
 from openmeter_site.admin_ui.display import money_text
-from openmeter_site.admin_ui.forms import CurrencyField
+from openmeter_site.admin_ui.forms import CurrencyField, DescriptionField
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -38,7 +38,7 @@ class OneOffChargeForm(ActionForm):
     service_from = forms.DateField(label="Service from", widget=forms.DateInput(attrs={"type": "date"}))
     service_to = forms.DateField(label="Service to", widget=forms.DateInput(attrs={"type": "date"}),
                                  help_text="The last day of the service, included.")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = DescriptionField()
     invoice_now = forms.BooleanField(required=False, label="Invoice it now",
                                      help_text="Make an invoice of this charge right away; otherwise it waits on the "
                                                "customer's next invoice.")

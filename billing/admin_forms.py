@@ -11,7 +11,7 @@ from django import forms
 from billing.models import App, BillingProfile, CustomerOverride
 from billing.services.profiles import live_profiles, supplier_validate
 from billing.services.workflow import DEFAULT_WORKFLOW, workflow_validate
-from openmeter_site.admin_ui.forms import CountryField, DurationField, KeyValueField
+from openmeter_site.admin_ui.forms import CountryField, DescriptionField, DurationField, KeyValueField
 from openmeter_site.core.errors import DomainError
 from openmeter_site.core.time import format_rfc3339
 
@@ -80,12 +80,12 @@ class BillingProfileForm(forms.ModelForm):
     tax_app = forms.ModelChoiceField(queryset=app_choices(), label="Tax app")
     invoicing_app = forms.ModelChoiceField(queryset=app_choices(), label="Invoicing app")
     payment_app = forms.ModelChoiceField(queryset=app_choices(), label="Payment app")
+    description = DescriptionField()
     metadata = KeyValueField()
 
     class Meta:
         model = BillingProfile
         fields = ["name", "description"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 
 from catalog.models import Addon, AddonInstanceType, Feature, SettlementMode
-from openmeter_site.admin_ui.forms import CurrencyField, DurationField, FieldsetsForm, KeyValueField
+from openmeter_site.admin_ui.forms import CurrencyField, DescriptionField, DurationField, FieldsetsForm, KeyValueField
 from openmeter_site.core.ids import KEY_RE
 
 KEY_HELP = "Lower case letters, digits and underscores (e.g. api_calls); it cannot change once published."
@@ -100,7 +100,7 @@ class RateCardForm(FieldsetsForm):
     feature = forms.ChoiceField(required=False, help_text="What the customer gets; usage prices read its meter.")
     billing_cadence = DurationField(required=False, label="Billed every", default_unit="P{}M",
                                     help_text="Empty: billed once (one-time fees only).")
-    description = forms.CharField(max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = DescriptionField()
 
     price_model = forms.ChoiceField(label="Price", choices=PRICE_MODELS, required=False)
     amount = decimal_field("Amount")
@@ -179,7 +179,7 @@ class RateCardForm(FieldsetsForm):
 
 class PlanDetailsForm(FieldsetsForm):
     name = forms.CharField(max_length=256)
-    description = forms.CharField(max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = DescriptionField()
     billing_cadence = DurationField(label="Billing cadence", default_unit="P{}M",
                                     help_text="How often subscriptions are invoiced.")
     pro_rating_enabled = forms.BooleanField(required=False, initial=True, label="Pro-rate partial periods")
@@ -201,7 +201,7 @@ class PhaseForm(FieldsetsForm):
     key = key_field()
     duration = DurationField(required=False, default_unit="P{}M",
                              help_text="Empty: the phase never ends (only the last phase).")
-    description = forms.CharField(max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = DescriptionField()
     metadata = KeyValueField()
 
 
@@ -220,7 +220,7 @@ class PhaseAddForm(PhaseForm):
 
 class AddonDetailsForm(FieldsetsForm):
     name = forms.CharField(max_length=256)
-    description = forms.CharField(max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = DescriptionField()
     instance_type = forms.ChoiceField(
         choices=[(AddonInstanceType.SINGLE, "single (bought once)"),
                  (AddonInstanceType.MULTIPLE, "multiple (bought in a quantity; flat prices only)")],

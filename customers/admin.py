@@ -15,7 +15,7 @@ from customers.models import Customer
 from customers.services import CustomerInput, customer_check, customer_create, customer_delete, customer_update
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk
 from openmeter_site.admin_ui.display import when
-from openmeter_site.admin_ui.forms import CountryField, CurrencyField, KeyValueField, country_choices
+from openmeter_site.admin_ui.forms import CountryField, CurrencyField, DescriptionField, KeyValueField, country_choices
 from openmeter_site.core.errors import DomainError
 
 ADDRESS_FIELDS = {  # form field → billingAddress key (the spec's Address)
@@ -38,12 +38,12 @@ class CustomerForm(forms.ModelForm):
     address_state = forms.CharField(label="State / region", required=False)
     address_country = CountryField(label="Country")
     address_phone_number = forms.CharField(label="Phone number", required=False)
+    description = DescriptionField()
     metadata = KeyValueField()
 
     class Meta:
         model = Customer
         fields = ["name", "key", "description", "primary_email"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,9 +24,10 @@ class CustomerAppData(BaseModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "app"], name="customer_app_data_unique")]
+        verbose_name, verbose_name_plural = "customer's app data", "customers' app data"
 
     def __str__(self) -> str:
-        return f"{self.customer_id} in {self.app_id}"
+        return f"{self.customer.name} in {self.app.name}"
 
 
 class SyncState(models.TextChoices):

@@ -22,6 +22,7 @@ from openmeter_site.core.errors import Conflict, InvalidInput
 class AppUpdateInput:
     type: str
     name: str
+    description: str | None = None
     metadata: dict[str, str] | None = None
     secret_api_key: str | None = None
     enable_draft_sync_hook: bool | None = None
@@ -52,11 +53,13 @@ def app_update(*, app_id: str, data: AppUpdateInput) -> App:
     if data.type != app.type:
         raise InvalidInput(f"type: app {app.id} is a {app.type} app; the body's type is {data.type}")
     app.name = data.name
+    app.description = data.description or None
     app.metadata = data.metadata or {}
     if app.type == AppType.CUSTOM_INVOICING:
         app.enable_draft_sync_hook = bool(data.enable_draft_sync_hook)
         app.enable_issuing_sync_hook = bool(data.enable_issuing_sync_hook)
-    app.save(update_fields=["name", "metadata", "enable_draft_sync_hook", "enable_issuing_sync_hook", "updated_at"])
+    app.save(update_fields=["name", "description", "metadata", "enable_draft_sync_hook", "enable_issuing_sync_hook",
+                            "updated_at"])
     if app.type == AppType.STRIPE and data.secret_api_key:
         from integrations.stripe.services import stripe_app_update_api_key
 

@@ -47,9 +47,16 @@ class TimesMixin:
         return when(obj.next_attempt_at)
 
 
+# the service's error prefix (the API's field) → the form's field
+CHANNEL_FIELDS = {"url": "url", "signingSecret": "signing_secret", "customHeaders": "custom_headers"}
+
+
 class ChannelForm(forms.ModelForm):
-    signing_secret = forms.CharField(
-        required=False, help_text="Leave empty to keep the current secret (or to generate one for a new channel)."
+    signing_secret = forms.RegexField(
+        channel_services.SIGNING_SECRET_RE, required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="whsec_ and 32 to 100 base64 characters. Leave empty to keep the current secret (or to generate one "
+                  "for a new channel). Never shown again.",
     )
     custom_headers = KeyValueField(label="Custom headers", help_text="HTTP headers sent with every delivery.")
     metadata = KeyValueField()
@@ -65,7 +72,8 @@ class ChannelForm(forms.ModelForm):
                 url=data.get("url", ""), signing_secret=data.get("signing_secret"), custom_headers=data.get("custom_headers")
             )
         except DomainError as exc:
-            raise forms.ValidationError(exc.detail) from exc
+            field = CHANNEL_FIELDS.get(exc.detail.partition(":")[0])
+            self.add_error(field if field in self.fields else None, exc.detail)
         return data
 
 

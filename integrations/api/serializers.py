@@ -133,6 +133,7 @@ class UlidField(serializers.RegexField):
 class AppReplaceUpdateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=APP_TYPES)
     name = serializers.CharField(min_length=1, max_length=column_length(App, "name"))
+    description = serializers.CharField(max_length=DESCRIPTION_LENGTH, required=False, allow_null=True, allow_blank=True)
     metadata = MetadataField()
     secretAPIKey = serializers.CharField(required=False, allow_blank=False, trim_whitespace=True)
     enableDraftSyncHook = serializers.BooleanField(required=False)

@@ -60,6 +60,7 @@ class AppViewSet(ListMixin, ResourceViewSet):
             data=services.AppUpdateInput(
                 type=data["type"],
                 name=data["name"],
+                description=data.get("description"),
                 metadata=data.get("metadata"),
                 secret_api_key=data.get("secretAPIKey"),
                 enable_draft_sync_hook=data.get("enableDraftSyncHook"),

@@ -74,9 +74,13 @@ def _metadata(app: App, invoice_id: str, **extra: str) -> dict[str, str]:
     }
 
 
+def stripe_dashboard_url(app: App, page: str = "") -> str:
+    """A page of the app's account in Stripe's dashboard (its test mode unless the app is live)."""
+    return f"https://dashboard.stripe.com/{'' if app.livemode else 'test/'}{page}"
+
+
 def stripe_invoice_url(app: App, invoice_id: str) -> str:
-    """The invoice's page in Stripe's dashboard (its test mode unless the app is live)."""
-    return f"https://dashboard.stripe.com/{'' if app.livemode else 'test/'}invoices/{invoice_id}"
+    return stripe_dashboard_url(app, f"invoices/{invoice_id}")
 
 
 class StripeInvoicingBackend:

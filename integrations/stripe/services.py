@@ -98,6 +98,21 @@ def stripe_app_update_api_key(*, app_id: str, api_key: str) -> App:
     return app
 
 
+WEBHOOK_SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9_\-+/=]{8,200}$")
+
+
+def stripe_app_webhook_secret_replace(*, app_id: str, webhook_secret: str) -> App:
+    """The signing secret of a webhook endpoint the operator registered in Stripe by hand (…/stripe/webhook): from
+    now on only events signed with it are accepted."""
+    if not WEBHOOK_SECRET_RE.match(webhook_secret):
+        raise InvalidInput("webhookSecret: a Stripe webhook signing secret is whsec_ followed by its characters")
+    with transaction.atomic():
+        app = App.objects.select_for_update().get(pk=app_get(app_id=app_id, app_type=AppType.STRIPE).pk)
+        app.webhook_secret = webhook_secret
+        app.save(update_fields=["webhook_secret_encrypted", "updated_at"])
+    return app
+
+
 def stripe_app_before_uninstall(*, app: App) -> None:
     client.webhook_endpoint_delete(app=app)
 

@@ -14,13 +14,12 @@ from notifications.models import (
     NotificationRule,
     ThresholdType,
 )
+from notifications.services.channels import SIGNING_SECRET_RE
 from notifications.services.rules import Threshold, rule_thresholds
 from openmeter_site.api.fields import MetadataField, NumericField
 from openmeter_site.core.ids import ULID_RE
 from openmeter_site.core.lengths import column_length
 from openmeter_site.core.time import format_rfc3339
-
-SIGNING_SECRET_RE = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$"
 
 
 class ChannelCreateSerializer(serializers.Serializer):
@@ -32,7 +31,7 @@ class ChannelCreateSerializer(serializers.Serializer):
     metadata = MetadataField()
     url = serializers.URLField(max_length=column_length(NotificationChannel, "url"))
     customHeaders = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
-    signingSecret = serializers.RegexField(SIGNING_SECRET_RE, required=False)
+    signingSecret = serializers.RegexField(SIGNING_SECRET_RE.pattern, required=False)
 
     def service_kwargs(self) -> dict[str, Any]:
         d = self.validated_data

@@ -15,6 +15,8 @@ from openmeter_site.core.errors import InvalidInput, NotFound
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
+SIGNING_SECRET_RE = re.compile(r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")  # the spec's pattern
+
 def validate_channel_input(
     *, url: str, signing_secret: str | None, custom_headers: Mapping[str, str] | None = None
 ) -> None:
@@ -43,6 +45,9 @@ def _validate_url(url: str) -> None:
 
 
 def _validate_secret(secret: str) -> None:
+    if not SIGNING_SECRET_RE.match(secret):
+        raise InvalidInput(f"signingSecret: must match {SIGNING_SECRET_RE.pattern} (32 to 100 base64 characters, "
+                           "optionally after whsec_)")
     try:
         key = signing_key(secret)
     except ValueError as exc:

@@ -51,6 +51,8 @@ class ObjectAction:
     destructive: bool = False
     available: Callable[[Any], bool] = lambda obj: True
     initial: Callable[[Any], dict[str, Any]] = lambda obj: {}
+    # (the API's field a service's error names, the form's field that shows it), where their names differ
+    error_fields: tuple[tuple[str, str], ...] = ()
 
 
 def actor(request: HttpRequest) -> str:
@@ -58,12 +60,15 @@ def actor(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"
 
 
-def show_error(form: forms.Form, exc: DomainError | ValidationError) -> None:
-    """A service's rejection on the form: on the field it names when the form has it, else above the form."""
+def show_error(form: forms.Form, exc: DomainError | ValidationError, error_fields: tuple[tuple[str, str], ...] = ()
+               ) -> None:
+    """A service's rejection on the form: on the field it names (in its extensions, or as "field: …" in its message,
+    `error_fields` translating the API's names) when the form has it, else above the form."""
     if isinstance(exc, ValidationError):
         form.add_error(None, exc)
         return
-    field = exc.extensions.get("field")
+    named = exc.extensions.get("field") or exc.detail.partition(":")[0]
+    field = dict(error_fields).get(named, named)
     form.add_error(field if field in form.fields else None, exc.detail)
 
 
@@ -123,7 +128,7 @@ class ObjectActionsMixin(admin.ModelAdmin):
             try:
                 result = chosen.run(request, obj, form.cleaned_data)
             except (DomainError, ValidationError) as exc:
-                show_error(form, exc)
+                show_error(form, exc, chosen.error_fields)
             else:
                 if isinstance(result, HttpResponse):
                     return result

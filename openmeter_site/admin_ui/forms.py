@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.datastructures import MultiValueDict
 
+from openmeter_site.core.lengths import DESCRIPTION_LENGTH
 from openmeter_site.core.money import known_currencies
 
 EXTRA_ROWS = 3
@@ -116,6 +117,16 @@ class DurationField(forms.MultiValueField):
             return None
         number, unit = data_list
         return unit.format(number)
+
+
+class DescriptionField(forms.CharField):
+    """A description as the API takes it: optional, at most the spec's 1024 characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", DESCRIPTION_LENGTH)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2, "cols": 60}))
+        super().__init__(**kwargs)
 
 
 class CurrencyField(forms.ChoiceField):

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, actor
@@ -140,6 +140,13 @@ def _run_now(request: HttpRequest, task: PeriodicTask, data: dict[str, Any]) -> 
     return HttpResponseRedirect(reverse("admin:core_jobrun_change", args=[run.pk]))
 
 
+class ScheduledJobForm(PeriodicTaskForm):
+    def clean(self) -> dict[str, Any]:
+        if "task" not in self.cleaned_data:  # refused by its own field (too long): that error is shown, not a 500
+            return self.cleaned_data
+        return super().clean()
+
+
 admin.site.unregister(PeriodicTask)
 
 
@@ -147,6 +154,7 @@ admin.site.unregister(PeriodicTask)
 class ScheduledJobAdmin(ObjectActionsMixin, PeriodicTaskAdmin):
     """django_celery_beat's schedules, with each job's last run and a *Run now* that shows what the run did."""
 
+    form = ScheduledJobForm
     list_display = ("name", "enabled", "interval", "last_run", "run_now_link")
     actions = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
     change_form_template = "admin/core/periodictask/change_form.html"

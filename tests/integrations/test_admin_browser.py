@@ -1,5 +1,6 @@
-"""The Stripe app in the back office, in headless Chromium against a server wired to localstripe: an invoice whose
-issuing failed while Stripe was unreachable is retried from its page once Stripe is back."""
+"""Apps in the back office, in headless Chromium: an invoice whose issuing failed while Stripe was unreachable is
+retried from its page once Stripe is back (a server wired to localstripe); an app is installed from the marketplace
+and set up on its page."""
 
 from collections.abc import Iterator
 
@@ -71,3 +72,25 @@ def test_operator_retries_an_invoice_whose_issuing_failed_while_stripe_was_down(
     expect(page.locator(".object-tools")).not_to_contain_text("Retry")
     expect(page.locator(".om-problems")).to_have_count(0)  # the failure is gone with its cause
     assert Invoice.objects.get(pk=invoice.pk).status == S.PAYMENT_PENDING
+
+
+def test_operator_installs_an_app_from_the_marketplace_and_sets_its_hooks(operator_page):
+    page = operator_page
+    page.goto("/admin/billing/app/")
+    page.get_by_role("link", name="Add app").click()
+    expect(page.locator(".field-api_key")).to_be_hidden()  # only Stripe is installed with a key
+    page.get_by_label("Stripe: Send invoices, calculate tax and collect payments.").check()
+    expect(page.locator(".field-api_key")).to_be_visible()
+    page.get_by_label("Custom Invoicing: Custom Invoicing can be used to interface").check()
+    page.fill("input[name=name]", "Acme ERP")
+    page.locator("input[type=submit][value='Install']").click()
+    expect(page.locator(".messagelist")).to_contain_text("Acme ERP is installed.")
+    page.check("input[name=enable_issuing_sync_hook]")
+    page.fill("textarea[name=description]", "Invoices are numbered and sent by the ERP")
+    page.locator("input[name=metadata__key]").first.fill("owner")
+    page.locator("input[name=metadata__value]").first.fill("finance")
+    page.locator("input[type=submit][name=_save]").click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    app = App.objects.get(name="Acme ERP")
+    assert (app.type, app.enable_draft_sync_hook, app.enable_issuing_sync_hook) == ("custom_invoicing", False, True)
+    assert (app.description, app.metadata) == ("Invoices are numbered and sent by the ERP", {"owner": "finance"})
