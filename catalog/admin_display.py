@@ -80,7 +80,7 @@ def commitments_text(card: TypedRateCard, currency: str) -> str:
 def discounts_text(card: TypedRateCard) -> str:
     discounts, parts = card.discounts, []
     if discounts.percentage is not None:
-        parts.append(f"{quantity_text(discounts.percentage)} % off")
+        parts.append(f"{quantity_text(discounts.percentage)}% off")
     if discounts.usage_quantity is not None:
         parts.append(f"first {quantity_text(discounts.usage_quantity)} units free")
     return ", ".join(parts)

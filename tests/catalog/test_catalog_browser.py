@@ -134,3 +134,98 @@ def test_billing_person_creates_a_metered_feature_and_archives_it(operator_page)
     page.click("input[name=_confirm]")
     expect(page.locator(".messagelist")).to_contain_text("is archived")
     assert Feature.objects.get(key="gpt_4o_tokens").archived_at is not None
+
+
+def _add_card(page: Page, name: str, feature: str, price_model: str) -> None:
+    page.click("#phases .om-phase[data-phase=default] >> text=+ Add rate card")
+    page.fill("#id_name", name)
+    page.check("input[name=type][value=usage_based]")
+    page.select_option("#id_feature", feature)
+    page.select_option("#id_price_model", price_model)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_billing_person_prices_usage_in_packages_volume_tiers_and_at_cost_with_commitments_and_discounts(
+        operator_page, api):
+    page = operator_page
+    for key, name in (("api_calls", "API calls"), ("images", "Images"), ("llm_cost", "LLM cost")):
+        FeatureFactory(key=key, name=name, meter=MeterFactory(slug=key, event_type=key))
+    plan_id = api.post("/api/v1/plans", plan_body("scale"), format="json").json()["id"]
+    page.goto(f"/admin/catalog/plan/{plan_id}/change/")
+
+    # API calls: $5 per started 1,000, at least $20 and at most $500 a month, 10% off, the first 100 free
+    _add_card(page, "API calls", "api_calls", "package")
+    expect(page.locator(".field-tiers")).to_be_hidden()
+    page.fill("#id_amount", "5")
+    page.fill("#id_quantity_per_package", "1000")
+    page.fill("#id_minimum_amount", "20")
+    page.fill("#id_maximum_amount", "500")
+    page.fill("#id_discount_percentage", "10")
+    page.fill("#id_free_quantity", "100")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("Rate card “API calls” added")
+
+    # images: volume tiers, the reached tier's price for every image; a minimum above the maximum is refused first
+    _add_card(page, "Images", "images", "volume")
+    expect(page.locator(".field-amount")).to_be_hidden()
+    ups, units, flats = (page.locator(f"input[name=tiers__{part}]") for part in ("up_to", "unit", "flat"))
+    ups.nth(0).fill("100")
+    units.nth(0).fill("0.50")
+    units.nth(1).fill("0.40")
+    flats.nth(1).fill("10")
+    page.fill("#id_minimum_amount", "50")
+    page.fill("#id_maximum_amount", "40")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-minimum_amount .errorlist")).to_have_text("must not be greater than maximumAmount")
+    page.fill("#id_maximum_amount", "")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("Rate card “Images” added")
+
+    # LLM cost: what the provider charges, plus 25%, at least $10 a month
+    _add_card(page, "LLM cost", "llm_cost", "dynamic")
+    expect(page.locator(".field-multiplier")).to_be_visible()
+    page.fill("#id_multiplier", "1.25")
+    page.fill("#id_minimum_amount", "10")
+    page.click("input[name=_save]")
+
+    phase = page.locator("#phases .om-phase[data-phase=default]")
+    calls, images, cost = (phase.locator(f"tr[data-key={key}]") for key in ("api_calls", "images", "llm_cost"))
+    expect(calls).to_contain_text("$5.00 per 1,000 units")
+    expect(calls).to_contain_text("at least $20.00, at most $500.00")
+    expect(calls).to_contain_text("10% off, first 100 units free")
+    expect(images).to_contain_text("volume tiers")
+    expect(images).to_contain_text("0 – 100: $0.50 per unit")
+    expect(images).to_contain_text("above 100: $0.40 per unit + $10.00 flat")
+    expect(images).to_contain_text("at least $50.00")
+    expect(cost).to_contain_text("metered cost × 1.25")
+    expect(cost).to_contain_text("at least $10.00")
+    shot(page, "plan_usage_prices")
+    cards = {c.key: c for c in RateCard.objects.filter(phase__plan_id=plan_id)}
+    assert cards["api_calls"].price_json == {"type": "package", "amount": "5", "quantityPerPackage": "1000",
+                                             "minimumAmount": "20", "maximumAmount": "500"}
+    assert cards["api_calls"].discounts_json == {"percentage": {"percentage": "10"}, "usage": {"quantity": "100"}}
+    assert cards["images"].price_json["mode"] == "volume"
+    assert cards["llm_cost"].price_json == {"type": "dynamic", "multiplier": "1.25", "minimumAmount": "10"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_billing_person_archives_a_published_plan_which_is_never_deleted(operator_page, api):
+    page = operator_page
+    plan_id = api.post("/api/v1/plans", plan_body("legacy"), format="json").json()["id"]
+    api.post(f"/api/v1/plans/{plan_id}/publish")
+    page.goto(f"/admin/catalog/plan/{plan_id}/change/")
+    tools = page.locator(".object-tools")
+    expect(tools).not_to_contain_text("Delete")  # a published version is archived, never deleted
+    page.click(".object-tools >> text=Archive")
+    expect(page.locator(".om-confirm")).to_contain_text("Existing subscriptions continue unchanged.")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("is archived: no new subscriptions")
+    expect(page.locator(".fieldBox.field-status_badge")).to_contain_text("archived")
+    expect(tools).not_to_contain_text("Archive")
+    expect(tools).not_to_contain_text("Delete")
+    # the list still has it, filtered as archived; no bulk delete is offered either
+    page.goto("/admin/catalog/plan/?status=archived")
+    expect(page.locator("#result_list")).to_contain_text("Legacy")
+    expect(page.locator("select[name=action]")).not_to_contain_text("Delete")
+    plan = Plan.objects.get(pk=plan_id)
+    assert plan.status == "archived" and plan.deleted_at is None

@@ -67,7 +67,7 @@ def test_plan_page_reads_like_a_price_list(admin_client, api):
 
     # then every price reads as money in the plan's currency
     for text in ["Trial", "14 days", "Default", "until the subscription ends", "$0.00 every month, in advance",
-                 "$49.00 every month, in advance", "10 % off", "AI tokens", "graduated tiers",
+                 "$49.00 every month, in advance", "10% off", "AI tokens", "graduated tiers",
                  "0 – 1,000: $0.00 per unit", "above 1,000: $0.05 per unit", "at least $10.00",
                  "first 500 units free", "1,000 units per month, soft limit", "v1 (this page)", "om-status-draft"]:
         assert text in page, text
