@@ -117,8 +117,10 @@ class OverrideViewSet(ResourceViewSet):
 
     def render(self, customer: Customer) -> dict[str, Any]:
         override = getattr(customer, "billing_override", None)
-        profile = self.profiles_by_id.get(override.billing_profile_id, self.default_profile) if override else None
-        details = profiles.OverrideDetails(customer, override, profile or self.default_profile)
+        profile = self.default_profile
+        if override is not None:
+            profile = self.profiles_by_id.get(override.billing_profile_id, self.default_profile)
+        details = profiles.OverrideDetails(customer, override, profile)
         return render.override_to_api(details, expand=get_list(self.request.query_params, "expand"))
 
     def retrieve(self, request: Request, customer_id: str) -> Response:

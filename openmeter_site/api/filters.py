@@ -4,7 +4,7 @@ else: the field raises `InvalidInput` naming the query parameter while the filte
 `OrderByFilter` orders a list by the spec's `order` and `orderBy`."""
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import django_filters
@@ -13,8 +13,7 @@ from django.db.models import QuerySet
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
-from openmeter_site.api.pagination import order_queryset
-from openmeter_site.api.params import parse_bool
+from openmeter_site.api.params import get_choice, parse_bool
 from openmeter_site.core.errors import InvalidInput
 from openmeter_site.core.time import parse_rfc3339
 
@@ -89,9 +88,14 @@ class OrderByFilter(BaseFilterBackend):
     """`order=ASC|DESC` and `orderBy=<spec enum>` onto the view's `order_by` (a view without one keeps its order)."""
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        if not getattr(view, "order_by", None):
+        order_by: Mapping[str, str] = getattr(view, "order_by", {})
+        if not order_by:
             return queryset
-        return order_queryset(request.query_params, queryset, view.order_by, view.default_order_by)
+        query = request.query_params
+        key = get_choice(query, "orderBy", order_by.keys(), view.default_order_by) or view.default_order_by
+        direction = get_choice(query, "order", ["ASC", "DESC", "asc", "desc"], "ASC") or "ASC"
+        prefix = "-" if direction.upper() == "DESC" else ""
+        return queryset.order_by(f"{prefix}{order_by[key]}", f"{prefix}pk")  # the pk breaks ties
 
 
 class TextParamFilter(django_filters.CharFilter):

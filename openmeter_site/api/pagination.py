@@ -1,11 +1,10 @@
-"""The spec's three list shapes: page envelopes, legacy offset/limit arrays, and plain arrays (as functions, and as
-DRF paginators for the ViewSets).
+"""The spec's three list shapes as DRF paginators: page envelopes, legacy offset/limit arrays, and plain arrays.
 
 `features.list`, `entitlementsV1.list` and `grants.listAll` answer a plain array unless `page` or `pageSize`
 is sent; every `*PaginatedResponse` endpoint always answers `{totalCount, page, pageSize, items}`.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from openmeter_site.api.params import get_choice, get_int
+from openmeter_site.api.params import get_int
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -46,15 +45,6 @@ def wants_page(query: QueryDict) -> bool:
     return "page" in query or "pageSize" in query
 
 
-def order_queryset(query: QueryDict, qs: QuerySet, order_by: Mapping[str, str], default: str) -> QuerySet:
-    """`order=ASC|DESC` and `orderBy=<spec enum>` mapped onto model fields; the pk breaks ties."""
-    key = get_choice(query, "orderBy", order_by.keys(), default) or default
-    direction = get_choice(query, "order", ["ASC", "DESC", "asc", "desc"], "ASC") or "ASC"
-    field = order_by[key]
-    prefix = "-" if direction.upper() == "DESC" else ""
-    return qs.order_by(f"{prefix}{field}", f"{prefix}pk")
-
-
 def page_envelope(items: Sequence[Any], total: int, page: Page) -> dict[str, Any]:
     return {"totalCount": total, "page": page.page, "pageSize": page.page_size, "items": list(items)}
 
@@ -68,13 +58,6 @@ def offset_window(qs: QuerySet, query: QueryDict) -> list[Any]:
     offset = get_int(query, "offset", 0, 0, MAX_OFFSET_PARAM)
     limit = get_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return window(qs, offset, limit)
-
-
-def paginate(query: QueryDict, qs: QuerySet, serialize: Callable[[Any], Any]) -> dict[str, Any]:
-    page = page_params(query)
-    total = qs.count()
-    rows = window(qs, page.offset, page.page_size)
-    return page_envelope([serialize(r) for r in rows], total, page)
 
 
 class PagePagination(BasePagination):
