@@ -383,6 +383,33 @@ def test_invoice_list_filters_and_expand(api):
     assert api.get("/api/v1/billing/invoices/01G65Z755AFWAKHE12NY0CQ9FH").status_code == 404
 
 
+def test_invoice_list_time_filters_read_the_query_as_the_sdks_send_it(api):
+    # given Acme's invoice, created and issued at AFTER_CLOSE, and Globex's gathering invoice a day later
+    cust, other = customer(), customer(name="Globex", subjects=("globex",))
+    with time_machine.travel(AFTER_CLOSE, tick=False):
+        _pending(api, cust, "USD", flat_line(amount="10"))
+        issued = _invoice(api, cust)[0]["id"]
+    with time_machine.travel(AFTER_CLOSE + dt.timedelta(days=1), tick=False):
+        gathering = _pending(api, other, "USD", flat_line(amount="10"))["invoice"]["id"]
+
+    def ids(query: str) -> list[str]:
+        response = api.get(f"/api/v1/billing/invoices?{query}")
+        assert response.status_code == 200, response.content
+        return [i["id"] for i in response.json()["items"]]
+
+    # then bounds are inclusive and any offset is read as the instant it names
+    assert ids(f"createdBefore={iso(AFTER_CLOSE)}") == [issued]
+    assert ids("createdAfter=2026-02-02T04:00:00%2B02:00") == [gathering]  # 02:00Z on Feb 2
+    assert ids(f"issuedAfter={iso(AFTER_CLOSE - dt.timedelta(hours=1))}") == [issued]
+    assert ids(f"issuedBefore={iso(AFTER_CLOSE - dt.timedelta(hours=1))}") == []
+    # lists are repeated keys
+    assert ids("statuses=gathering&statuses=paid") == [issued, gathering]
+    # a bad value is the usual 400 problem naming the parameter
+    bad = api.get("/api/v1/billing/invoices?issuedAfter=yesterday")
+    assert (bad.status_code, bad["Content-Type"]) == (400, PROBLEM)
+    assert bad.json()["detail"].startswith("issuedAfter: invalid RFC 3339 date-time 'yesterday'")
+
+
 def test_invoice_numbers_are_gap_free_per_profile(api):
     customers = [customer(name=f"Cust {n}", subjects=(f"s{n}",)) for n in range(3)]
     with time_machine.travel(AFTER_CLOSE, tick=False):
