@@ -12,8 +12,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from django.db.models import F
-
 from billing.models import BillingProfile, Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
 from billing.services import calculation, drafts, issuing
@@ -41,20 +39,24 @@ def _subjects_by_customer(customer_ids: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-# what `calculation.usage_for_lines` reads of a line (a batch reads its lines once more, whole, per chunk)
-USAGE_FIELDS = ("id", "invoice_id", "price", "feature_key", "period_start", "period_end", "split_group_start")
+# what `calculation.usage_for_lines` reads of a line, and what picks the due ones (a chunk reads its lines whole)
+USAGE_FIELDS = ("id", "invoice_id", "parent_id", "deleted_at", "invoice_at", "price", "feature_key", "period_start",
+                "period_end", "split_group_start")
 
 
 def batched_usage(customer_ids: Sequence[str], at: dt.datetime) -> dict[str, calculation.Usage]:
     """Quantities of every due gathering line of these customers: one meter query per (meter, period, filters).
 
-    Lines and their customers are read in one statement: a gathering invoice that another worker or the API
-    closes meanwhile is then only metered for nothing (`close_customers` finds it gone and skips the customer)."""
-    lines = list(InvoiceLine.objects.filter(
-        invoice__customer_id__in=customer_ids, invoice__status=S.GATHERING, invoice__deleted_at__isnull=True,
-        parent__isnull=True, deleted_at__isnull=True, invoice_at__lte=at,
-    ).only(*USAGE_FIELDS).annotate(invoice_customer_id=F("invoice__customer_id")))
-    customer_by_invoice = {line.invoice_id: line.invoice_customer_id for line in lines}
+    A gathering invoice that another worker or the API closes after this read is only metered for nothing
+    (`close_customers` finds it gone and skips the customer). Lines are read by their invoices alone and picked
+    here: with any other condition in the statement a planner without statistics takes an index on it (e.g. on
+    `parent_id IS NULL`) and reads every gathering line of every customer for each batch."""
+    customer_by_invoice = dict(Invoice.objects.filter(
+        customer_id__in=customer_ids, status=S.GATHERING, deleted_at__isnull=True).values_list("pk", "customer_id"))
+    lines = [
+        line for line in InvoiceLine.objects.filter(invoice_id__in=list(customer_by_invoice)).only(*USAGE_FIELDS)
+        if line.parent_id is None and line.deleted_at is None and line.invoice_at <= at
+    ]
     return calculation.usage_for_lines(
         lines, customer_by_invoice=customer_by_invoice, subjects_by_customer=_subjects_by_customer(customer_ids)
     )
@@ -105,8 +107,9 @@ def close_customers(
         customer_id__in=list(customers), status=S.GATHERING, deleted_at__isnull=True).order_by("customer_id", "currency"))
     if not gathering:
         return []
-    lines = list(InvoiceLine.objects.filter(invoice__in=gathering, parent__isnull=True)
-                 .order_by("period_start", "created_at", "id"))
+    # read by their invoices alone, as in `batched_usage`
+    lines = [line for line in InvoiceLine.objects.filter(invoice__in=gathering).order_by("period_start", "created_at", "id")
+             if line.parent_id is None]
     invoices = drafts.drafts_create(_plans(gathering, lines, customers, as_of), now=at, usage=usage, actor=actor)
     # what is left on each gathering invoice: the lines not moved to a draft (deleted ones included)
     left: dict[str, list[GatheringRow]] = {g.pk: [] for g in gathering}
