@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 
 from customers.models import Customer
 from customers.services import CustomerInput, customer_check, customer_create, customer_delete, customer_update
-from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, ServiceSaveMixin, confirm_bulk
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import CountryField, CurrencyField, DescriptionField, KeyValueField, country_choices
 from openmeter_site.core.errors import DomainError
@@ -99,7 +99,7 @@ def _delete_customer(request: HttpRequest, customer: Customer, data: dict[str, A
 
 
 @admin.register(Customer)
-class CustomerAdmin(ObjectActionsMixin, admin.ModelAdmin):
+class CustomerAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin):
     form = CustomerForm
     list_display = ["name", "key", "primary_email", "currency", "subject_list", "created", "deleted"]
     list_filter = ["currency", ("deleted_at", admin.EmptyFieldListFilter)]
@@ -152,14 +152,6 @@ class CustomerAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         """Subject keys were written by the service with the customer."""
-
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:  # another change claimed the key or a subject between the form's check and save
-            self.message_user(request, exc.detail, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     @admin.action(description="Delete selected customers (soft delete; ends their entitlements)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:

@@ -20,7 +20,7 @@ from notifications.models import (
 from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
-from openmeter_site.admin_ui.actions import confirm_bulk
+from openmeter_site.admin_ui.actions import ServiceSaveMixin, confirm_bulk
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import KeyValueField
 from openmeter_site.core.crypto import mask_secret
@@ -78,7 +78,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(TimesMixin, admin.ModelAdmin):
+class NotificationChannelAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "type", "url", "disabled", "rule_count", "created", "deleted"]
     list_filter = ["disabled", ("deleted_at", admin.EmptyFieldListFilter)]
@@ -106,14 +106,10 @@ class NotificationChannelAdmin(TimesMixin, admin.ModelAdmin):
             "name": obj.name, "url": obj.url, "custom_headers": obj.custom_headers or {}, "disabled": obj.disabled,
             "metadata": obj.metadata, "signing_secret": form.cleaned_data.get("signing_secret") or None,
         }
-        try:
-            saved = (
-                channel_services.channel_update(channel_id=obj.pk, **kwargs) if change
-                else channel_services.channel_create(**kwargs)
-            )
-        except DomainError as exc:
-            messages.error(request, exc.detail)
-            return
+        saved = (
+            channel_services.channel_update(channel_id=obj.pk, **kwargs) if change
+            else channel_services.channel_create(**kwargs)
+        )
         obj.pk = saved.pk
 
     def _set_disabled(self, request: HttpRequest, queryset: QuerySet[NotificationChannel], disabled: bool) -> None:
@@ -199,7 +195,7 @@ class RuleForm(forms.ModelForm):
 
 
 @admin.register(NotificationRule)
-class NotificationRuleAdmin(TimesMixin, admin.ModelAdmin):
+class NotificationRuleAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
     form = RuleForm
     list_display = ["name", "type", "disabled", "channel_names", "created", "deleted"]
     list_filter = ["type", "disabled", ("deleted_at", admin.EmptyFieldListFilter)]
@@ -225,11 +221,7 @@ class NotificationRuleAdmin(TimesMixin, admin.ModelAdmin):
             "channel_ids": [c.pk for c in d["channels"]], "feature_refs": [f.pk for f in d["features"]],
             "thresholds": d["parsed_thresholds"],
         }
-        try:
-            saved = rule_services.rule_update(rule_id=obj.pk, **kwargs) if change else rule_services.rule_create(**kwargs)
-        except DomainError as exc:
-            messages.error(request, exc.detail)
-            return
+        saved = rule_services.rule_update(rule_id=obj.pk, **kwargs) if change else rule_services.rule_create(**kwargs)
         obj.pk = saved.pk
 
     def save_related(self, request: HttpRequest, form: RuleForm, formsets: Any, change: bool) -> None:

@@ -143,6 +143,20 @@ class ObjectActionsMixin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/admin_ui/action_form.html", context)
 
 
+class ServiceSaveMixin(admin.ModelAdmin):
+    """For admins whose `save_model` calls a service: a refusal the form could not foresee (another change got there
+    between the form's checks and the save) undoes the save and is shown on the page again, never as a 500 nor
+    after a "saved successfully"."""
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 def confirm_bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, *, action: str, title: str,
                  warning: str) -> TemplateResponse | None:
     """A changelist action's confirmation page (as Django's own "delete selected"): answers the page until the
