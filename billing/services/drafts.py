@@ -118,16 +118,19 @@ def drafts_create(
     plans: Sequence[DraftPlan], *, now: dt.datetime, usage: Mapping[str, Usage] | None, actor: str
 ) -> list[Invoice]:
     """Standard invoices from gathering lines with a fixed number of statements however many invoices, lines and
-    events (the period close makes a chunk of customers' invoices at once): numbers, invoices with their
-    quantities and totals, moved lines, detailed lines and audit rows (see `_walk_before_saving`). The caller
-    holds the customers' locks and then runs `advance_until_stable` on each invoice."""
+    events (the period close makes a chunk of customers' invoices at once): quantities and totals, moved lines,
+    detailed lines, audit rows, then numbers and invoices (see `_walk_before_saving` for the states taken in
+    memory). The caller holds the customers' locks and then runs `advance_until_stable` on each invoice.
+
+    The numbers come last: a profile's counter stays locked until the transaction ends (gap-free), so workers
+    closing chunks of the same profile at once wait for each other only from there to their commit. Lines and audit
+    rows point at the invoices before these are inserted: the foreign keys are checked at commit."""
     if not plans:
         return []
-    numbers = numbering.draft_numbers([(plan.profile.pk, plan.customer.name) for plan in plans])
     invoices = []
-    for plan, number in zip(plans, numbers, strict=True):
+    for plan in plans:
         invoice = new_invoice(plan.customer, plan.profile, currency=plan.gathering.currency, status=S.DRAFT_CREATED,
-                               number=number)
+                              number="")
         invoice.period_start = min(line.period_start for line in plan.lines)
         invoice.period_end = max(line.period_end for line in plan.lines)
         invoice.created_at = now
@@ -148,10 +151,14 @@ def drafts_create(
         events.append(InvoiceEvent(invoice_id=invoice.pk, from_status="", to_status=invoice.status, trigger="create",
                                    actor="system"))
         events += _walk_before_saving(invoice, valid=not line_issues(plan.lines, features), at=now, actor=actor)
-    Invoice.objects.bulk_create(invoices, batch_size=500)
     calculation.store_moved_lines(lines, children)
     InvoiceEvent.objects.bulk_create(events, batch_size=1000)
     invoices_changed(invoices, created=True)
+    unnumbered = [(invoice, plan) for invoice, plan in zip(invoices, plans, strict=True) if not invoice.number]
+    numbers = numbering.draft_numbers([(plan.profile.pk, plan.customer.name) for _, plan in unnumbered])
+    for (invoice, _), number in zip(unnumbered, numbers, strict=True):
+        invoice.number = number
+    Invoice.objects.bulk_create(invoices, batch_size=500)
     return invoices
 
 
