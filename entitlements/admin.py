@@ -378,6 +378,25 @@ class BalanceSnapshotAdmin(ReadOnlyAdmin):
     list_display = ["entitlement", "taken_at", "overage_shown", "checkpoint"]
     search_fields = ["entitlement__id", "entitlement__feature_key"]
     list_select_related = ["entitlement__customer"]
+    fields = ["entitlement", "taken_at", "period_started", "grant_balances", "usage_shown", "grant_usage_shown",
+              "overage_shown", "checkpoint"]
+    readonly_fields = fields
+
+    @admin.display(description="usage period started")
+    def period_started(self, obj: BalanceSnapshot) -> SafeString:
+        return when(obj.period_start)
+
+    @admin.display(description="balance per grant")
+    def grant_balances(self, obj: BalanceSnapshot) -> str:
+        return ", ".join(f"{grant}: {quantity_text(amount)}" for grant, amount in (obj.balances or {}).items()) or "—"
+
+    @admin.display(description="usage in the period so far")
+    def usage_shown(self, obj: BalanceSnapshot) -> SafeString:
+        return quantity(obj.usage)
+
+    @admin.display(description="burnt from grants")
+    def grant_usage_shown(self, obj: BalanceSnapshot) -> SafeString:
+        return quantity(obj.grant_usage)
 
     @admin.display(description="at", ordering="at")
     def taken_at(self, obj: BalanceSnapshot) -> SafeString:

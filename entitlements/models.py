@@ -117,4 +117,4 @@ class BalanceSnapshot(models.Model):
         constraints = [models.UniqueConstraint(fields=["entitlement", "at"], name="snapshot_once_per_instant")]
 
     def __str__(self) -> str:
-        return f"snapshot {self.entitlement_id} at {self.at}"
+        return f"snapshot of {self.entitlement_id} at {self.at:%Y-%m-%d %H:%M} UTC"

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from billing.models import Invoice, InvoiceStatus
 from customers.models import Customer
 from entitlements.models import Entitlement, Grant
+from entitlements.services import GrantInput, grant_create
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import subscription_create
 from tests.backoffice.conftest import pro_plan, publish_plan_with_seats
@@ -228,3 +229,35 @@ def test_billing_person_subscribes_grants_credit_invoices_approves_and_voids(ope
     snap(page, "scenario-4-voided")
     invoice = Invoice.objects.get(customer=customer, status=InvoiceStatus.VOIDED)
     assert invoice.total == Decimal("169.00")
+
+
+@browser_test
+def test_operator_voids_a_grant_after_confirming_and_the_balance_drops(operator_page, subscribed):
+    page = operator_page
+    entitlement = Entitlement.objects.get(customer=subscribed)
+    grant_create(entitlement=entitlement, data=GrantInput(amount=Decimal(5000), effective_at=entitlement.active_from))
+    page.goto(hub_url(subscribed))
+    entitlements, grants = page.locator("#om-entitlements"), page.locator("#om-grants")
+    # 5,000 granted - 1,200 used = 3,800
+    expect(entitlements.locator("tbody tr").first).to_contain_text("3,800")
+    grants.get_by_role("link", name="Void grant").click()
+    expect(page.locator(".om-confirm")).to_contain_text("cannot be undone")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("is void: it no longer adds to the balance")
+    # back on the customer's page: the 3,800 left are gone; the 1,200 used were covered while the grant counted, so
+    # they are no overage (soft limit: access stays)
+    row = entitlements.locator("tbody tr").first
+    expect(row.locator("td").nth(2)).to_have_text("0")
+    expect(row.locator("td").nth(3)).to_have_text("1,200")
+    expect(row.locator("td").nth(4)).to_have_text("0")
+    expect(row.locator("td").nth(5)).to_have_text("yes")
+    expect(grants.locator(".om-status")).to_have_text("void")
+    expect(grants).not_to_contain_text("Void grant")
+    # "all" lists this customer's entitlements only
+    other = CustomerFactory(key="globex", name="Globex", subjects=["globex-api"])
+    with time_machine.travel(timezone.now() - dt.timedelta(days=1), tick=False):
+        subscription_create(customer=other.key, plan_key="pro")
+    entitlements.get_by_role("link", name="all").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    expect(page.locator("#result_list")).to_contain_text("ACME Inc.")
+    assert Grant.objects.get().voided_at is not None
