@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -45,8 +45,7 @@ from openmeter_site.admin_ui.actions import (
     ObjectActionsMixin,
     actor,
     confirm_bulk,
-    editor_response,
-    show_error,
+    service_form_page,
 )
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import DescriptionField, FieldsetsForm, KeyValueField
@@ -113,11 +112,13 @@ class InstallForm(FieldsetsForm):
         return self.cleaned_data
 
 
-def _install(data: dict[str, Any]) -> App:
+def _install(data: dict[str, Any]) -> tuple[str, str]:
     if InstallMethod.API_KEY in LISTINGS[data["type"]].install_methods:
-        return stripe_app_install(api_key=data["api_key"], name=data["name"] or None,
-                                  create_billing_profile=data["create_billing_profile"]).app
-    return app_install(app_type=data["type"], name=data["name"] or None).app
+        app = stripe_app_install(api_key=data["api_key"], name=data["name"] or None,
+                                 create_billing_profile=data["create_billing_profile"]).app
+    else:
+        app = app_install(app_type=data["type"], name=data["name"] or None).app
+    return f"{app.name} is installed.", reverse("admin:billing_app_change", args=[app.pk])
 
 
 class StripeKeyForm(ActionForm):
@@ -230,17 +231,9 @@ class AppAdmin(ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
         """Install from the marketplace; outside the admin's transaction, as installing Stripe asks Stripe."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = InstallForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                app = _install(form.cleaned_data)
-            except DomainError as exc:
-                show_error(form, exc, INSTALL_FIELDS)
-            else:
-                messages.success(request, f"{app.name} is installed.")
-                return HttpResponseRedirect(reverse("admin:billing_app_change", args=[app.pk]))
-        return editor_response(self, request, form=form, title="Install an app", original=None, submit="Install",
-                               cancel_url=reverse("admin:billing_app_changelist"))
+        return service_form_page(self, request, form=InstallForm(request.POST if request.method == "POST" else None),
+                                 run=_install, title="Install an app", submit="Install", error_fields=INSTALL_FIELDS,
+                                 cancel_url=reverse("admin:billing_app_changelist"))
 
     @admin.action(description="Uninstall selected apps")
     def uninstall(self, request: HttpRequest, queryset: QuerySet[App]) -> HttpResponse | None:
@@ -288,6 +281,15 @@ class CustomerAppDataForm(FieldsetsForm):
             raise forms.ValidationError(exc.detail) from exc
 
 
+def _link(data: dict[str, Any]) -> tuple[str, str]:
+    item = CustomerAppDataInput(type=AppType.STRIPE, app_id=data["app"].pk, stripe_customer_id=data["stripe_customer_id"],
+                                stripe_default_payment_method_id=data["payment_method_id"] or None)
+    [view] = customer_app_data_upsert(customer=data["customer"], items=[item])
+    assert view.row is not None
+    return (f"{data['customer']} is paid for by Stripe customer {data['stripe_customer_id']}.",
+            reverse("admin:integrations_customerappdata_change", args=[view.row.pk]))
+
+
 def _unlink(request: HttpRequest, row: CustomerAppData, data: dict[str, Any]) -> str:
     customer_app_data_delete(customer=row.customer, app_id=row.app_id)
     return f"{row.customer} is no longer linked to {row.app}."
@@ -330,20 +332,9 @@ class CustomerAppDataAdmin(ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = CustomerAppDataForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            d = form.cleaned_data
-            item = CustomerAppDataInput(type=AppType.STRIPE, app_id=d["app"].pk, stripe_customer_id=d["stripe_customer_id"],
-                                        stripe_default_payment_method_id=d["payment_method_id"] or None)
-            try:
-                [view] = customer_app_data_upsert(customer=d["customer"], items=[item])
-            except DomainError as exc:
-                show_error(form, exc, LINK_FIELDS)
-            else:
-                messages.success(request, f"{d['customer']} is paid for by Stripe customer {d['stripe_customer_id']}.")
-                assert view.row is not None
-                return HttpResponseRedirect(reverse("admin:integrations_customerappdata_change", args=[view.row.pk]))
-        return editor_response(self, request, form=form, title="Link a customer to Stripe", original=None,
-                               submit="Link", cancel_url=reverse("admin:integrations_customerappdata_changelist"))
+        return service_form_page(self, request, form=form, run=_link, title="Link a customer to Stripe", submit="Link",
+                                 error_fields=LINK_FIELDS,
+                                 cancel_url=reverse("admin:integrations_customerappdata_changelist"))
 
 
 # --- logs ----------------------------------------------------------------------------------------------------------

@@ -171,6 +171,26 @@ def confirm_bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     return TemplateResponse(request, "admin/admin_ui/confirm_bulk.html", context)
 
 
+def service_form_page(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, *, form: forms.Form,
+    run: Callable[[dict[str, Any]], tuple[str, str]], title: str, submit: str, cancel_url: str,
+    error_fields: tuple[tuple[str, str], ...] = (),
+) -> HttpResponse:
+    """A page of its own whose valid submit calls a service, outside the admin's transaction (the service may ask a
+    remote one, e.g. Stripe): `run(cleaned_data)` gives the message and the URL to go to; a refusal shows on the
+    form."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            message, url = run(form.cleaned_data)
+        except DomainError as exc:
+            show_error(form, exc, error_fields)
+        else:
+            messages.success(request, message)
+            return HttpResponseRedirect(url)
+    return editor_response(modeladmin, request, form=form, title=title, original=None, submit=submit,
+                           cancel_url=cancel_url)
+
+
 def editor_response(
     modeladmin: admin.ModelAdmin, request: HttpRequest, *, form: forms.Form, title: str, original: Any,
     submit: str, cancel_url: str, confirm: str = "", destructive: bool = False,
