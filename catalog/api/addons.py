@@ -29,7 +29,7 @@ from catalog.services.addons import (
     plan_addon_update,
 )
 from catalog.services.plans import plan_get
-from openmeter_site.api.fields import MetadataField
+from openmeter_site.api.fields import INT32_MAX, MetadataField
 from openmeter_site.api.params import get_bool
 from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.ids import ULID_RE
@@ -137,7 +137,7 @@ class AddonViewSet(ListMixin, ResourceViewSet):
 
 class PlanAddonUpdateIn(serializers.Serializer):
     fromPlanPhase = key_field()
-    maxQuantity = serializers.IntegerField(required=False, allow_null=True)
+    maxQuantity = serializers.IntegerField(required=False, allow_null=True, max_value=INT32_MAX)
     metadata = MetadataField()
 
 

@@ -171,11 +171,15 @@ def _check_link(plan: Plan, addon: Addon, from_plan_phase: str, max_quantity: in
         problems.append(f"addonId: only published (active) add-ons can be added to a plan; {addon} is {addon.status}")
     if not plan.phases.filter(key=from_plan_phase).exists():
         problems.append(f"fromPlanPhase: the plan has no phase {from_plan_phase!r}")
-    if max_quantity is not None and addon.instance_type == AddonInstanceType.SINGLE:
-        problems.append("maxQuantity: not applicable to an add-on with instanceType single")
-    if max_quantity is not None and max_quantity < 1:
-        problems.append("maxQuantity: must be at least 1")
-    raise_problems(problems)
+    raise_problems([*problems, *_max_quantity_problems(addon, max_quantity)])
+
+
+def _max_quantity_problems(addon: Addon, max_quantity: int | None) -> list[str]:
+    if max_quantity is None:
+        return []
+    if addon.instance_type == AddonInstanceType.SINGLE:
+        return ["maxQuantity: not applicable to an add-on with instanceType single"]
+    return ["maxQuantity: must be at least 1"] if max_quantity < 1 else []
 
 
 def _editable_plan(plan_id: str) -> Plan:
@@ -220,9 +224,7 @@ def plan_addon_update(
     problems = []
     if not plan.phases.filter(key=from_plan_phase).exists():
         problems.append(f"fromPlanPhase: the plan has no phase {from_plan_phase!r}")
-    if max_quantity is not None and link.addon.instance_type == AddonInstanceType.SINGLE:
-        problems.append("maxQuantity: not applicable to an add-on with instanceType single")
-    raise_problems(problems)
+    raise_problems([*problems, *_max_quantity_problems(link.addon, max_quantity)])
     link.from_plan_phase, link.max_quantity, link.metadata = from_plan_phase, max_quantity, metadata
     link.save()
     return link

@@ -50,6 +50,13 @@ def month_start(month: Month) -> dt.datetime:
     return dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
 
 
+def month_end(month: Month) -> str:
+    """The first instant after the month, as PostgreSQL reads it: December 9999 ends in the year 10000, which
+    Python's dates do not reach."""
+    year, index = divmod(month.year * 12 + month.month, 12)  # the next month, 0-based
+    return f"{year:04d}-{index + 1:02d}-01 00:00:00+00"
+
+
 def partitions() -> list[Month]:
     """The months that have a partition, oldest first."""
     with connection.cursor() as cur:
@@ -71,7 +78,7 @@ def partitions_ensure(months: Iterable[Month]) -> None:
             cur.execute(sql.SQL("CREATE TABLE {} (LIKE metering_event INCLUDING DEFAULTS)").format(name))
             cur.execute(
                 sql.SQL("ALTER TABLE metering_event ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                    name, sql.Literal(month_start(month)), sql.Literal(month_start(next_month(month)))
+                    name, sql.Literal(month_start(month)), sql.Literal(month_end(month))
                 )
             )
     _known.update(existing | missing)

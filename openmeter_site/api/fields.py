@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.fields import DECIMAL_LIMIT
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
@@ -46,6 +47,8 @@ class NumericField(serializers.Field):
             raise serializers.ValidationError(f"not a decimal number: {data!r}") from exc
         if not value.is_finite():
             raise serializers.ValidationError("must be a finite number")
+        if abs(value) >= DECIMAL_LIMIT:  # what the NUMERIC columns hold; prices in JSON are kept to it too
+            raise serializers.ValidationError("out of range: must be less than 1E+19 in magnitude")
         if self.min_value is not None and value < self.min_value:
             raise serializers.ValidationError(f"must be at least {self.min_value}")
         return value
@@ -62,6 +65,9 @@ class MetadataField(serializers.DictField):
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
+
+
+INT32_MAX = 2**31 - 1  # the largest value of an integer column (quantities, versions)
 
 
 class KeyField(serializers.RegexField):

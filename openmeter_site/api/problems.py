@@ -2,13 +2,14 @@
 
 import logging
 import math
+import re
 import sys
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views import csrf, defaults
 from rest_framework import exceptions as drf_exceptions
@@ -20,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 UNIQUE_VIOLATION = "23505"
+# PostgreSQL's numeric_value_out_of_range and datetime_field_overflow: a value the column or the type cannot hold
+OUT_OF_RANGE_SQLSTATES = {"22003", "22008"}
+YEAR_OUT_OF_RANGE_RE = re.compile(r"^year -?\d+ is out of range")
 
 
 def problem_response(
@@ -74,8 +78,8 @@ def validation_problem(errors: Any, request: HttpRequest | None) -> HttpResponse
 
 def django_exception_problem(exc: Exception, request: HttpRequest | None) -> HttpResponse | None:
     """Django's own request errors as problems: a bad Host header, too many query fields and the like
-    (SuspiciousOperation), PermissionDenied, Http404, the database being unreachable (a 503) and a unique key a
-    concurrent request took first (a 409). None for anything else."""
+    (SuspiciousOperation), PermissionDenied, Http404, the database being unreachable (a 503), a unique key a
+    concurrent request took first (a 409) and a value out of range (a 400). None for anything else."""
     if database_unavailable(exc):
         logger.warning("database unavailable on %s: %s", request.path if request else "-", exc)
         return database_unavailable_problem(request)
@@ -83,6 +87,10 @@ def django_exception_problem(exc: Exception, request: HttpRequest | None) -> Htt
         # the services check for duplicates first and turn the races they know into a 409; this is any other
         logger.warning("unique violation on %s: %s", request.path if request else "-", exc)
         return problem_response(409, "conflicts with a concurrent change: read the resource again", request=request)
+    if _out_of_range(exc):
+        logger.warning("out of range on %s: %s", request.path if request else "-", exc)
+        return problem_response(400, f"a value in the request, or one computed from it, is out of range: {exc}",
+                                request=request)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(413, "request body too large", request=request)
     if isinstance(exc, SuspiciousOperation):
@@ -92,6 +100,17 @@ def django_exception_problem(exc: Exception, request: HttpRequest | None) -> Htt
     if isinstance(exc, Http404):
         return problem_response(404, str(exc) or "not found", request=request)
     return None
+
+
+def _out_of_range(exc: Exception) -> bool:
+    """A date-time or a number beyond what Python or PostgreSQL can hold, reached from the request's values (an
+    instant near year 9999 plus a period, a sum of amounts): the inputs are checked where they come in, and this
+    answers a 400 for the arithmetic they lead to, rather than a 500."""
+    if isinstance(exc, OverflowError):
+        return True
+    if isinstance(exc, ValueError) and YEAR_OUT_OF_RANGE_RE.match(str(exc)):
+        return True
+    return isinstance(exc, DataError) and getattr(exc.__cause__, "sqlstate", None) in OUT_OF_RANGE_SQLSTATES
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:

@@ -1,6 +1,32 @@
-from functools import partial
+from decimal import Decimal
+from typing import Any
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from openmeter_site.core.errors import InvalidInput
 
 # One column type for money and quantities: room for OpenMeter's Decimal128(19) meter values.
-DecimalColumn = partial(models.DecimalField, max_digits=38, decimal_places=19)
+DECIMAL_DIGITS, DECIMAL_PLACES = 38, 19
+DECIMAL_LIMIT = Decimal(10) ** (DECIMAL_DIGITS - DECIMAL_PLACES)  # the columns hold less than this in magnitude
+
+
+class DecimalColumn(models.DecimalField):
+    """NUMERIC(38, 19). A value the column cannot hold is refused before PostgreSQL's "numeric field overflow":
+    an InvalidInput naming the field (a 400 from the API, before the transaction commits) instead of a DataError.
+    Migrations see a plain DecimalField."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", DECIMAL_DIGITS)
+        kwargs.setdefault("decimal_places", DECIMAL_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DecimalField", args, kwargs
+
+    def get_db_prep_save(self, value: Any, connection: BaseDatabaseWrapper) -> Any:
+        number = self.to_python(value)
+        if number is not None and abs(number) >= DECIMAL_LIMIT:
+            raise InvalidInput(f"{self.name}: {number:.6E} is out of range (less than 1E+19 in magnitude)")
+        return super().get_db_prep_save(value, connection)

@@ -1,6 +1,6 @@
 """Money is Decimal with its currency; rounded in exactly one place (`round_money`)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cache
 
 from babel.core import get_global
@@ -8,6 +8,9 @@ from babel.numbers import get_currency_name, get_currency_precision, get_currenc
 
 # OpenMeter rounds with alpacadecimal's Round (half away from zero) to the currency's minor unit.
 ROUNDING = ROUND_HALF_UP
+# Enough digits to round any product of two column values (each under 1E+19, 19 decimal places) without raising
+# InvalidOperation; an amount the columns cannot hold is refused when it is saved (DecimalColumn).
+ROUNDING_CONTEXT = Context(prec=80)
 
 
 @cache
@@ -16,7 +19,7 @@ def minor_units(currency: str) -> int:
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUNDING)
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUNDING, context=ROUNDING_CONTEXT)
 
 
 @cache

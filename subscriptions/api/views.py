@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from catalog.api.plans import CustomPlanIn
 from catalog.api.ratecards import DiscountsIn, DurationField, RateCardField, key_field
 from customers.models import Customer
-from openmeter_site.api.fields import MetadataField, RFC3339Field
+from openmeter_site.api.fields import INT32_MAX, MetadataField, RFC3339Field
 from openmeter_site.api.params import get_datetime
 from openmeter_site.api.routers import ListMixin, ResourceViewSet
 from openmeter_site.core.errors import InvalidInput
@@ -63,7 +63,7 @@ class TimingField(serializers.Field):
 
 class PlanRefIn(serializers.Serializer):
     key = key_field()
-    version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=INT32_MAX)
 
 
 class AlignmentIn(serializers.Serializer):
@@ -140,7 +140,7 @@ class CancelIn(serializers.Serializer):
 
 class MigrateIn(serializers.Serializer):
     timing = TimingField(default="immediate")
-    targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=INT32_MAX)
     startingPhase = serializers.CharField(required=False, allow_null=True, min_length=1)
     billingAnchor = RFC3339Field(required=False, allow_null=True)
 
@@ -319,7 +319,7 @@ class SubscriptionAddonCreateIn(serializers.Serializer):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
                                         max_length=column_length(SubscriptionAddon, "description"))
     metadata = MetadataField()
-    quantity = serializers.IntegerField(min_value=0)
+    quantity = serializers.IntegerField(min_value=0, max_value=INT32_MAX)
     timing = TimingField()
     addon = AddonRefIn()
 
@@ -329,7 +329,7 @@ class SubscriptionAddonUpdateIn(serializers.Serializer):
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True,
                                         max_length=column_length(SubscriptionAddon, "description"))
     metadata = MetadataField()
-    quantity = serializers.IntegerField(required=False, min_value=0)
+    quantity = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
     timing = TimingField(required=False)
 
 
