@@ -89,6 +89,9 @@ def post(*, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         return AttemptResult(ok=False, retryable=True, status_code=None, body="", duration_ms=elapsed, error=str(exc))
+    except ValueError as exc:  # a header the HTTP client refuses to send (a channel saved before values were checked)
+        return AttemptResult(ok=False, retryable=False, status_code=None, body="", duration_ms=0,
+                             error=f"request not sent: {exc}")
     finally:
         pool.close()
     elapsed = int((time.monotonic() - started) * 1000)

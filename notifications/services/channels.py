@@ -13,6 +13,12 @@ from openmeter_site.core.crypto import encrypt
 from openmeter_site.core.errors import InvalidInput, NotFound
 
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")  # visible ASCII, spaces and tabs: what every HTTP stack sends
+# Set by the sender (signature, body framing), or hop-by-hop: a receiver's proxy would act on them, not the receiver.
+SENDER_HEADERS = {
+    "content-type", "content-length", "host", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
+    "te", "trailer", "upgrade", "expect",
+}
 
 
 SIGNING_SECRET_RE = re.compile(r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")  # the spec's pattern
@@ -29,12 +35,14 @@ def validate_channel_input(
 
 def _validate_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
-        if not HEADER_NAME_RE.match(name):
+        if not HEADER_NAME_RE.fullmatch(name):
             raise InvalidInput(f"customHeaders: invalid header name {name!r}")
-        if name.lower().startswith("svix-") or name.lower() in ("content-type", "content-length", "host"):
+        if name.lower().startswith("svix-") or name.lower() in SENDER_HEADERS:
             raise InvalidInput(f"customHeaders: {name} is set by the webhook sender")
-        if any(c in value for c in "\r\n\0"):
-            raise InvalidInput(f"customHeaders: the value of {name} contains a line break")
+        if not isinstance(value, str) or not HEADER_VALUE_RE.fullmatch(value):
+            raise InvalidInput(
+                f"customHeaders: the value of {name} must be printable ASCII (no line breaks or control characters)"
+            )
 
 
 def _validate_url(url: str) -> None:

@@ -245,3 +245,34 @@ def test_two_workers_on_one_delivery_send_once(receiver):
     assert results == {"a": None, "b": None}
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempt_count) == (DeliveryState.SUCCESS, 1)
+
+
+@pytest.mark.parametrize(("name", "value", "refused"), [
+    ("X-Team", "caf\u00e9 \u20ac", "must be printable ASCII"),  # http.client sends latin-1 only: € raised
+    ("X-Team", "a\x01b", "must be printable ASCII"),
+    ("X-Team", "bil\r\nX-Admin: 1", "must be printable ASCII"),
+    ("X-Team\n", "billing", "invalid header name"),
+    ("Transfer-Encoding", "gzip", "set by the webhook sender"),  # the body was sent chunked under it
+    ("Connection", "close, Host", "set by the webhook sender"),  # a proxy would drop the Host header
+    ("Expect", "100-continue", "set by the webhook sender"),
+])
+def test_a_custom_header_an_http_client_cannot_send_as_given_is_refused(api, name, value, refused):
+    body = {"type": "WEBHOOK", "name": "hook", "url": "http://127.0.0.1:9/hook", "customHeaders": {name: value}}
+    response = api.post("/api/v1/notification/channels", body, format="json")
+    assert response.status_code == 400, response.content
+    assert refused in response.json()["detail"]
+    assert not NotificationChannel.objects.exists()
+
+
+def test_a_stored_header_the_client_cannot_send_fails_the_attempt_for_good(receiver, django_capture_on_commit_callbacks):
+    # given a channel whose header was stored before values were checked
+    channel, _ = invoice_rule(receiver.url)
+    NotificationChannel.objects.filter(pk=channel.pk).update(custom_headers={"X-Team": "\u20ac"})
+    # when an event is sent to it
+    [event] = emit(django_capture_on_commit_callbacks)
+    # then the attempt is recorded as failed, not retried, and nothing is sent (the task raised every time)
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.FAILED
+    assert "request not sent" in delivery.reason
+    assert delivery.attempts.count() == 1
+    assert receiver.requests == []
