@@ -191,14 +191,16 @@ def run_at(port: int, key: str, bodies: Bodies, clients: int, rate: float | None
     started = time.perf_counter()
     poster.start()
     max_age = 0.0
-    while (elapsed := time.perf_counter() - started) < seconds:
-        time.sleep(min(5.0, seconds - elapsed))
-        pending, age = backlog(port)
-        max_age = max(max_age, age)
-        if verbose:
-            print(f"    {time.perf_counter() - started:6.0f} s  pending {pending:9,}  oldest {age:5.1f} s", flush=True)
-    stop.set()
-    poster.join()
+    try:
+        while (elapsed := time.perf_counter() - started) < seconds:
+            time.sleep(min(5.0, seconds - elapsed))
+            pending, age = backlog(port)
+            max_age = max(max_age, age)
+            if verbose:
+                print(f"    {time.perf_counter() - started:6.0f} s  pending {pending:9,}  oldest {age:5.1f} s", flush=True)
+    finally:  # also on Ctrl-C: the clients stop before the server does
+        stop.set()
+        poster.join()
     seconds = time.perf_counter() - started
     ingested, failed = result[0]
     stopped = time.perf_counter()

@@ -151,15 +151,11 @@ def lock_event_types(cur: CursorWrapper, types: list[str], *, exclusive: bool) -
 
 
 def fold_pending(*, limit: int = FOLD_BATCH) -> int:
-    """One pass over the shards, starting at a random one: each shard that no other process is folding gives a
-    batch, up to `limit` events in all. Returns how many were folded."""
-    folded = 0
+    """One pass over every shard, starting at a random one: each shard that no other process is folding gives a
+    batch of up to `limit` events. Every pass visits every shard, so an event waits at most about one pass however
+    long the queue. Returns how many were folded."""
     first = random.randrange(FOLD_SHARDS)  # spreads parallel folds over the shards
-    for i in range(FOLD_SHARDS):
-        if folded >= limit:
-            break
-        folded += fold_shard(shard=(first + i) % FOLD_SHARDS, limit=limit - folded)
-    return folded
+    return sum(fold_shard(shard=(first + i) % FOLD_SHARDS, limit=limit) for i in range(FOLD_SHARDS))
 
 
 def fold_shard(*, shard: int, limit: int = FOLD_BATCH) -> int:

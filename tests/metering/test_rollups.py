@@ -18,6 +18,7 @@ from metering.postgres.fold import (
     backfill_step,
     fold_backlog,
     fold_pending,
+    fold_shard,
     progress_id,
     rollups_rebuild_start,
 )
@@ -193,7 +194,7 @@ def test_meter_created_after_ingest_counts_old_events_while_building_and_after(d
 def test_backfill_with_interleaved_ingest_and_folds_counts_every_event_once():
     # given folded and pending events, then a meter whose backfill advances in small chunks
     ingest(old_events(10))
-    fold_pending(limit=5)  # events 0..4 folded, 5..9 pending
+    fold_pending(limit=2)  # up to 2 events of each subject's shard folded, the rest pending
     # the backfill starts at this test's first event: sequence values that earlier tests used (rolled back, never
     # reset) would otherwise take thousands of 3-seq chunks, while the events below arrive at 2 per chunk
     first_seq = Event.objects.aggregate(first=Min("seq"))["first"]
@@ -292,7 +293,8 @@ def test_fold_backlog_counts_pending_events_and_ages_the_oldest():
     # given three events, the first folded, the other two stored 90 s and 30 s ago (now() is the test's
     # transaction time, so the ages are exact)
     ingest(old_events(3))
-    fold_pending(limit=1)
+    folded = PendingEvent.objects.order_by("seq").first()
+    fold_shard(shard=folded.shard, limit=1)
     first, second = PendingEvent.objects.order_by("seq").values_list("seq", flat=True)
     with connection.cursor() as cur:
         cur.execute("UPDATE metering_event SET ingested_at = now() - make_interval(secs => %s) WHERE seq = %s", [90, first])
