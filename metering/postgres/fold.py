@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 SHARD_LOCK = 0x6F6D7368  # "omsh" + shard: one fold per shard at a time
 TYPE_LOCK = 0x6F6D7479  # "omty" + hashtext(event type): folds shared, backfill steps and rebuild starts exclusive
 FOLD_BATCH = 200_000  # bigger batches share more buckets between their events: fewer upserts per event
-VACUUM_AFTER = 100_000  # events folded in one run after which the emptied queue is vacuumed
+VACUUM_AFTER = 100_000  # the queue is vacuumed every time this many events were folded
 BACKFILL_CHUNK = 200_000
 
 _LATEST_MERGE = "(excluded.latest_time, excluded.latest_seq) > (metering_rollup.latest_time, metering_rollup.latest_seq)"
@@ -195,27 +195,30 @@ def _fold_meter(cur: CursorWrapper, meter: Meter) -> None:
         rollups_rebuild_start(meter=meter)  # waits for the other folds of its type: they may be adding to it
 
 
-def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100) -> int:
+def fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 100, vacuum_after: int | None = None) -> int:
     """Fold until a pass over the shards finds nothing to fold (or `max_batches` passes); returns how many events
-    were folded."""
-    total = 0
+    were folded. With `vacuum_after`, the queue is vacuumed each time that many more events were folded."""
+    total = since_vacuum = 0
     for _ in range(max_batches):
         folded = fold_pending(limit=limit)
         total += folded
+        since_vacuum += folded
+        if vacuum_after is not None and since_vacuum >= vacuum_after and not connection.in_atomic_block:
+            with connection.cursor() as cur:
+                cur.execute("VACUUM (SKIP_LOCKED) metering_pendingevent")  # another fold's vacuum does it as well
+            since_vacuum = 0
         if folded == 0:
             break
     return total
 
 
 def fold_backlog(*, limit: int = FOLD_BATCH, max_batches: int = 100, vacuum_after: int = VACUUM_AFTER) -> int:
-    """`fold_all`, then vacuum the queue if the run emptied a large part of it: every query reads the queue
-    (the raw tail), and until autovacuum comes by its dead rows are scanned too (a freshly emptied queue of
-    1,000,000 events cost each query ~20 ms). VACUUM needs autocommit: callers inside a transaction skip it."""
-    folded = fold_all(limit=limit, max_batches=max_batches)
-    if folded >= vacuum_after and not connection.in_atomic_block:
-        with connection.cursor() as cur:
-            cur.execute("VACUUM (SKIP_LOCKED) metering_pendingevent")  # another fold's vacuum does it as well
-    return folded
+    """`fold_all`, vacuuming the queue every `vacuum_after` events folded. The queue is a table that every event
+    goes through (an insert at ingest, a delete when folded); until vacuum comes by, its dead rows and index
+    entries are read again by every claim and every query of the raw tail. In a sustained run where one fold task
+    ran 100 passes before vacuuming, the queue's index grew to 190 MB for a few thousand live rows. VACUUM needs
+    autocommit: callers inside a transaction skip it."""
+    return fold_all(limit=limit, max_batches=max_batches, vacuum_after=vacuum_after)
 
 
 # --- backfill -----------------------------------------------------------------------------------------------------
