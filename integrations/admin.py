@@ -43,6 +43,7 @@ from openmeter_site.admin_ui.actions import (
     ActionForm,
     ObjectAction,
     ObjectActionsMixin,
+    ServiceSaveMixin,
     actor,
     confirm_bulk,
     service_form_page,
@@ -168,7 +169,7 @@ class DeletedFilter(admin.SimpleListFilter):
 
 
 @admin.register(App)
-class AppAdmin(ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
+class AppAdmin(ServiceSaveMixin, ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
     form = AppForm
     list_display = ["name", "type", "status", "stripe_account", "masked_api_key", "livemode", "created", "uninstalled"]
     list_filter = ["type", "status", "livemode", DeletedFilter]
