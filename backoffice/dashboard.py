@@ -1,12 +1,14 @@
 """The back office's front page: what a billing person checks first. Billed revenue per month and currency, what is
 owed and overdue, the invoices that need someone, failed webhook deliveries, events not yet folded into the meters,
-and how each scheduled job last ran. A fixed number of queries, whatever the data size."""
+whether the job queue (Redis) answers, and how each scheduled job last ran. A fixed number of queries, whatever the
+data size."""
 
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+import redis
 from dateutil.relativedelta import relativedelta
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
@@ -20,6 +22,7 @@ from billing.selectors import NEEDS_ACTION, OWED_STATUSES, overdue_q
 from metering.selectors import fold_backlog
 from notifications.models import DeliveryState, NotificationDelivery
 from openmeter_site.core.jobs import with_last_run
+from openmeter_site.ops.probes import redis_problem
 from openmeter_site.outbox.selectors import outbox_backlog
 
 MONTHS = 12
@@ -60,6 +63,7 @@ class Dashboard:
     fold_oldest_seconds: float
     outbox_waiting: int
     outbox_oldest_seconds: float
+    job_queue_down: str | None  # why Redis did not answer, or None
     jobs: list[PeriodicTask]  # annotated with their last run (`openmeter_site.core.admin.with_last_run`)
 
 
@@ -104,6 +108,16 @@ def needs_attention() -> list[Attention]:
             for key, (label, _) in NEEDS_ACTION.items() if counts[key]]
 
 
+def job_queue_down() -> str | None:
+    """Why the job queue (Redis) does not answer, or None: while it is down no scheduled job runs and nothing queued
+    from a request starts (it is all recorded in PostgreSQL and runs once Redis is back)."""
+    try:
+        redis_problem()
+    except redis.RedisError as exc:
+        return str(exc)
+    return None
+
+
 def dashboard() -> Dashboard:
     waiting, oldest = fold_backlog()
     outbox_waiting, outbox_oldest = outbox_backlog()
@@ -116,5 +130,6 @@ def dashboard() -> Dashboard:
         fold_oldest_seconds=oldest,
         outbox_waiting=outbox_waiting,
         outbox_oldest_seconds=outbox_oldest,
+        job_queue_down=job_queue_down(),
         jobs=list(with_last_run(PeriodicTask.objects.filter(enabled=True).order_by("name"), "task")),
     )

@@ -136,7 +136,9 @@ class JobRunAdmin(admin.ModelAdmin):
 
 def _run_now(request: HttpRequest, task: PeriodicTask, data: dict[str, Any]) -> HttpResponse:
     run = job_run_now(job=task.task, actor=actor(request))
-    messages.info(request, f"“{task.name}” was queued; this page shows what it did once it has run.")
+    run.refresh_from_db(fields=["outcome"])
+    if run.outcome == JobOutcome.QUEUED:
+        messages.info(request, f"“{task.name}” was queued; this page shows what it did once it has run.")
     return HttpResponseRedirect(reverse("admin:core_jobrun_change", args=[run.pk]))
 
 

@@ -42,21 +42,21 @@ def _drop_connection() -> None:
             logger.debug("closing a broken broker connection failed", exc_info=True)
 
 
-def kick(task: Task, *args: Any, countdown: float | None = None) -> bool:
+def kick(task: Task, *args: Any, countdown: float | None = None, task_id: str | None = None) -> bool:
     """Queue `task(*args)` once, best effort; False when the broker did not take it (the caller's job is recorded
     in PostgreSQL, and a periodic job picks it up). Eager mode (tests) runs the task at once, as a worker would."""
     global _paused_until
     if task.app.conf.task_always_eager:
-        task.apply_async(args, countdown=countdown)
+        task.apply_async(args, countdown=countdown, task_id=task_id)
         return True
     if time.monotonic() < _paused_until:
         return False
     reused = getattr(_local, "connection", None) is not None
     try:
-        _publish(task, args, countdown)
+        _publish(task, args, countdown, task_id)
     except Exception as exc:  # whatever the broker raised, the request goes on without it
         _drop_connection()
-        if reused and _publish_on_new_connection(task, args, countdown):
+        if reused and _publish_on_new_connection(task, args, countdown, task_id):
             return True  # the kept connection had gone stale (Redis restarted, idle connection dropped)
         _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
         logger.warning("broker unavailable, %s not queued (its periodic job will run it): %s", task.name, exc)
@@ -64,13 +64,14 @@ def kick(task: Task, *args: Any, countdown: float | None = None) -> bool:
     return True
 
 
-def _publish(task: Task, args: tuple[Any, ...], countdown: float | None) -> None:
-    task.apply_async(args, countdown=countdown, connection=_connection(task), retry=False, ignore_result=True)
+def _publish(task: Task, args: tuple[Any, ...], countdown: float | None, task_id: str | None) -> None:
+    task.apply_async(args, countdown=countdown, task_id=task_id, connection=_connection(task), retry=False,
+                     ignore_result=True)
 
 
-def _publish_on_new_connection(task: Task, args: tuple[Any, ...], countdown: float | None) -> bool:
+def _publish_on_new_connection(task: Task, args: tuple[Any, ...], countdown: float | None, task_id: str | None) -> bool:
     try:
-        _publish(task, args, countdown)
+        _publish(task, args, countdown, task_id)
     except Exception:  # the broker is down: the caller pauses kicks
         _drop_connection()
         return False

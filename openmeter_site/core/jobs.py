@@ -25,6 +25,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from openmeter_site.core.broker import kick
 from openmeter_site.core.errors import NotFound
 from openmeter_site.core.models import JobOutcome, JobRun
 
@@ -92,13 +93,20 @@ def job_run_now(*, job: str, actor: str) -> JobRun:
     return run
 
 
+NOT_QUEUED = "could not queue the run: the job queue (Redis) did not answer; the job runs on its schedule once it is back"
+
+
 def _send(task: Task, run: JobRun) -> None:
+    """Queue the run without waiting on the broker (`kick`): with Redis down the run is marked failed at once, where
+    Celery's own publishing retried for about 20 s and then held the request on the result store as long."""
     try:
-        task.apply_async(task_id=run.task_id)
-    except Exception as exc:  # no broker: say so on the run. (Eager mode: the run failed and recorded it already.)
-        logger.exception("could not queue %s", run.job)
+        queued = kick(task, task_id=run.task_id)
+    except Exception:  # eager mode (tests): the run failed and recorded it already
+        logger.exception("the run %s of %s failed", run.pk, run.job)
+        return
+    if not queued:
         JobRun.objects.filter(pk=run.pk, outcome=JobOutcome.QUEUED).update(
-            outcome=JobOutcome.FAILED, finished_at=timezone.now(), error=f"could not queue the run: {exc}")
+            outcome=JobOutcome.FAILED, finished_at=timezone.now(), error=NOT_QUEUED)
 
 
 LAST_RUN_FIELDS = ("id", "outcome", "created_at", "started_at", "finished_at", "counts", "error")

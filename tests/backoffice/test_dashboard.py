@@ -27,6 +27,7 @@ from notifications.models import (
 )
 from tests.billing.helpers import custom_invoicing_app, customer, profile
 from tests.billing.test_admin import text_of
+from tests.conftest import free_port
 from tests.factories import ingest
 
 NOW = dt.datetime(2026, 6, 15, 12, tzinfo=dt.UTC)
@@ -149,3 +150,12 @@ def test_operator_sees_revenue_and_goes_to_the_drafts_waiting(operator_page):
     expect(page.locator("#result_list")).to_contain_text(draft.number)
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     assert Invoice.objects.filter(status=S.DRAFT_MANUAL_APPROVAL_NEEDED).count() == 1
+
+
+@pytest.mark.django_db
+def test_dashboard_says_when_the_job_queue_does_not_answer(admin_client, settings):
+    assert "The job queue (Redis) does not answer" not in text_of(admin_client.get("/admin/").content)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    text = text_of(admin_client.get("/admin/").content)
+    assert "The job queue (Redis) does not answer: scheduled jobs, webhook deliveries and Stripe syncs wait" in text
+    assert "Nothing waits for you" not in text

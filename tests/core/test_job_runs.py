@@ -178,7 +178,7 @@ def test_run_now_with_a_real_worker_fills_in_the_queued_run(transactional_db, st
     while time.monotonic() < deadline and not run.is_finished:
         time.sleep(0.2)
         run.refresh_from_db()
-    assert run.outcome == JobOutcome.SUCCEEDED
+    assert run.outcome == JobOutcome.SUCCEEDED, run.error
     assert run.started_by == "admin:boss"
     assert run.counts == {"invoices past due": 0}
     assert JobRun.objects.count() == 1  # the worker filled in the queued row
@@ -209,3 +209,47 @@ def test_operator_runs_the_period_close_now_and_sees_what_it_did(operator_page):
 )
 def test_elapsed_time_as_an_operator_reads_it(seconds, shown):
     assert elapsed_text(dt.timedelta(seconds=seconds)) == shown
+
+
+@pytest.mark.django_db
+def test_run_now_with_the_job_queue_down_tries_the_broker_once_and_fails_the_run(
+    admin_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    # given a "Redis" that accepts connections and drops them at once (counting them), and tasks sent to a broker
+    import socket
+    import threading
+
+    from openmeter_site.core import broker as kicks
+    from openmeter_site.core.jobs import NOT_QUEUED
+
+    monkeypatch.setattr(kicks, "_paused_until", 0.0)  # the failed kick pauses kicks in this process: undone after
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def drop_connections() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=drop_connections, daemon=True).start()
+    saved = app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_write_url
+    url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_write_url = False, url, url
+    task = _schedule("Reconcile the ledger", "tests.job_that_fails")
+    try:
+        # when an operator runs it now
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/do/run_now/")
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_write_url = saved
+        listener.close()
+    # then the broker was tried once (Celery's publishing retried, then waited on the result store: ~20 s in all)
+    # and the run says it was not queued
+    assert len(accepted) == 1
+    run = JobRun.objects.get()
+    assert (run.outcome, run.error) == (JobOutcome.FAILED, NOT_QUEUED)
+    assert "the job queue (Redis) did not answer" in admin_client.get(response["Location"]).content.decode()
