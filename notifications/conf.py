@@ -4,7 +4,7 @@ from django.conf import settings
 
 
 def webhook_timeout_seconds() -> int:
-    """OPENMETER_WEBHOOK_TIMEOUT_SECONDS (default 10): how long one POST may take."""
+    """OPENMETER_WEBHOOK_TIMEOUT_SECONDS (default 10): how long one attempt may take in all."""
     return settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS
 
 

@@ -5,14 +5,19 @@ No database access here: `services/delivery.py` decides when to call `post()` an
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
+import http.client
 import secrets
+import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 
 import urllib3
+import urllib3.connection
 
 from notifications.conf import webhook_timeout_seconds
 from notifications.targets import Target, UnsafeTarget, resolve_target
@@ -72,28 +77,34 @@ class AttemptResult:
 
 def post(*, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
     """One delivery attempt. 2xx = success; any other answer (redirects are not followed), a timeout or a network
-    error is retryable. The URL's host is resolved and checked here, and the request goes to that address."""
+    error is retryable. The URL's host is resolved and checked here, and the request goes to that address. The
+    whole attempt, connecting to reading the excerpt, ends after the webhook timeout: a receiver that sends its
+    answer a byte at a time (each read within the timeout) would otherwise hold the worker for as long as it likes."""
     try:
         target = resolve_target(url)
     except UnsafeTarget as exc:
         return AttemptResult(ok=False, retryable=exc.retryable, status_code=None, body="", duration_ms=0, error=str(exc))
+    seconds = webhook_timeout_seconds()
     started = time.monotonic()
-    pool = _connection_pool(target)
+    conn = _connection(target, seconds)
+    cut = threading.Event()
+    deadline = threading.Timer(seconds, _cut, args=(conn, cut))
+    deadline.start()
     try:
-        response = pool.urlopen(
-            "POST", target.url.request_uri, body=body, headers={**headers, "Host": target.url.host_header},
-            redirect=False, retries=False, preload_content=False, assert_same_host=False,
-        )
+        conn.request("POST", target.url.request_uri, body=body, headers={**headers, "Host": target.url.host_header},
+                     preload_content=False)
+        response = conn.getresponse()
         excerpt = response_excerpt(response.headers.get("Content-Type", ""), response.read(RESPONSE_READ_BYTES))
-        response.close()
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
         elapsed = int((time.monotonic() - started) * 1000)
-        return AttemptResult(ok=False, retryable=True, status_code=None, body="", duration_ms=elapsed, error=str(exc))
+        error = f"timed out: no answer within {seconds} s" if cut.is_set() else str(exc) or type(exc).__name__
+        return AttemptResult(ok=False, retryable=True, status_code=None, body="", duration_ms=elapsed, error=error)
     except ValueError as exc:  # a header the HTTP client refuses to send (a channel saved before values were checked)
         return AttemptResult(ok=False, retryable=False, status_code=None, body="", duration_ms=0,
                              error=f"request not sent: {exc}")
     finally:
-        pool.close()
+        deadline.cancel()
+        conn.close()
     elapsed = int((time.monotonic() - started) * 1000)
     if 200 <= response.status < 300:
         return AttemptResult(ok=True, retryable=False, status_code=response.status, body=excerpt, duration_ms=elapsed)
@@ -107,17 +118,24 @@ def post(*, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
     )
 
 
-def _connection_pool(target: Target) -> urllib3.HTTPConnectionPool:
-    """A one-request pool connected to the resolved address. HTTPS sends the URL's host name as SNI and checks
-    the certificate against it, with the system's CA certificates (SSL_CERT_FILE and SSL_CERT_DIR apply)."""
-    seconds = webhook_timeout_seconds()
-    timeout = urllib3.Timeout(connect=seconds, read=seconds)
+def _connection(target: Target, seconds: float) -> urllib3.connection.HTTPConnection:
+    """A connection to the resolved address. HTTPS sends the URL's host name as SNI and checks the certificate
+    against it, with the system's CA certificates (SSL_CERT_FILE and SSL_CERT_DIR apply)."""
     if target.url.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            target.address, target.url.port, timeout=timeout, retries=False,
-            server_hostname=target.url.host, ssl_context=ssl.create_default_context(),
+        return urllib3.connection.HTTPSConnection(
+            target.address, target.url.port, timeout=seconds, server_hostname=target.url.host,
+            ssl_context=ssl.create_default_context(),
         )
-    return urllib3.HTTPConnectionPool(target.address, target.url.port, timeout=timeout, retries=False)
+    return urllib3.connection.HTTPConnection(target.address, target.url.port, timeout=seconds)
+
+
+def _cut(conn: urllib3.connection.HTTPConnection, cut: threading.Event) -> None:
+    """The attempt's deadline: shut the socket down, so that the read in progress ends at once."""
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed by the attempt itself
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def response_excerpt(content_type: str, raw: bytes) -> str:

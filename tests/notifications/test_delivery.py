@@ -276,3 +276,40 @@ def test_a_stored_header_the_client_cannot_send_fails_the_attempt_for_good(recei
     assert "request not sent" in delivery.reason
     assert delivery.attempts.count() == 1
     assert receiver.requests == []
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_timeout(settings, django_capture_on_commit_callbacks):
+    # given a receiver that reads the request and sends its 200 a byte every 0.2 s (each read is well within the
+    # timeout, the whole answer takes about 8 s) and a webhook timeout of 1 s for the whole attempt
+    import socket
+    import threading
+
+    settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS = 1
+    settings.OPENMETER_WEBHOOK_MAX_ATTEMPTS = 1
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the sender hung up
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    invoice_rule(f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
+    try:
+        # when an event is delivered
+        [event] = emit(django_capture_on_commit_callbacks)
+    finally:
+        stop.set()
+        listener.close()
+    # then the attempt ends at the timeout, failed, instead of waiting for the whole answer (it was a success)
+    delivery = NotificationDelivery.objects.get(event=event)
+    assert delivery.state == DeliveryState.FAILED
+    assert "no answer within 1 s" in delivery.reason
