@@ -5,7 +5,7 @@ the API's action calls; the printable invoice and a CSV of its lines."""
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -32,9 +32,15 @@ from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEve
 from billing.models import InvoiceStatus as S
 from billing.services import actions, drafts, profiles, state
 from billing.services.profiles import ProfileApps
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, actor, confirm_bulk
+from openmeter_site.admin_ui.actions import (
+    ActionForm,
+    ObjectAction,
+    ObjectActionsMixin,
+    actor,
+    confirm_bulk,
+    for_each_selected,
+)
 from openmeter_site.admin_ui.display import money, period, when
-from openmeter_site.core.errors import DomainError
 
 STATUS_GROUPS = ["gathering", "draft", "issuing", "issued", "payment_processing", "overdue", "paid", "uncollectible",
                  "voided", "delete", "deleted"]
@@ -289,36 +295,25 @@ INVOICE_ACTIONS = (
 )
 
 
-def _bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: str) -> None:
-    done, failed = 0, []
-    for invoice in queryset.order_by("pk"):
-        try:
-            if action == "void":
-                actions.invoice_void(invoice_id=invoice.pk, reason="voided in the back office", actor=actor(request))
-            else:
-                actions.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request))
-            done += 1
-        except DomainError as exc:
-            failed.append(f"{invoice.number}: {exc.detail}")
-    if done:
-        modeladmin.message_user(request, f"{action}: {done} invoice(s) done", messages.SUCCESS)
-    for message in failed:
-        modeladmin.message_user(request, message, messages.ERROR)
+def _bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: str, done: str) -> None:
+    for_each_selected(modeladmin, request, queryset,
+                      lambda invoice: actions.invoice_action(invoice_id=invoice.pk, action=action, actor=actor(request)),
+                      done=done)
 
 
 @admin.action(description="Advance selected invoices")
 def advance(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _bulk(modeladmin, request, queryset, "advance")
+    _bulk(modeladmin, request, queryset, "advance", "Advanced {}.")
 
 
 @admin.action(description="Approve selected invoices")
 def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _bulk(modeladmin, request, queryset, "approve")
+    _bulk(modeladmin, request, queryset, "approve", "Approved {}.")
 
 
 @admin.action(description="Retry selected failed invoices")
 def retry(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    _bulk(modeladmin, request, queryset, "retry")
+    _bulk(modeladmin, request, queryset, "retry", "Retried {}.")
 
 
 @admin.action(description="Void selected invoices")
@@ -328,7 +323,10 @@ def void(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet)
                                         "their customers no longer owe.")
     if confirmation is not None:
         return confirmation
-    _bulk(modeladmin, request, queryset, "void")
+    for_each_selected(modeladmin, request, queryset,
+                      lambda invoice: actions.invoice_void(invoice_id=invoice.pk, reason="voided in the back office",
+                                                           actor=actor(request)),
+                      done="Voided {}.")
     return None
 
 

@@ -69,7 +69,14 @@ from catalog.services.plans import (
     plan_validation_errors,
 )
 from catalog.services.versioning import status_q
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
+from openmeter_site.admin_ui.actions import (
+    ActionForm,
+    ObjectAction,
+    ObjectActionsMixin,
+    confirm_bulk,
+    editor_response,
+    for_each_selected,
+)
 from openmeter_site.admin_ui.display import duration_text, when, when_text
 from openmeter_site.core.errors import DomainError, NotFound
 
@@ -245,18 +252,6 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def versions_in_use(self, versions: list[Any]) -> dict[str, int] | None:
         """How many subscriptions run on each version, where an app above the catalog knows (None: unknown)."""
         return None
-
-    def _bulk(self, request: HttpRequest, queryset: QuerySet, run: Callable[[Any], Any], verb: str) -> None:
-        done = 0
-        for obj in queryset:
-            try:
-                run(obj)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{named(obj)}: {exc.detail}", messages.ERROR)
-        if done:
-            name = self.opts.verbose_name if done == 1 else self.opts.verbose_name_plural
-            self.message_user(request, f"{done} {name} {verb}.")
 
 
 def named(obj: EffectiveDatedVersion) -> str:
@@ -599,7 +594,7 @@ class PlanAdmin(CatalogEditorAdmin):
 
     @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        self._bulk(request, queryset, lambda p: plan_publish(plan_id=p.pk), "published")
+        for_each_selected(self, request, queryset, lambda p: plan_publish(plan_id=p.pk), done="Published {}.", name=named)
 
     @admin.action(description="Archive selected plans (no new subscriptions)")
     def archive(self, request: HttpRequest, queryset: QuerySet[Plan]) -> HttpResponse | None:
@@ -608,12 +603,13 @@ class PlanAdmin(CatalogEditorAdmin):
                                             "subscriptions continue unchanged.")
         if confirmation is not None:
             return confirmation
-        self._bulk(request, queryset, lambda p: plan_archive(plan_id=p.pk), "archived")
+        for_each_selected(self, request, queryset, lambda p: plan_archive(plan_id=p.pk), done="Archived {}.", name=named)
         return None
 
     @admin.action(description="New version of selected plans (a draft copy)")
     def new_version(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        self._bulk(request, queryset, lambda p: plan_new_version(plan_id=p.pk), "copied to a new draft version")
+        for_each_selected(self, request, queryset, lambda p: plan_new_version(plan_id=p.pk),
+                          done="Copied {} to a new draft version each.", name=named)
 
 
 # --- add-ons ----------------------------------------------------------------------------------------------------------
@@ -775,7 +771,7 @@ class AddonAdmin(CatalogEditorAdmin):
 
     @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Addon]) -> None:
-        self._bulk(request, queryset, lambda a: addon_publish(addon_id=a.pk), "published")
+        for_each_selected(self, request, queryset, lambda a: addon_publish(addon_id=a.pk), done="Published {}.", name=named)
 
     @admin.action(description="Archive selected add-ons (no new purchases)")
     def archive(self, request: HttpRequest, queryset: QuerySet[Addon]) -> HttpResponse | None:
@@ -784,5 +780,5 @@ class AddonAdmin(CatalogEditorAdmin):
                                             "them keep them.")
         if confirmation is not None:
             return confirmation
-        self._bulk(request, queryset, lambda a: addon_archive(addon_id=a.pk), "archived")
+        for_each_selected(self, request, queryset, lambda a: addon_archive(addon_id=a.pk), done="Archived {}.", name=named)
         return None

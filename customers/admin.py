@@ -5,7 +5,7 @@ confirmation. The customer's whole story (subscriptions, balances, invoices) is 
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -13,7 +13,13 @@ from django.utils.safestring import SafeString
 
 from customers.models import Customer
 from customers.services import CustomerInput, customer_check, customer_create, customer_delete, customer_update
-from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, ServiceSaveMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import (
+    ObjectAction,
+    ObjectActionsMixin,
+    ServiceSaveMixin,
+    confirm_bulk,
+    for_each_selected,
+)
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import CountryField, CurrencyField, DescriptionField, KeyValueField, country_choices
 from openmeter_site.core.errors import DomainError
@@ -160,12 +166,6 @@ class CustomerAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin):
                                             "entitlements now. Customers with an active subscription are kept.")
         if confirmation is not None:
             return confirmation
-        done = 0
-        for customer in queryset.filter(deleted_at__isnull=True):
-            try:
-                customer_delete(customer=customer)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{customer}: {exc.detail}", level=messages.ERROR)
-        self.message_user(request, f"Deleted {done} customer(s).")
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda customer: customer_delete(customer=customer), done="Deleted {}.")
         return None

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -25,10 +25,9 @@ from entitlements.services import (
     grant_create,
     grant_void,
 )
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import EMPTY, duration_text, period, quantity, quantity_text, when, when_text
 from openmeter_site.admin_ui.forms import DurationField, LocalDateTimeField
-from openmeter_site.core.errors import DomainError
 
 EXPIRATIONS = {"PT{}H": "HOUR", "P{}D": "DAY", "P{}W": "WEEK", "P{}M": "MONTH", "P{}Y": "YEAR"}  # ISO → the API's
 
@@ -287,7 +286,8 @@ class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
 
     @admin.action(description="Reset usage now (metered)")
     def reset_now(self, request: HttpRequest, queryset: QuerySet[Entitlement]) -> None:
-        self._each(request, queryset.filter(type=EntitlementType.METERED), lambda e: entitlement_reset(entitlement=e))
+        for_each_selected(self, request, queryset.filter(type=EntitlementType.METERED),
+                          lambda e: entitlement_reset(entitlement=e), done="Reset the usage of {}.")
 
     @admin.action(description="End now (soft delete)")
     def end_now(self, request: HttpRequest, queryset: QuerySet[Entitlement]) -> HttpResponse | None:
@@ -295,22 +295,14 @@ class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
                                     warning="These entitlements end now: their customers lose access to the features.")
         if confirmation is not None:
             return confirmation
-        self._each(request, queryset.filter(deleted_at__isnull=True), lambda e: entitlement_end(entitlement=e))
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda e: entitlement_end(entitlement=e), done="Ended {} now.")
         return None
 
     @admin.action(description="Recompute balances (drop snapshots, e.g. after very late events)")
     def recompute(self, request: HttpRequest, queryset: QuerySet[Entitlement]) -> None:
-        self._each(request, queryset, lambda e: balance.invalidate_snapshots(entitlement=e))
-
-    def _each(self, request: HttpRequest, queryset: QuerySet[Entitlement], apply: Any) -> None:
-        done = 0
-        for entitlement in queryset:
-            try:
-                apply(entitlement)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{entitlement}: {exc.detail}", level=messages.ERROR)
-        self.message_user(request, f"Done for {done} entitlement(s).")
+        for_each_selected(self, request, queryset, lambda e: balance.invalidate_snapshots(entitlement=e),
+                          done="Dropped the balance snapshots of {}: their balances are recomputed from usage.")
 
 
 @admin.register(Grant)
@@ -350,14 +342,7 @@ class GrantAdmin(ObjectActionsMixin, ReadOnlyAdmin):
                                             "counting from now on.")
         if confirmation is not None:
             return confirmation
-        done = 0
-        for grant in queryset:
-            try:
-                grant_void(grant=grant)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{grant}: {exc.detail}", level=messages.ERROR)
-        self.message_user(request, f"Voided {done} grant(s).")
+        for_each_selected(self, request, queryset, lambda grant: grant_void(grant=grant), done="Voided {}.")
         return None
 
 

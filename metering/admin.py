@@ -26,7 +26,14 @@ from metering.models import Event, Meter, MeterAggregation, Subject
 from metering.postgres.events import event_readings
 from metering.postgres.fold import progress_id
 from metering.selectors import customers_of_subjects, meter_list_qs, subject_customers_for
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
+from openmeter_site.admin_ui.actions import (
+    ActionForm,
+    ObjectAction,
+    ObjectActionsMixin,
+    confirm_bulk,
+    editor_response,
+    for_each_selected,
+)
 from openmeter_site.admin_ui.display import EMPTY, quantity, quantity_text, when
 from openmeter_site.admin_ui.forms import FieldsetsForm, KeyValueField
 from openmeter_site.core.errors import DomainError, InvalidInput, ServiceUnavailable
@@ -184,9 +191,8 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
                                     warning="The meters stop counting and leave the API; their events are kept.")
         if confirmation is not None:
             return confirmation
-        for meter in queryset.filter(deleted_at__isnull=True):
-            services.meter_delete(meter=meter)
-        self.message_user(request, "Meters deleted.", messages.SUCCESS)
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda meter: services.meter_delete(meter=meter), done="Deleted {}.")
         return None
 
 

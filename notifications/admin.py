@@ -20,7 +20,7 @@ from notifications.models import (
 from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
-from openmeter_site.admin_ui.actions import ServiceSaveMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ServiceSaveMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import KeyValueField
 from openmeter_site.core.crypto import mask_secret
@@ -131,11 +131,8 @@ class NotificationChannelAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
                                             "uses is kept.")
         if confirmation is not None:
             return confirmation
-        for channel in queryset.filter(deleted_at__isnull=True):
-            try:
-                channel_services.channel_delete(channel_id=channel.pk)
-            except DomainError as exc:
-                messages.error(request, exc.detail)
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda channel: channel_services.channel_delete(channel_id=channel.pk), done="Deleted {}.")
         return None
 
 
@@ -241,8 +238,8 @@ class NotificationRuleAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
                                     warning="Deleted rules send no more notifications; their past events are kept.")
         if confirmation is not None:
             return confirmation
-        for rule in queryset.filter(deleted_at__isnull=True):
-            rule_services.rule_delete(rule_id=rule.pk)
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda rule: rule_services.rule_delete(rule_id=rule.pk), done="Deleted {}.")
         return None
 
     @admin.action(description="Send a test event")

@@ -6,7 +6,7 @@ operator's zone and prices as money."""
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -16,10 +16,9 @@ from django.utils.safestring import SafeString
 from catalog.models import Addon, CatalogStatus, Plan, PlanAddon
 from catalog.services.versioning import status_q
 from customers.models import Customer
-from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk
+from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import duration_text, money_text, period, when, when_text
 from openmeter_site.admin_ui.forms import LocalDateTimeField
-from openmeter_site.core.errors import DomainError
 from subscriptions import admin_plans  # noqa: F401  (plans with their subscriptions)
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionStatus
 from subscriptions.selectors import subscription_status_q
@@ -342,15 +341,6 @@ class SubscriptionAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return format_html('<table class="om-timeline"><tr><th>phase</th><th>runs</th><th>item</th><th>price</th>'
                            "<th>billed every</th><th>item runs</th></tr>{}</table>", body)
 
-    def _run(self, request: HttpRequest, queryset: QuerySet, action: Any, verb: str) -> None:
-        for sub in queryset:
-            try:
-                action(sub)
-            except DomainError as exc:
-                self.message_user(request, f"{sub}: {exc.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"{sub} {verb}", messages.SUCCESS)
-
     @admin.action(description="Cancel now")
     def cancel_now(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse | None:
         confirmation = confirm_bulk(self, request, queryset, action="cancel_now", title="Cancel subscriptions now",
@@ -358,7 +348,8 @@ class SubscriptionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                                             "is billed for them.")
         if confirmation is not None:
             return confirmation
-        self._run(request, queryset, lambda s: subscription_cancel(subscription_id=s.pk), "canceled")
+        for_each_selected(self, request, queryset, lambda s: subscription_cancel(subscription_id=s.pk),
+                          done="Canceled {} now.")
         return None
 
     @admin.action(description="Cancel at the end of the billing period")
@@ -368,12 +359,12 @@ class SubscriptionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                                     warning="These subscriptions end when their current billing period ends.")
         if confirmation is not None:
             return confirmation
-        self._run(
-            request, queryset, lambda s: subscription_cancel(subscription_id=s.pk, timing=NEXT_BILLING_CYCLE),
-            "will end at the end of its billing period",
-        )
+        for_each_selected(self, request, queryset,
+                          lambda s: subscription_cancel(subscription_id=s.pk, timing=NEXT_BILLING_CYCLE),
+                          done="Set {} to end at the end of the billing period.")
         return None
 
     @admin.action(description="Continue (undo a scheduled cancellation)")
     def continue_subscription(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        self._run(request, queryset, lambda s: subscription_unschedule_cancelation(subscription_id=s.pk), "continues")
+        for_each_selected(self, request, queryset, lambda s: subscription_unschedule_cancelation(subscription_id=s.pk),
+                          done="Undid the scheduled cancellation of {}.")

@@ -171,6 +171,26 @@ def confirm_bulk(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     return TemplateResponse(request, "admin/admin_ui/confirm_bulk.html", context)
 
 
+def for_each_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet,
+                      run: Callable[[Any], object], *, done: str, name: Callable[[Any], str] = str) -> int:
+    """A changelist action's loop: `run(record)` (a service call) on each selected record in turn, in the order of
+    their ids; a record the service refuses is named in an error message ("Pro v2: <why>") and the others go on;
+    then one message says what was done, `done` with the count in place of "{}" ("Voided {}." reads "Voided 2
+    grants."). Returns how many were done."""
+    count = 0
+    for obj in queryset.order_by("pk"):
+        try:
+            run(obj)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{name(obj)}: {exc.detail}", messages.ERROR)
+        else:
+            count += 1
+    if count:
+        noun = modeladmin.opts.verbose_name if count == 1 else modeladmin.opts.verbose_name_plural
+        modeladmin.message_user(request, done.format(f"{count} {noun}"), messages.SUCCESS)
+    return count
+
+
 def service_form_page(
     modeladmin: admin.ModelAdmin, request: HttpRequest, *, form: forms.Form,
     run: Callable[[dict[str, Any]], tuple[str, str]], title: str, submit: str, cancel_url: str,

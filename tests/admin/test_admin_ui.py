@@ -166,7 +166,7 @@ def test_bulk_void_asks_for_confirmation_first(admin_client, grant):
         assert page.status_code == 200 and "cannot be undone" in page.content.decode()
         assert Grant.objects.get(pk=grant.pk).voided_at is None
         done = admin_client.post("/admin/entitlements/grant/", {**form, "confirmed": "yes"}, follow=True)
-    assert "Voided 1 grant(s)." in done.content.decode()
+    assert "Voided 1 grant." in done.content.decode()
     assert Grant.objects.get(pk=grant.pk).voided_at == T0 + dt.timedelta(days=3)
 
 

@@ -103,6 +103,6 @@ def test_bulk_delete_confirms_then_keeps_subscribed_customers(admin_client, stor
             "/admin/customers/customer/", data).content.decode()
         done = admin_client.post("/admin/customers/customer/", {**data, "confirmed": "yes"}, follow=True)
     html = done.content.decode()
-    assert "still has active subscriptions" in html and "Deleted 1 customer(s)." in html
+    assert "still has active subscriptions" in html and "Deleted 1 customer." in html
     assert Customer.objects.get(pk=idle.pk).deleted_at is not None
     assert Customer.objects.get(pk=story.customer.pk).deleted_at is None

@@ -325,6 +325,18 @@ def test_changelist_bulk_archive_asks_first(admin_client, api):
     assert Plan.objects.get(pk=plan.pk).status == "archived"
 
 
+def test_changelist_bulk_publish_goes_on_past_a_refusal(admin_client, api):
+    published = _plan(api, key="basic", name="Basic")
+    admin_client.post(_url("catalog_plan_do", published.pk, "publish"), {"when": "now"}, follow=True)
+    draft = _plan(api)
+    page = admin_client.post(_url("catalog_plan_changelist"),
+                             {"action": "publish", "_selected_action": [published.pk, draft.pk]}, follow=True)
+    shown = [(m.level_tag, m.message) for m in page.context["messages"]]
+    assert [level for level, _ in shown] == ["error", "success"]
+    assert shown[0][1].startswith("Basic v1: ") and shown[1][1] == "Published 1 plan."
+    assert Plan.objects.get(pk=draft.pk).status == "active"
+
+
 def test_plan_sells_an_add_on(admin_client, api):
     plan = _plan(api)
     addon_id = api.post("/api/v1/addons", addon_body(), format="json").json()["id"]
