@@ -9,6 +9,7 @@ from customers.models import Customer
 from openmeter_site.api.filters import (
     BooleanParamFilter,
     DateTimeParamFilter,
+    IdListParamFilter,
     IncludeFilter,
     ListParamFilter,
     TextParamFilter,
@@ -35,7 +36,7 @@ class OverrideFilter(FilterSet):
     customersWithoutPinnedProfile = BooleanParamFilter(method="without_pinned_profile",
                                                        param="customersWithoutPinnedProfile")
     includeAllCustomers = BooleanParamFilter(method="include_all_customers", param="includeAllCustomers", default=True)
-    customerId = ListParamFilter(method="with_ids", param="customerId")
+    customerId = IdListParamFilter(field_name="pk", lookup_expr="in", param="customerId")
     customerName = TextParamFilter(field_name="name", lookup_expr="icontains")
     customerKey = TextParamFilter(field_name="key", lookup_expr="icontains")
     customerPrimaryEmail = TextParamFilter(field_name="primary_email", lookup_expr="icontains")
@@ -55,14 +56,11 @@ class OverrideFilter(FilterSet):
     def include_all_customers(self, qs: QuerySet, name: str, value: bool) -> QuerySet:
         return qs if value else qs.filter(billing_override__isnull=False)
 
-    def with_ids(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
-        return qs.filter(pk__in=[i.upper() for i in value])
-
 
 class InvoiceFilter(FilterSet):
     statuses = ListParamFilter(method="with_statuses", param="statuses")
     extendedStatuses = ListParamFilter(field_name="status", lookup_expr="in", param="extendedStatuses")
-    customers = ListParamFilter(method="with_customers", param="customers")
+    customers = IdListParamFilter(field_name="customer_id", lookup_expr="in", param="customers")
     includeDeleted = IncludeFilter(field_name="deleted_at", param="includeDeleted")
     issuedAfter = DateTimeParamFilter(field_name="issued_at", lookup_expr="gte", param="issuedAfter")
     issuedBefore = DateTimeParamFilter(field_name="issued_at", lookup_expr="lte", param="issuedBefore")
@@ -80,6 +78,3 @@ class InvoiceFilter(FilterSet):
         for prefix in (s for s in value if s not in WHOLE_STATUSES):
             wanted |= Q(status__startswith=f"{prefix}.")
         return qs.filter(wanted)
-
-    def with_customers(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
-        return qs.filter(customer_id__in=[c.upper() for c in value])

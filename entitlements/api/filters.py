@@ -6,7 +6,13 @@ from django_filters import FilterSet
 
 from entitlements.models import Entitlement, EntitlementType, Grant
 from entitlements.services import active_at
-from openmeter_site.api.filters import BooleanParamFilter, ChoiceListParamFilter, IncludeFilter, ListParamFilter
+from openmeter_site.api.filters import (
+    BooleanParamFilter,
+    ChoiceListParamFilter,
+    IdListParamFilter,
+    IncludeFilter,
+    ListParamFilter,
+)
 from openmeter_site.core.ids import is_ulid
 
 
@@ -24,7 +30,7 @@ class EntitlementFilter(FilterSet):
     """Every customer's entitlements; a subject names the customer whose usage attribution has it, or whose key
     it is."""
 
-    customerIds = ListParamFilter(method="with_customer_ids", param="customerIds")
+    customerIds = IdListParamFilter(field_name="customer_id", lookup_expr="in", param="customerIds")
     customerKeys = ListParamFilter(field_name="customer__key", lookup_expr="in", param="customerKeys")
     subject = ListParamFilter(method="with_subjects", param="subject")
     feature = ListParamFilter(method="with_features", param="feature")
@@ -35,9 +41,6 @@ class EntitlementFilter(FilterSet):
     class Meta:
         model = Entitlement
         fields: list[str] = []
-
-    def with_customer_ids(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
-        return qs.filter(customer_id__in=[c.upper() for c in value])
 
     def with_subjects(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
         return qs.filter(Q(customer__subjects__subject_key__in=value) | Q(customer__key__in=value)).distinct()

@@ -40,6 +40,11 @@ class ListParamField(_ParamField):
         return [v for v in value or [] if v != ""]
 
 
+class IdListParamField(ListParamField):
+    def clean(self, value: Any) -> list[str]:
+        return [v.upper() for v in super().clean(value)]
+
+
 class ChoiceListParamField(ListParamField):
     def __init__(self, *, choices: Sequence[str], **kwargs: Any) -> None:
         self.allowed = list(choices)
@@ -72,6 +77,12 @@ class IncludeFilter(BooleanParamFilter):
 
 class ListParamFilter(django_filters.Filter):
     field_class = ListParamField
+
+
+class IdListParamFilter(django_filters.Filter):
+    """A list of ULIDs as sent, in any case (ULIDs are stored upper-case): `customerId=01j…&customerId=01J…`."""
+
+    field_class = IdListParamField
 
 
 class ChoiceListParamFilter(django_filters.Filter):

@@ -148,6 +148,9 @@ def test_override_upsert_get_list_delete(api):
     assert [i["customerOverride"]["customerId"] for i in only_pinned["items"]] == [pinned.pk]
     by_profile = api.get(f"/api/v1/billing/customers?billingProfile={default['id']}").json()
     assert [i["baseBillingProfileId"] for i in by_profile["items"]] == [default["id"]]
+    ids = f"customerId={pinned.pk.lower()}&customerId={unpinned.pk}"
+    by_id = api.get(f"/api/v1/billing/customers?{ids}&expand=customer").json()
+    assert sorted(i["customer"]["id"] for i in by_id["items"]) == sorted([pinned.pk, unpinned.pk])  # ids in any case
     without_pin = api.get("/api/v1/billing/customers?customersWithoutPinnedProfile=true").json()
     assert without_pin["totalCount"] == 1
     # the pinned profile can't be deleted

@@ -322,6 +322,8 @@ def test_lists_and_get_by_id(api, setup):
     assert page["totalCount"] == 2
     assert [e["featureKey"] for e in api.get("/api/v2/entitlements", {"customerKeys": "other"}).json()["items"]] == ["sso"]
     assert [e["featureKey"] for e in api.get("/api/v2/entitlements", {"customerIds": other.pk}).json()["items"]] == ["sso"]
+    by_id = api.get("/api/v2/entitlements", {"customerIds": [other.pk.lower(), "01G65Z755AFWAKHE12NY0CQ9FH"]}).json()
+    assert [e["featureKey"] for e in by_id["items"]] == ["sso"]  # ids in any case
     assert [e["type"] for e in api.get("/api/v2/entitlements", {"entitlementType": "metered"}).json()["items"]] == [
         "metered"]
     assert [e["featureKey"] for e in api.get("/api/v2/entitlements", {"feature": "gpt_tokens"}).json()["items"]] == [
