@@ -106,8 +106,9 @@ class NotificationDelivery(BaseModel):
     """The delivery of one event to one channel (the spec's `deliveryStatus` item).
 
     `attempt_count` only grows; a task carries the count it expects, so of two tasks for the same attempt
-    (a Celery retry and the sweeper) only one sends. `round_start` is the count when the current send round
-    (first send or a resend) began: the retry budget is counted from there.
+    (a Celery retry and the sweeper) only one sends, and none while `sending_until` says an attempt is in flight.
+    `round_start` is the count when the current send round (first send or a resend) began: the retry budget is
+    counted from there.
     """
 
     event = models.ForeignKey(NotificationEvent, on_delete=models.CASCADE, related_name="deliveries")
@@ -117,6 +118,8 @@ class NotificationDelivery(BaseModel):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     attempt_count = models.PositiveIntegerField(default=0)
     round_start = models.PositiveIntegerField(default=0)
+    # Set while an attempt is in flight (claimed, its POST not yet recorded); an attempt whose worker died lapses then.
+    sending_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -96,11 +96,15 @@ def event_resend(*, event_id: str, channel_ids: Sequence[str] | None = None) -> 
         if unknown:
             raise InvalidInput(f"channels: the event was not sent to channel(s) {', '.join(unknown)}")
         deliveries = [d for d in deliveries if d.channel_id in channel_ids]
+    now = timezone.now()
     for delivery in deliveries:
+        in_flight = delivery.sending_until is not None and delivery.sending_until > now
         delivery.state = DeliveryState.RESENDING
         delivery.reason = ""
-        delivery.round_start = delivery.attempt_count
+        # An attempt in flight belongs to the old round; when it is recorded, the new round's first attempt is sent.
+        delivery.round_start = delivery.attempt_count + (1 if in_flight else 0)
         delivery.next_attempt_at = None
         delivery.save(update_fields=["state", "reason", "round_start", "next_attempt_at", "updated_at"])
-        enqueue_delivery(delivery)
+        if not in_flight:
+            enqueue_delivery(delivery)
     return deliveries

@@ -208,36 +208,46 @@ def test_channel_disabled_after_the_event_fails_the_delivery_without_sending(rec
     assert receiver.requests == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_on_one_delivery_send_once(receiver):
-    import threading
-
-    from django.db import connection
-
-    # given a pending delivery (made by hand: in autocommit an emitted event is sent at once by the eager task)
+def pending_delivery(receiver) -> NotificationDelivery:
+    """A delivery whose task has not run (made by hand: in autocommit an emitted event is sent at once)."""
     from notifications.services.events import EventSubject, event_create
 
     channel, rule = invoice_rule(receiver.url, disabled=True)
     event = event_create(rule=rule, data=INVOICE, about=EventSubject())  # no delivery: the channel is disabled
     NotificationChannel.objects.filter(pk=channel.pk).update(disabled=False)
-    delivery = NotificationDelivery.objects.create(event=event, channel=channel)
-    # and a receiver that holds the first request until released
-    release = threading.Event()
-    receiver.hold = release
-    results = {}
+    return NotificationDelivery.objects.create(event=event, channel=channel)
 
-    def attempt(name):
+
+def sending_in_thread(delivery, results):
+    import threading
+
+    from django.db import connection
+
+    def attempt():
         try:
-            results[name] = delivery_attempt(delivery_id=delivery.id, expected_attempt=0)
+            results["a"] = delivery_attempt(delivery_id=delivery.id, expected_attempt=0)
         finally:
             connection.close()
 
-    # when worker A is mid-request (row locked) and worker B tries the same attempt
-    a = threading.Thread(target=attempt, args=("a",))
-    a.start()
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_one_delivery_send_once(receiver):
+    import threading
+
+    # given a pending delivery and a receiver that holds the first request until released
+    delivery = pending_delivery(receiver)
+    release = threading.Event()
+    receiver.hold = release
+    results = {}
+    # when worker A is mid-request (its attempt claimed) and worker B tries the same attempt
+    a = sending_in_thread(delivery, results)
     receiver.started.wait(10)
-    attempt("b")
-    assert a.is_alive()  # B did not wait for A's row lock (skip_locked): it returned while A was still sending
+    results["b"] = delivery_attempt(delivery_id=delivery.id, expected_attempt=0)
+    assert a.is_alive()  # B returned at once while A was still sending
     release.set()
     a.join(10)
     # then only one request was made and the delivery succeeded after one attempt
@@ -245,6 +255,104 @@ def test_two_workers_on_one_delivery_send_once(receiver):
     assert results == {"a": None, "b": None}
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempt_count) == (DeliveryState.SUCCESS, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_receiver_answers_no_transaction_is_open_and_the_row_is_not_locked(receiver):
+    import threading
+
+    from django.db import connection, transaction
+
+    # given a receiver that holds the request until released
+    delivery = pending_delivery(receiver)
+    release = threading.Event()
+    receiver.hold = release
+    results = {}
+    worker = sending_in_thread(delivery, results)
+    try:
+        assert receiver.started.wait(10)
+        # then, mid-request, the delivery row can be locked at once by anyone (no row lock held by the worker)
+        with transaction.atomic():
+            locked = NotificationDelivery.objects.select_for_update(nowait=True).get(pk=delivery.pk)
+        assert locked.sending_until is not None  # the attempt is marked in flight
+        # and no session of this database sits inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] == 0
+    finally:
+        release.set()
+        worker.join(10)
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count, delivery.sending_until) == (DeliveryState.SUCCESS, 1, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_resent_while_its_attempt_is_in_flight_is_sent_again_after_it(receiver):
+    import threading
+
+    from notifications.services.events import event_resend
+
+    # given an attempt in flight
+    delivery = pending_delivery(receiver)
+    release = threading.Event()
+    receiver.hold = release
+    results = {}
+    worker = sending_in_thread(delivery, results)
+    assert receiver.started.wait(10)
+    # when the operator resends the event meanwhile (it does not wait for the receiver)
+    [resent] = event_resend(event_id=delivery.event_id)
+    assert (resent.state, resent.round_start) == (DeliveryState.RESENDING, 1)
+    release.set()
+    worker.join(10)
+    # then the attempt in flight is recorded and the resend's attempt follows it at once
+    plan = results["a"]
+    assert (plan.expected_attempt, plan.countdown) == (1, 0)
+    receiver.hold = None
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=1) is None
+    assert len(receiver.requests) == 2
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count, delivery.round_start) == (DeliveryState.SUCCESS, 2, 1)
+
+
+def test_an_attempt_whose_worker_died_is_sent_again_by_the_sweeper_once_its_claim_lapses(receiver, settings):
+    from notifications.services.delivery import attempt_claim
+
+    settings.OPENMETER_WEBHOOK_TIMEOUT_SECONDS = 10
+    delivery = pending_delivery(receiver)
+    start = dt.datetime.now(dt.UTC)
+    # given a worker that claimed attempt 0 and died before sending (no record step)
+    assert attempt_claim(delivery_id=delivery.id, expected_attempt=0) is not None
+    # then no one takes the attempt over while the claim holds (10 s limit + 30 s margin), sweeper included
+    assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    with time_machine.travel(start + dt.timedelta(seconds=35)):
+        assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0) is None
+    with time_machine.travel(start + dt.timedelta(seconds=150)):  # claim lapsed, sweeper grace (2 min) passed
+        assert dispatch_due_task() == 1
+    # and the attempt was made once, by the sweeper's task
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count, delivery.attempts.count()) == (DeliveryState.SUCCESS, 1, 1)
+
+
+def test_a_record_after_its_claim_lapsed_and_was_taken_over_keeps_the_attempt_but_not_the_state(receiver):
+    from notifications.services.delivery import attempt_claim, attempt_record
+
+    delivery = pending_delivery(receiver)
+    start = dt.datetime.now(dt.UTC)
+    slow = attempt_claim(delivery_id=delivery.id, expected_attempt=0)
+    with time_machine.travel(start + dt.timedelta(minutes=5)):
+        # given the slow worker's claim lapsed and another worker made the attempt, which failed (a retry is planned)
+        receiver.script = [503]
+        assert delivery_attempt(delivery_id=delivery.id, expected_attempt=0).expected_attempt == 1
+        # when the slow worker records its success late
+        late = transport.AttemptResult(ok=True, retryable=False, status_code=200, body="ok", duration_ms=1)
+        assert attempt_record(claim=slow, started_at=start, result=late) is None
+    # then both attempts are in the history, and the state is the one the worker holding the claim decided
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count, delivery.attempts.count()) == (DeliveryState.SENDING, 1, 2)
 
 
 @pytest.mark.parametrize(("name", "value", "refused"), [
