@@ -11,15 +11,8 @@ they go), the result. The worker is killed
   learns the number.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import psycopg
 import pytest
@@ -34,60 +27,13 @@ from tests import conftest
 from tests.billing.helpers import flat_line
 from tests.factories import CustomerFactory
 from tests.integrations.conftest import TEST_KEY
+from tests.workers import Workers, db_dsn, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)  # polling for state; nothing is asserted on time
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stripe_get(base: str, path: str) -> dict:
     return requests.get(f"{base}{path}", headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=10).json()
-
-
-def db_dsn() -> str:
-    return conftest.test_database_url().replace("postgres://", "postgresql://")
-
-
-def sessions_of(application_name: str) -> list[int]:
-    with psycopg.connect(db_dsn(), autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name]).fetchall()
-    return [pid for (pid,) in rows]
-
-
-class Workers:
-    def __init__(self, queue: str, stripe_base: str) -> None:
-        self.queue = queue
-        self.stripe_base = stripe_base
-        self.application_name = f"crash-test-worker-{queue}"  # names its PostgreSQL sessions
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "openmeter_site", "worker", "--pool", "solo", "-Q", self.queue,
-             "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-            cwd=conftest.ROOT,
-            env={**os.environ, "DATABASE_URL": conftest.test_database_url(), "REDIS_URL": django_settings.REDIS_URL,
-                 "DJANGO_SETTINGS_MODULE": "openmeter_site.settings", "CELERY_TASK_ALWAYS_EAGER": "0",
-                 "CELERY_TASK_DEFAULT_QUEUE": self.queue, "OPENMETER_STRIPE_API_BASE": self.stripe_base,
-                 "PGAPPNAME": self.application_name},
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -96,7 +42,7 @@ def setup(api, settings, localstripe_url, django_db_blocker) -> Iterator[Workers
     settings.OPENMETER_STRIPE_API_BASE = localstripe_url
     response = api.post("/api/v1/marketplace/listings/stripe/install/apikey", {"apiKey": TEST_KEY}, format="json")
     assert response.status_code == 200, response.content
-    workers = Workers(f"tests-{uuid.uuid4().hex[:12]}", localstripe_url)
+    workers = Workers({"OPENMETER_STRIPE_API_BASE": localstripe_url})
     saved = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
     celery_app.conf.task_default_queue, celery_app.conf.task_always_eager = workers.queue, False
     try:
@@ -135,16 +81,6 @@ def waiting_on_the_lock() -> list[int]:
     return [pid for (pid,) in rows]
 
 
-def kill(worker: subprocess.Popen, workers: Workers) -> None:
-    """SIGKILL, then end its database sessions (and their session locks), as PostgreSQL does once it notices."""
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
-    with psycopg.connect(db_dsn(), autocommit=True) as conn:
-        for pid in sessions_of(workers.application_name):
-            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
-    wait_for(lambda: not sessions_of(workers.application_name), "the killed worker's sessions to end")
-
-
 def rerun_until_issued(workers: Workers, invoice_id: str) -> None:
     """A new worker; beat's minute job finds the invoice still waiting and repeats the call (kicks do the rest)."""
     workers.start()
@@ -178,7 +114,7 @@ def test_worker_killed_after_stripe_answered_before_the_result_commit(api, setup
         wait_for(waiting_on_the_lock, "the worker to wait for the customer lock")
         sync = StripeInvoiceSync.objects.get(invoice_id=invoice_id)
         assert sync.draft_state == SyncState.DONE and sync.stripe_invoice_id
-        kill(worker, setup)
+        setup.kill(worker)
     # nothing of the result was committed: the invoice still waits for its draft sync
     invoice = Invoice.objects.get(pk=invoice_id)
     assert (invoice.status, invoice.app_sync_done) == (S.DRAFT_SYNCING, False)
@@ -195,7 +131,7 @@ def test_worker_killed_while_stripe_finalizes(api, setup, localstripe_url):
     worker = setup.start()
     # the draft is synced and committed; Stripe has finalized the invoice, but the worker never gets the answer
     wait_for(lambda: stripe_get(localstripe_url, "/_config/held")["held"], "Stripe's finalize answer to be held")
-    kill(worker, setup)
+    setup.kill(worker)
     requests.post(f"{localstripe_url}/_config/release", timeout=10)
     invoice = Invoice.objects.get(pk=invoice_id)
     sync = StripeInvoiceSync.objects.get(invoice_id=invoice_id)
