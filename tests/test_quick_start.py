@@ -4,9 +4,12 @@ SIGTERM stops web, worker and beat before the embedded database and Redis."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -31,17 +34,32 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_bin_run_serves_on_its_embedded_services(tmp_path):
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's temporary tree: the embedded PostgreSQL runs as another user (pgserver, when we are root),
+    which must traverse the parents, and a pytest session starting meanwhile resets its tree's root to mode 0700."""
+    path = Path(tempfile.mkdtemp(prefix="om-quick-start-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_bin_run_serves_on_its_embedded_services(tmp_path, data_dir):
     port = free_port()
     log = tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(OPENMETER_EMBEDDED="1", OPENMETER_DATA_DIR=str(tmp_path / "data"), PORT=str(port), WEB_WORKERS="1",
+    env.update(OPENMETER_EMBEDDED="1", OPENMETER_DATA_DIR=str(data_dir), PORT=str(port), WEB_WORKERS="1",
                CELERY_CONCURRENCY="1", CELERY_LOG_LEVEL="warning", STATIC_ROOT=str(tmp_path / "static"))
     with log.open("w") as out:
         run = subprocess.Popen(["bin/run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
-        key = wait_for(lambda: re.search(r"API key: (om_\S+)", log.read_text()), 300, f"bin/run to bootstrap:\n{log}")[1]
+        def bootstrapped():
+            assert run.poll() is None, f"bin/run exited:\n{log.read_text()[-3000:]}"
+            return re.search(r"API key: (om_\S+)", log.read_text())
+
+        key = wait_for(bootstrapped, 300, f"bin/run to bootstrap:\n{log}")[1]
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
@@ -69,7 +87,7 @@ def test_bin_run_serves_on_its_embedded_services(tmp_path):
             return rows and rows[0]["value"]
 
         assert wait_for(folded_total, 60, "the meter query") == 7  # 3 + 4
-        info = (tmp_path / "data" / "services.env").read_text()
+        info = (data_dir / "services.env").read_text()
         assert "%2F" in info and "redis://127.0.0.1:" in info  # PostgreSQL on its socket, Redis on loopback
         database_url = re.search(r"DATABASE_URL='([^']+)'", info)[1]
 
@@ -87,6 +105,6 @@ def test_bin_run_serves_on_its_embedded_services(tmp_path):
         "web", "worker", "beat", "embedded services"]
     assert "Traceback" not in text
     # nothing is left running: the embedded PostgreSQL and Redis stop with bin/run
-    data = str(tmp_path / "data")
+    data = str(data_dir)
     wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if data in " ".join(p.info["cmdline"] or [])],
              30, "the embedded services to stop")
