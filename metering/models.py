@@ -50,7 +50,8 @@ class Meter(SoftDeleteModel):
 class Event(models.Model):
     """A stored CloudEvent. Written only by the event store (one statement per batch, metering/postgres/store.py).
 
-    The table is partitioned by month of `time` (metering/postgres/partitions.py); its primary key is (seq, time),
+    The table is partitioned by range of `time`, by month around now and coarsely elsewhere
+    (metering/postgres/partitions.py); its primary key is (seq, time),
     and `seq` comes from one sequence for every partition. (source, id) is de-duplicated through `EventKey`."""
 
     seq = models.BigAutoField(primary_key=True)

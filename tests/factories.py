@@ -10,6 +10,7 @@ import factory
 from catalog.models import Feature
 from customers.models import Customer, CustomerSubject
 from metering.models import Meter
+from metering.postgres.partitions import partition_drop, partitions
 from metering.postgres.store import EventRow, insert_events
 
 
@@ -69,6 +70,15 @@ def ingest(
         for e in events
     ]
     return insert_events(rows)
+
+
+def event_partitions_drop_before(month: dt.date) -> None:
+    """Start a test from no event partition reaching before `month` (partitions of data that earlier tests
+    committed included; the test's transaction rolls the drops back at its end)."""
+    start = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
+    for span in partitions():
+        if span.start_time is None or span.start_time < start:
+            assert partition_drop(span, unless=lambda: False)
 
 
 # --- plans, add-ons and subscriptions: request bodies in the spec's wire shape -------------------------------

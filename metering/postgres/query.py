@@ -349,6 +349,8 @@ def _rollups_part(spec: QuerySpec, source: str) -> sql.Composable:
 
 def _events_part(spec: QuerySpec, source: str) -> sql.Composable:
     where = [sql.SQL("e.time >= piece.lo AND e.time < piece.hi")]
+    if source == "pending" and spec.subjects is None:
+        where.append(sql.SQL("p.time >= piece.lo AND p.time < piece.hi"))
     if spec.subjects is not None:
         where.append(sql.SQL("e.subject = ANY(piece.subjects)"))
     table = _pending_source(spec) if source == "pending" else sql.SQL("metering_event e")
@@ -459,10 +461,11 @@ PENDING_JOIN = (
 
 
 def _pending_source(spec: QuerySpec) -> sql.Composable:
-    """Pending events joined to their rows (by seq and time: one partition each). With a subject filter the
-    planner may start from the subject's events (index on subject, time); without one, always from the pending
-    queue, looked up by seq: the queue is short, its statistics are often stale, and a hash join would scan every
-    event in the range."""
+    """Pending events joined to their rows (by seq and time: one partition each, pruned at run time). With a
+    subject filter the planner may start from the subject's events (index on subject, time); without one, always
+    from the pending queue, looked up by seq: the queue is short, its statistics are often stale, and a hash join
+    would scan every event in the range. Only the queue's events inside the piece (`piece`, the queue has their
+    times) are looked up."""
     if spec.subjects is not None:
         return sql.SQL(PENDING_JOIN)
     return sql.SQL(

@@ -220,6 +220,21 @@ def test_late_events_count_in_their_window(backend):
     assert event_store().usage_ranges(meter=m, subjects=["s1"], ranges=[(T0, T0 + D)]) == [Decimal("113.5")]
 
 
+def test_one_batch_over_300_months_is_stored_and_counted(backend):
+    # a client's clock decides an event's time: one token in each month from January 2001 to December 2025
+    m = meter("SUM")
+    months = [dt.datetime(2001 + i // 12, i % 12 + 1, 3, 4, 5, tzinfo=UTC) for i in range(300)]
+    assert load(backend, [{"id": f"m{i}", "subject": "s1", "time": t, "data": {"tokens": 1, "model": "a"}}
+                          for i, t in enumerate(months)]) == 300
+    everything = (dt.datetime(2001, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert [r.value for r in query(m, start=everything[0], end=everything[1])] == [Decimal(300)]
+    assert windows(query(m, start=dt.datetime(2010, 1, 1, tzinfo=UTC), end=dt.datetime(2010, 4, 1, tzinfo=UTC),
+                         window_size="MONTH")) == [
+        (dt.datetime(2010, m, 1, tzinfo=UTC), dt.datetime(2010, m + 1, 1, tzinfo=UTC), Decimal(1)) for m in (1, 2, 3)
+    ]
+    assert event_store().usage_ranges(meter=m, subjects=["s1"], ranges=[everything]) == [Decimal(300)]
+
+
 def test_latest_is_the_value_of_the_last_event_and_of_the_later_batch_on_a_tie(backend):
     m = meter("LATEST")
     load(backend, [{"id": "t1", "subject": "s1", "time": T0 + H, "data": {"tokens": 5}},
