@@ -2,7 +2,7 @@
 
 The events table is ordered by (type, subject, time), so a query reads only its meter's type, its subjects'
 ranges when it names subjects, and its months. Each event's values are read from its JSON once per query
-(`metering.clickhouse.sql`); the same arithmetic as PostgreSQL's store: SUM, MIN, MAX over Decimal(38, 19),
+(`metering.clickhouse.sql`); the same arithmetic as PostgreSQL's store: MIN, MAX over Decimal(38, 19), SUM in Decimal256,
 AVG = sum / count, LATEST = the value at the greatest (time, ingestion time, source, id), UNIQUE_COUNT = the
 number of distinct values.
 
@@ -43,11 +43,15 @@ def _aggregate(meter: Meter, condition: str = "") -> list[str]:
         return [f"toString(count{suffix}({condition}))"]
     if agg == MeterAggregation.UNIQUE_COUNT:
         return [f"toString(uniqExact{suffix}(u{cond}))"]
+    # sums in Decimal256: a Decimal(38, 19) sum wraps around silently past about 1.7E+19
+    total = f"toString(sum{suffix}(toDecimal256(v, 19){cond}))"
     if agg == MeterAggregation.AVG:
-        return [f"toString(sum{suffix}(v{cond}))", f"toString(count{suffix}({condition}))"]
+        return [total, f"toString(count{suffix}({condition}))"]
+    if agg == MeterAggregation.SUM:
+        return [total]
     if agg == MeterAggregation.LATEST:
         return [f"toString(argMax{suffix}(v, (time, ingested_at, source, id){cond}))"]
-    function = {"SUM": "sum", "MIN": "min", "MAX": "max"}[str(agg)]
+    function = {"MIN": "min", "MAX": "max"}[str(agg)]
     return [f"toString({function}{suffix}(v{cond}))"]
 
 

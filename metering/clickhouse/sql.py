@@ -4,7 +4,7 @@ A meter's JSONPaths are read with `JSONExtractRaw(data, key, …)`, so the paths
 plain ones: `$`, then `.name`, `."name"`, `['name']`, `["name"]` or `[n]` steps. Filters, wildcards and other
 SQL/JSON path features are refused when the meter is created (PostgreSQL's store evaluates them).
 Numbers are read as ClickHouse's JSON functions read them (as doubles, so at most 15 to 17 significant digits),
-then summed exactly as Decimal(38, 19), the same scale as PostgreSQL's store.
+then summed exactly at scale 19 (in Decimal256), the same scale as PostgreSQL's store.
 
 Values are quoted here (`literal`), never formatted from user input without it.
 """

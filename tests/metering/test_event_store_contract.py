@@ -235,6 +235,31 @@ def test_one_batch_over_300_months_is_stored_and_counted(backend):
     assert event_store().usage_ranges(meter=m, subjects=["s1"], ranges=[everything]) == [Decimal(300)]
 
 
+@pytest.mark.parametrize(("aggregation", "expected"), [
+    ("SUM", Decimal("27000000000000000001.5")),  # 3 x 9E+18 + 0.5 + 1: beyond what one value may be (1E+19)
+    ("AVG", Decimal("5400000000000000000.3")),  # 27000000000000000001.5 / 5
+    ("MAX", Decimal("9000000000000000000")),
+])
+def test_sums_beyond_the_value_limit_stay_exact(backend, aggregation, expected):
+    # given values near the limit of one event's value, three in one minute of one subject
+    m = meter(aggregation)
+    big = {"tokens": "9000000000000000000", "model": "a"}
+    load(backend, [{"id": f"b{i}", "subject": "s1", "time": T0 + i * S, "data": big} for i in range(3)]
+                  + [{"id": "half", "subject": "s1", "time": T0 + 5 * S, "data": {"tokens": "0.5", "model": "a"}},
+                     {"id": "one", "subject": "s2", "time": T0 + H, "data": {"tokens": 1, "model": "b"}}])
+    # then every query answers the exact figure, and keeps doing so as more is added to the same buckets
+    assert [r.value for r in query(m)] == [expected]
+    assert windows(query(m, window_size="MINUTE", subjects=["s1"]))[0][2] == (
+        Decimal("27000000000000000000.5") if aggregation == "SUM" else
+        Decimal("6750000000000000000.125") if aggregation == "AVG" else Decimal("9000000000000000000"))
+    load(backend, [{"id": "b3", "subject": "s1", "time": T0 + 30 * S, "data": big}])
+    total = Decimal("36000000000000000001.5")
+    assert [r.value for r in query(m)] == {"SUM": [total], "AVG": [total / 6], "MAX": [expected]}[aggregation]
+    assert event_store().usage_ranges(meter=m, subjects=["s1"], ranges=[WHOLE]) == (
+        [Decimal("36000000000000000000.5")] if aggregation == "SUM" else
+        [Decimal("7200000000000000000.1")] if aggregation == "AVG" else [Decimal("9000000000000000000")])
+
+
 def test_latest_is_the_value_of_the_last_event_and_of_the_later_batch_on_a_tie(backend):
     m = meter("LATEST")
     load(backend, [{"id": "t1", "subject": "s1", "time": T0 + H, "data": {"tokens": 5}},

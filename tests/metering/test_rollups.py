@@ -267,6 +267,24 @@ def test_a_meter_failing_at_run_time_does_not_block_the_fold():
     assert bad.backfill_cursor == 0  # marked for a rebuild: its queries read raw events
 
 
+def test_a_bucket_summing_past_1e19_is_folded_and_the_meter_keeps_its_rollups():
+    # given values just under the limit of one event's value (1E+19), three of them in one minute
+    meter = MeterFactory(aggregation="SUM", group_by={})
+    ingest([{"subject": "s", "time": BASE + dt.timedelta(seconds=i), "data": {"tokens": "9999999999999999999.5"}}
+            for i in range(3)])
+    # when they are folded, twice into the same buckets
+    assert fold_pending() == 3
+    ingest([{"subject": "s", "time": BASE + dt.timedelta(seconds=30), "data": {"tokens": "0.25"}}])
+    assert fold_pending() == 1
+    # then the meter was not marked for a rebuild, its buckets hold the exact sum, and queries read them
+    meter.refresh_from_db()
+    assert meter.backfill_cursor is None
+    minute = Rollup.objects.get(meter=meter, resolution=Rollup.Resolution.MINUTE, subject="s")
+    assert minute.sum == Decimal("29999999999999999998.75") and minute.count == 4
+    end = BASE + dt.timedelta(hours=1)
+    assert meter_usage(meter=meter, subjects=["s"], start=BASE, end=end) == Decimal("29999999999999999998.75")
+
+
 def _pending_queue_bytes() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_relation_size('metering_pendingevent')")
