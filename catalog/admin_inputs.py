@@ -9,12 +9,16 @@ services take typed inputs, only this module changes.
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django import forms
+from django.forms.utils import pretty_name
 from rest_framework import serializers
 
+from catalog.admin_forms import AddonCreateForm, PhaseForm, PlanCreateForm, RateCardForm
 from catalog.api.ratecards import validate_rate_card
 from catalog.models import RateCard
 from catalog.pricing_models import (
@@ -27,7 +31,10 @@ from catalog.pricing_models import (
     TieredPrice,
     UnitPrice,
 )
+from catalog.services.addons import AddonInput
+from catalog.services.plans import PhaseInput, PlanInput
 from catalog.services.ratecards import RateCardInput
+from openmeter_site.admin_ui.display import duration_text
 from openmeter_site.core.errors import DomainError
 
 # a service's field path (relative to the rate card) → the form field that shows its error; first match wins
@@ -242,22 +249,137 @@ def _readable(rest: str, message: str) -> str:
     return f"row {int(row.group(1)) + 1}: {message}" if row else message
 
 
+# the API's words in a service's message → the operator's (the form's labels and choices); longest first
+PLAIN_WORDS = (
+    ("(billablesMustAlign)", "(rate cards bill on the plan's cadence)"),
+    ("with instanceType multiple", "bought in a quantity"),
+    ("flat_fee rate card", "rate card charged as a fee"),
+    ("usage_based rate card", "rate card charged by usage"),
+    ("minimumAmount", "the minimum per period"),
+    ("maximumAmount", "the maximum per period"),
+    ("upToAmount", "“up to”"),
+    ("flatPrice", "flat price"),
+    ("unitPrice", "price per unit"),
+    ("quantityPerPackage", "units per package"),
+    ("featureKey", "feature"),
+    ("billingCadence", "billing cadence"),
+)
+_DURATION = re.compile(r"\bP(?=[\dT])(?:\d+[YMWD])*(?:T(?:\d+[HMS])+)?\b")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def plain(message: str) -> str:
+    """A service's message in the back office's words: "must not be greater than maximumAmount" → "… than the
+    maximum per period"; durations as words ("P1W" → "1 week")."""
+    for wire, words in PLAIN_WORDS:
+        message = message.replace(wire, words)
+    return _DURATION.sub(lambda m: duration_text(m.group(0)), message)
+
+
+def _labels(form: type[forms.Form], fields: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """(the API's field, the form's label) for each field the form shows."""
+    return tuple((wire, str(form.base_fields[name].label or pretty_name(name))) for wire, name in fields
+                 if name in form.base_fields)
+
+
+PLAN_LABELS = _labels(PlanCreateForm, PLAN_FIELDS)
+ADDON_LABELS = _labels(AddonCreateForm, (*PLAN_FIELDS, ("instanceType", "instance_type")))
+PHASE_LABELS = _labels(PhaseForm, PHASE_FIELDS)
+RATE_CARD_LABELS = _labels(RateCardForm, RATE_CARD_FIELDS)
+_STEP = re.compile(r"^\.?(phases|rateCards)(?:\[([^\]]+)\]|\.([^.\[]+))?")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A plan's phases and rate cards (or an add-on's rate cards), to say where a service's path points in the
+    names the operator gave them and the form's labels: `phases[1].rateCards.tokens.billingCadence` → 'Phase
+    “Default”, rate card “AI tokens” (Billed every)'."""
+
+    phases: Sequence[PhaseInput] = ()
+    rate_cards: Sequence[RateCardInput] = ()
+    labels: tuple[tuple[str, str], ...] = PLAN_LABELS
+
+    @classmethod
+    def of(cls, data: PlanInput | AddonInput) -> "Parts":
+        if isinstance(data, PlanInput):
+            return cls(phases=data.phases)
+        return cls(rate_cards=data.rate_cards, labels=ADDON_LABELS)
+
+    def where(self, path: str) -> str:
+        names: list[str] = []
+        labels = self.labels
+        cards: Sequence[RateCardInput] = self.rate_cards
+        while step := _STEP.match(path):
+            kind, ref = step.group(1), step.group(2) or step.group(3)
+            path = path[step.end():].lstrip(".")
+            if ref is None:  # the list itself ("a phase needs rate cards"): the message says what
+                continue
+            if kind == "phases":
+                phase = _find(self.phases, ref)
+                names.append(_named("phase", phase, ref))
+                labels, cards = PHASE_LABELS, phase.rate_cards if phase else ()
+            else:
+                names.append(_named("rate card", _find(cards, ref), ref))
+                labels = RATE_CARD_LABELS
+        label = _label(path, labels)
+        text = f"{', '.join(names)} ({label})" if names and label else ", ".join(names) or label
+        return text[:1].upper() + text[1:]
+
+    def say(self, path: str, message: str) -> str:
+        """One problem as the operator reads it: 'Phase “Trial” (Duration): must not be zero'."""
+        where = self.where(path)
+        return f"{where}: {plain(message)}" if where else plain(message)
+
+
+def _named(kind: str, part: PhaseInput | RateCardInput | None, ref: str) -> str:
+    if part is not None:
+        return f"{kind} “{part.name}”"
+    return f"{kind} {int(ref) + 1}" if ref.isdigit() else f"{kind} “{ref}”"
+
+
+def _find(items: Sequence[Any], ref: str | None) -> Any:
+    """The item a path names by its position (`[1]`) or by its key (`.tokens`, `[tokens]`)."""
+    if ref is None:
+        return None
+    if ref.isdigit():
+        return items[int(ref)] if int(ref) < len(items) else None
+    return next((item for item in items if item.key == ref), None)
+
+
+def _match(path: str, pairs: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
+    """The first (API field, form field or label) pair whose API field is `path` or contains it."""
+    return next(((wire, to) for wire, to in pairs if path == wire or path.startswith((f"{wire}.", f"{wire}["))), None)
+
+
+def _label(path: str, labels: tuple[tuple[str, str], ...]) -> str:
+    if not path:
+        return ""
+    if found := _match(path, labels):
+        wire, label = found
+        row = _ROW.match(path[len(wire):].lstrip("."))
+        return f"{label}, row {int(row.group(1)) + 1}" if row else label
+    return _CAMEL.sub(" ", path.split(".")[-1].split("[")[0]).lower()  # a field no form shows, in words
+
+
 def service_errors(
-    exc: DomainError | serializers.ValidationError, *, prefix: str, fields: tuple[tuple[str, str], ...]
+    exc: DomainError | serializers.ValidationError, *, prefix: str, fields: tuple[tuple[str, str], ...],
+    parts: Parts | None = None,
 ) -> list[tuple[str | None, str]]:
     """A rejection as (form field or None, message) pairs. `prefix` is the edited part's path in the service input
-    (`phases[1].rateCards[0]`); a problem elsewhere (another phase, the plan) is a message above the form."""
+    (`phases[1].rateCards[0]`); a problem elsewhere (another phase, the plan) is a message above the form that
+    names the part (`parts`) and the field by their labels."""
     out: list[tuple[str | None, str]] = []
     for path, message in _problems(exc):
-        if prefix and path.startswith(prefix):
-            path = path[len(prefix):].lstrip(".")
-        elif prefix and path:
-            out.append((None, f"{path}: {message}"))
-            continue
-        for wire, field in fields:
-            if path == wire or path.startswith((f"{wire}.", f"{wire}[")):
-                out.append((field, _readable(path[len(wire):].lstrip("."), message)))
-                break
+        rest = path[len(prefix):].lstrip(".") if path.startswith(prefix) else None
+        found = _match(rest, fields) if rest is not None else None
+        if rest is not None and found is not None:
+            wire, field = found
+            out.append((field, _readable(rest[len(wire):].lstrip("."), plain(message))))
         else:
-            out.append((None, f"{path}: {message}" if path else message))
+            out.append((None, (parts or Parts()).say(path, message)))
     return out
+
+
+def readable_problems(errors: Iterable[Mapping[str, str]], parts: Parts) -> list[str]:
+    """A draft's `validationErrors` (what stops publishing it) as the operator reads them."""
+    return [parts.say(e["field"], e["message"]) for e in errors]

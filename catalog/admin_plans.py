@@ -38,9 +38,11 @@ from catalog.admin_inputs import (
     PHASE_FIELDS,
     PLAN_FIELDS,
     RATE_CARD_FIELDS,
+    Parts,
     RateCardInput,
     rate_card_initial,
     rate_card_input,
+    readable_problems,
     service_errors,
 )
 from catalog.features import feature_list_qs
@@ -48,6 +50,7 @@ from catalog.models import Addon, CatalogStatus, EffectiveDatedVersion, Plan, Pl
 from catalog.services.addons import (
     AddonInput,
     addon_archive,
+    addon_as_input,
     addon_create,
     addon_delete,
     addon_edit,
@@ -61,6 +64,7 @@ from catalog.services.plans import (
     PhaseInput,
     PlanInput,
     plan_archive,
+    plan_as_input,
     plan_create,
     plan_delete,
     plan_edit,
@@ -78,7 +82,7 @@ from openmeter_site.admin_ui.actions import (
     for_each_selected,
 )
 from openmeter_site.admin_ui.display import duration_text, when, when_text
-from openmeter_site.core.errors import DomainError, NotFound
+from openmeter_site.core.errors import DomainError, InvalidInput, NotFound
 
 Errors = tuple[tuple[str, str], ...]
 
@@ -123,6 +127,42 @@ def posted(request: HttpRequest) -> Any:
 def add_errors(form: forms.Form, pairs: list[tuple[str | None, str]]) -> None:
     for field, message in pairs:
         form.add_error(field if field in form.fields else None, message)
+
+
+class DraftRefused(Exception):
+    """A catalog service refused an edit of a draft: its error, and the draft's parts as edited (what the error's
+    paths point into: after adding a phase in front, `phases[1]` is the phase that was first)."""
+
+    def __init__(self, error: DomainError, parts: Parts) -> None:
+        super().__init__(error.detail)
+        self.error, self.parts = error, parts
+
+
+def edit_draft(service: Callable[..., Any], *, edit: Callable[[Any], Any], **ids: str) -> None:
+    """`plan_edit` or `addon_edit` with `edit`; a refusal raises DraftRefused."""
+    edited: list[PlanInput | AddonInput] = []
+
+    def keep(data: Any) -> Any:
+        edited.append(edit(data))
+        return edited[-1]
+
+    try:
+        service(edit=keep, **ids)
+    except DomainError as exc:
+        raise DraftRefused(exc, Parts.of(edited[-1]) if edited else Parts()) from exc
+
+
+def publish_draft(obj: EffectiveDatedVersion, publish: Callable[[], Any], parts: Callable[[], Parts]) -> Any:
+    """Publishes through the service; what stops it is said in the operator's words (phase and rate card names,
+    the forms' labels)."""
+    try:
+        return publish()
+    except InvalidInput as exc:
+        errors = exc.extensions.get("validationErrors")
+        if not errors:
+            raise
+        problems = "; ".join(readable_problems(errors, parts()))
+        raise InvalidInput(f"not ready to publish: {problems}") from exc
 
 
 class PublishForm(ActionForm):
@@ -213,6 +253,8 @@ class CatalogEditorAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 message = save(form.cleaned_data)
             except serializers.ValidationError as exc:  # the API's validator, on this part's own fields
                 add_errors(form, service_errors(exc, prefix="", fields=fields))
+            except DraftRefused as exc:
+                add_errors(form, service_errors(exc.error, prefix=prefix(), fields=fields, parts=exc.parts))
             except DomainError as exc:
                 add_errors(form, service_errors(exc, prefix=prefix(), fields=fields))
             else:
@@ -298,8 +340,14 @@ def _replace_phase(data: PlanInput, index: int, phase: PhaseInput | None, at: in
     return dataclasses.replace(data, phases=phases)
 
 
+def _plan_parts(plan: Plan) -> Parts:
+    return Parts.of(plan_as_input(plan))
+
+
 def _plan_publish(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
-    return _publish_message(plan_publish(plan_id=plan.pk, at=effective_from(data)), "new subscriptions can use it")
+    published = publish_draft(plan, lambda: plan_publish(plan_id=plan.pk, at=effective_from(data)),
+                              lambda: _plan_parts(plan))
+    return _publish_message(published, "new subscriptions can use it")
 
 
 def _plan_archive(request: HttpRequest, plan: Plan, data: dict[str, Any]) -> str:
@@ -411,7 +459,8 @@ class PlanAdmin(CatalogEditorAdmin):
             "phases": phases,
             "plan_addons": links,
             "versions": self.versions(plan),
-            "problems": plan_validation_errors(plan) if plan.status == CatalogStatus.DRAFT else [],
+            "problems": readable_problems(plan_validation_errors(plan), _plan_parts(plan))
+            if plan.status == CatalogStatus.DRAFT else [],
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
 
@@ -440,7 +489,7 @@ class PlanAdmin(CatalogEditorAdmin):
         form = PlanDetailsForm(posted(request), initial=initial)
 
         def save(d: dict[str, Any]) -> str:
-            plan_edit(plan_id=plan.pk, edit=lambda data: dataclasses.replace(
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: dataclasses.replace(
                 data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
                 billing_cadence=d["billing_cadence"], pro_rating_enabled=d["pro_rating_enabled"],
                 billables_must_align=d["billables_must_align"], settlement_mode=d["settlement_mode"]))
@@ -456,7 +505,7 @@ class PlanAdmin(CatalogEditorAdmin):
         def save(d: dict[str, Any]) -> str:
             phase = PhaseInput(key=d["key"], name=d["name"], duration=d["duration"],
                                description=d["description"] or None, metadata=d["metadata"] or None)
-            plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, 0, phase, at=d["position"]))
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: _replace_phase(data, 0, phase, at=d["position"]))
             return f"Phase “{d['name']}” added to {named(plan)}."
 
         return self.editor_view(request, plan, title=f"Add a phase to {named(plan)}", form=form, save=save,
@@ -478,7 +527,7 @@ class PlanAdmin(CatalogEditorAdmin):
             return _replace_phase(data, i, changed)
 
         def save(d: dict[str, Any]) -> str:
-            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, d))
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: edit(data, d))
             return f"Phase “{d['name']}” saved."
 
         return self.editor_view(request, plan, title=f"Phase “{current.name}” of {named(plan)}", form=form, save=save,
@@ -488,7 +537,7 @@ class PlanAdmin(CatalogEditorAdmin):
         plan = self.draft(request, object_id)
 
         def save(d: dict[str, Any]) -> str:
-            plan_edit(plan_id=plan.pk, edit=lambda data: _replace_phase(data, _phase_index(data, phase), None))
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: _replace_phase(data, _phase_index(data, phase), None))
             return f"Phase {phase} removed from {named(plan)}."
 
         return self.editor_view(request, plan, title=f"Remove phase {phase} from {named(plan)}",
@@ -514,7 +563,7 @@ class PlanAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             card = rate_card_input(d)
-            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, card))
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: edit(data, card))
             return f"Rate card “{d['name']}” added to phase {current.name}."
 
         return self.editor_view(request, plan, title=f"Add a rate card to {current.name} of {named(plan)}", form=form,
@@ -537,7 +586,7 @@ class PlanAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             changed = rate_card_input(d)
-            plan_edit(plan_id=plan.pk, edit=lambda data: edit(data, changed))
+            edit_draft(plan_edit, plan_id=plan.pk, edit=lambda data: edit(data, changed))
             return f"Rate card “{d['name']}” saved."
 
         return self.editor_view(request, plan, title=f"Rate card “{stored.name}” of {named(plan)}", form=form, save=save,
@@ -554,7 +603,7 @@ class PlanAdmin(CatalogEditorAdmin):
             return _replace_phase(data, i, dataclasses.replace(data.phases[i], rate_cards=cards))
 
         def save(d: dict[str, Any]) -> str:
-            plan_edit(plan_id=plan.pk, edit=edit)
+            edit_draft(plan_edit, plan_id=plan.pk, edit=edit)
             return f"Rate card {card} removed from phase {phase}."
 
         return self.editor_view(request, plan, title=f"Remove rate card {card} from {named(plan)}",
@@ -594,7 +643,9 @@ class PlanAdmin(CatalogEditorAdmin):
 
     @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
-        for_each_selected(self, request, queryset, lambda p: plan_publish(plan_id=p.pk), done="Published {}.", name=named)
+        for_each_selected(self, request, queryset,
+                          lambda p: publish_draft(p, lambda: plan_publish(plan_id=p.pk), lambda: _plan_parts(p)),
+                          done="Published {}.", name=named)
 
     @admin.action(description="Archive selected plans (no new subscriptions)")
     def archive(self, request: HttpRequest, queryset: QuerySet[Plan]) -> HttpResponse | None:
@@ -615,8 +666,14 @@ class PlanAdmin(CatalogEditorAdmin):
 # --- add-ons ----------------------------------------------------------------------------------------------------------
 
 
+def _addon_parts(addon: Addon) -> Parts:
+    return Parts.of(addon_as_input(addon))
+
+
 def _addon_publish(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
-    return _publish_message(addon_publish(addon_id=addon.pk, at=effective_from(data)), "plans can sell it")
+    published = publish_draft(addon, lambda: addon_publish(addon_id=addon.pk, at=effective_from(data)),
+                              lambda: _addon_parts(addon))
+    return _publish_message(published, "plans can sell it")
 
 
 def _addon_archive(request: HttpRequest, addon: Addon, data: dict[str, Any]) -> str:
@@ -696,7 +753,8 @@ class AddonAdmin(CatalogEditorAdmin):
             "editable": self.editable(request, addon),
             "cards": rate_card_rows(list(addon.rate_cards.all()), addon.currency),
             "versions": self.versions(addon),
-            "problems": addon_validation_errors(addon) if addon.status == CatalogStatus.DRAFT else [],
+            "problems": readable_problems(addon_validation_errors(addon), _addon_parts(addon))
+            if addon.status == CatalogStatus.DRAFT else [],
             "sold_with": PlanAddon.objects.filter(addon=addon, deleted_at__isnull=True).select_related("plan"),
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
@@ -719,7 +777,7 @@ class AddonAdmin(CatalogEditorAdmin):
         form = AddonDetailsForm(posted(request), initial=initial)
 
         def save(d: dict[str, Any]) -> str:
-            addon_edit(addon_id=addon.pk, edit=lambda data: dataclasses.replace(
+            edit_draft(addon_edit, addon_id=addon.pk, edit=lambda data: dataclasses.replace(
                 data, name=d["name"], description=d["description"] or None, metadata=d["metadata"] or None,
                 instance_type=d["instance_type"]))
             return f"{named(addon)} saved."
@@ -737,7 +795,7 @@ class AddonAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             card = rate_card_input(d)
-            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, "", card))
+            edit_draft(addon_edit, addon_id=addon.pk, edit=lambda data: _replace_card(data, "", card))
             return f"Rate card “{d['name']}” added to {named(addon)}."
 
         return self.editor_view(request, addon, title=f"Add a rate card to {named(addon)}", form=form, save=save,
@@ -752,7 +810,7 @@ class AddonAdmin(CatalogEditorAdmin):
 
         def save(d: dict[str, Any]) -> str:
             changed = rate_card_input(d)
-            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, changed))
+            edit_draft(addon_edit, addon_id=addon.pk, edit=lambda data: _replace_card(data, card, changed))
             return f"Rate card “{d['name']}” saved."
 
         return self.editor_view(request, addon, title=f"Rate card “{stored.name}” of {named(addon)}", form=form, save=save,
@@ -762,7 +820,7 @@ class AddonAdmin(CatalogEditorAdmin):
         addon = self.draft(request, object_id)
 
         def save(d: dict[str, Any]) -> str:
-            addon_edit(addon_id=addon.pk, edit=lambda data: _replace_card(data, card, None))
+            edit_draft(addon_edit, addon_id=addon.pk, edit=lambda data: _replace_card(data, card, None))
             return f"Rate card {card} removed from {named(addon)}."
 
         return self.editor_view(request, addon, title=f"Remove rate card {card} from {named(addon)}",
@@ -771,7 +829,9 @@ class AddonAdmin(CatalogEditorAdmin):
 
     @admin.action(description="Publish selected drafts (effective now)")
     def publish(self, request: HttpRequest, queryset: QuerySet[Addon]) -> None:
-        for_each_selected(self, request, queryset, lambda a: addon_publish(addon_id=a.pk), done="Published {}.", name=named)
+        for_each_selected(self, request, queryset,
+                          lambda a: publish_draft(a, lambda: addon_publish(addon_id=a.pk), lambda: _addon_parts(a)),
+                          done="Published {}.", name=named)
 
     @admin.action(description="Archive selected add-ons (no new purchases)")
     def archive(self, request: HttpRequest, queryset: QuerySet[Addon]) -> HttpResponse | None:

@@ -79,6 +79,70 @@ def test_billing_person_builds_and_publishes_a_plan(operator_page):
         "unitPrice": {"type": "unit", "amount": "0.002"}, "flatPrice": None}
 
 
+API_NAMES = ("phases[", "rateCards", "upToAmount", "minimumAmount", "maximumAmount", "billingCadence",
+             "billablesMustAlign", "P1W")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_plan_editor_says_what_is_wrong_with_a_price_in_the_forms_words(operator_page, api):
+    page = operator_page
+    FeatureFactory(key="tokens", name="AI tokens")
+    trial = {"key": "trial", "name": "Trial", "duration": "P14D", "rateCards": [
+        {"type": "flat_fee", "key": "trial_fee", "name": "Trial fee", "billingCadence": "P1M",
+         "price": {"type": "flat", "amount": "0", "paymentTerm": "in_advance"}}]}
+    default = {"key": "default", "name": "Default", "duration": None, "rateCards": [
+        {"type": "usage_based", "key": "tokens", "name": "AI tokens", "featureKey": "tokens", "billingCadence": "P1M",
+         "price": {"type": "unit", "amount": "0.1"}}]}
+    plan_id = api.post("/api/v1/plans", plan_body(phases=[trial, default]), format="json").json()["id"]
+    page.goto(f"/admin/catalog/plan/{plan_id}/change/")
+
+    # a bad price: volume tiers out of order and a minimum above the maximum, each on its field in plain words
+    page.locator("#phases .om-phase[data-phase=default] tr[data-key=tokens]").get_by_role("link", name="Edit").click()
+    page.select_option("#id_price_model", "volume")
+    ups, units = page.locator("input[name=tiers__up_to]"), page.locator("input[name=tiers__unit]")
+    ups.nth(0).fill("1000")
+    units.nth(0).fill("0.1")
+    ups.nth(1).fill("500")
+    units.nth(1).fill("0.05")
+    units.nth(2).fill("0.01")
+    page.fill("#id_minimum_amount", "50")
+    page.fill("#id_maximum_amount", "40")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-tiers .errorlist")).to_contain_text(
+        "row 2: tiers must be in ascending order of “up to”")
+    page.fill("#id_maximum_amount", "")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-tiers .errorlist")).to_contain_text("row 2: tiers must be in ascending order")
+    page.fill("#id_minimum_amount", "50")
+    page.fill("#id_maximum_amount", "40")
+    ups.nth(1).fill("5000")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-minimum_amount .errorlist")).to_have_text(
+        "must not be greater than the maximum per period")
+    shot(page, "rate_card_bad_price")
+    assert not any(name in page.content() for name in API_NAMES)
+    page.fill("#id_maximum_amount", "")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("Rate card “AI tokens” saved")
+
+    # billed weekly, the monthly rate cards no longer align: the page and the publish form name them
+    page.click(".object-tools >> text=Edit details")
+    page.fill("#id_billing_cadence_0", "1")
+    page.select_option("#id_billing_cadence_1", "P{}W")
+    page.click("input[name=_save]")
+    problem = "Phase “Default”, rate card “AI tokens” (Billed every): must equal the billing cadence 1 week"
+    expect(page.locator(".om-problems")).to_contain_text(problem)
+    expect(page.locator(".om-problems")).to_contain_text("Phase “Trial”, rate card “Trial fee” (Billed every)")
+    page.click(".object-tools >> text=Publish")
+    page.click("input[name=_confirm]")
+    refusal = page.locator(".errornote")
+    expect(refusal).to_contain_text("not ready to publish: Phase “Trial”, rate card “Trial fee” (Billed every)")
+    expect(refusal).to_contain_text(problem)
+    shot(page, "plan_not_ready")
+    assert not any(name in page.content() for name in API_NAMES)
+    assert Plan.objects.get(pk=plan_id).status == "draft"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_billing_person_sells_an_add_on_with_a_plan(operator_page, api):
     page = operator_page
@@ -176,7 +240,7 @@ def test_billing_person_prices_usage_in_packages_volume_tiers_and_at_cost_with_c
     page.fill("#id_minimum_amount", "50")
     page.fill("#id_maximum_amount", "40")
     page.click("input[name=_save]")
-    expect(page.locator(".field-minimum_amount .errorlist")).to_have_text("must not be greater than maximumAmount")
+    expect(page.locator(".field-minimum_amount .errorlist")).to_have_text("must not be greater than the maximum per period")
     page.fill("#id_maximum_amount", "")
     page.click("input[name=_save]")
     expect(page.locator(".messagelist")).to_contain_text("Rate card “Images” added")

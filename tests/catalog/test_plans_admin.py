@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from catalog.models import Plan, PlanAddon, RateCard
+from catalog.models import Feature, Plan, PlanAddon, RateCard
 from tests.factories import FeatureFactory, addon_body, flat_fee_card, plan_body, usage_card
 
 pytestmark = pytest.mark.django_db
@@ -191,11 +191,12 @@ def test_commitments_discounts_and_entitlement_template_round_trip(admin_client,
         ({"type": "usage_based", "price_model": "unit", "amount": "-1", "feature": "tokens"},
          "amount", "must be at least 0"),
         ({"type": "usage_based", "price_model": "unit", "amount": "1", "feature": "tokens",
-          "minimum_amount": "50", "maximum_amount": "10"}, "minimum_amount", "must not be greater than maximumAmount"),
-        ({"price_model": "unit", "amount": "1"}, "price_model", "a flat_fee rate card takes a flat price"),
+          "minimum_amount": "50", "maximum_amount": "10"}, "minimum_amount",
+         "must not be greater than the maximum per period"),
+        ({"price_model": "unit", "amount": "1"}, "price_model", "a rate card charged as a fee takes a flat price"),
         ({"discount_percentage": "150"}, "discount_percentage", "between 0 and 100"),
         ({"key": "base_fee"}, "key", "duplicate rate card key"),
-        ({"entitlement": "metered"}, "entitlement", "needs a featureKey"),
+        ({"entitlement": "metered"}, "entitlement", "an entitlement template needs a feature"),
         ({"stripe_tax_code": "tax1"}, "stripe_tax_code", "txcd_"),
     ],
 )
@@ -264,6 +265,45 @@ def test_publish_shows_what_is_missing_then_publishes(admin_client, api):
     response = admin_client.post(_url("catalog_plan_do", plan.pk, "publish"), {"when": "now"}, follow=True)
     assert "is published" in response.content.decode()
     assert Plan.objects.get(pk=plan.pk).status == "active"
+
+
+def test_what_stops_publishing_names_phases_rate_cards_and_fields_as_the_forms_do(admin_client, api):
+    # given a draft billed monthly whose plan cadence is then changed to weekly (its rate cards must align)
+    FeatureFactory(key="tokens", name="AI tokens")
+    plan = _plan(api, phases=[
+        {"key": "trial", "name": "Trial", "duration": "P14D", "rateCards": [flat_fee_card(amount="0")]},
+        {"key": "default", "name": "Default", "duration": None,
+         "rateCards": [usage_card("tokens", key="tokens", name="AI tokens")]},
+    ])
+    admin_client.post(_url("catalog_plan_details", plan.pk), {
+        "name": "Pro", "billing_cadence_0": "1", "billing_cadence_1": "P{}W", "settlement_mode": "credit_then_invoice",
+        "billables_must_align": "on"})
+
+    page = admin_client.get(_url("catalog_plan_change", plan.pk)).content.decode()
+    refused = admin_client.post(_url("catalog_plan_do", plan.pk, "publish"), {"when": "now"}).content.decode()
+
+    problem = "Phase “Default”, rate card “AI tokens” (Billed every): must equal the billing cadence 1 week"
+    assert problem in page and "Phase “Trial”, rate card “base_fee” (Billed every)" in page
+    assert "not ready to publish: Phase “Trial”, rate card “base_fee” (Billed every)" in refused and problem in refused
+    for api_name in ("phases[", "rateCards", "billingCadence", "billablesMustAlign", "P1W"):
+        assert api_name not in page and api_name not in refused, api_name
+
+
+def test_a_refusal_elsewhere_in_the_draft_names_the_part_as_edited(admin_client, api):
+    # given a draft whose usage card's feature was archived after it was saved
+    FeatureFactory(key="tokens", name="AI tokens")
+    plan = _plan(api, phases=[{"key": "default", "name": "Default", "duration": None,
+                               "rateCards": [flat_fee_card(), usage_card("tokens", key="tokens", name="AI tokens")]}])
+    api.delete(f"/api/v1/features/{Feature.objects.get(key='tokens').pk}")
+
+    # when the operator adds a trial phase in front (the default phase becomes phases[1] in the edited draft)
+    response = admin_client.post(_url("catalog_plan_phase_add", plan.pk), {
+        "name": "Trial", "key": "trial", "duration_0": "14", "duration_1": "P{}D", "description": "", "position": "0"})
+
+    # then the refusal names the phase and rate card it is about, and the field by its label
+    assert response.context["form"].non_field_errors() == [
+        "Phase “Default”, rate card “AI tokens” (Feature): no feature with key 'tokens'"]
+    assert [p.key for p in Plan.objects.get(pk=plan.pk).phases.all()] == ["default"]
 
 
 def test_publish_at_a_later_time_schedules_the_version(admin_client, api):
