@@ -1,14 +1,19 @@
 """Back office for notifications: channels and rules are written through the services; events are history."""
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
+from billing.models import Invoice
+from entitlements.models import Entitlement
 from notifications.models import (
     NotificationChannel,
     NotificationDelivery,
@@ -20,6 +25,7 @@ from notifications.models import (
 from notifications.services import channels as channel_services
 from notifications.services import events as event_services
 from notifications.services import rules as rule_services
+from notifications.services.samples import TEST_ANNOTATION, rule_test
 from openmeter_site.admin_ui.actions import ServiceSaveMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import when
 from openmeter_site.admin_ui.forms import KeyValueField
@@ -112,17 +118,17 @@ class NotificationChannelAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
         )
         obj.pk = saved.pk
 
-    def _set_disabled(self, request: HttpRequest, queryset: QuerySet[NotificationChannel], disabled: bool) -> None:
-        count = queryset.filter(deleted_at__isnull=True).update(disabled=disabled)
-        self.message_user(request, f"{'Disabled' if disabled else 'Enabled'} {count} channel(s).")
-
     @admin.action(description="Disable selected channels")
     def disable(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
-        self._set_disabled(request, queryset, True)
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda c: channel_services.channel_set_disabled(channel_id=c.pk, disabled=True),
+                          done="Disabled {}.")
 
     @admin.action(description="Enable selected channels")
     def enable(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
-        self._set_disabled(request, queryset, False)
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda c: channel_services.channel_set_disabled(channel_id=c.pk, disabled=False),
+                          done="Enabled {}.")
 
     @admin.action(description="Delete selected channels (not used by any rule)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> HttpResponse | None:
@@ -226,11 +232,13 @@ class NotificationRuleAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
 
     @admin.action(description="Disable selected rules")
     def disable(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
-        self.message_user(request, f"Disabled {queryset.update(disabled=True)} rule(s).")
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda r: rule_services.rule_set_disabled(rule_id=r.pk, disabled=True), done="Disabled {}.")
 
     @admin.action(description="Enable selected rules")
     def enable(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
-        self.message_user(request, f"Enabled {queryset.update(disabled=False)} rule(s).")
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda r: rule_services.rule_set_disabled(rule_id=r.pk, disabled=False), done="Enabled {}.")
 
     @admin.action(description="Delete selected rules")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> HttpResponse | None:
@@ -244,11 +252,8 @@ class NotificationRuleAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
 
     @admin.action(description="Send a test event")
     def send_test(self, request: HttpRequest, queryset: QuerySet[NotificationRule]) -> None:
-        from notifications.services.samples import rule_test
-
-        for rule in queryset.filter(deleted_at__isnull=True):
-            rule_test(rule_id=rule.pk)
-        self.message_user(request, "Test events queued.")
+        for_each_selected(self, request, queryset.filter(deleted_at__isnull=True),
+                          lambda rule: rule_test(rule_id=rule.pk), done="Queued a test event for {}.")
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -296,19 +301,61 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationEvent)
 class NotificationEventAdmin(TimesMixin, ReadOnlyAdmin):
-    list_display = ["created", "type", "rule", "subject_key", "feature_key", "invoice_id", "delivery_states", "id"]
+    """An event reads as what it is about (the invoice or the entitlement, linked to their pages) and the webhook
+    body it sent, pretty-printed in a collapsible block."""
+
+    list_display = ["created", "type", "rule", "about", "delivery_states"]
     list_filter = ["type", "deliveries__state", "created_at"]
     search_fields = ["id", "subject_key", "feature_key", "entitlement_id", "invoice_id", "rule__name"]
     list_select_related = ["rule"]
     date_hierarchy = "created_at"
     inlines = [DeliveryInline]
     actions = ["resend"]
-    fields = ["id", "type", "rule", "created", "subject_key", "feature_key", "entitlement_id", "invoice_id",
-              "annotations", "payload_json"]
+    fields = ["type", "rule", "created", "about", "subject_key", "test_event", "payload", "id"]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationEvent]:
-        return super().get_queryset(request).prefetch_related("deliveries")
+        invoice = Invoice.objects.filter(pk=OuterRef("invoice_id"))
+        entitlement = Entitlement.objects.filter(pk=OuterRef("entitlement_id"))
+        return super().get_queryset(request).prefetch_related("deliveries").annotate(
+            invoice_number=Subquery(invoice.values("number")[:1]),
+            invoice_customer=Subquery(invoice.values("customer__name")[:1]),
+            entitlement_customer=Subquery(entitlement.values("customer__name")[:1]),
+        )
+
+    @admin.display(description="about")
+    def about(self, event: NotificationEvent) -> str:
+        """The invoice or entitlement (a link to its page), and whose; a test event's sample is in no table."""
+        if event.invoice_id:
+            if event.invoice_number is None:
+                return f"invoice {event.invoice_id} (a sample, not in the database)"
+            return format_html('invoice <a href="{}">{}</a> of {}',
+                               reverse("admin:billing_invoice_change", args=[event.invoice_id]),
+                               event.invoice_number, event.invoice_customer)
+        if event.entitlement_id:
+            if event.entitlement_customer is None:
+                return f"entitlement to {event.feature_key} (a sample, not in the database)"
+            return format_html('entitlement to <a href="{}">{}</a> of {}',
+                               reverse("admin:entitlements_entitlement_change", args=[event.entitlement_id]),
+                               event.feature_key, event.entitlement_customer)
+        return "—"
+
+    @admin.display(description="test event")
+    def test_event(self, event: NotificationEvent) -> str:
+        if event.annotations.get(TEST_ANNOTATION):
+            return "yes: sent by “Send a test event”, about sample data"
+        return "no"
+
+    @admin.display(description="webhook body")
+    def payload(self, event: NotificationEvent) -> str:
+        """The JSON sent to the channels, indented; numbers exactly as sent."""
+        try:
+            body = orjson.dumps(json.loads(event.payload_json, parse_float=orjson.Fragment),
+                                option=orjson.OPT_INDENT_2).decode()
+        except ValueError:
+            body = event.payload_json
+        return format_html('<details class="om-payload"><summary>The JSON sent to the channels ({} bytes)</summary>'
+                           '<pre class="om-json">{}</pre></details>', len(event.payload_json.encode()), body)
 
     @admin.display(description="deliveries")
     def delivery_states(self, obj: NotificationEvent) -> str:

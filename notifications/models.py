@@ -99,7 +99,7 @@ class NotificationEvent(BaseModel):
         indexes = [models.Index(fields=["created_at"], name="notification_event_created")]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.id}"
+        return f"{self.get_type_display()} event {self.id}"
 
 
 class NotificationDelivery(BaseModel):

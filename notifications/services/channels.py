@@ -120,6 +120,18 @@ def channel_update(
     return channel
 
 
+def channel_set_disabled(*, channel_id: str, disabled: bool) -> NotificationChannel:
+    """Disables or enables a channel: the API's PUT of the channel as it is with only `disabled` changed, so the
+    same checks apply (a URL no longer allowed, e.g. a private address once OPENMETER_WEBHOOK_ALLOW_PRIVATE is off,
+    is refused)."""
+    with transaction.atomic():
+        channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id, deleted_at__isnull=True).first()
+        if channel is None:
+            raise NotFound(f"notification channel {channel_id} not found")
+        return channel_update(channel_id=channel.pk, name=channel.name, url=channel.url,
+                              custom_headers=channel.custom_headers, disabled=disabled, metadata=channel.metadata)
+
+
 def channel_delete(*, channel_id: str) -> None:
     """Soft delete. A channel still used by a live rule cannot be deleted (400, as upstream)."""
     with transaction.atomic():

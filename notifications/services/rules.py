@@ -147,6 +147,20 @@ def rule_update(
     return rule
 
 
+@transaction.atomic
+def rule_set_disabled(*, rule_id: str, disabled: bool) -> NotificationRule:
+    """Disables or enables a rule: the API's PUT of the rule as it is with only `disabled` changed, so the same
+    checks apply (its channels still live, its features, thresholds and type)."""
+    rule = NotificationRule.objects.select_for_update().filter(pk=rule_id, deleted_at__isnull=True).first()
+    if rule is None:
+        raise NotFound(f"notification rule {rule_id} not found")
+    return rule_update(
+        rule_id=rule.pk, type=rule.type, name=rule.name, channel_ids=[c.pk for c in rule.channels.all()],
+        thresholds=rule_thresholds(rule), feature_refs=[f.pk for f in rule.features.all()], disabled=disabled,
+        metadata=rule.metadata,
+    )
+
+
 def rule_delete(*, rule_id: str) -> None:
     moved = NotificationRule.objects.filter(pk=rule_id, deleted_at__isnull=True).update(
         deleted_at=timezone.now(), updated_at=timezone.now()
