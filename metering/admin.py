@@ -24,7 +24,6 @@ from metering import progress, services
 from metering.admin_usage import MeterUsageForm, default_usage_query, run_usage_query
 from metering.models import Event, Meter, MeterAggregation, Subject
 from metering.postgres.events import event_readings
-from metering.postgres.fold import progress_id
 from metering.selectors import customers_of_subjects, meter_list_qs, subject_customers_for
 from openmeter_site.admin_ui.actions import (
     ActionForm,
@@ -140,7 +139,7 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if obj.backfill_cursor is None:
             return "ready"
         try:
-            found = progress.progress_get(progress_id(obj))
+            found = progress.progress_get(progress.meter_build_id(obj.pk))
         except ServiceUnavailable:
             found = None
         if found is None or not found.total:

@@ -23,6 +23,11 @@ BACKFILL_TTL = 7 * 24 * 3600
 _PREFIX = "om:progress:"
 
 
+def meter_build_id(meter_id: str) -> str:
+    """The `info.getProgress` id of the (re)build of a meter's aggregates from stored events (either store)."""
+    return f"meter-{meter_id}-rollups"
+
+
 @dataclass(frozen=True)
 class Progress:
     total: int

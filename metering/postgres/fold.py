@@ -224,11 +224,6 @@ def fold_backlog(*, limit: int = FOLD_BATCH, max_batches: int = 100, vacuum_afte
 # --- backfill -----------------------------------------------------------------------------------------------------
 
 
-def progress_id(meter: Meter) -> str:
-    """The `info.getProgress` id of a meter's rollup backfill."""
-    return f"meter-{meter.pk}-rollups"
-
-
 def rollups_rebuild_start(*, meter: Meter) -> None:
     """Mark the meter as being rebuilt and drop its rollups (queries read raw events until the backfill ends).
     Call inside the transaction that changes the meter; start `backfill` on commit."""
@@ -255,7 +250,8 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
         max_seq = cur.fetchone()[0]
         if cursor > max_seq:
             Meter.objects.filter(pk=meter.pk).update(backfill_cursor=None)
-            progress.progress_set(progress_id(meter), total=max_seq, success=max_seq, ttl=progress.BACKFILL_TTL)
+            progress.progress_set(progress.meter_build_id(meter.pk), total=max_seq, success=max_seq,
+                                  ttl=progress.BACKFILL_TTL)
             return True
         # the chunk's pending seqs once (the queue is keyed by shard first), then a hashed NOT IN
         condition = sql.SQL(
@@ -265,7 +261,7 @@ def backfill_step(*, meter_id: str, chunk: int = BACKFILL_CHUNK) -> bool:
         cur.execute(upsert_rollups_sql(meter, sql.SQL("metering_event e"), condition))
         Meter.objects.filter(pk=meter.pk).update(backfill_cursor=cursor + chunk)
         progress.progress_set(
-            progress_id(meter), total=max_seq, success=min(cursor + chunk, max_seq), ttl=progress.BACKFILL_TTL
+            progress.meter_build_id(meter.pk), total=max_seq, success=min(cursor + chunk, max_seq), ttl=progress.BACKFILL_TTL
         )
         return False
 

@@ -33,6 +33,7 @@ import psycopg
 from django.db import connection
 from psycopg import sql
 
+from metering.buckets import DAY, MINUTE, ceil_to, decompose, floor_to, max_resolution
 from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Row
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
@@ -40,11 +41,7 @@ from metering.postgres.store import shard_sql
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 UTC = ZoneInfo("UTC")
-MINUTE = dt.timedelta(minutes=1)
-HOUR = dt.timedelta(hours=1)
-DAY = dt.timedelta(days=1)
 EXACT = Context(prec=200)
-UTC_ZONE_KEYS = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT"}
 
 
 # --- expressions over an event row `e` -------------------------------------------------------------------------
@@ -418,12 +415,12 @@ def rollup_statement(spec: QuerySpec) -> Statement | sql.Composed | None:
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
         return None
-    a = _ceil(start, MINUTE) if start is not None else None
-    b = _floor(end, MINUTE) if end is not None else None
+    a = ceil_to(start, MINUTE) if start is not None else None
+    b = floor_to(end, MINUTE) if end is not None else None
     if a is not None and b is not None and a >= b:  # less than a whole minute: raw events only
         return raw_query_sql(spec)
     extent = _rollup_extent(meter, a, b)
-    resolution = _max_resolution(spec, *extent) if extent else Rollup.Resolution.MINUTE
+    resolution = max_resolution(spec.window_size, spec.time_zone, *extent) if extent else Rollup.Resolution.MINUTE
     if resolution is None:  # an offset that is not a whole minute (LMT-era zones): buckets never nest
         return raw_query_sql(spec)
     pieces = _pieces(spec, start, a, b, end, extent, resolution)
@@ -489,59 +486,6 @@ def _rollup_extent(meter: Meter, a: dt.datetime | None, b: dt.datetime | None) -
     lo = a if a is not None else first
     hi = b if b is not None else last + DAY
     return (lo, hi) if lo < hi else None
-
-
-def _offsets(tz: ZoneInfo, a: dt.datetime, b: dt.datetime) -> set[dt.timedelta]:
-    """UTC offsets the zone uses over [a, b), sampled daily (weekly past three years): offsets last months."""
-    step = DAY if b - a <= 3 * 366 * DAY else 7 * DAY
-    offsets: set[dt.timedelta] = set()
-    moment = a
-    while moment < b:
-        offsets.add(moment.astimezone(tz).utcoffset() or dt.timedelta(0))  # never None: `tz` is a zone
-        moment += step
-    offsets.add((b - MINUTE).astimezone(tz).utcoffset() or dt.timedelta(0))
-    return offsets
-
-
-def _max_resolution(spec: QuerySpec, a: dt.datetime, b: dt.datetime) -> int | None:
-    """The coarsest rollup resolution whose UTC buckets lie wholly inside one requested window."""
-    if spec.window_size is None:
-        return Rollup.Resolution.DAY
-    offsets = {dt.timedelta(0)} if spec.time_zone.key in UTC_ZONE_KEYS else _offsets(spec.time_zone, a, b)
-    if any(o % MINUTE for o in offsets):
-        return None
-    if spec.window_size == "MINUTE":
-        return Rollup.Resolution.MINUTE
-    if spec.window_size != "HOUR" and offsets == {dt.timedelta(0)}:
-        return Rollup.Resolution.DAY
-    if all(o % HOUR == dt.timedelta(0) for o in offsets):
-        return Rollup.Resolution.HOUR
-    return Rollup.Resolution.MINUTE
-
-
-def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int, dt.datetime, dt.datetime]]:
-    """Split minute-aligned [a, b) into (resolution, lo, hi) pieces: minutes, then hours, then whole days."""
-    if a >= b:
-        return []
-    if resolution == Rollup.Resolution.MINUTE:
-        return [(Rollup.Resolution.MINUTE, a, b)]
-    unit = DAY if resolution == Rollup.Resolution.DAY else HOUR
-    lo, hi = _ceil(a, unit), _floor(b, unit)
-    if lo >= hi:
-        return decompose(a, b, resolution - 1)
-    return [*decompose(a, lo, resolution - 1), (resolution, lo, hi), *decompose(hi, b, resolution - 1)]
-
-
-def _floor(value: dt.datetime, unit: dt.timedelta) -> dt.datetime:
-    """Floor to a whole unit (minute, hour or UTC day)."""
-    value = value.astimezone(dt.UTC)
-    midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight + ((value - midnight) // unit) * unit
-
-
-def _ceil(value: dt.datetime, unit: dt.timedelta) -> dt.datetime:
-    floored = _floor(value, unit)
-    return floored if floored == value else floored + unit
 
 
 def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> list[Row]:

@@ -23,19 +23,11 @@ from typing import Any
 from django.db import connection
 from psycopg import sql
 
+from metering.buckets import MINUTE, ceil_to, decompose, floor_to
 from metering.event_store import UsageRequest
 from metering.filters import compile_filter_string
 from metering.models import Meter, Rollup
-from metering.postgres.query import (
-    EXACT,
-    MINUTE,
-    PENDING_JOIN,
-    _ceil,
-    _floor,
-    decompose,
-    events_as_rollups_sql,
-    rollup_aggregate_sql,
-)
+from metering.postgres.query import EXACT, PENDING_JOIN, events_as_rollups_sql, rollup_aggregate_sql
 from openmeter_site.core.sql import cached_statement, fetch_prepared
 
 Ranges = Sequence[tuple[dt.datetime, dt.datetime]]
@@ -120,7 +112,7 @@ def _pieces(meter: Meter, ranges: Ranges, complete: bool) -> list[dict[str, Any]
             start = meter.event_from
         if start >= end:
             continue
-        a, b = _ceil(start, MINUTE), _floor(end, MINUTE)
+        a, b = ceil_to(start, MINUTE), floor_to(end, MINUTE)
         if not complete or a >= b:  # rebuilding, or less than a whole minute: events only
             add("raw", i, start, end)
             continue

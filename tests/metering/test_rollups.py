@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metering import progress
+from metering.buckets import decompose
 from metering.models import Event, Meter, PendingEvent, Rollup
 from metering.postgres.fold import (
     backfill,
@@ -19,10 +20,9 @@ from metering.postgres.fold import (
     fold_backlog,
     fold_pending,
     fold_shard,
-    progress_id,
     rollups_rebuild_start,
 )
-from metering.postgres.query import QuerySpec, decompose, meter_usage, run_query, run_raw_query
+from metering.postgres.query import QuerySpec, meter_usage, run_query, run_raw_query
 from metering.selectors import fold_backlog as fold_backlog_figures
 from metering.services import meter_create
 from tests.factories import MeterFactory, ingest
@@ -187,7 +187,7 @@ def test_meter_created_after_ingest_counts_old_events_while_building_and_after(d
     assert meter.backfill_cursor is None
     assert Rollup.objects.filter(meter=meter, resolution=1).count() == 30  # one event per minute, 0 is a value too
     assert meter_usage(meter=meter, subjects=["s0", "s1", "s2"], start=BASE, end=end) == Decimal(435)
-    found = progress.progress_get(progress_id(meter))
+    found = progress.progress_get(progress.meter_build_id(meter.pk))
     assert found is not None and found.success == found.total
 
 
