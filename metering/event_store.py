@@ -138,6 +138,11 @@ class EventStore(Protocol):
         saves the meter; the build runs after the commit."""
         ...
 
+    def aggregates_drop(self, *, meter: Meter) -> None:
+        """The meter was deleted: drop what keeps its aggregates current, if that costs anything. Called inside
+        the transaction that deletes the meter; the drop runs after the commit."""
+        ...
+
     def aggregates_build(self, *, meter_id: str) -> None:
         """Run a meter's (re)build to its end (the `metering.backfill_meter` task)."""
         ...

@@ -159,6 +159,21 @@ class ClickHouseEventKey(models.Model):
         return f"{self.source}/{self.id}"
 
 
+class ClickHouseMeterView(models.Model):
+    """The ClickHouse event store's aggregates of a meter (`metering.clickhouse.views`): its table and materialized
+    view are those of `generation`, built for the meter's `definition`; queries read them once `ready`, the raw
+    events before. Unused by the PostgreSQL store."""
+
+    meter = models.OneToOneField(Meter, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                 related_name="+")
+    generation = models.IntegerField(default=0)
+    definition = models.JSONField(default=dict)
+    ready = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}/{self.generation}"
+
+
 class Subject(BaseModel):
     key = models.CharField(max_length=512, unique=True)
     display_name = models.CharField(max_length=512, null=True, blank=True)

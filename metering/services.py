@@ -119,7 +119,9 @@ def meter_update(
 
 def meter_delete(*, meter: Meter, at: dt.datetime | None = None) -> None:
     """Soft delete: the meter disappears from lists and queries; its slug becomes free again."""
-    Meter.objects.filter(pk=meter.pk, deleted_at__isnull=True).update(deleted_at=at or timezone.now())
+    with transaction.atomic():
+        if Meter.objects.filter(pk=meter.pk, deleted_at__isnull=True).update(deleted_at=at or timezone.now()):
+            event_store().aggregates_drop(meter=meter)
 
 
 def meter_rebuild_rollups(*, meter: Meter) -> Meter:

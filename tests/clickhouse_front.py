@@ -5,8 +5,9 @@ worker) share one ClickHouse engine as they would share a server:
 
 Just enough of ClickHouse's HTTP protocol for clickhouse-connect (with `compress=False`): the query in the body or
 in the `query` parameter, the answer in the format the query names (else TabSeparated), an insert's rows in the
-body in the format it names (written to a file and read with `FROM INFILE`), the de-duplication token of an
-insert applied, errors as a 500 with ClickHouse's message and code. One engine, one query at a time.
+body in the format it names (written to a file and read with `FROM INFILE`), the de-duplication settings of an
+insert applied (`insert_deduplication_token`, `insert_deduplicate`), errors as a 500 with ClickHouse's message
+and code. One engine, one query at a time.
 """
 
 import re
@@ -20,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import chdb
 
 FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
-APPLIED_SETTINGS = ("insert_deduplication_token",)
+APPLIED_SETTINGS = ("insert_deduplication_token", "insert_deduplicate")
 
 
 class Front(BaseHTTPRequestHandler):

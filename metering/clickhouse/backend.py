@@ -1,8 +1,9 @@
 """The ClickHouse event store behind `metering.event_store.EventStore` (OPENMETER_EVENTS_BACKEND=clickhouse).
 
-Queries aggregate the events themselves in ClickHouse, so there are no aggregates to keep current: a meter counts
-its old events as soon as it exists, nothing waits to be folded, and the fold job only purges expired
-de-duplication keys.
+Each meter's aggregates are kept current by ClickHouse itself, at insert (a materialized view per meter,
+`metering.clickhouse.views`): nothing waits to be folded, and the fold job only purges expired de-duplication
+keys. A meter's aggregates are built in the background when it is created or its groupBy changes (queries read
+its raw events meanwhile), and dropped when it is deleted.
 """
 
 import datetime as dt
@@ -10,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from metering.clickhouse import events, query, store
+from metering.clickhouse import events, query, store, views
 from metering.clickhouse.connection import schema_ensure
 from metering.clickhouse.sql import json_path_keys
 from metering.event_store import (
@@ -27,6 +29,7 @@ from metering.event_store import (
 )
 from metering.events.ingest import IngestBatch
 from metering.models import Meter
+from openmeter_site.core.broker import kick
 
 
 class ClickHouseEventStore:
@@ -42,13 +45,25 @@ class ClickHouseEventStore:
         return json_path_keys(path) is not None
 
     def aggregates_rebuild(self, *, meter: Meter) -> None:
-        """Nothing to build: queries read the events."""
+        """Not ready from the commit on; built after it (`metering.resume_backfills` builds it if the kick is lost)."""
+        views.rebuild_start(meter)
+        self._build_on_commit(meter)
+
+    def aggregates_drop(self, *, meter: Meter) -> None:
+        """The meter's view stops costing inserts: the build task drops a deleted meter's view and table."""
+        self._build_on_commit(meter)
+
+    @staticmethod
+    def _build_on_commit(meter: Meter) -> None:
+        from metering.tasks import backfill_meter_task
+
+        transaction.on_commit(lambda: kick(backfill_meter_task, meter.pk))
 
     def aggregates_build(self, *, meter_id: str) -> None:
-        """Nothing to build: queries read the events."""
+        views.build(meter_id)
 
     def aggregates_resume(self) -> int:
-        return 0
+        return views.reconcile()
 
     def aggregates_catch_up(self) -> int:
         store.keys_purge(at=timezone.now())

@@ -5,8 +5,11 @@ node of a cluster), or `chdb:///path` / `chdb://memory` for ClickHouse's engine 
 and single-process trials; one process only). With `CLICKHOUSE_CLUSTER` set, the table is created `ON CLUSTER`
 as a ReplicatedMergeTree (one shard, its replicas).
 
-The events table: ordered by (type, subject, time), so a meter query reads the events of its type, and of its
-subjects when it names them, and nothing else; partitioned by month of the event time.
+The events table: ordered by (type, subject, time), so what reads a meter's events reads those of its type, and of
+its subjects when it names them, and nothing else; partitioned by month of the event time. `batch` numbers the
+insert that stored an event (`metering.clickhouse.store`; 0 for events loaded otherwise), which tells a meter's
+materialized view and its backfill apart (`metering.clickhouse.views`). Each meter's aggregates live in tables of
+their own (`views`).
 """
 
 import os
@@ -33,21 +36,21 @@ def client() -> Client:
     return _local.client
 
 
-def _on_cluster() -> str:
+def on_cluster() -> str:
     cluster = os.environ.get("CLICKHOUSE_CLUSTER", "")
     return f" ON CLUSTER `{cluster}`" if cluster else ""
 
 
-def _engine(kind: str = "") -> str:
+def engine(kind: str = "") -> str:
     """`MergeTree`, or on a cluster `ReplicatedMergeTree` at the server's default replica path (`{uuid}`, `{shard}`,
     `{replica}` macros)."""
-    return f"{'Replicated' if _on_cluster() else ''}{kind}MergeTree"
+    return f"{'Replicated' if on_cluster() else ''}{kind}MergeTree"
 
 
 def schema_statements() -> list[str]:
     return [
         f"""
-CREATE TABLE IF NOT EXISTS {EVENTS_TABLE}{_on_cluster()} (
+CREATE TABLE IF NOT EXISTS {EVENTS_TABLE}{on_cluster()} (
     source String,
     id String,
     type LowCardinality(String),
@@ -55,21 +58,26 @@ CREATE TABLE IF NOT EXISTS {EVENTS_TABLE}{_on_cluster()} (
     time DateTime64(6, 'UTC'),
     data String,
     ingested_at DateTime64(6, 'UTC'),
+    batch UInt64 DEFAULT 0,
     INDEX ingested_at_range ingested_at TYPE minmax GRANULARITY 1,
     INDEX event_id id TYPE bloom_filter GRANULARITY 4
-) ENGINE = {_engine()}
+) ENGINE = {engine()}
 PARTITION BY toYYYYMM(time)
 ORDER BY (type, subject, time)
 SETTINGS non_replicated_deduplication_window = 1000
 """,
         f"""
-CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE}{_on_cluster()} (name String, position Int64, at DateTime64(6, 'UTC'))
-ENGINE = {_engine("Replacing")}(at) ORDER BY name
+CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE}{on_cluster()} (name String, position Int64, at DateTime64(6, 'UTC'))
+ENGINE = {engine("Replacing")}(at) ORDER BY name
 """,
     ]
 
 
 def schema_ensure() -> None:
-    """Create the table if it is missing (idempotent)."""
+    """Create the tables if they are missing, and add columns added since (idempotent)."""
     for statement in schema_statements():
         client().command(statement)
+    found = client().query(f"SELECT count() FROM system.columns WHERE database = currentDatabase() "
+                           f"AND table = '{EVENTS_TABLE}' AND name = 'batch'").result_rows
+    if not found[0][0]:  # a table made before `batch` existed: its events are all older than any meter's view
+        client().command(f"ALTER TABLE {EVENTS_TABLE}{on_cluster()} ADD COLUMN IF NOT EXISTS batch UInt64 DEFAULT 0")

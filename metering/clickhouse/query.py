@@ -1,58 +1,62 @@
-"""Meter queries and usage ranges in ClickHouse (HOT PATH): one aggregation over the meter's events.
+"""Meter queries and usage ranges in ClickHouse (HOT PATH): one aggregation per call.
 
-The events table is ordered by (type, subject, time), so a query reads only its meter's type, its subjects'
-ranges when it names subjects, and its months. Each event's values are read from its JSON once per query
-(`metering.clickhouse.sql`); the same arithmetic as PostgreSQL's store: MIN, MAX over Decimal(38, 19), SUM in Decimal256,
-AVG = sum / count, LATEST = the value at the greatest (time, ingestion time, source, id), UNIQUE_COUNT = the
-number of distinct values.
+A meter whose aggregates are ready (`metering.clickhouse.views`) is read from its buckets over the whole minutes
+of the range, at the coarsest resolution that nests in the requested windows (`metering.buckets`: whole UTC days,
+hours at their edges, minutes at theirs), from the buckets of all subjects when the query neither filters nor
+groups by subject or customer; and from its events over the sub-minute edges of the range. A meter whose
+aggregates are being built is read from its events alone. Both give rows of one shape
+(`metering.clickhouse.sql.row_columns`), combined by the same aggregates, the same arithmetic as PostgreSQL's
+store: MIN, MAX over Decimal(38, 19), SUM in Decimal256 (scale 19: a Decimal(38, 19) sum wraps around silently
+past about 1.7E+19), AVG = sum / count, LATEST = the value at the greatest (time, ingestion time, source, id),
+UNIQUE_COUNT = the number of distinct values.
 
-Windows are computed in the requested time zone by ClickHouse's calendar functions (a DST day is 23 or 25 hours
-long); times come back as microseconds and become UTC datetimes here.
+Windows are computed in the requested time zone by ClickHouse's calendar functions over each row's time (an
+event's, or the start of a bucket, which lies inside one window); times come back as microseconds and become UTC
+datetimes here.
 """
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from metering.buckets import MINUTE, ceil_to, decompose, floor_to, max_resolution
 from metering.clickhouse import sql as ch
-from metering.clickhouse.connection import EVENTS_TABLE, client
-from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Ranges, Row, UsageRequest
+from metering.clickhouse import views
+from metering.clickhouse.connection import client
+from metering.event_store import RESERVED_GROUP_BY, UTC, QuerySpec, Ranges, Row, UsageRequest
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation
 
 EXACT = Context(prec=200)
 SCALE = Decimal(1).scaleb(-19)
-MINUTE = dt.timedelta(minutes=1)
-# (start, end) of an event's window, as DateTime expressions in the zone `{tz}`
+# (start, end) of a row's window, as DateTime expressions in the zone `{tz}`
 _WINDOWS = {
-    "MINUTE": ("toStartOfMinute(time, {tz})", "toStartOfMinute(time, {tz}) + 60"),
-    "HOUR": ("toStartOfHour(time, {tz})", "toStartOfHour(time, {tz}) + 3600"),
-    "DAY": ("toDateTime(toDate(time, {tz}), {tz})", "toDateTime(toDate(time, {tz}) + 1, {tz})"),
-    "MONTH": ("toDateTime(toStartOfMonth(time, {tz}), {tz})",
-              "toDateTime(addMonths(toStartOfMonth(time, {tz}), 1), {tz})"),
+    "MINUTE": ("toStartOfMinute(t, {tz})", "toStartOfMinute(t, {tz}) + 60"),
+    "HOUR": ("toStartOfHour(t, {tz})", "toStartOfHour(t, {tz}) + 3600"),
+    "DAY": ("toDateTime(toDate(t, {tz}), {tz})", "toDateTime(toDate(t, {tz}) + 1, {tz})"),
+    "MONTH": ("toDateTime(toStartOfMonth(t, {tz}), {tz})", "toDateTime(addMonths(toStartOfMonth(t, {tz}), 1), {tz})"),
 }
+Buckets = list[tuple[int, dt.datetime, dt.datetime]]  # (resolution, lo, hi): bucket starts in [lo, hi)
+Edges = list[tuple[dt.datetime | None, dt.datetime | None]]  # event times in [lo, hi), None an open bound
 
 
 def _aggregate(meter: Meter, condition: str = "") -> list[str]:
-    """The meter's aggregate as text columns (the value; for AVG sum and count), over events matching `condition`
-    when given (`-If` combinators: one column per range)."""
+    """The meter's aggregate over rows as text columns (the value; for AVG sum and count), over rows matching
+    `condition` when given (`-If` combinators: one column per range)."""
     agg = meter.aggregation
     suffix, cond = ("If", f", {condition}") if condition else ("", "")
     if agg == MeterAggregation.COUNT:
-        return [f"toString(count{suffix}({condition}))"]
+        return [f"toString(sum{suffix}(n{cond}))"]
     if agg == MeterAggregation.UNIQUE_COUNT:
-        return [f"toString(uniqExact{suffix}(u{cond}))"]
-    # sums in Decimal256: a Decimal(38, 19) sum wraps around silently past about 1.7E+19
-    total = f"toString(sum{suffix}(toDecimal256(v, 19){cond}))"
+        return [f"toString(uniqExact{suffix}(uvalue{cond}))"]
     if agg == MeterAggregation.AVG:
-        return [total, f"toString(count{suffix}({condition}))"]
-    if agg == MeterAggregation.SUM:
-        return [total]
+        return [f"toString(sum{suffix}(total{cond}))", f"toString(sum{suffix}(n{cond}))"]
     if agg == MeterAggregation.LATEST:
-        return [f"toString(argMax{suffix}(v, (time, ingested_at, source, id){cond}))"]
-    function = {"MIN": "min", "MAX": "max"}[str(agg)]
-    return [f"toString({function}{suffix}(v{cond}))"]
+        return [f"toString(tupleElement(max{suffix}(latest{cond}), 5))"]
+    function, column = {"SUM": ("sum", "total"), "MIN": ("min", "low"), "MAX": ("max", "high")}[str(agg)]
+    return [f"toString({function}{suffix}({column}{cond}))"]
 
 
 def _value(meter: Meter, texts: Sequence[str]) -> Decimal | None:
@@ -68,17 +72,56 @@ def _value(meter: Meter, texts: Sequence[str]) -> Decimal | None:
     return value.quantize(Decimal(1), context=EXACT) if value == value.to_integral_value(context=EXACT) else value
 
 
-def _events(meter: Meter, where: Sequence[str]) -> str:
-    """The meter's events with their readings (`v`, `u`, `g0`…) as a subquery, restricted by `where` (over the
-    table's columns) and by what counts for the meter."""
-    columns = ", ".join(f"{expr} AS {name}" for name, expr in ch.readings_columns(meter).items())
-    conditions = [f"type = {ch.literal(meter.event_type)}", *where]
-    if meter.event_from is not None:
-        conditions.append(f"time >= {ch.literal(meter.event_from)}")
-    inner = (f"SELECT time, subject, ingested_at, source, id, {columns} FROM {EVENTS_TABLE} "
-             f"WHERE {' AND '.join(conditions)}")
-    outer = ch.eligible(meter)
-    return f"(SELECT * FROM ({inner}){' WHERE ' + ' AND '.join(outer) if outer else ''})"
+def _between(column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> str:
+    parts = [f"{column} >= {ch.literal(lo)}" if lo is not None else "",
+             f"{column} < {ch.literal(hi)}" if hi is not None else ""]
+    return "(" + " AND ".join(p for p in parts if p) + ")" if any(parts) else "1"
+
+
+def _any(conditions: Sequence[str]) -> str:
+    return "(" + " OR ".join(conditions) + ")"
+
+
+def _plan(table: str | None, start: dt.datetime | None, end: dt.datetime | None, window_size: str | None = None,
+          time_zone: ZoneInfo = UTC) -> tuple[Buckets, Edges]:
+    """What the range [start, end) reads: buckets over its whole minutes, events over the rest (all of it when
+    the meter has no ready table, the range holds no whole minute, or the zone's offsets are not whole minutes)."""
+    everything: Edges = [(start, end)]
+    if table is None:
+        return [], everything
+    a = ceil_to(start, MINUTE) if start is not None else None
+    b = floor_to(end, MINUTE) if end is not None else None
+    if a is not None and b is not None and a >= b:
+        return [], everything
+    extent: tuple[dt.datetime, dt.datetime] | None = (a, b) if a is not None and b is not None else None
+    if extent is None:  # an open bound: closed by the first and last day of the meter's buckets
+        days = views.bucket_extent(table)
+        if days is not None:
+            lo, hi = a if a is not None else days[0], b if b is not None else days[1] + dt.timedelta(days=1)
+            extent = (lo, hi) if lo < hi else None
+    buckets: Buckets = []
+    if extent is not None:
+        resolution = max_resolution(window_size, time_zone, *extent)
+        if resolution is None:
+            return [], everything
+        buckets = decompose(*extent, resolution)
+    edges: Edges = [(lo, hi) for lo, hi in ((start, a), (b, end)) if lo is not None and hi is not None and lo < hi]
+    return buckets, edges
+
+
+def _rows(meter: Meter, table: str | None, buckets: Buckets, edges: Edges, where: Sequence[str],
+          all_subjects: bool) -> str:
+    """The rows of the buckets (of all subjects together, or per subject) and of the events in the edges (one or
+    both), restricted by `where` (conditions over `subject`)."""
+    sources = []
+    if buckets and table is not None:
+        conditions = ["subject = ''" if all_subjects else "subject != ''", *where,
+                      _any([f"(resolution = {r} AND {_between('bucket', lo, hi)})" for r, lo, hi in buckets])]
+        columns = ", ".join("bucket AS t" if c == "t" else c for c in ch.row_columns(meter))
+        sources.append(f"SELECT {columns} FROM `{table}` WHERE {' AND '.join(conditions)}")
+    if edges:
+        sources.append(ch.event_rows(meter, [*where, _any([_between("time", lo, hi) for lo, hi in edges])]))
+    return "(" + " UNION ALL ".join(sources) + ")"
 
 
 def _filters(meter: Meter, group_filters: Mapping[str, Sequence[str]], advanced: Mapping[str, Any]) -> list[str]:
@@ -89,34 +132,49 @@ def _filters(meter: Meter, group_filters: Mapping[str, Sequence[str]], advanced:
     return where
 
 
-def query_sql(spec: QuerySpec) -> str:
-    meter = spec.meter
+def _start(spec: QuerySpec) -> dt.datetime | None:
+    """The query's start, not before the meter's `eventFrom`."""
+    if spec.meter.event_from is not None and (spec.start is None or spec.start < spec.meter.event_from):
+        return spec.meter.event_from
+    return spec.start
+
+
+def query_sql(spec: QuerySpec, table: str | None) -> str | None:
+    """The meter query over the meter's ready `table` (None: over its events alone); None when nothing can count."""
+    meter, start = spec.meter, _start(spec)
+    if start is not None and spec.end is not None and start >= spec.end:
+        return None
+    if spec.subjects is not None and not spec.subjects:
+        return None
     where = []
-    if spec.start is not None:
-        where.append(f"time >= {ch.literal(spec.start)}")
-    if spec.end is not None:
-        where.append(f"time < {ch.literal(spec.end)}")
     if spec.subjects is not None:
         where.append(f"subject IN {_tuple(spec.subjects)}")
+    customers = spec.subject_customers or {}
+    if "customer_id" in spec.group_by:
+        where.append(f"subject IN {_tuple(list(customers))}")
+    all_subjects = spec.subjects is None and not set(spec.group_by) & set(RESERVED_GROUP_BY)
+    buckets, edges = _plan(table, start, spec.end, spec.window_size, spec.time_zone)
+    if not buckets and not edges:  # open bounds and no buckets yet: nothing was counted
+        return None
+    rows = _rows(meter, table, buckets, edges, where, all_subjects)
     keys = [k for k in spec.group_by if k not in RESERVED_GROUP_BY]
     select = _aggregate(meter)
     group: list[str] = []
     if spec.window_size:
         tz = ch.literal(spec.time_zone.key)
-        start, end = (part.format(tz=tz) for part in _WINDOWS[spec.window_size])
-        select += [f"toInt64(toUnixTimestamp({start})) * 1000000", f"toInt64(toUnixTimestamp({end})) * 1000000"]
-        group += [start, end]
+        window_start, window_end = (part.format(tz=tz) for part in _WINDOWS[spec.window_size])
+        select += [f"toInt64(toUnixTimestamp({window_start})) * 1000000",
+                   f"toInt64(toUnixTimestamp({window_end})) * 1000000"]
+        group += [window_start, window_end]
     else:
-        select += ["toUnixTimestamp64Micro(min(time))", "toUnixTimestamp64Micro(max(time))"]
+        select += ["toUnixTimestamp64Micro(min(first_time))", "toUnixTimestamp64Micro(max(last_time))"]
     if "subject" in spec.group_by:
         select.append("subject")
         group.append("subject")
     else:
         select.append("NULL")
-    customers = spec.subject_customers or {}
     if "customer_id" in spec.group_by:
         customer = f"transform(subject, {_array(list(customers))}, {_array(list(customers.values()))}, '')"
-        where.append(f"subject IN {_tuple(list(customers))}")
         select.append(customer)
         group.append(customer)
     else:
@@ -124,13 +182,12 @@ def query_sql(spec: QuerySpec) -> str:
     for key in keys:
         select.append(ch.group_column(meter, key))
         group.append(ch.group_column(meter, key))
-    having = _filters(meter, spec.group_filters, spec.advanced_filters)
-    value_columns = len(_aggregate(meter))
-    order = ", ".join(str(i) for i in range(value_columns + 1, len(select) + 1))
+    filters = _filters(meter, spec.group_filters, spec.advanced_filters)
+    order = ", ".join(str(i) for i in range(len(_aggregate(meter)) + 1, len(select) + 1))
     return (
-        f"SELECT {', '.join(select)} FROM {_events(meter, where)} AS e"
-        f"{' WHERE ' + ' AND '.join(having) if having else ''}"
-        f"{' GROUP BY ' + ', '.join(group) if group else ''} HAVING count() > 0 ORDER BY {order}"
+        f"SELECT {', '.join(select)} FROM {rows} AS r"
+        f"{' WHERE ' + ' AND '.join(filters) if filters else ''}"
+        f"{' GROUP BY ' + ', '.join(group) if group else ''} HAVING sum(n) > 0 ORDER BY {order}"
     )
 
 
@@ -144,14 +201,10 @@ def _tuple(values: Sequence[str]) -> str:
 
 
 def run_query(spec: QuerySpec) -> list[Row]:
-    start, end = spec.start, spec.end
-    if spec.meter.event_from is not None and (start is None or start < spec.meter.event_from):
-        start = spec.meter.event_from
-    if start is not None and end is not None and start >= end:
+    query = query_sql(spec, views.ready_tables([spec.meter]).get(spec.meter.pk))
+    if query is None:
         return []
-    if spec.subjects is not None and not spec.subjects:
-        return []
-    records = client().query(query_sql(spec)).result_rows
+    records = client().query(query).result_rows
     keys = [k for k in spec.group_by if k not in RESERVED_GROUP_BY]
     n = len(_aggregate(spec.meter))
     rows = []
@@ -163,14 +216,10 @@ def run_query(spec: QuerySpec) -> list[Row]:
         if spec.window_size:
             window_start, window_end = ch.from_micros(first), ch.from_micros(last)
         else:
-            window_start = spec.start or _floor_minute(ch.from_micros(first))
-            window_end = spec.end or _floor_minute(ch.from_micros(last)) + MINUTE
+            window_start = spec.start or floor_to(ch.from_micros(first), MINUTE)
+            window_end = spec.end or floor_to(ch.from_micros(last), MINUTE) + MINUTE
         rows.append(Row(value, window_start, window_end, subject, customer, dict(zip(keys, groups, strict=True))))
     return rows
-
-
-def _floor_minute(value: dt.datetime) -> dt.datetime:
-    return value.replace(second=0, microsecond=0)
 
 
 def usage_ranges(
@@ -182,17 +231,13 @@ def usage_ranges(
     advanced_filters: Mapping[str, Any] | None = None,
 ) -> list[Decimal]:
     """The meter's total for `subjects` over each range, in one query: one `-If` aggregate per range."""
-    request = UsageRequest(meter, subjects, ranges, group_filters or {}, advanced_filters or {})
-    select = _usage_select(request)
-    if select is None:
-        return [Decimal(0)] * len(ranges)
-    [(texts,)] = client().query(select).result_rows
-    return _usage_totals(request, texts)
+    return usage_ranges_many([UsageRequest(meter, subjects, ranges, group_filters or {}, advanced_filters or {})])[0]
 
 
 def usage_ranges_many(requests: Sequence[UsageRequest]) -> list[list[Decimal]]:
     """`usage_ranges` of each request, in one query (the requests' selects, each tagged with its index)."""
-    selects = [(k, _usage_select(r)) for k, r in enumerate(requests)]
+    tables = views.ready_tables(list({r.meter.pk: r.meter for r in requests}.values()))
+    selects = [(k, _usage_select(r, tables.get(r.meter.pk))) for k, r in enumerate(requests)]
     parts = [f"SELECT {k} AS k, texts FROM ({select})" for k, select in selects if select is not None]
     rows = client().query(" UNION ALL ".join(parts)).result_rows if parts else []
     found: dict[int, Sequence[str]] = {int(k): texts for k, texts in rows}
@@ -203,24 +248,27 @@ def _wanted(request: UsageRequest) -> list[tuple[int, dt.datetime, dt.datetime]]
     return [(i, start, end) for i, (start, end) in enumerate(request.ranges) if start < end]
 
 
-def _usage_select(request: UsageRequest) -> str | None:
-    """One row: the texts of a count and the meter's aggregate per range (None: nothing to read)."""
+def _usage_select(request: UsageRequest, table: str | None) -> str | None:
+    """One row: the texts of a count and the meter's aggregate per range (None: nothing to read). Each range
+    reads its own buckets and edges (by the rows' resolution and time); the rows are read once for all ranges."""
     meter, subjects, wanted = request.meter, request.subjects, _wanted(request)
     if not subjects or not wanted:
         return None
-    where = [
-        f"subject IN {_tuple(subjects)}",
-        f"time >= {ch.literal(min(start for _, start, _ in wanted))}",
-        f"time < {ch.literal(max(end for _, _, end in wanted))}",
-    ]
+    all_buckets: Buckets = []
+    all_edges: Edges = []
     columns: list[str] = []
     for _, start, end in wanted:
-        condition = f"time >= {ch.literal(start)} AND time < {ch.literal(end)}"
-        columns += [f"toString(countIf({condition}))", *_aggregate(meter, condition)]
-    having = _filters(meter, request.group_filters, request.advanced_filters)
-    query = f"SELECT [{', '.join(columns)}] AS texts FROM {_events(meter, where)} AS e"
-    if having:
-        query += " WHERE " + " AND ".join(having)
+        buckets, edges = _plan(table, start, end)
+        all_buckets += buckets
+        all_edges += edges
+        condition = _any([*(f"(resolution = {r} AND {_between('t', lo, hi)})" for r, lo, hi in buckets),
+                          *(f"(resolution = 0 AND {_between('t', lo, hi)})" for lo, hi in edges)])
+        columns += [f"toString(sumIf(n, {condition}))", *_aggregate(meter, condition)]
+    rows = _rows(meter, table, all_buckets, all_edges, [f"subject IN {_tuple(subjects)}"], all_subjects=False)
+    filters = _filters(meter, request.group_filters, request.advanced_filters)
+    query = f"SELECT [{', '.join(columns)}] AS texts FROM {rows} AS r"
+    if filters:
+        query += " WHERE " + " AND ".join(filters)
     return query
 
 

@@ -6,6 +6,9 @@ SQL/JSON path features are refused when the meter is created (PostgreSQL's store
 Numbers are read as ClickHouse's JSON functions read them (as doubles, so at most 15 to 17 significant digits),
 then summed exactly at scale 19 (in Decimal256), the same scale as PostgreSQL's store.
 
+`event_rows` is a meter's events as rows of the shape its buckets have (`metering.clickhouse.views`), so that
+queries read buckets and events alike.
+
 Values are quoted here (`literal`), never formatted from user input without it.
 """
 
@@ -14,8 +17,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from metering.clickhouse.connection import EVENTS_TABLE
 from metering.filters import COMPARISONS, Dialect
 from metering.models import Meter, MeterAggregation
+
+TIME = "DateTime64(6, 'UTC')"
+DECIMAL = "Decimal(38, 19)"
 
 _STEP = re.compile(
     r"""\.([A-Za-z_][A-Za-z0-9_]*)"""  # .name
@@ -146,3 +153,50 @@ def eligible(meter: Meter) -> list[str]:
 
 def group_column(meter: Meter, key: str) -> str:
     return f"g{sorted(meter.group_by).index(key)}"
+
+
+def group_columns(meter: Meter) -> list[str]:
+    return [f"g{i}" for i in range(len(meter.group_by))]
+
+
+def partials(meter: Meter) -> list[tuple[str, str, str, str]]:
+    """The partial aggregates a meter's rows carry: (column, type, its value for one event, how rows combine).
+    `n` counts the events that count for the meter; `latest` is the greatest (time, ingestion time, source, id,
+    value), so the value of the last event wins (the key is unique: values never decide)."""
+    columns = [("n", "UInt64", "toUInt64(1)", "sum"), ("first_time", TIME, "time", "min"),
+               ("last_time", TIME, "time", "max")]
+    value = "assumeNotNull(v)"
+    aggregation = meter.aggregation
+    if aggregation in (MeterAggregation.SUM, MeterAggregation.AVG):  # in Decimal256: sums pass Decimal(38, 19)'s range
+        columns.append(("total", "Decimal(76, 19)", f"toDecimal256({value}, 19)", "sum"))
+    elif aggregation == MeterAggregation.MIN:
+        columns.append(("low", DECIMAL, value, "min"))
+    elif aggregation == MeterAggregation.MAX:
+        columns.append(("high", DECIMAL, value, "max"))
+    elif aggregation == MeterAggregation.LATEST:
+        columns.append(("latest", f"Tuple({TIME}, {TIME}, String, String, {DECIMAL})",
+                        f"(time, ingested_at, source, id, {value})", "max"))
+    return columns
+
+
+def row_columns(meter: Meter) -> list[str]:
+    """The columns of a meter's rows, in order: `resolution` (0 for an event, else the bucket's), `t` (the event's
+    time or the bucket's start), `subject` ('' in buckets of all subjects), `uvalue` (UNIQUE_COUNT's distinct
+    value, '' otherwise), the groupBy values `g0`, `g1`, … (keys sorted), then the partials."""
+    return ["resolution", "t", "subject", "uvalue", *group_columns(meter), *(p[0] for p in partials(meter))]
+
+
+def event_rows(meter: Meter, where: Sequence[str]) -> str:
+    """The meter's events that count for it and match `where` (conditions over the events table's columns), one
+    row each, in `row_columns` order. Each event's JSON is read once here."""
+    readings = ", ".join(f"{expr} AS {name}" for name, expr in readings_columns(meter).items())
+    conditions = [f"type = {literal(meter.event_type)}", *where]
+    if meter.event_from is not None:
+        conditions.append(f"time >= {literal(meter.event_from)}")
+    uvalue = "assumeNotNull(u)" if meter.aggregation == MeterAggregation.UNIQUE_COUNT else "''"
+    values = [f"{expr} AS {name}" for name, _, expr, _ in partials(meter)]
+    columns = ["toUInt8(0) AS resolution", "time AS t", "subject", f"{uvalue} AS uvalue", *group_columns(meter), *values]
+    inner = (f"SELECT time, subject, ingested_at, source, id, {readings} FROM {EVENTS_TABLE} "
+             f"WHERE {' AND '.join(conditions)}")
+    outer = eligible(meter)
+    return f"SELECT {', '.join(columns)} FROM ({inner}){' WHERE ' + ' AND '.join(outer) if outer else ''}"

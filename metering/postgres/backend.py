@@ -47,6 +47,9 @@ class PostgresEventStore:
         fold.rollups_rebuild_start(meter=meter)
         transaction.on_commit(lambda: kick(backfill_meter_task, meter.pk))
 
+    def aggregates_drop(self, *, meter: Meter) -> None:
+        """A deleted meter's rollups cost nothing: folds and queries skip deleted meters; they are kept."""
+
     def aggregates_build(self, *, meter_id: str) -> None:
         fold.backfill(meter_id=meter_id)
 

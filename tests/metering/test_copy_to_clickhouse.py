@@ -8,7 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from metering.clickhouse.connection import CHECKPOINTS_TABLE, EVENTS_TABLE, client, schema_ensure
+from metering.clickhouse import views
+from metering.clickhouse.connection import EVENTS_TABLE, client
 from metering.clickhouse.copy import copy_from_postgres
 from metering.event_store import QuerySpec, event_store
 from tests.factories import MeterFactory, ingest
@@ -22,14 +23,6 @@ EVENTS = [{"id": f"c{i}", "subject": f"s{i % 2}", "time": T0 + dt.timedelta(minu
 
 class Interrupted(Exception):
     pass
-
-
-@pytest.fixture
-def clickhouse(settings):
-    settings.CLICKHOUSE_URL = "chdb://memory"
-    schema_ensure()
-    for table in (EVENTS_TABLE, CHECKPOINTS_TABLE):
-        client().command(f"TRUNCATE TABLE {table}")
 
 
 def totals(settings, backend, meter):
@@ -66,3 +59,9 @@ def test_copy_is_resumable_and_idempotent(settings, clickhouse):
 
     body = b'{"specversion": "1.0", "id": "c1", "source": "tests", "type": "request", "subject": "s1", "data": {}}'
     assert events_ingest(body=body, content_type="application/cloudevents+json") == 0
+    # the meter's aggregates built from the copied events, with the same answers
+    out = StringIO()
+    call_command("events_store_setup", stdout=out)
+    assert "(1 meters built)" in out.getvalue()
+    assert views.ready_tables([meter])
+    assert totals(settings, "clickhouse", meter) == expected

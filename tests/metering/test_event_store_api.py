@@ -8,6 +8,7 @@ import pytest
 import time_machine
 
 from tests.factories import CustomerFactory, FeatureFactory, MeterFactory
+from tests.metering.conftest import clickhouse_reset
 
 pytestmark = pytest.mark.django_db
 
@@ -18,11 +19,8 @@ T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 def backend(request, settings):
     settings.OPENMETER_EVENTS_BACKEND = request.param
     if request.param == "clickhouse":
-        from metering.clickhouse.connection import EVENTS_TABLE, client, schema_ensure
-
         settings.CLICKHOUSE_URL = "chdb://memory"
-        schema_ensure()
-        client().command(f"TRUNCATE TABLE {EVENTS_TABLE}")
+        clickhouse_reset()
     return request.param
 
 

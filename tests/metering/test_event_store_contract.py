@@ -16,6 +16,7 @@ from metering import selectors, services
 from metering.event_store import EventFilter, QuerySpec, UsageRequest, event_store
 from openmeter_site.core.errors import InvalidInput
 from tests.factories import MeterFactory
+from tests.metering.conftest import clickhouse_reset
 
 pytestmark = pytest.mark.django_db
 
@@ -34,23 +35,22 @@ EVENTS = [
 WHOLE = (T0, T0 + 2 * D)
 
 
-@pytest.fixture(params=["postgres-pending", "postgres-folded", "clickhouse"])
+@pytest.fixture(params=["postgres-pending", "postgres-folded", "clickhouse-events", "clickhouse-views"])
 def backend(request, settings):
-    """The store under test; `settle()` brings its aggregates up to date where the case asks for it."""
+    """The store under test, and whether its aggregates are kept: `settle()` brings them up to date (PostgreSQL
+    folds pending events; ClickHouse builds the meters' views: later events go through them) or, in the
+    `pending` and `events` modes, leaves queries to read the events."""
     name, _, mode = request.param.partition("-")
     settings.OPENMETER_EVENTS_BACKEND = name
     if name == "clickhouse":
         settings.CLICKHOUSE_URL = "chdb://memory"
-        from metering.clickhouse.connection import EVENTS_TABLE, client, schema_ensure
-
-        schema_ensure()
-        client().command(f"TRUNCATE TABLE {EVENTS_TABLE}")
+        clickhouse_reset()
     assert event_store().name == name
     return mode
 
 
 def settle(mode):
-    if mode != "pending":
+    if mode not in ("pending", "events"):
         event_store().aggregates_resume()
         event_store().aggregates_catch_up()
 
