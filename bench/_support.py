@@ -25,7 +25,8 @@ def prepare_database(fresh: bool) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     if fresh:
         with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
-            conn.execute("TRUNCATE metering_event, metering_eventkey, metering_pendingevent, metering_rollup")
+            conn.execute("TRUNCATE metering_event, metering_eventkey, metering_pendingevent, metering_rollup, "
+                         "metering_clickhouseeventkey, metering_clickhousemeterview")
             conn.execute("DELETE FROM metering_meter")
 
 
