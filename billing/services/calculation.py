@@ -34,6 +34,7 @@ from billing.services.pricing import (
 from catalog.features import feature_usage_filters
 from catalog.models import Feature
 from metering.event_store import event_store
+from openmeter_site.core.bulk import copy_insert
 from openmeter_site.core.ids import new_id
 
 ZERO = Decimal(0)
@@ -250,8 +251,7 @@ def store_moved_lines(lines: Sequence[InvoiceLine], children: Sequence[InvoiceLi
         line.updated_at = now
     if lines:
         _update_lines(lines, moved=True)
-    if children:
-        InvoiceLine.objects.bulk_create(children, batch_size=1000)
+    copy_insert(children)
 
 
 def store_calculation(invoice: Invoice, calcs: Sequence[LineCalculation], *, snapshot_at: dt.datetime | None) -> None:

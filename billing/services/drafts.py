@@ -24,6 +24,7 @@ from billing.services.profiles import profile_for_customer
 from billing.services.progressive import split_at, splittable_at
 from billing.services.state import Trigger
 from customers.models import Customer
+from openmeter_site.core.bulk import copy_insert
 from openmeter_site.core.errors import InvalidInput
 
 
@@ -152,13 +153,13 @@ def drafts_create(
                                    actor="system"))
         events += _walk_before_saving(invoice, valid=not line_issues(plan.lines, features), at=now, actor=actor)
     calculation.store_moved_lines(lines, children)
-    InvoiceEvent.objects.bulk_create(events, batch_size=1000)
+    copy_insert(events)
     invoices_changed(invoices, created=True)
     unnumbered = [(invoice, plan) for invoice, plan in zip(invoices, plans, strict=True) if not invoice.number]
     numbers = numbering.draft_numbers([(plan.profile.pk, plan.customer.name) for _, plan in unnumbered])
     for (invoice, _), number in zip(unnumbered, numbers, strict=True):
         invoice.number = number
-    Invoice.objects.bulk_create(invoices, batch_size=500)
+    copy_insert(invoices)
     return invoices
 
 

@@ -310,11 +310,12 @@ class WorkerDied(Exception):
 
 
 def _die_at_the_nth(n: int, table: str):
-    """A database connection wrapper that fails the n-th INSERT into `table`, as a worker dying there would."""
+    """A database connection wrapper that fails the n-th INSERT (or COPY) into `table`, as a worker dying there
+    would."""
     seen = [0]
 
     def wrapper(execute, sql, params, many, context):
-        if isinstance(sql, str) and sql.startswith(f'INSERT INTO "{table}"'):
+        if isinstance(sql, str) and sql.startswith((f'INSERT INTO "{table}"', f'COPY "{table}"')):
             seen[0] += 1
             if seen[0] == n:
                 raise WorkerDied(f"died before {sql[:40]}")
