@@ -24,7 +24,7 @@ def copy_insert(objs: Sequence[models.Model]) -> None:
     # a serial id is the database's to make (and is not read back)
     fields = [f for f in model._meta.concrete_fields if not f.generated and not f.db_returning]
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objs]
 
     def copy(sql: str, params: list[list[Any]], many: bool, context: dict[str, Any]) -> None:
