@@ -129,6 +129,7 @@ def build(meter_id: str) -> bool:
             if state is not None:
                 _drop(table_name(meter_id, state.generation))
             table = table_name(meter_id, generation)
+            _drop(table)  # left by a build whose state was lost (a restored database): never added to
             client().command(table_statement(meter, table))
             boundary = _create_view(meter, table)
             _backfill(meter, table, boundary)

@@ -160,6 +160,16 @@ def test_an_interrupted_build_is_started_over_by_the_resume_job():
     assert event_store().aggregates_resume() == 0
 
 
+def test_a_build_whose_state_was_lost_starts_from_an_empty_table():
+    meter = MeterFactory(aggregation="SUM", group_by={})
+    ingest([{"subject": "s1", "time": dt.datetime(2026, 1, 5, 10, tzinfo=UTC), "data": {"tokens": 2}}])
+    views.build(meter.pk)
+    ClickHouseMeterView.objects.all().delete()  # PostgreSQL restored from before the build: its table is left
+    assert views.build(meter.pk)  # the same generation again, its table made anew
+    assert tables() == [views.table_name(meter.pk, 1), views.table_name(meter.pk, 1) + "_mv"]
+    assert [r.value for r in event_store().query(QuerySpec(meter=meter))] == [Decimal("2")]
+
+
 def test_an_insert_retried_after_a_lost_commit_is_counted_once_in_the_buckets():
     meter = MeterFactory(aggregation="COUNT", value_property=None, group_by={})
     views.build(meter.pk)
