@@ -156,6 +156,8 @@ def _backfill(meter: Meter, table: str, boundary: int) -> None:
     """Aggregate the meter's events stored before its view into its table, whole UTC days at a time (at most about
     `BACKFILL_EVENTS` events per statement, so the aggregation stays in memory), reporting progress."""
     before = f"batch < {boundary}"
+    if on_cluster():  # every replica holds every batch before the boundary (the insert may have gone to another)
+        client().command(f"SYSTEM SYNC REPLICA{on_cluster()} {EVENTS_TABLE}")
     days = [(int(day), int(count)) for day, count in client().query(
         f"SELECT toUnixTimestamp64Micro(toStartOfInterval(time, INTERVAL {DAY_MICROS} MICROSECOND)) AS day, count() "
         f"FROM {EVENTS_TABLE} WHERE type = {ch.literal(meter.event_type)} AND {before} GROUP BY day ORDER BY day"
