@@ -11,7 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent, InvoiceStatus
+from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent, InvoiceStatus, status_words
 from billing.selectors import invoice_lines
 from billing.services import profile_for_customer
 from billing.services.editing import gathering_preview
@@ -66,6 +66,10 @@ class InvoiceRow:
     invoice: Invoice
     total: Decimal
     so_far: bool  # a gathering invoice: the total of its pending lines with usage to date, not yet invoiced
+
+    @property
+    def status(self) -> str:
+        return status_words(self.invoice.status)
 
 
 @dataclass(frozen=True)
@@ -299,8 +303,8 @@ INVOICE_MILESTONES |= Q(to_status__endswith="failed") | ~Q(trigger="next")
 def _invoice_history(customer: Customer) -> list[HistoryItem]:
     events = InvoiceEvent.objects.filter(INVOICE_MILESTONES, invoice__customer=customer).select_related("invoice")
     return [
-        HistoryItem(e.created_at, f"Invoice {e.invoice.number} created ({status_text(e.to_status)})" if not e.from_status
-                    else f"Invoice {e.invoice.number}: {status_text(e.to_status)} ({e.trigger.replace('_', ' ')})",
+        HistoryItem(e.created_at, f"Invoice {e.invoice.number} created ({status_words(e.to_status)})" if not e.from_status
+                    else f"Invoice {e.invoice.number}: {status_words(e.to_status)} ({e.trigger.replace('_', ' ')})",
                     e.actor)
         for e in events.order_by("-id")[:HISTORY_ROWS]
     ]
@@ -323,11 +327,6 @@ def _grant_history(customer: Customer) -> list[HistoryItem]:
         if grant.voided_at is not None:
             items.append(HistoryItem(grant.voided_at, f"Voided the grant of {grant}"))
     return items
-
-
-def status_text(status: str) -> str:
-    """`draft.manual_approval_needed` → "draft: manual approval needed"."""
-    return status.replace(".", ": ", 1).replace("_", " ")
 
 
 def _day(value: dt.datetime) -> str:

@@ -22,13 +22,12 @@ from billing.admin_display import (
     invoice_dates,
     invoice_rows,
     party_text,
-    status_text,
     total_rows,
     workflow_text,
     write_lines_csv,
 )
 from billing.admin_forms import BillingProfileForm, CustomerOverrideForm
-from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent
+from billing.models import BillingProfile, CustomerOverride, Invoice, InvoiceEvent, status_words
 from billing.models import InvoiceStatus as S
 from billing.services import actions, drafts, profiles, state
 from billing.services.profiles import ProfileApps
@@ -41,6 +40,7 @@ from openmeter_site.admin_ui.actions import (
     for_each_selected,
 )
 from openmeter_site.admin_ui.display import money, period, when
+from openmeter_site.admin_ui.filters import happened_filter
 
 STATUS_GROUPS = ["gathering", "draft", "issuing", "issued", "payment_processing", "overdue", "paid", "uncollectible",
                  "voided", "delete", "deleted"]
@@ -58,7 +58,7 @@ class BillingProfileAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     form = BillingProfileForm
     list_display = ("name", "is_default", "supplier_name", "invoicing_app", "workflow_summary", "pinned", "archived")
-    list_filter = ("is_default", ("deleted_at", admin.EmptyFieldListFilter))
+    list_filter = ("is_default", happened_filter("deleted_at", "archived"))
     search_fields = ("name", "id")
     fieldsets = (
         (None, {"fields": ("name", "description", "default")}),
@@ -190,13 +190,15 @@ class OwedFilter(admin.SimpleListFilter):
 
 
 class EventInline(admin.TabularInline):
+    """The invoice's steps in words ("draft: manual approval needed"); rows carry no title of their own."""
+
     model = InvoiceEvent
     verbose_name, verbose_name_plural = "event", "history"
-    fields = ("at", "from_status", "to_status", "trigger", "actor", "note")
+    fields = ("at", "from_shown", "to_shown", "trigger_shown", "actor", "note")
     readonly_fields = fields
     extra = 0
     can_delete = False
-    classes = ("collapse",)
+    classes = ("collapse", "om-history")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -204,6 +206,18 @@ class EventInline(admin.TabularInline):
     @admin.display(description="when")
     def at(self, event: InvoiceEvent) -> str:
         return when(event.created_at)
+
+    @admin.display(description="from status")
+    def from_shown(self, event: InvoiceEvent) -> str:
+        return status_words(event.from_status) if event.from_status else "—"
+
+    @admin.display(description="to status")
+    def to_shown(self, event: InvoiceEvent) -> str:
+        return status_words(event.to_status)
+
+    @admin.display(description="step")
+    def trigger_shown(self, event: InvoiceEvent) -> str:
+        return event.trigger.replace("_", " ")
 
 
 # --- invoice actions: each the service the API's action calls ------------------------------------------------
@@ -222,7 +236,7 @@ def _action(action: str, done: str) -> Any:
 def moved_message(number_before: str, moved: Invoice, done: str) -> str:
     """"DRAFT-ACME-1: approved; issued as INV-ACME-1; now paid." (the invoicing app numbers it at issue)."""
     renumbered = f" issued as {moved.number};" if moved.number != number_before else ""
-    return f"{number_before}: {done};{renumbered} now {status_text(moved.status)}."
+    return f"{number_before}: {done};{renumbered} now {status_words(moved.status)}."
 
 
 class VoidForm(ActionForm):
@@ -237,7 +251,7 @@ def _void(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
 
 def _delete(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> str:
     deleted = actions.invoice_delete(invoice_id=invoice.pk, actor=actor(request))
-    return f"{deleted.number}: the draft is {status_text(deleted.status)}."
+    return f"{deleted.number}: the draft is {status_words(deleted.status)}."
 
 
 def _invoice_gathering(request: HttpRequest, invoice: Invoice, data: dict[str, Any]) -> HttpResponse | str:
@@ -334,7 +348,7 @@ def void(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet)
 class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = ("number", "customer_name", "status_shown", "total_shown", "period_shown", "due", "issued")
     list_filter = (NeedsActionFilter, OwedFilter, StatusGroupFilter, "currency", "billing_profile",
-                   ("deleted_at", admin.EmptyFieldListFilter))
+                   happened_filter("deleted_at", "deleted"))
     search_fields = ("number", "id", "customer__name", "customer__key")
     list_select_related = ("customer",)
     date_hierarchy = "created_at"
@@ -364,7 +378,7 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_shown(self, invoice: Invoice) -> str:
         return format_html('<span class="om-status om-invoice-{}">{}</span>', invoice.status_prefix,
-                           status_text(invoice.status))
+                           status_words(invoice.status))
 
     @admin.display(description="total", ordering="total")
     def total_shown(self, invoice: Invoice) -> str:
@@ -418,7 +432,7 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if invoice is not None:
             rows = invoice_rows(invoice)  # first: a gathering invoice's totals are calculated to date here
             context.update(
-                invoice=invoice, line_rows=rows, totals=total_rows(invoice), status=status_text(invoice.status),
+                invoice=invoice, line_rows=rows, totals=total_rows(invoice), status=status_words(invoice.status),
                 dates=invoice_dates(invoice), grand_total=money(invoice.total, invoice.currency),
                 external_ids=external_ids_html(invoice),
                 issues=invoice.validation_issues or [], title=f"Invoice {invoice.number}", subtitle=None,
@@ -448,7 +462,7 @@ class InvoiceAdmin(ObjectActionsMixin, admin.ModelAdmin):
         with their detailed lines, totals as money."""
         invoice = self._viewable(request, invoice_id)
         rows = invoice_rows(invoice)  # first: a gathering invoice's totals are calculated to date here
-        context = {"invoice": invoice, "rows": rows, "totals": total_rows(invoice), "status": status_text(invoice.status),
+        context = {"invoice": invoice, "rows": rows, "totals": total_rows(invoice), "status": status_words(invoice.status),
                    "supplier": party_text(invoice.supplier, with_key=False),
                    "bill_to": party_text(invoice.customer_snapshot, with_key=False)}
         return TemplateResponse(request, "billing/invoice_print.html", context)

@@ -15,8 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from billing.admin_display import status_text
-from billing.models import Invoice
+from billing.models import Invoice, status_words
 from billing.services import drafts, gathering
 from billing.services.gathering import LineInput
 from customers.models import Customer
@@ -59,7 +58,7 @@ def _charge_initial(customer: Customer) -> dict[str, Any]:
 def invoice_link(invoice: Invoice) -> SafeString:
     url = reverse("admin:billing_invoice_change", args=[invoice.pk])
     return format_html('<a href="{}">{}</a> ({}, {})', url, invoice.number, money_text(invoice.total, invoice.currency),
-                       status_text(invoice.status))
+                       status_words(invoice.status))
 
 
 def invoiced_message(request: HttpRequest, invoices: list[Invoice], lead: SafeString) -> HttpResponse | SafeString:
@@ -119,8 +118,8 @@ def _live(customer: Customer) -> bool:
 CUSTOMER_BILLING_ACTIONS = (
     ObjectAction("add_charge", "Add one-off charge", run=add_one_off_charge, form=OneOffChargeForm,
                  initial=_charge_initial, available=_live,
-                 description="A flat charge billed in advance (setup, workshop, hardware). It is added to the "
-                             "customer's pending lines, like createLineItems in the API."),
+                 description="A flat charge billed in advance (setup, workshop, hardware). It waits with the "
+                             "customer's other pending lines for their next invoice (or “Invoice now”)."),
     ObjectAction("invoice_now", "Invoice now", run=invoice_now, form=InvoiceNowForm, available=_live,
                  description="Make invoices now of the customer's pending lines that are due (one per currency), "
                              "instead of waiting for the period close. Drafts then follow the billing profile's "

@@ -151,11 +151,6 @@ def invoice_dates(invoice: Invoice) -> list[tuple[str, SafeString]]:
     return [(label, value) for label, value in dates if value]
 
 
-def status_text(status: str) -> str:
-    """`draft.manual_approval_needed` → "draft: manual approval needed"."""
-    return status.replace("_", " ").replace(".", ": ")
-
-
 def party_text(party: dict[str, Any] | None, *, with_key: bool = True) -> SafeString:
     """A `BillingParty` snapshot (supplier, customer) as an address block; `with_key`: our key of it too (the back
     office; not on the printed invoice)."""

@@ -49,7 +49,7 @@ class App(SoftDeleteModel):
         ordering = ["created_at"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.type})"
+        return f"{self.name} ({self.type.replace('_', ' ')})"
 
     @property
     def secret_api_key(self) -> str | None:
@@ -146,6 +146,11 @@ class InvoiceStatus(models.TextChoices):
     DELETE_SYNCING = "delete.syncing"
     DELETE_FAILED = "delete.failed"
     DELETED = "deleted"
+
+
+def status_words(status: str) -> str:
+    """An (extended) invoice status as words: `draft.manual_approval_needed` → "draft: manual approval needed"."""
+    return status.replace("_", " ").replace(".", ": ")
 
 
 class InvoiceType(models.TextChoices):
@@ -333,7 +338,7 @@ class InvoiceEvent(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.invoice_id}: {self.from_status} → {self.to_status} ({self.trigger})"
+        return f"{self.trigger.replace('_', ' ')}: {status_words(self.to_status)}"
 
 
 class InvoiceSequence(models.Model):

@@ -16,6 +16,7 @@ from catalog.models import Feature, RateCard
 from metering.selectors import meter_list_qs
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, confirm_bulk, editor_response
 from openmeter_site.admin_ui.display import money_text, when
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.core.errors import DomainError
 
 FEATURE_FIELDS = (("key", "key"), ("meterSlug", "meter"), ("meterGroupByFilters", "group_by_filters"),
@@ -48,7 +49,7 @@ def _archive(request: HttpRequest, feature: Feature, data: dict[str, Any]) -> st
 class FeatureAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = ["name", "key", "meter_slug", "filters", "unit_cost_shown", "state", "created"]
     list_display_links = ["name", "key"]
-    list_filter = [("archived_at", admin.EmptyFieldListFilter), "meter_slug"]
+    list_filter = [happened_filter("archived_at", "archived"), "meter_slug"]
     search_fields = ["key", "name", "meter_slug"]
     fields = [("name", "key"), ("meter_link", "state"), "filters", "unit_cost_shown", "metadata_rows",
               "used_by", ("created", "archived"), "id"]

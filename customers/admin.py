@@ -21,6 +21,7 @@ from openmeter_site.admin_ui.actions import (
     for_each_selected,
 )
 from openmeter_site.admin_ui.display import when
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.admin_ui.forms import CountryField, CurrencyField, DescriptionField, KeyValueField, country_choices
 from openmeter_site.core.errors import DomainError
 
@@ -108,7 +109,7 @@ def _delete_customer(request: HttpRequest, customer: Customer, data: dict[str, A
 class CustomerAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin):
     form = CustomerForm
     list_display = ["name", "key", "primary_email", "currency", "subject_list", "created", "deleted"]
-    list_filter = ["currency", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_filter = ["currency", happened_filter("deleted_at", "deleted")]
     search_fields = ["name", "key", "primary_email", "subjects__subject_key"]
     readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
     fieldsets = [

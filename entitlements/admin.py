@@ -27,6 +27,7 @@ from entitlements.services import (
 )
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import EMPTY, duration_text, period, quantity, quantity_text, when, when_text
+from openmeter_site.admin_ui.filters import duration_filter, happened_filter
 from openmeter_site.admin_ui.forms import DurationField, LocalDateTimeField
 
 EXPIRATIONS = {"PT{}H": "HOUR", "P{}D": "DAY", "P{}W": "WEEK", "P{}M": "MONTH", "P{}Y": "YEAR"}  # ISO → the API's
@@ -202,7 +203,7 @@ class GrantInline(admin.TabularInline):
 class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = ["feature_key", "customer", "type", "current_balance", "current_usage", "has_access", "starts",
                     "ends", "deleted_at"]
-    list_filter = ["type", ("deleted_at", admin.EmptyFieldListFilter), "is_soft_limit"]
+    list_filter = ["type", happened_filter("deleted_at", "ended"), "is_soft_limit"]
     search_fields = ["id", "feature_key", "customer__key", "customer__name", "customer__subjects__subject_key"]
     list_select_related = ["customer", "feature__meter"]
     list_per_page = 25
@@ -309,7 +310,8 @@ class EntitlementAdmin(ObjectActionsMixin, ReadOnlyAdmin):
 class GrantAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = ["__str__", "entitlement", "amount_shown", "priority", "effective", "expires", "voided",
                     "renews"]
-    list_filter = [("voided_at", admin.EmptyFieldListFilter), "priority", "expiration_duration"]
+    list_filter = [happened_filter("voided_at", "voided"), "priority",
+                   duration_filter("expiration_duration", "expires after")]
     search_fields = ["id", "entitlement__id", "entitlement__feature_key", "entitlement__customer__key",
                      "entitlement__customer__name"]
     list_select_related = ["entitlement__customer"]

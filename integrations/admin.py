@@ -153,6 +153,22 @@ def _is_live_stripe(app: App) -> bool:
     return app.type == AppType.STRIPE and app.deleted_at is None
 
 
+def app_type_filter(field: str) -> type[admin.SimpleListFilter]:
+    """The app types by name ("Custom Invoicing", not `custom_invoicing`)."""
+
+    class AppTypeFilter(admin.SimpleListFilter):
+        title = "app type"
+        parameter_name = field
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return list(AppType.choices)
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    return AppTypeFilter
+
+
 class DeletedFilter(admin.SimpleListFilter):
     title = "installed"
     parameter_name = "installed"
@@ -171,8 +187,8 @@ class DeletedFilter(admin.SimpleListFilter):
 @admin.register(App)
 class AppAdmin(ServiceSaveMixin, ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
     form = AppForm
-    list_display = ["name", "type", "status", "stripe_account", "masked_api_key", "livemode", "created", "uninstalled"]
-    list_filter = ["type", "status", "livemode", DeletedFilter]
+    list_display = ["name", "kind", "status", "stripe_account", "masked_api_key", "livemode", "created", "uninstalled"]
+    list_filter = [app_type_filter("type"), "status", "livemode", DeletedFilter]
     search_fields = ["id", "name", "stripe_account_id"]
     actions = ["uninstall"]
     object_actions = (
@@ -189,14 +205,14 @@ class AppAdmin(ServiceSaveMixin, ObjectActionsMixin, TimesMixin, admin.ModelAdmi
     )
 
     def get_fields(self, request: HttpRequest, obj: App | None = None) -> list[Any]:
-        fields = ["id", "type", "status", "name", "description", "metadata"]
+        fields = ["id", "kind", "status", "name", "description", "metadata"]
         if obj is not None and obj.type == AppType.STRIPE:
             fields += ["stripe_account", "livemode", "masked_api_key", "stripe_webhook_endpoint_id"]
         if obj is not None and obj.type == AppType.CUSTOM_INVOICING:
             fields += ["enable_draft_sync_hook", "enable_issuing_sync_hook"]
         return [*fields, "created", "updated", "uninstalled"]
 
-    readonly_fields = ("id", "type", "status", "stripe_account", "livemode", "masked_api_key", "stripe_webhook_endpoint_id",
+    readonly_fields = ("id", "kind", "status", "stripe_account", "livemode", "masked_api_key", "stripe_webhook_endpoint_id",
                        "created", "updated", "uninstalled")
 
     def has_change_permission(self, request: HttpRequest, obj: App | None = None) -> bool:
@@ -207,6 +223,10 @@ class AppAdmin(ServiceSaveMixin, ObjectActionsMixin, TimesMixin, admin.ModelAdmi
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # uninstalled through the service (it removes the webhook endpoint from Stripe)
+
+    @admin.display(description="type", ordering="type")
+    def kind(self, app: App) -> str:
+        return AppType(app.type).label if app.type in AppType.values else app.type
 
     @admin.display(description="Stripe account", ordering="stripe_account_id")
     def stripe_account(self, app: App) -> str:
@@ -299,7 +319,7 @@ def _unlink(request: HttpRequest, row: CustomerAppData, data: dict[str, Any]) ->
 @admin.register(CustomerAppData)
 class CustomerAppDataAdmin(ObjectActionsMixin, TimesMixin, admin.ModelAdmin):
     list_display = ["customer", "app", "stripe_customer", "stripe_default_payment_method_id", "updated"]
-    list_filter = ["app__type", "app"]
+    list_filter = [app_type_filter("app__type"), "app"]
     list_select_related = ["customer", "app"]
     search_fields = ["customer__key", "customer__name", "customer__id", "stripe_customer_id"]
     fields = ("customer", "app", "stripe_customer", "stripe_default_payment_method_id", "metadata", "created",

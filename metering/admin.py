@@ -34,6 +34,7 @@ from openmeter_site.admin_ui.actions import (
     for_each_selected,
 )
 from openmeter_site.admin_ui.display import EMPTY, quantity, quantity_text, when
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.admin_ui.forms import FieldsetsForm, KeyValueField
 from openmeter_site.core.errors import DomainError, InvalidInput, ServiceUnavailable
 from openmeter_site.core.ids import KEY_RE, is_ulid
@@ -87,7 +88,7 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
     change_form_template = "admin/metering/meter/change_form.html"
     list_display = ["name", "slug", "aggregation", "event_type", "value_property", "rollup_state", "events_link"]
     list_display_links = ["name", "slug"]
-    list_filter = ["aggregation", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_filter = ["aggregation", happened_filter("deleted_at", "deleted")]
     search_fields = ["slug", "name", "event_type"]
     fields = [("name", "slug"), ("aggregation", "event_type"), ("value_property", "event_from"), "group_by_rows",
               "description", "metadata_rows", ("rollup_state", "created"), "id"]

@@ -1,6 +1,7 @@
 """Back office for notifications: channels and rules are written through the services; events are history."""
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +29,7 @@ from notifications.services import rules as rule_services
 from notifications.services.samples import TEST_ANNOTATION, rule_test
 from openmeter_site.admin_ui.actions import ServiceSaveMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import when
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.admin_ui.forms import KeyValueField
 from openmeter_site.core.crypto import mask_secret
 from openmeter_site.core.errors import DomainError
@@ -55,6 +57,17 @@ class TimesMixin:
 
 # the service's error prefix (the API's field) → the form's field
 CHANNEL_FIELDS = {"url": "url", "signingSecret": "signing_secret", "customHeaders": "custom_headers"}
+_NAMED = re.compile(r"^[A-Za-z]+(?:\[(\d+)\][.\w]*)?: ")  # "customHeaders: ", "thresholds[1].value: "
+
+
+def field_message(detail: str) -> str:
+    """A service's message for the form field it names, without the API's name of it: "customHeaders: X is set by
+    the webhook sender" → "X is set by …", "thresholds[1].value: must be …" → "row 2: must be …"."""
+    named = _NAMED.match(detail)
+    if named is None:
+        return detail
+    rest = detail[named.end():]
+    return f"row {int(named.group(1)) + 1}: {rest}" if named.group(1) else rest
 
 
 class ChannelForm(forms.ModelForm):
@@ -79,7 +92,10 @@ class ChannelForm(forms.ModelForm):
             )
         except DomainError as exc:
             field = CHANNEL_FIELDS.get(exc.detail.partition(":")[0])
-            self.add_error(field if field in self.fields else None, exc.detail)
+            if field in self.fields:
+                self.add_error(field, field_message(exc.detail))
+            else:
+                self.add_error(None, exc.detail)
         return data
 
 
@@ -87,7 +103,7 @@ class ChannelForm(forms.ModelForm):
 class NotificationChannelAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "type", "url", "disabled", "rule_count", "created", "deleted"]
-    list_filter = ["disabled", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_filter = ["disabled", happened_filter("deleted_at", "deleted")]
     search_fields = ["id", "name", "url"]
     readonly_fields = ["id", "type", "masked_secret", "created", "updated", "deleted"]
     actions = ["disable", "enable", "soft_delete"]
@@ -142,6 +158,15 @@ class NotificationChannelAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
         return None
 
 
+THRESHOLD_KINDS = [
+    (ThresholdType.USAGE_PERCENTAGE, "usage reaches (% of the allowance)"),
+    (ThresholdType.USAGE_VALUE, "usage reaches (units)"),
+    (ThresholdType.BALANCE_VALUE, "the balance falls to (units)"),
+    (ThresholdType.PERCENT, "usage reaches (% of the allowance; older type)"),
+    (ThresholdType.NUMBER, "usage reaches (units; older type)"),
+]
+
+
 class ThresholdsWidget(forms.Widget):
     template_name = "admin/notifications/widgets/thresholds.html"
 
@@ -149,7 +174,7 @@ class ThresholdsWidget(forms.Widget):
         context = super().get_context(name, value, attrs)
         rows = [(t["type"], t["value"]) if isinstance(t, dict) else t for t in value or []]
         context["widget"]["rows"] = rows + [("", "")] * max(1, 3 - len(rows))
-        context["widget"]["types"] = ThresholdType.choices
+        context["widget"]["types"] = THRESHOLD_KINDS
         return context
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> list[tuple[str, str]]:
@@ -193,7 +218,7 @@ class RuleForm(forms.ModelForm):
         try:
             data["thresholds"] = rule_services.validate_thresholds(data.get("type", ""), data["parsed_thresholds"])
         except DomainError as exc:
-            self.add_error("thresholds", exc.detail)
+            self.add_error("thresholds", field_message(exc.detail))
         return data
 
 
@@ -201,7 +226,7 @@ class RuleForm(forms.ModelForm):
 class NotificationRuleAdmin(ServiceSaveMixin, TimesMixin, admin.ModelAdmin):
     form = RuleForm
     list_display = ["name", "type", "disabled", "channel_names", "created", "deleted"]
-    list_filter = ["type", "disabled", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_filter = ["type", "disabled", happened_filter("deleted_at", "deleted")]
     search_fields = ["id", "name"]
     filter_horizontal = ["channels", "features"]
     readonly_fields = ["id", "created", "updated", "deleted"]
@@ -272,6 +297,9 @@ class DeliveryInline(TimesMixin, ReadOnlyInline):
     fields = ["channel", "state", "reason", "attempt_count", "next_attempt", "updated", "attempt_log"]
     readonly_fields = fields
     show_change_link = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationDelivery]:
+        return super().get_queryset(request).select_related("channel").prefetch_related("attempts")
 
     @admin.display(description="attempts")
     def attempt_log(self, obj: NotificationDelivery) -> str:
@@ -368,6 +396,7 @@ class NotificationEventAdmin(TimesMixin, ReadOnlyAdmin):
 
 class AttemptInline(ReadOnlyInline):
     model = NotificationDeliveryAttempt
+    classes = ("om-history",)
     fields = ["at", "state", "url", "status_code", "duration_ms", "response_body"]
     readonly_fields = fields
 

@@ -70,7 +70,7 @@ class NotificationRule(SoftDeleteModel):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.type})"
+        return f"{self.name} ({self.get_type_display()})"
 
 
 class NotificationEvent(BaseModel):
@@ -128,7 +128,7 @@ class NotificationDelivery(BaseModel):
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="notification_delivery_due")]
 
     def __str__(self) -> str:
-        return f"{self.event_id} → {self.channel_id}: {self.state}"
+        return f"delivery to {self.channel}"
 
 
 class NotificationDeliveryAttempt(BaseModel):

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.core.errors import DomainError
 from portal.models import PortalToken
 from portal.services import portal_token_create, portal_tokens_invalidate
@@ -22,7 +23,7 @@ class PortalTokenForm(forms.ModelForm):
 class PortalTokenAdmin(admin.ModelAdmin):
     form = PortalTokenForm
     list_display = ["subject", "prefix", "allowed_meter_slugs", "expires_at", "invalidated_at", "created_at"]
-    list_filter = [("invalidated_at", admin.EmptyFieldListFilter), "expires_at"]
+    list_filter = [happened_filter("invalidated_at", "invalidated"), "expires_at"]
     search_fields = ["id", "subject", "prefix"]
     actions = ["invalidate"]
 

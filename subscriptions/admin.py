@@ -18,6 +18,7 @@ from catalog.services.versioning import status_q
 from customers.models import Customer
 from openmeter_site.admin_ui.actions import ActionForm, ObjectAction, ObjectActionsMixin, confirm_bulk, for_each_selected
 from openmeter_site.admin_ui.display import duration_text, money_text, period, when, when_text
+from openmeter_site.admin_ui.filters import duration_filter
 from openmeter_site.admin_ui.forms import LocalDateTimeField
 from subscriptions import admin_plans  # noqa: F401  (plans with their subscriptions)
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionStatus
@@ -253,7 +254,7 @@ def price_text(price: dict[str, Any] | None, currency: str) -> str:
 @admin.register(Subscription)
 class SubscriptionAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = ["name", "customer", "plan", "status", "currency", "starts", "ends", "billed_every"]
-    list_filter = [SubscriptionStatusFilter, "currency", "billing_cadence"]
+    list_filter = [SubscriptionStatusFilter, "currency", duration_filter("billing_cadence", "billed every")]
     list_select_related = ["customer", "plan"]
     search_fields = ["id", "customer__key", "customer__name", "customer__id", "plan__key", "name"]
     date_hierarchy = "active_from"

@@ -15,6 +15,7 @@ from django_celery_beat.models import PeriodicTask
 
 from openmeter_site.admin_ui.actions import ObjectAction, ObjectActionsMixin, actor
 from openmeter_site.admin_ui.display import when
+from openmeter_site.admin_ui.filters import happened_filter
 from openmeter_site.core.jobs import job_run_now, last_run_of, with_last_run
 from openmeter_site.core.login_throttle import ThrottledAdminAuthenticationForm
 from openmeter_site.core.models import ApiKey, JobOutcome, JobRun
@@ -26,7 +27,7 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_filter = [happened_filter("revoked_at", "revoked")]
     search_fields = ["name", "prefix"]
     readonly_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]

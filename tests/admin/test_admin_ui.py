@@ -181,3 +181,15 @@ def test_operator_voids_a_grant_in_the_browser_seeing_times_in_their_zone(operat
     page.click("input[name=_confirm]")
     expect(page.locator(".messagelist .success")).to_contain_text("is void")
     assert Grant.objects.get(pk=grant.pk).voided_at is not None
+
+
+@pytest.mark.django_db
+def test_a_deleted_filter_says_yes_or_no_and_filters_on_the_time(admin_client):
+    CustomerFactory(key="live", name="Live Ltd")
+    CustomerFactory(key="gone", name="Gone GmbH", deleted_at=T0)
+    page = admin_client.get("/admin/customers/customer/").content.decode()
+    deleted = admin_client.get("/admin/customers/customer/?deleted=yes").content.decode()
+    live = admin_client.get("/admin/customers/customer/?deleted=no").content.decode()
+    assert "By deleted" in page and "Not empty" not in page
+    assert "Gone GmbH" in deleted and "Live Ltd" not in deleted
+    assert "Live Ltd" in live and "Gone GmbH" not in live

@@ -1,11 +1,13 @@
 """The crawl: on a rich dataset (one of everything, built through the API), follow every link of the back office from
 its index (changelists, their filters and sorting, change pages, history, add pages, operator action pages, editor
-pages) and require that no page answers a 5xx, and that every registered model's changelist and change page were
-rendered."""
+pages) and require that no page answers a 5xx, that every registered model's changelist and change page were
+rendered, and that the billing pages show no internal names (the API's field paths and camelCase names, extended
+invoice statuses, stored durations, Django's "Empty / Not empty" filters)."""
 
 import html
 import re
 from collections import Counter
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,8 +33,9 @@ def pattern(url: str) -> str:
     return ULID_OR_NUMBER.sub("/{id}", parts.path) + ("?" + "&".join(params) if params else "")
 
 
-def crawl(client, start: str) -> tuple[dict[str, int], list[str]]:
-    """Breadth first over the admin's links (GET only: every page that changes something asks by POST)."""
+def crawl(client, start: str, on_page: Callable[[str, str], None] | None = None) -> tuple[dict[str, int], list[str]]:
+    """Breadth first over the admin's links (GET only: every page that changes something asks by POST);
+    `on_page(url, html)` sees every HTML page."""
     queue, seen, counts = [start], {start}, Counter[str]()
     statuses: dict[str, int] = {}
     failures = []
@@ -45,6 +48,8 @@ def crawl(client, start: str) -> tuple[dict[str, int], list[str]]:
             continue
         if response.status_code != 200 or "text/html" not in response.get("Content-Type", ""):
             continue
+        if on_page is not None:
+            on_page(url, response.content.decode())
         for link in re.findall(r'href="(/admin/[^"#]*)"', response.content.decode()):
             link = html.unescape(link)
             limit = PER_QUERY_PATTERN if "?" in link else PER_RECORD_PATTERN
@@ -56,14 +61,45 @@ def crawl(client, start: str) -> tuple[dict[str, int], list[str]]:
     return statuses, failures
 
 
+# what an operator should never have to read on a billing page
+INTERNAL_NAMES = {
+    "an API field path": re.compile(r"\b(?:phases|rateCards|tiers|thresholds|items)\[\d+\]"),
+    "a camelCase API name": re.compile(r"\b[a-z]+[A-Z][a-z]+(?:[A-Z][a-z]+)*\b"),
+    "an extended invoice status": re.compile(r"\b(?:draft|issuing|payment_processing|delete)\.[a-z]"),
+    "a stored duration": re.compile(r"\bP(?:\d+[YMWD])+\b"),
+    "a snake_case value": re.compile(r"\b(?:custom_invoicing|manual_approval_needed|usage_value|usage_percentage|"
+                                     r"balance_value|in_advance|in_arrears|flat_fee|usage_based)\b"),
+    "Django's empty-field filter": re.compile(r"\bNot empty\b"),
+}
+# pages for people who run the system rather than bill (jobs, the domain-event outbox, Django's users, the schedules'
+# own admin) and pages whose data is the customer's own JSON (the usage event browser, a static entitlement's config)
+NOT_BILLING = re.compile(r"^/admin/(?:django_celery_beat|outbox|core/jobrun|auth|metering/event|[a-z_]+/$|$)")
+HIDDEN = re.compile(r"<(script|style|head|textarea)\b.*?</\1>|<[^>]+>", re.S)
+
+
+def visible_text(page: str) -> str:
+    """What the page shows (no markup, scripts, or the text a form field holds)."""
+    return html.unescape(HIDDEN.sub(" ", page[page.find('id="content"'):]))
+
+
+def internal_names(url: str, page: str) -> list[str]:
+    if NOT_BILLING.match(url):
+        return []
+    text = visible_text(page)
+    return [f"{pattern(url)}: {what} {found.group(0)!r}" for what, regex in INTERNAL_NAMES.items()
+            if (found := regex.search(text))]
+
+
 @pytest.mark.django_db
 def test_every_admin_page_renders_on_a_rich_dataset(admin_client, api, settings):
     settings.OPENMETER_WEBHOOK_ALLOW_PRIVATE = True  # the dataset's webhook channel points at loopback
     RichData(api).build()
+    shown: list[str] = []
 
-    statuses, failures = crawl(admin_client, "/admin/")
+    statuses, failures = crawl(admin_client, "/admin/", lambda url, page: shown.extend(internal_names(url, page)))
 
     assert not failures, failures
+    assert not sorted(set(shown)), "\n".join(sorted(set(shown)))
     visited = {pattern(url) for url in statuses}
     missing = []
     for model in admin.site._registry:

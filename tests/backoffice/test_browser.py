@@ -221,6 +221,13 @@ def test_billing_person_subscribes_grants_credit_invoices_approves_and_voids(ope
     page.fill("textarea[name=reason]", "billed by mistake")
     page.locator("input[type=submit][value='Void']").click()
     expect(page.locator(".om-invoice-head .om-status")).to_have_text("voided")
+    # its history reads each step in words, as the status does
+    history = page.locator("#events-group")
+    history.locator("summary").click()
+    expect(history).to_contain_text("draft: manual approval needed")
+    expect(history.locator("tr", has_text="billed by mistake")).to_contain_text("payment processing: pending")
+    expect(history).not_to_contain_text("draft.manual_approval_needed")
+    expect(history.locator("td.original p").first).to_be_hidden()
 
     # the customer's page tells the story
     page.goto(hub_url(customer))

@@ -56,7 +56,7 @@ def test_admin_creates_a_threshold_rule_and_rejects_bad_thresholds(staff, receiv
     bad = staff.post("/admin/notifications/notificationrule/add/",
                      {**form, "thresholds__type": ["usage_value"], "thresholds__value": ["0"]})
     assert bad.status_code == 200
-    assert "thresholds[0].value: must be greater than 0" in " ".join(bad.context["adminform"].form.errors["thresholds"])
+    assert "row 1: must be greater than 0" in " ".join(bad.context["adminform"].form.errors["thresholds"])
     assert NotificationRule.objects.count() == 0
     good = staff.post("/admin/notifications/notificationrule/add/", {
         **form, "thresholds__type": ["usage_value", "usage_percentage", "usage_value"],

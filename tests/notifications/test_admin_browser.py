@@ -34,7 +34,7 @@ def test_operator_sets_up_a_webhook_channel_with_headers_and_a_threshold_rule(op
     page.click("input[name=_save]")
     # the sender sets Content-Type itself: refused on the headers, and the secret is not shown back
     expect(page.locator(".field-custom_headers .errorlist")).to_have_text(
-        "customHeaders: Content-Type is set by the webhook sender")
+        "Content-Type is set by the webhook sender")
     expect(page.locator("#id_signing_secret")).to_have_value("")
     page.locator("input[name=custom_headers__key]").nth(1).fill("")
     page.locator("input[name=custom_headers__value]").nth(1).fill("")
