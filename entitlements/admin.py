@@ -121,11 +121,14 @@ class OverrideForm(ActionForm):
     type = forms.ChoiceField(choices=EntitlementType.choices)
     usage_period = DurationField(required=False, help_text="Metered: usage resets at this interval (e.g. 1 month).")
     usage_period_anchor = LocalDateTimeField(help_text="In your time zone. Empty: now.")
-    is_soft_limit = forms.BooleanField(required=False, help_text="Metered: access continues beyond the balance.")
+    is_soft_limit = forms.BooleanField(required=False, label="Soft limit",
+                                       help_text="Metered: access continues beyond the balance.")
     issue_after_reset = forms.DecimalField(min_value=Decimal(0), max_digits=38, decimal_places=19, required=False,
+                                           label="Allowance per period",
                                            help_text="Metered: credit granted again at every reset.")
-    issue_after_reset_priority = forms.IntegerField(min_value=1, max_value=255, required=False)
-    preserve_overage_at_reset = forms.BooleanField(required=False)
+    issue_after_reset_priority = forms.IntegerField(min_value=1, max_value=255, required=False,
+                                                    label="Allowance priority", help_text="1 is used first.")
+    preserve_overage_at_reset = forms.BooleanField(required=False, label="Carry overage into the next period")
     config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
                              help_text="Static: the JSON object your application reads, returned as is.")
 

@@ -387,7 +387,7 @@ class NotificationEventAdmin(TimesMixin, ReadOnlyAdmin):
 
     @admin.display(description="deliveries")
     def delivery_states(self, obj: NotificationEvent) -> str:
-        return ", ".join(d.state for d in obj.deliveries.all()) or "-"
+        return ", ".join(d.get_state_display().lower() for d in obj.deliveries.all()) or "-"
 
     @admin.action(description="Resend to all channels")
     def resend(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
