@@ -29,6 +29,8 @@ def collect_gathering_invoices_task(
                 run.counts["batches sent to the workers"] = sent
         closed = jobs.close_batch(customer_ids, at=moment)
         run.counts.update({"drafts created": closed.drafts, "customers due": closed.customers})
+        if closed.failed:
+            run.counts["customers failed (see the log)"] = closed.failed
     return closed.customers
 
 

@@ -6,10 +6,10 @@ parallel, each batch claimed for its whole run (`locks.customers_claimed`) and c
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from billing.events import invoices_changed
 from billing.models import Invoice
 from billing.models import InvoiceStatus as S
 from billing.services import issuing, period_close, state
+from billing.services.calculation import Usage
 from billing.services.locks import customers_claimed, try_lock_customer
 from billing.services.state import Trigger
 from openmeter_site.core.errors import DomainError
@@ -33,6 +34,7 @@ OVERDUE_FROM = (S.PAYMENT_PENDING, S.PAYMENT_AUTHORIZED, S.PAYMENT_FAILED, S.PAY
 class PeriodClose:
     customers: int  # candidate customers looked at (a full batch: more may be due)
     drafts: int  # draft invoices created
+    failed: int = 0  # customers whose invoice could not be made (logged; they stay gathering and are retried)
 
 
 def due_customer_batches(*, at: dt.datetime, size: int) -> Iterator[list[str]]:
@@ -55,15 +57,36 @@ def close_batch(customer_ids: Sequence[str], *, at: dt.datetime, chunk: int = CL
     """Period close of one batch of customers: their usage in one batched meter query per meter and period, then
     their due lines invoiced, a chunk of customers per transaction. Several workers close batches in parallel:
     a customer another worker's batch holds is left to it."""
-    drafts = 0
+    drafts = failed = 0
     with customers_claimed("close", customer_ids) as claimed:
         if claimed:
             usage = period_close.batched_usage(claimed, at)
             for i in range(0, len(claimed), chunk):
-                with transaction.atomic():
-                    drafts += len(period_close.close_customers(claimed[i : i + chunk], at=at, usage=usage,
-                                                               actor="job:collect"))
-    return PeriodClose(customers=len(customer_ids), drafts=drafts)
+                part = claimed[i : i + chunk]
+                try:
+                    with transaction.atomic():
+                        drafts += len(period_close.close_customers(part, at=at, usage=usage, actor="job:collect"))
+                except (DomainError, DataError):
+                    made, failed_here = _close_one_by_one(part, at=at, usage=usage)
+                    drafts, failed = drafts + made, failed + failed_here
+    return PeriodClose(customers=len(customer_ids), drafts=drafts, failed=failed)
+
+
+def _close_one_by_one(
+    customer_ids: Sequence[str], *, at: dt.datetime, usage: Mapping[str, Usage]
+) -> tuple[int, int]:
+    """A chunk that one customer's invoice cannot be made for (e.g. a total its columns cannot hold) is closed
+    customer by customer, so the others get their drafts; the failing customer stays gathering, logged, and is
+    tried again on the next run. Returns (drafts made, customers failed)."""
+    made = failed = 0
+    for customer_id in customer_ids:
+        try:
+            with transaction.atomic():
+                made += len(period_close.close_customers([customer_id], at=at, usage=usage, actor="job:collect"))
+        except (DomainError, DataError):
+            failed += 1
+            logger.exception("period close: the invoice of customer %s could not be made", customer_id)
+    return made, failed
 
 
 def collect_gathering_invoices(

@@ -324,6 +324,27 @@ def _die_at_the_nth(n: int, table: str):
     return wrapper
 
 
+@pytest.mark.django_db
+def test_a_customer_whose_invoice_cannot_be_made_does_not_hold_up_the_others_in_its_chunk(caplog):
+    # given 3 customers closed in one chunk, the second of whom used 3 x 9E+18 tokens: 2.7E+19 at 0.5 is a line
+    # quantity and amount (1.35E+19) that the invoice columns cannot hold (less than 1E+19)
+    customers = _setup_customers(3, autoAdvance=False)
+    ingest([{"subject": "sub-1", "type": "tokens", "time": T0 + dt.timedelta(days=4, minutes=m),
+             "data": {"tokens": "9000000000000000000"}} for m in range(3)])
+    # when the period closes
+    closed = jobs.collect_gathering_invoices(at=AFTER_CLOSE)
+    # then the two others are invoiced (20 fee + 10 * (i + 1) tokens * 0.5), the second customer is not
+    assert closed == jobs.PeriodClose(customers=3, drafts=2, failed=1)
+    invoices = _standard_invoices()
+    assert [(i.customer_id, i.total) for i in invoices] == [(customers[0].pk, 25), (customers[2].pk, 35)]
+    waiting = InvoiceLine.objects.filter(invoice__customer=customers[1], invoice__status=S.GATHERING, parent__isnull=True)
+    assert waiting.count() == 2
+    assert f"the invoice of customer {customers[1].pk} could not be made" in caplog.text
+    # and the next run tries that customer again, alone, and leaves the others' invoices as they are
+    assert jobs.collect_gathering_invoices(at=AFTER_CLOSE) == jobs.PeriodClose(customers=1, drafts=0, failed=1)
+    assert len(_standard_invoices()) == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_period_close_crash_inside_a_chunk_leaves_nothing_of_it_and_a_rerun_makes_the_same_invoices():
     # given 4 customers closed in chunks of 2, and a worker dying while writing the second chunk's audit rows
