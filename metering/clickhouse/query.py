@@ -110,13 +110,20 @@ def _plan(table: str | None, start: dt.datetime | None, end: dt.datetime | None,
 
 
 def _rows(meter: Meter, table: str | None, buckets: Buckets, edges: Edges, where: Sequence[str],
-          all_subjects: bool) -> str:
+          all_subjects: bool, exact: bool = True) -> str:
     """The rows of the buckets (of all subjects together, or per subject) and of the events in the edges (one or
-    both), restricted by `where` (conditions over `subject`)."""
+    both), restricted by `where` (conditions over `subject`). `exact=False` reads the buckets of the resolutions
+    used between the first and the last bucket (for callers whose aggregates pick their own rows: one condition
+    instead of one per piece, which ClickHouse analyses faster)."""
     sources = []
     if buckets and table is not None:
-        conditions = ["subject = ''" if all_subjects else "subject != ''", *where,
-                      _any([f"(resolution = {r} AND {_between('bucket', lo, hi)})" for r, lo, hi in buckets])]
+        if exact:
+            span = _any([f"(resolution = {r} AND {_between('bucket', lo, hi)})" for r, lo, hi in buckets])
+        else:
+            resolutions = ", ".join(str(r) for r in sorted({r for r, _, _ in buckets}))
+            span = (f"resolution IN ({resolutions}) AND "
+                    f"{_between('bucket', min(lo for _, lo, _ in buckets), max(hi for _, _, hi in buckets))}")
+        conditions = ["subject = ''" if all_subjects else "subject != ''", *where, span]
         columns = ", ".join("bucket AS t" if c == "t" else c for c in ch.row_columns(meter))
         sources.append(f"SELECT {columns} FROM `{table}` WHERE {' AND '.join(conditions)}")
     if edges:
@@ -264,7 +271,8 @@ def _usage_select(request: UsageRequest, table: str | None) -> str | None:
         condition = _any([*(f"(resolution = {r} AND {_between('t', lo, hi)})" for r, lo, hi in buckets),
                           *(f"(resolution = 0 AND {_between('t', lo, hi)})" for lo, hi in edges)])
         columns += [f"toString(sumIf(n, {condition}))", *_aggregate(meter, condition)]
-    rows = _rows(meter, table, all_buckets, all_edges, [f"subject IN {_tuple(subjects)}"], all_subjects=False)
+    rows = _rows(meter, table, all_buckets, all_edges, [f"subject IN {_tuple(subjects)}"], all_subjects=False,
+                 exact=False)
     filters = _filters(meter, request.group_filters, request.advanced_filters)
     query = f"SELECT [{', '.join(columns)}] AS texts FROM {rows} AS r"
     if filters:
