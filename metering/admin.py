@@ -22,6 +22,7 @@ from django.utils.text import Truncator
 from customers.models import Customer
 from metering import progress, services
 from metering.admin_usage import MeterUsageForm, default_usage_query, run_usage_query
+from metering.event_store import event_store
 from metering.models import Event, Meter, MeterAggregation, Subject
 from metering.postgres.events import event_readings
 from metering.selectors import customers_of_subjects, meter_list_qs, subject_customers_for
@@ -137,7 +138,7 @@ class MeterAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="Rollups")
     def rollup_state(self, obj: Meter) -> str:
-        if obj.backfill_cursor is None:
+        if event_store().aggregates_ready(meter=obj):
             return "ready"
         try:
             found = progress.progress_get(progress.meter_build_id(obj.pk))

@@ -143,6 +143,10 @@ class EventStore(Protocol):
         the transaction that deletes the meter; the drop runs after the commit."""
         ...
 
+    def aggregates_ready(self, *, meter: Meter) -> bool:
+        """Whether the meter's aggregates are built (else its queries read raw events until they are)."""
+        ...
+
     def aggregates_build(self, *, meter_id: str) -> None:
         """Run a meter's (re)build to its end (the `metering.backfill_meter` task)."""
         ...

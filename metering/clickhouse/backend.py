@@ -59,6 +59,9 @@ class ClickHouseEventStore:
 
         transaction.on_commit(lambda: kick(backfill_meter_task, meter.pk))
 
+    def aggregates_ready(self, *, meter: Meter) -> bool:
+        return bool(views.ready_tables([meter]))
+
     def aggregates_build(self, *, meter_id: str) -> None:
         views.build(meter_id)
 

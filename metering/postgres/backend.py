@@ -50,6 +50,9 @@ class PostgresEventStore:
     def aggregates_drop(self, *, meter: Meter) -> None:
         """A deleted meter's rollups cost nothing: folds and queries skip deleted meters; they are kept."""
 
+    def aggregates_ready(self, *, meter: Meter) -> bool:
+        return meter.backfill_cursor is None
+
     def aggregates_build(self, *, meter_id: str) -> None:
         fold.backfill(meter_id=meter_id)
 
