@@ -267,6 +267,25 @@ def test_a_meter_failing_at_run_time_does_not_block_the_fold():
     assert bad.backfill_cursor == 0  # marked for a rebuild: its queries read raw events
 
 
+def test_a_value_that_rounds_to_1e19_at_scale_19_counts_as_no_value_and_poisons_nothing():
+    # given a value under 1E+19 with 20 decimals, which NUMERIC(38, 19) rounds up to 1E+19, beside the largest
+    # value the meters read and a small one
+    meter = MeterFactory(aggregation="SUM", group_by={})
+    ingest([{"subject": "s", "time": BASE, "data": {"tokens": "9999999999999999999.99999999999999999999"}},
+            {"subject": "s", "time": BASE, "data": {"tokens": "-9999999999999999999.99999999999999999995"}},
+            {"subject": "s", "time": BASE, "data": {"tokens": "9999999999999999999.9999999999999999999"}},
+            {"subject": "s", "time": BASE + dt.timedelta(seconds=1), "data": {"tokens": 1}}])
+    # then the two that round past the limit count as no value (as a value of 1E+19 does), read raw or folded:
+    # 9999999999999999999.9999999999999999999 + 1
+    end = BASE + dt.timedelta(hours=1)
+    expected = Decimal("10000000000000000000.9999999999999999999")
+    assert meter_usage(meter=meter, subjects=["s"], start=BASE, end=end) == expected
+    assert fold_pending() == 4
+    meter.refresh_from_db()
+    assert meter.backfill_cursor is None  # the fold did not fail on them
+    assert meter_usage(meter=meter, subjects=["s"], start=BASE, end=end) == expected
+
+
 def test_a_bucket_summing_past_1e19_is_folded_and_the_meter_keeps_its_rollups():
     # given values just under the limit of one event's value (1E+19), three of them in one minute
     meter = MeterFactory(aggregation="SUM", group_by={})
