@@ -273,7 +273,7 @@ def create_meter() -> None:
 def celery(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL, "DJANGO_SETTINGS_MODULE": "openmeter_site.settings",
            "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "openmeter_site", *args, "-l", "warning"],
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "openmeter_site", *args],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
@@ -326,7 +326,7 @@ def main() -> None:
     web, port = start_gunicorn(2, 4)
     workers: subprocess.Popen | None = None
     celery(["purge", "-f"]).wait()
-    beat = celery(["beat", "--schedule", f"/tmp/celerybeat-bench-{run}"])
+    beat = celery(["beat", "--schedule", f"/tmp/celerybeat-bench-{run}", "-l", "warning"])
     try:
         # the fold alone: a backlog of the same kind of events, folded in this process (no worker running yet)
         for batch in batches:
@@ -340,7 +340,7 @@ def main() -> None:
         peak, watching = [0], threading.Event()
         watcher = threading.Thread(target=watch_rss, args=(psutil.Process(web.pid), watching, peak))
         watcher.start()
-        workers = celery(["worker", "--concurrency", "2"])
+        workers = celery(["worker", "--concurrency", "2", "-l", "warning"])
         unread_bodies = Bodies(run + "u", "unread", args.spread)
         unread = run_at(port, key, unread_bodies, args.clients, None, args.baseline, verbose=False)
         watching.set()
@@ -353,7 +353,7 @@ def main() -> None:
 
         bodies = Bodies(run + "s", "prompt", args.spread)
         for count in [int(n) for n in args.workers.split(",")]:
-            workers = celery(["worker", "--concurrency", str(count)])
+            workers = celery(["worker", "--concurrency", str(count), "-l", "warning"])
             wait_for_empty_queue(port)
             print(f"  Celery worker with {count} process{'es' if count > 1 else ''}; {load_average()}", flush=True)
             rate = args.rate or highest_rate(port, key, bodies, args.clients, unread.rate, args.probe)
