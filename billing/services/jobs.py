@@ -125,6 +125,8 @@ def advance_due_invoices(*, at: dt.datetime | None = None, limit: int = 500) -> 
                 issuing.advance_until_stable(invoice, at=at, actor="job:advance")
         except DomainError as exc:  # e.g. invalid stored workflow settings: the others still advance
             logger.error("advancing invoice %s failed: %s", invoice_id, exc.detail)
+        except DataError:  # e.g. a re-metered quantity past what the columns hold: the others still advance
+            logger.exception("advancing invoice %s failed", invoice_id)
     return len(due)
 
 

@@ -104,6 +104,27 @@ def test_auto_advance_after_the_draft_period():
 
 
 @pytest.mark.django_db
+def test_an_invoice_that_fails_to_advance_with_a_database_error_does_not_stop_the_others(caplog):
+    from django.db import DataError
+
+    _setup_customers(2, draftPeriod="P1D")
+    jobs.collect_gathering_invoices(at=AFTER_CLOSE)
+    first, second = _standard_invoices()
+
+    def overflow_on_first(execute, sql, params, many, context):  # as PostgreSQL's "numeric field overflow"
+        if sql.startswith('UPDATE "billing_invoice"') and first.pk in (params or ()):
+            raise DataError("numeric field overflow")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(overflow_on_first):
+        assert jobs.advance_due_invoices(at=AFTER_CLOSE + dt.timedelta(days=1)) == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (S.DRAFT_WAITING_AUTO_APPROVAL, S.PAID)
+    assert f"advancing invoice {first.pk} failed" in caplog.text
+
+
+@pytest.mark.django_db
 def test_overdue_after_the_due_date():
     profile(app=custom_invoicing_app(draft_hook=False, issuing_hook=False), dueAfter="P7D")
     _setup_customers(1)
