@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from openmeter_site.core.errors import InvalidInput
-from openmeter_site.core.fields import DECIMAL_LIMIT
+from openmeter_site.core.fields import fits_column
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
@@ -47,7 +47,7 @@ class NumericField(serializers.Field):
             raise serializers.ValidationError(f"not a decimal number: {data!r}") from exc
         if not value.is_finite():
             raise serializers.ValidationError("must be a finite number")
-        if abs(value) >= DECIMAL_LIMIT:  # what the NUMERIC columns hold; prices in JSON are kept to it too
+        if not fits_column(value):  # what the NUMERIC columns hold; prices in JSON are kept to it too
             raise serializers.ValidationError("out of range: must be less than 1E+19 in magnitude")
         if self.min_value is not None and value < self.min_value:
             raise serializers.ValidationError(f"must be at least {self.min_value}")

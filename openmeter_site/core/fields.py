@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from django.db import models
@@ -9,6 +9,17 @@ from openmeter_site.core.errors import InvalidInput
 # One column type for money and quantities: room for OpenMeter's Decimal128(19) meter values.
 DECIMAL_DIGITS, DECIMAL_PLACES = 38, 19
 DECIMAL_LIMIT = Decimal(10) ** (DECIMAL_DIGITS - DECIMAL_PLACES)  # the columns hold less than this in magnitude
+_SCALE = Decimal(1).scaleb(-DECIMAL_PLACES)
+_FITTING = Context(prec=DECIMAL_DIGITS + 2)  # a value under the limit, rounded to the column's scale
+
+
+def fits_column(value: Decimal) -> bool:
+    """Whether NUMERIC(38, 19) holds `value`: under 1E+19 in magnitude once rounded to 19 decimal places (half away
+    from zero, as PostgreSQL rounds), so 9999999999999999999.9999999999999999999 fits and
+    9999999999999999999.99999999999999999995 does not. Exact: `abs()` would round to the default context's 28
+    digits first, and refused the largest values the column holds."""
+    magnitude = value.copy_abs()
+    return magnitude < DECIMAL_LIMIT and magnitude.quantize(_SCALE, ROUND_HALF_UP, _FITTING) < DECIMAL_LIMIT
 
 
 class DecimalColumn(models.DecimalField):
@@ -27,6 +38,6 @@ class DecimalColumn(models.DecimalField):
 
     def get_db_prep_save(self, value: Any, connection: BaseDatabaseWrapper) -> Any:
         number = self.to_python(value)
-        if number is not None and abs(number) >= DECIMAL_LIMIT:
+        if number is not None and not fits_column(number):
             raise InvalidInput(f"{self.name}: {number:.6E} is out of range (less than 1E+19 in magnitude)")
         return super().get_db_prep_save(value, connection)

@@ -7,6 +7,7 @@ and each ISO duration made ten thousand years long. A 400 must leave the databas
 
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -116,3 +117,35 @@ def test_an_amount_the_columns_cannot_hold_is_a_400_naming_it(api):
     assert response.status_code == 400, response.content
     assert "is out of range (less than 1E+19 in magnitude)" in response.json()["detail"]
     assert not Invoice.objects.filter(customer_id=cust.pk).exclude(status=InvoiceStatus.GATHERING).exists()
+
+
+@pytest.mark.parametrize("amount", ["9999999999999999999.9999999999999999999", "0.0000000000000000001"])
+def test_the_largest_and_smallest_amounts_the_columns_hold_are_accepted_and_kept_exactly(api, world, amount):  # noqa: F811
+    # the column's extremes (38 digits, 19 after the point): more digits than Python's default 28-digit context
+    from entitlements.models import Grant
+
+    with time_machine.travel(NOW, tick=False):
+        response = api.post("/api/v2/customers/acme/entitlements/tokens/grants",
+                            {"amount": amount, "effectiveAt": "2026-03-01T00:00:00Z"}, format="json")
+    assert response.status_code == 201, response.content
+    assert Grant.objects.get(pk=response.json()["id"]).amount == Decimal(amount)
+
+
+@pytest.mark.parametrize("amount", ["10000000000000000000", "9999999999999999999.99999999999999999995",
+                                    "-9999999999999999999.99999999999999999999"])
+def test_an_amount_that_rounds_to_1e19_at_19_decimal_places_is_a_400(api, world, amount):  # noqa: F811
+    # PostgreSQL would round it up to 1E+19 and refuse it ("numeric field overflow")
+    with time_machine.travel(NOW, tick=False):
+        response = api.post("/api/v2/customers/acme/entitlements/tokens/grants",
+                            {"amount": amount, "effectiveAt": "2026-03-01T00:00:00Z"}, format="json")
+    assert response.status_code == 400, response.content
+    assert "out of range: must be less than 1E+19 in magnitude" in response.json()["detail"]
+
+
+def test_a_saved_value_is_checked_at_the_scale_the_column_rounds_it_to():
+    from openmeter_site.core.fields import fits_column
+
+    assert fits_column(Decimal("9999999999999999999.9999999999999999999"))
+    assert fits_column(Decimal("-9999999999999999999.99999999999999999994"))  # rounds down, to 19 nines
+    assert not fits_column(Decimal("9999999999999999999.99999999999999999995"))  # rounds up, to 1E+19
+    assert not fits_column(Decimal("1E+300")) and fits_column(Decimal("1E-300"))
