@@ -4,8 +4,9 @@ from django.db import models
 
 from catalog.models import Feature
 from customers.models import Customer
+from metering.models import SUM_DIGITS
 from openmeter_site.admin_ui.display import quantity_text
-from openmeter_site.core.fields import DecimalColumn
+from openmeter_site.core.fields import DECIMAL_PLACES, DecimalColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
 
@@ -105,10 +106,14 @@ class BalanceSnapshot(models.Model):
     entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="snapshots")
     at = models.DateTimeField()
     balances = models.JSONField(help_text="grant id → balance (decimal string)")
-    overage = DecimalColumn()
+    # NUMERIC(57, 19) as a rollup's sum: a period's usage (and the overage and grant usage it makes) adds up
+    # events that may each be just under 1E+19
+    overage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES)
     period_start = models.DateTimeField()
-    usage = DecimalColumn(default=0, help_text="usage in [period_start, at)")
-    grant_usage = DecimalColumn(default=0, help_text="burnt from grants in [period_start, at)")
+    usage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES, default=0,
+                                help_text="usage in [period_start, at)")
+    grant_usage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES, default=0,
+                                      help_text="burnt from grants in [period_start, at)")
     checkpoint = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

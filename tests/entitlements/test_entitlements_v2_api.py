@@ -382,3 +382,25 @@ def test_create_with_inline_grants_uses_v2_grant_defaults(api, setup):
         v = value(api, customer, at(days=4))
     # priority 1 (the 12.5) burns first: 12.5 gone, then 7.5 from the 30 → 22.5
     assert (v["balance"], v["usage"]) == (22.5, 20)
+
+
+def test_usage_past_1e19_is_answered_exactly_and_kept_in_snapshots(api, setup):
+    # given a grant of 9999999999999999999 tokens and three events of 9E+18 in the period: 2.7E+19, more than one
+    # value (and a NUMERIC(38, 19) column) may hold
+    customer, _ = setup
+    with time_machine.travel(at(), tick=False):
+        assert create_metered(api, customer, isSoftLimit=True).status_code == 201
+        grant(api, customer, "9999999999999999999")
+    for minute in range(3):
+        use("acme", at(days=1, minutes=minute), "9000000000000000000")
+    # when the value is read four days later (a checkpoint older than the grace window is saved), then again
+    # from that checkpoint
+    with time_machine.travel(at(days=5), tick=False):
+        first, second = value(api, customer, at(days=5)), value(api, customer, at(days=5))
+    # then both answer 2.7E+19 used, 0 left and 27000000000000000000 - 9999999999999999999 over
+    for answer in (first, second):
+        assert (answer["usage"], answer["balance"], answer["overage"]) == (
+            27000000000000000000, 0, 17000000000000000001)
+        assert answer["hasAccess"] is True  # a soft limit
+    snapshot = Entitlement.objects.get().snapshots.order_by("at").last()
+    assert (snapshot.usage, snapshot.overage) == (Decimal("27000000000000000000"), Decimal("17000000000000000001"))
