@@ -14,19 +14,31 @@ from metering.models import Rollup
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
+# The first and last instants Python (and RFC 3339) can write, and the start of the last whole minute and day before it: a
+# bucket, window or range reaching past them ends in the year 10000, which only PostgreSQL can hold.
+START_OF_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
+LAST_MINUTE = END_OF_TIME.replace(second=0, microsecond=0)
+LAST_DAY = END_OF_TIME.replace(hour=0, minute=0, second=0, microsecond=0)
 UTC_ZONE_KEYS = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT"}
 
 
 def offsets(tz: ZoneInfo, a: dt.datetime, b: dt.datetime) -> set[dt.timedelta]:
     """UTC offsets the zone uses over [a, b), sampled daily (weekly past three years): offsets last months."""
     step = DAY if b - a <= 3 * 366 * DAY else 7 * DAY
-    found: set[dt.timedelta] = set()
-    moment = a
-    while moment < b:
-        found.add(moment.astimezone(tz).utcoffset() or dt.timedelta(0))  # never None: `tz` is a zone
-        moment += step
-    found.add((b - MINUTE).astimezone(tz).utcoffset() or dt.timedelta(0))
+    found = {_offset(tz, a + i * step) for i in range((b - a - dt.timedelta.resolution) // step + 1)}
+    found.add(_offset(tz, b - MINUTE))
     return found
+
+
+def _offset(tz: ZoneInfo, moment: dt.datetime) -> dt.timedelta:
+    """The zone's UTC offset at `moment`; in the first and last hours of the years 1 to 9999, whose local time
+    Python cannot write, the offset of the local time read as UTC (the zone's first or last rule: the same)."""
+    try:
+        local = moment.astimezone(tz)
+    except OverflowError:
+        return tz.utcoffset(moment.replace(tzinfo=None)) or dt.timedelta(0)
+    return local.utcoffset() or dt.timedelta(0)  # never None: `tz` is a zone
 
 
 def max_resolution(window_size: str | None, tz: ZoneInfo, a: dt.datetime, b: dt.datetime) -> int | None:
@@ -53,6 +65,8 @@ def decompose(a: dt.datetime, b: dt.datetime, resolution: int) -> list[tuple[int
     if resolution == Rollup.Resolution.MINUTE:
         return [(Rollup.Resolution.MINUTE, a, b)]
     unit = DAY if resolution == Rollup.Resolution.DAY else HOUR
+    if a > floor_to(END_OF_TIME, unit):  # inside the last hour or day of year 9999: no whole one fits
+        return decompose(a, b, resolution - 1)
     lo, hi = ceil_to(a, unit), floor_to(b, unit)
     if lo >= hi:
         return decompose(a, b, resolution - 1)

@@ -33,7 +33,18 @@ import psycopg
 from django.db import connection
 from psycopg import sql
 
-from metering.buckets import DAY, MINUTE, ceil_to, decompose, floor_to, max_resolution
+from metering.buckets import (
+    DAY,
+    END_OF_TIME,
+    LAST_DAY,
+    LAST_MINUTE,
+    MINUTE,
+    START_OF_TIME,
+    ceil_to,
+    decompose,
+    floor_to,
+    max_resolution,
+)
 from metering.event_store import RESERVED_GROUP_BY, QuerySpec, Row
 from metering.filters import compile_filter_string
 from metering.models import Meter, MeterAggregation, Rollup
@@ -244,10 +255,12 @@ def _aggregate_query(
         unit = {"MINUTE": "minute", "HOUR": "hour", "DAY": "day", "MONTH": "month"}[spec.window_size]
         tz = sql.Literal(spec.time_zone.key)
         local = sql.SQL("date_trunc({}, {} AT TIME ZONE {})").format(sql.Literal(unit), cols.time, tz)
-        # grouped by the local window start once; bounds converted back per group (DST-correct)
+        # grouped by the local window start once; bounds converted back per group (DST-correct), and kept inside
+        # the years 1 to 9999 (a window of a zone east or west of UTC may begin or end outside them)
         select += [
-            sql.SQL("({} AT TIME ZONE {})").format(local, tz),
-            sql.SQL("(({} + {}::interval) AT TIME ZONE {})").format(local, sql.Literal(f"1 {unit}"), tz),
+            sql.SQL("greatest(({} AT TIME ZONE {}), {})").format(local, tz, sql.Literal(START_OF_TIME)),
+            sql.SQL("least((({} + {}::interval) AT TIME ZONE {}), {})").format(
+                local, sql.Literal(f"1 {unit}"), tz, sql.Literal(END_OF_TIME)),
         ]
         group.append(local)
     else:
@@ -396,6 +409,8 @@ def _pieces(
         for res, lo, hi in decompose(*extent, resolution):
             use_all = all_subjects and res != Rollup.Resolution.MINUTE
             add("rollup_all" if use_all else "rollup", lo, hi, res)
+        if b is None and extent[1] == LAST_MINUTE:  # the last minute of year 9999 (see `_rollup_extent`)
+            add("rollup", LAST_MINUTE, None, Rollup.Resolution.MINUTE)
     add("pending", a, b)
     if start is not None and a is not None and start < a:
         add("raw", start, a)
@@ -415,6 +430,8 @@ def rollup_statement(spec: QuerySpec) -> Statement | sql.Composed | None:
     start, end = _effective_start(spec), spec.end
     if start is not None and end is not None and start >= end:
         return None
+    if start is not None and start > LAST_MINUTE:  # less than a whole minute before the end of year 9999
+        return raw_query_sql(spec)
     a = ceil_to(start, MINUTE) if start is not None else None
     b = floor_to(end, MINUTE) if end is not None else None
     if a is not None and b is not None and a >= b:  # less than a whole minute: raw events only
@@ -472,7 +489,9 @@ def _pending_source(spec: QuerySpec) -> sql.Composable:
 
 
 def _rollup_extent(meter: Meter, a: dt.datetime | None, b: dt.datetime | None) -> tuple[dt.datetime, dt.datetime] | None:
-    """[A, B) with open bounds closed by the meter's first and last day buckets; None when nothing is folded."""
+    """[A, B) with open bounds closed by the meter's first and last day buckets; None when nothing is folded. A last
+    bucket on the last day of year 9999 closes it at that day's last minute, which `_pieces` reads apart (the
+    day's end is in the year 10000)."""
     if a is not None and b is not None:
         return a, b
     with connection.cursor() as cur:
@@ -484,8 +503,8 @@ def _rollup_extent(meter: Meter, a: dt.datetime | None, b: dt.datetime | None) -
     if first is None:
         return None
     lo = a if a is not None else first
-    hi = b if b is not None else last + DAY
-    return (lo, hi) if lo < hi else None
+    hi = b if b is not None else last + DAY if last < LAST_DAY else LAST_MINUTE
+    return (lo, hi) if lo < hi or hi == LAST_MINUTE else None
 
 
 def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> list[Row]:
@@ -498,7 +517,7 @@ def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> l
         Row(
             r[0],
             start or _floor_minute(r[1]),
-            end or _floor_minute(r[2]) + MINUTE,
+            end or _minute_after(r[2]),
             r[3],
             r[4],
             dict(zip(keys, r[5:], strict=True)),
@@ -510,6 +529,11 @@ def _rows(spec: QuerySpec, keys: list[str], records: list[tuple[Any, ...]]) -> l
 
 def _floor_minute(value: dt.datetime) -> dt.datetime:
     return value.replace(second=0, microsecond=0)
+
+
+def _minute_after(value: dt.datetime) -> dt.datetime:
+    """The end of the minute of `value`; in the last minute of year 9999, its last instant."""
+    return _floor_minute(value) + MINUTE if value < LAST_MINUTE else END_OF_TIME
 
 
 def meter_usage(

@@ -307,3 +307,46 @@ def test_retention_drops_a_coarse_partition_once_its_whole_range_is_past(setting
     start = dt.datetime(2019, 1, 1, tzinfo=UTC)
     assert meter_usage(meter=meter, subjects=["s"], start=start, end=dt.datetime(2021, 1, 1, tzinfo=UTC)) == 5
     assert meter_usage(meter=meter, subjects=["s"], start=start, end=dt.datetime(2027, 1, 1, tzinfo=UTC)) == 9
+
+
+def _windows(api, **params) -> list[tuple[int, str, str]]:
+    response = api.get("/api/v1/meters/tokens/query", params)
+    assert response.status_code == 200, response.content
+    return [(row["value"], row["windowStart"], row["windowEnd"]) for row in response.json()["data"]]
+
+
+@time_machine.travel(SPREAD_NOW, tick=False)
+def test_events_at_the_first_and_last_instants_of_time_are_counted_and_queried_exactly(api):
+    # given a SUM meter and events at the first instant of year 1 and in the last day of year 9999 (1 + 2 + 4 + 8),
+    # and at the last and first microsecond of November and December 2026 (16 + 32)
+    event_partitions_drop_before(dt.date(9999, 1, 1))
+    MeterFactory(slug="tokens", aggregation="SUM", group_by={})
+    times = ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:00Z", "9999-12-31T00:00:00Z",
+             "2026-11-30T23:59:59.999999Z", "2026-12-01T00:00:00Z"]
+    body = [{"id": f"edge{i}", "source": "edges", "specversion": "1.0", "type": "request", "subject": "s",
+             "time": t, "data": {"tokens": 2**i}} for i, t in enumerate(times)]
+    response = api.generic("POST", "/api/v1/events", json.dumps(body), content_type="application/cloudevents-batch+json")
+    assert response.status_code == 204
+    for _ in ("pending", "folded"):
+        # then every query answers, read raw or from the rollups, a window past year 9999 ending at its last
+        # instant and one before year 1 starting at its first (RFC 3339 writes no other year)
+        assert _windows(api) == [(63, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")]
+        assert _windows(api, **{"from": "9999-12-31T23:59:30Z"}) == [
+            (2, "9999-12-31T23:59:30Z", "9999-12-31T23:59:59.999999Z")]
+        assert _windows(api, **{"from": "9999-12-31T23:59:00Z"})[0][0] == 2 + 4
+        assert _windows(api, **{"from": "9999-12-01T00:00:00Z", "windowSize": "MONTH"}) == [
+            (14, "9999-12-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")]
+        # Kiritimati is 14 hours ahead: 9999-12-31 23:59 UTC is in its day of 1 January 10000
+        assert _windows(api, **{"from": "9999-12-30T00:00:00Z", "windowSize": "DAY",
+                                "windowTimeZone": "Pacific/Kiritimati"}) == [
+            (8, "9999-12-30T10:00:00Z", "9999-12-31T10:00:00Z"),
+            (2 + 4, "9999-12-31T10:00:00Z", "9999-12-31T23:59:59.999999Z")]
+        # New York was 4:56:02 behind (local mean time): the first instant is in its day of 31 December 1 BC
+        assert _windows(api, **{"to": "0001-01-02T00:00:00Z", "windowSize": "DAY",
+                                "windowTimeZone": "America/New_York"}) == [
+            (1, "0001-01-01T00:00:00Z", "0001-01-01T04:56:02Z")]
+        # and the month edges of 2026 fall each in its month
+        assert _windows(api, **{"from": "2026-11-01T00:00:00Z", "to": "2027-01-01T00:00:00Z",
+                                "windowSize": "MONTH"}) == [
+            (16, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"), (32, "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z")]
+        fold_all()
