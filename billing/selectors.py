@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django.db.models import Min, Q
+from django.db.models.functions import Coalesce, Least
 
 from billing.models import Invoice, InvoiceLine
 from billing.models import InvoiceStatus as S
@@ -53,9 +54,10 @@ def overdue_q(now: dt.datetime) -> Q:
 
 
 def usage_needed_since() -> dt.datetime | None:
-    """The start of the earliest line period on an invoice not issued yet (gathering, draft or issuing): metering
+    """The start of the earliest line period on an invoice not issued yet (gathering, draft or issuing), or of its
+    split group when it is billed progressively (its usage before the line's period prices the line): metering
     keeps every event from then on (`metering.retention`), since the line's usage may still be read from them."""
     unissued = [s.value for s in S if s.value == S.GATHERING or s.value.startswith(("draft.", "issuing."))]
     return InvoiceLine.objects.filter(
         invoice__status__in=unissued, invoice__deleted_at__isnull=True, deleted_at__isnull=True
-    ).aggregate(start=Min("period_start"))["start"]
+    ).aggregate(start=Min(Least("period_start", Coalesce("split_group_start", "period_start"))))["start"]

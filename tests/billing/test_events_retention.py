@@ -66,3 +66,13 @@ def test_retention_keeps_march_until_its_invoice_is_issued(settings):
     Invoice.objects.filter(pk=invoice.pk).update(status=S.ISSUED)
     assert retention_apply(at=at) == 1
     assert MARCH not in partitions.partitions()
+
+
+def test_a_progressively_billed_line_needs_the_usage_of_its_whole_split_group():
+    # given a gathering line for April whose split group began mid-minute in March (its March usage prices it)
+    invoice = _invoice_with_a_march_line(S.GATHERING)
+    InvoiceLine.objects.filter(invoice=invoice).update(
+        period_start=dt.datetime(2026, 4, 1, tzinfo=UTC), split_group_start=LINE_START,
+        split_group_end=dt.datetime(2026, 4, 20, tzinfo=UTC))
+    # then the usage is needed from the split group's start
+    assert usage_needed_since() == LINE_START
