@@ -14,6 +14,7 @@ from billing import plugins, selectors
 from billing.models import DetailedLineCategory, Invoice, InvoiceLine
 from billing.services import editing
 from openmeter_site.admin_ui.display import EMPTY, duration_text, money_text, period, quantity_text, when
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.money import round_money
 
 # the invoice's totals as an operator reads them, in the order of the spec's `Totals`
@@ -208,8 +209,8 @@ def write_lines_csv(out: Any, invoice: Invoice, rows: Sequence[LineRow]) -> None
         line = row.line
         writer.writerow([
             line.name, parents.get(line.parent_id or "", ""), line.period_start.isoformat(), line.period_end.isoformat(),
-            "" if line.quantity is None else format(line.quantity.normalize(), "f"),
-            "" if line.per_unit_amount is None else format(line.per_unit_amount.normalize(), "f"),
+            "" if line.quantity is None else format(normalized(line.quantity), "f"),
+            "" if line.per_unit_amount is None else format(normalized(line.per_unit_amount), "f"),
             *(format(round_money(getattr(line, f), currency), "f") for f in CSV_AMOUNTS), currency,
         ])
     writer.writerow(["Total", "", "", "", "", "", *(format(round_money(getattr(invoice, f), currency), "f")

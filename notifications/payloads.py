@@ -6,12 +6,13 @@ from typing import Any
 
 import orjson
 
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.time import format_rfc3339
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return orjson.Fragment(format(value.normalize(), "f"))
+        return orjson.Fragment(format(normalized(value), "f"))
     if isinstance(value, dt.datetime):
         return format_rfc3339(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -28,5 +29,5 @@ def build(*, event_id: str, event_type: str, timestamp: dt.datetime, data: dict[
 
 def number_str(value: Decimal) -> str:
     """`Decimal('10.5000')` → `"10.5"`, never an exponent."""
-    text = format(Decimal(value).normalize(), "f")
+    text = format(normalized(Decimal(value)), "f")
     return "0" if text in {"-0", ""} else text

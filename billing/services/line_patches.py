@@ -22,6 +22,7 @@ from billing.services import state
 from billing.services.gathering import refresh_gathering
 from billing.services.issuing import advance_until_stable, fire
 from billing.services.state import Trigger
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.ids import new_id
 
 COMPONENT = "subscription-sync"
@@ -51,7 +52,7 @@ def _drift(line: InvoiceLine, values: dict[str, Any]) -> list[str]:
     new_amount = _amount(values.get("price", line.price))
     if new_amount is not None and new_amount != _amount(line.price):
         return [f"flat fee line's per unit amount cannot be changed on immutable invoice "
-                f"(new per unit amount: {format(new_amount.normalize(), 'f')})"]
+                f"(new per unit amount: {format(normalized(new_amount), 'f')})"]
     start, end = values.get("period_start", line.period_start), values.get("period_end", line.period_end)
     if (start, end) != (line.period_start, line.period_end):
         kind = "flat fee" if _amount(line.price) is not None else "usage based"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.money import round_money
 
 ZERO = Decimal(0)
@@ -315,7 +316,7 @@ def _apply_maximum(charges: list[Charge], maximum: Decimal | None, before: Decim
         overage = billed + c.total - cap
         if overage > 0:
             c = _with_discount(c, AmountDiscount("maximum_spend", min(overage, c.total),
-                                                 f"Maximum spend discount for charges over {cap.normalize():f}"))
+                                                 f"Maximum spend discount for charges over {normalized(cap):f}"))
         billed += c.total
         out.append(c)
     return out

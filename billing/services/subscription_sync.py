@@ -42,6 +42,7 @@ from billing.services.locks import lock_customer
 from billing.services.pricing import prorate
 from billing.services.profiles import profile_for_customer
 from catalog.periods import billing_period_containing, next_boundary_after, periods_between
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.money import round_money
 from subscriptions.models import Subscription
 from subscriptions.services.billables import BillableSpan, billable_spans
@@ -65,7 +66,7 @@ class _Context:
 
 
 def _flat_price(price: dict, amount: Decimal) -> dict:
-    return {**price, "amount": format(amount.normalize(), "f")}
+    return {**price, "amount": format(normalized(amount), "f")}
 
 
 def _prorates(ctx: _Context, start: dt.datetime, end: dt.datetime, full: tuple) -> bool:

@@ -10,12 +10,13 @@ from entitlements import balance
 from entitlements.balance import EntitlementValue, History
 from entitlements.engine import interval_iso
 from entitlements.models import Entitlement, EntitlementType, Grant
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.time import format_rfc3339
 
 
 def num(value: Decimal) -> Decimal:
     """A JSON number without trailing zeros (the renderer writes Decimals exactly)."""
-    return value.normalize() if value != 0 else Decimal(0)
+    return normalized(value) if value != 0 else Decimal(0)
 
 
 def _period(interval: str, anchor: dt.datetime) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from metering.event_store import EventFilter, EventPage, MeterReading, StoredEve
 from metering.filters import compile_filter_string, compile_filter_time
 from metering.models import Meter, MeterAggregation
 from openmeter_site.core.errors import InvalidInput
+from openmeter_site.core.fields import normalized
 
 POSITION_OVERLAP = dt.timedelta(seconds=60)
 _COLUMNS = "source, id, type, subject, toUnixTimestamp64Micro(time), data, toUnixTimestamp64Micro(ingested_at)"
@@ -139,7 +140,7 @@ def event_readings(*, meter: Meter, refs: Sequence[str]) -> dict[str, MeterReadi
     unique = meter.aggregation == MeterAggregation.UNIQUE_COUNT
     return {
         _ref(source, event_id): MeterReading(
-            value=text if unique or text is None else Decimal(text).normalize(),
+            value=text if unique or text is None else normalized(Decimal(text)),
             groups=dict(zip(groups, group_values, strict=True)),
         )
         for source, event_id, text, group_values in client().query(query).result_rows

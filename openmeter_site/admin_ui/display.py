@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from openmeter_site.core.fields import normalized
 from openmeter_site.core.money import round_money
 
 LOCALE = "en_US"
@@ -37,7 +38,7 @@ def quantity_text(value: Decimal | str | int | None) -> str:
     """A usage quantity as an operator reads it: grouped, no trailing zeros, never in exponent form."""
     if value is None or value == "":
         return "—"
-    return format_decimal(Decimal(value).normalize(), format="#,##0.##########", locale=LOCALE)
+    return format_decimal(normalized(Decimal(value)), format="#,##0.##########", locale=LOCALE)
 
 
 def quantity(value: Decimal | str | int | None) -> SafeString:

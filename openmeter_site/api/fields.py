@@ -7,14 +7,14 @@ from typing import Any
 from rest_framework import serializers
 
 from openmeter_site.core.errors import InvalidInput
-from openmeter_site.core.fields import fits_column
+from openmeter_site.core.fields import fits_column, normalized
 from openmeter_site.core.ids import KEY_RE
 from openmeter_site.core.time import format_rfc3339, parse_rfc3339
 
 
 def decimal_to_str(value: Decimal) -> str:
     """`Decimal('10.5000')` → `"10.5"`, never an exponent."""
-    text = format(value.normalize(), "f")
+    text = format(normalized(value), "f")
     return "0" if text in {"-0", ""} else text
 
 

@@ -11,6 +11,13 @@ DECIMAL_DIGITS, DECIMAL_PLACES = 38, 19
 DECIMAL_LIMIT = Decimal(10) ** (DECIMAL_DIGITS - DECIMAL_PLACES)  # the columns hold less than this in magnitude
 _SCALE = Decimal(1).scaleb(-DECIMAL_PLACES)
 _FITTING = Context(prec=DECIMAL_DIGITS + 2)  # a value under the limit, rounded to the column's scale
+_EXACT = Context(prec=200)  # more digits than any value stored or computed (a rollup sum has 57)
+
+
+def normalized(value: Decimal) -> Decimal:
+    """`value` without trailing zeros, every digit kept: `Decimal.normalize()` rounds to the default context's 28
+    digits (9999999999999999999.9999999999999999999 became 1E+19 in the API's answers)."""
+    return value.normalize(_EXACT)
 
 
 def fits_column(value: Decimal) -> bool:

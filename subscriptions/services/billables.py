@@ -20,6 +20,7 @@ from itertools import pairwise
 from typing import Any
 
 from catalog.models import RateCard
+from openmeter_site.core.fields import normalized
 from subscriptions.models import Subscription, SubscriptionAddon, SubscriptionItem
 from subscriptions.services.addons import addon_quantity_timeline
 from subscriptions.services.timeline import PhaseSpan, item_spans, phase_spans
@@ -73,7 +74,7 @@ def _amount(value: Any) -> Decimal:
 
 
 def _number(value: Decimal) -> str:
-    return format(value.normalize(), "f")
+    return format(normalized(value), "f")
 
 
 def extend(terms: Terms, card: RateCard, times: int) -> Terms:

@@ -5,6 +5,7 @@ and the last second that RFC 3339 can write, each number (and decimal string) ma
 and each ISO duration made ten thousand years long. A 400 must leave the database as it was.
 """
 
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -128,6 +129,7 @@ def test_the_largest_and_smallest_amounts_the_columns_hold_are_accepted_and_kept
         response = api.post("/api/v2/customers/acme/entitlements/tokens/grants",
                             {"amount": amount, "effectiveAt": "2026-03-01T00:00:00Z"}, format="json")
     assert response.status_code == 201, response.content
+    assert json.loads(response.content, parse_float=Decimal)["amount"] == Decimal(amount)
     assert Grant.objects.get(pk=response.json()["id"]).amount == Decimal(amount)
 
 
@@ -149,3 +151,19 @@ def test_a_saved_value_is_checked_at_the_scale_the_column_rounds_it_to():
     assert fits_column(Decimal("-9999999999999999999.99999999999999999994"))  # rounds down, to 19 nines
     assert not fits_column(Decimal("9999999999999999999.99999999999999999995"))  # rounds up, to 1E+19
     assert not fits_column(Decimal("1E+300")) and fits_column(Decimal("1E-300"))
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("9999999999999999999.9999999999999999999", "9999999999999999999.9999999999999999999"),
+    ("1234567890.12345678901234567890000", "1234567890.1234567890123456789"),
+    ("27000000000000000000.5000000000000000000", "27000000000000000000.5"),
+])
+def test_decimals_are_written_with_every_digit(value, written):
+    # Decimal.normalize() alone rounds to 28 digits: the first became 10000000000000000000
+    from entitlements.api.render import num
+    from notifications.payloads import number_str
+    from openmeter_site.api.fields import NumericField
+
+    assert NumericField().to_representation(Decimal(value)) == written
+    assert number_str(Decimal(value)) == written
+    assert str(num(Decimal(value))) == written
