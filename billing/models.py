@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from customers.models import Customer
 from openmeter_site.core.crypto import decrypt, encrypt
-from openmeter_site.core.fields import DecimalColumn
+from openmeter_site.core.fields import DecimalColumn, QuantityColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
 ZERO = 0
@@ -268,11 +268,13 @@ class InvoiceLine(BaseModel):
     tax_config = models.JSONField(null=True, blank=True)
     rate_card_discounts = models.JSONField(null=True, blank=True, help_text="BillingDiscounts (wire shape)")
 
-    # `quantity` is what is billed (after a usage discount), `metered_quantity` what the meter said
-    quantity = DecimalColumn(null=True, blank=True)
-    metered_quantity = DecimalColumn(null=True, blank=True)
-    pre_line_period_quantity = DecimalColumn(null=True, blank=True)
-    metered_pre_line_period_quantity = DecimalColumn(null=True, blank=True)
+    # `quantity` is what is billed (after a usage discount), `metered_quantity` what the meter said; NUMERIC(57, 19)
+    # as a rollup's sum: a period's usage adds up events that may each be just under 1E+19 (the amounts it makes
+    # must still be under 1E+19)
+    quantity = QuantityColumn(null=True, blank=True)
+    metered_quantity = QuantityColumn(null=True, blank=True)
+    pre_line_period_quantity = QuantityColumn(null=True, blank=True)
+    metered_pre_line_period_quantity = QuantityColumn(null=True, blank=True)
 
     # detailed lines
     per_unit_amount = DecimalColumn(null=True, blank=True)

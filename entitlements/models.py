@@ -4,9 +4,8 @@ from django.db import models
 
 from catalog.models import Feature
 from customers.models import Customer
-from metering.models import SUM_DIGITS
 from openmeter_site.admin_ui.display import quantity_text
-from openmeter_site.core.fields import DECIMAL_PLACES, DecimalColumn
+from openmeter_site.core.fields import DecimalColumn, QuantityColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
 
@@ -108,12 +107,10 @@ class BalanceSnapshot(models.Model):
     balances = models.JSONField(help_text="grant id → balance (decimal string)")
     # NUMERIC(57, 19) as a rollup's sum: a period's usage (and the overage and grant usage it makes) adds up
     # events that may each be just under 1E+19
-    overage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES)
+    overage = QuantityColumn()
     period_start = models.DateTimeField()
-    usage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES, default=0,
-                                help_text="usage in [period_start, at)")
-    grant_usage = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES, default=0,
-                                      help_text="burnt from grants in [period_start, at)")
+    usage = QuantityColumn(default=0, help_text="usage in [period_start, at)")
+    grant_usage = QuantityColumn(default=0, help_text="burnt from grants in [period_start, at)")
     checkpoint = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

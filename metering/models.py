@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models.functions import Now
 
-from openmeter_site.core.fields import DECIMAL_PLACES, DecimalColumn
+from openmeter_site.core.fields import DecimalColumn, QuantityColumn
 from openmeter_site.core.models import BaseModel, SoftDeleteModel
 
 
@@ -100,9 +100,6 @@ class PendingEvent(models.Model):
         return str(self.seq)
 
 
-SUM_DIGITS = 57  # a rollup sum: up to 2^63 values under 1E+19 each (38 digits) at scale 19
-
-
 class Rollup(models.Model):
     """Per-meter pre-aggregates at minute, hour and day (UTC) resolution (derived data: rebuildable from events).
 
@@ -125,7 +122,7 @@ class Rollup(models.Model):
     groups = models.JSONField(default=dict)
     uvalue = models.TextField(default="", blank=True, help_text="Distinct value (UNIQUE_COUNT meters only)")
     # NUMERIC(57, 19), not (38, 19): one event's value is under 1E+19 (`om_to_value`), a bucket's sum need not be
-    sum = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=DECIMAL_PLACES, null=True)
+    sum = QuantityColumn(null=True)
     count = models.BigIntegerField(default=0)
     min = DecimalColumn(null=True)
     max = DecimalColumn(null=True)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -227,14 +228,20 @@ def _update_lines(lines: Sequence[InvoiceLine], *, moved: bool = False) -> None:
     `moved`: the lines also move to the invoice they now point at."""
     fields = [*LINE_FIELDS, "updated_at", *(["invoice_id"] if moved else [])]
     casts = {"updated_at": "timestamptz", "invoice_id": "varchar", "usage_discounts": "jsonb"}
+    # numbers go through their fields, as in a save: a value a column cannot hold is an InvalidInput naming it
+    numbers = {f: field for f in fields if f not in casts and isinstance(field := InvoiceLine._meta.get_field(f), Field)}
     row = "(%s, " + ", ".join(f"%s::{casts.get(f, 'numeric')}" for f in fields) + ")"
     sets = ", ".join(f"{f} = v.{f}" for f in fields)
     for i in range(0, len(lines), UPDATE_BATCH):
         batch = lines[i : i + UPDATE_BATCH]
         params: list = []
         for line in batch:
-            params += [line.pk, *(Jsonb(line.usage_discounts) if f == "usage_discounts" else getattr(line, f)
-                                  for f in fields)]
+            params.append(line.pk)
+            for f in fields:
+                value = getattr(line, f)
+                if f in numbers:
+                    value = numbers[f].get_db_prep_save(value, connection)
+                params.append(Jsonb(value) if f == "usage_discounts" else value)
         with connection.cursor() as cur:
             cur.execute(
                 f"UPDATE {InvoiceLine._meta.db_table} AS t SET {sets} FROM (VALUES {', '.join([row] * len(batch))}) "

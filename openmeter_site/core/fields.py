@@ -1,4 +1,4 @@
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from django.db import models
@@ -9,9 +9,10 @@ from openmeter_site.core.errors import InvalidInput
 # One column type for money and quantities: room for OpenMeter's Decimal128(19) meter values.
 DECIMAL_DIGITS, DECIMAL_PLACES = 38, 19
 DECIMAL_LIMIT = Decimal(10) ** (DECIMAL_DIGITS - DECIMAL_PLACES)  # the columns hold less than this in magnitude
-_SCALE = Decimal(1).scaleb(-DECIMAL_PLACES)
-_FITTING = Context(prec=DECIMAL_DIGITS + 2)  # a value under the limit, rounded to the column's scale
 _EXACT = Context(prec=200)  # more digits than any value stored or computed (a rollup sum has 57)
+# the smallest magnitude that rounds to DECIMAL_LIMIT at the column's scale (half away from zero, as PostgreSQL
+# does): 9999999999999999999.99999999999999999995
+_ROUNDS_TO_LIMIT = _EXACT.subtract(DECIMAL_LIMIT, Decimal(5).scaleb(-DECIMAL_PLACES - 1))
 
 
 def normalized(value: Decimal) -> Decimal:
@@ -25,8 +26,7 @@ def fits_column(value: Decimal) -> bool:
     from zero, as PostgreSQL rounds), so 9999999999999999999.9999999999999999999 fits and
     9999999999999999999.99999999999999999995 does not. Exact: `abs()` would round to the default context's 28
     digits first, and refused the largest values the column holds."""
-    magnitude = value.copy_abs()
-    return magnitude < DECIMAL_LIMIT and magnitude.quantize(_SCALE, ROUND_HALF_UP, _FITTING) < DECIMAL_LIMIT
+    return value.copy_abs() < _ROUNDS_TO_LIMIT
 
 
 class DecimalColumn(models.DecimalField):
@@ -48,3 +48,20 @@ class DecimalColumn(models.DecimalField):
         if number is not None and not fits_column(number):
             raise InvalidInput(f"{self.name}: {number:.6E} is out of range (less than 1E+19 in magnitude)")
         return super().get_db_prep_save(value, connection)
+
+
+SUM_DIGITS = 57  # a sum of values under 1E+19 each: up to 2^63 of them (38 digits before the point) at scale 19
+
+
+class QuantityColumn(models.DecimalField):
+    """NUMERIC(57, 19): a quantity summed from meter values (usage in a period), which may pass 1E+19 where each
+    value is under it. Migrations see a plain DecimalField."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", SUM_DIGITS)
+        kwargs.setdefault("decimal_places", DECIMAL_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DecimalField", args, kwargs

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine
 from billing.models import InvoiceStatus as S
-from billing.services import actions, gathering, jobs
+from billing.services import actions, drafts, gathering, jobs
 from billing.services.gathering import LineInput
 from billing.services.locks import customers_claimed
 from billing.services.profiles import customer_override_upsert
@@ -348,7 +348,7 @@ def _die_at_the_nth(n: int, table: str):
 @pytest.mark.django_db
 def test_a_customer_whose_invoice_cannot_be_made_does_not_hold_up_the_others_in_its_chunk(caplog):
     # given 3 customers closed in one chunk, the second of whom used 3 x 9E+18 tokens: 2.7E+19 at 0.5 is a line
-    # quantity and amount (1.35E+19) that the invoice columns cannot hold (less than 1E+19)
+    # amount (1.35E+19) that the invoice's amount columns cannot hold (less than 1E+19)
     customers = _setup_customers(3, autoAdvance=False)
     ingest([{"subject": "sub-1", "type": "tokens", "time": T0 + dt.timedelta(days=4, minutes=m),
              "data": {"tokens": "9000000000000000000"}} for m in range(3)])
@@ -364,6 +364,43 @@ def test_a_customer_whose_invoice_cannot_be_made_does_not_hold_up_the_others_in_
     # and the next run tries that customer again, alone, and leaves the others' invoices as they are
     assert jobs.collect_gathering_invoices(at=AFTER_CLOSE) == jobs.PeriodClose(customers=1, drafts=0, failed=1)
     assert len(_standard_invoices()) == 2
+
+
+@pytest.mark.django_db
+def test_usage_past_1e19_is_invoiced_when_its_amount_fits():
+    # given a customer who used 3 x 9E+18 tokens (more than one value may be) at 0.0000001 USD each
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    big = customer(name="Big", subjects=("big",))
+    ingest([{"subject": "big", "type": "tokens", "time": T0 + dt.timedelta(days=4, minutes=m),
+             "data": {"tokens": "9000000000000000000"}} for m in range(3)])
+    gathering.pending_lines_create(customer_id=big.pk, currency="USD", lines=[
+        LineInput(name="Tokens", period_start=T0, period_end=FEB, invoice_at=FEB, feature_key=feature.key,
+                  price={"type": "unit", "amount": "0.0000001"})])
+    # when the period closes
+    assert jobs.collect_gathering_invoices(at=AFTER_CLOSE) == jobs.PeriodClose(customers=1, drafts=1)
+    # then the draft bills 27000000000000000000 tokens: 2,700,000,000,000 USD
+    [invoice] = _standard_invoices()
+    assert invoice.total == Decimal("2700000000000")
+    line = invoice.all_lines.get(parent__isnull=True)
+    assert (line.quantity, line.metered_quantity) == (Decimal("27000000000000000000"),) * 2
+    assert [c.quantity for c in line.children.all()] == [Decimal("27000000000000000000")]
+
+
+@pytest.mark.django_db
+def test_a_line_amount_past_1e19_is_refused_naming_it():
+    # given 2.7E+19 tokens at 0.5: a line amount of 1.35E+19, which no amount column holds
+    profile(autoAdvance=False)
+    feature = metered_feature()
+    big = customer(name="Big", subjects=("big",))
+    ingest([{"subject": "big", "type": "tokens", "time": T0 + dt.timedelta(days=4, minutes=m),
+             "data": {"tokens": "9000000000000000000"}} for m in range(3)])
+    gathering.pending_lines_create(customer_id=big.pk, currency="USD", lines=[
+        LineInput(name="Tokens", period_start=T0, period_end=FEB, invoice_at=FEB, feature_key=feature.key,
+                  price={"type": "unit", "amount": "0.5"})])
+    # when it is invoiced now, then the refusal names the amount (not PostgreSQL's "numeric field overflow")
+    with pytest.raises(DomainError, match=r"amount: 1\.350000E\+19 is out of range \(less than 1E\+19 in magnitude\)"):
+        drafts.invoice_pending_lines(customer_id=big.pk, at=AFTER_CLOSE)
 
 
 @pytest.mark.django_db(transaction=True)
