@@ -72,8 +72,9 @@ INTERNAL_NAMES = {
     "Django's empty-field filter": re.compile(r"\bNot empty\b"),
 }
 # pages for people who run the system rather than bill (jobs, the domain-event outbox, Django's users, the schedules'
-# own admin) and pages whose data is the customer's own JSON (the usage event browser, a static entitlement's config)
-NOT_BILLING = re.compile(r"^/admin/(?:django_celery_beat|outbox|core/jobrun|auth|metering/event|[a-z_]+/$|$)")
+# own admin, API keys, whose random prefixes read like camelCase now and then) and pages whose data is the
+# customer's own JSON (the usage event browser, a static entitlement's config)
+NOT_BILLING = re.compile(r"^/admin/(?:django_celery_beat|outbox|core/jobrun|core/apikey|auth|metering/event|[a-z_]+/$|$)")
 HIDDEN = re.compile(r"<(script|style|head|textarea)\b.*?</\1>|<[^>]+>", re.S)
 
 
